@@ -1,0 +1,78 @@
+//! Command-line arguments.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: coffer-bench [--size-mib N] [--small N] [--dir PATH] [--quick]
+
+  --size-mib N   size of the large object in MiB (default 1024; 64 with --quick)
+  --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
+  --dir PATH     where to create the temporary work directory (default: the current directory)
+  --quick        a smoke run: smaller defaults for the two sizes above";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Size of the large object, MiB.
+    pub size_mib: u64,
+    /// Number of small objects.
+    pub small: usize,
+    /// Transactions in the bare SQLite commit loop.
+    pub sqlite_commits: usize,
+    /// Directory the work directory is created in.
+    pub dir: PathBuf,
+}
+
+impl Args {
+    /// Parse the arguments after the program name; `--help` prints the usage and exits.
+    pub fn parse(argv: &[OsString]) -> Result<Args> {
+        let mut size_mib = None;
+        let mut small = None;
+        let mut dir = PathBuf::from(".");
+        let mut quick = false;
+        let mut rest = argv.iter();
+        while let Some(arg) = rest.next() {
+            match arg.to_str() {
+                Some("--size-mib") => size_mib = Some(number(rest.next(), "--size-mib")?),
+                Some("--small") => small = Some(number(rest.next(), "--small")?),
+                Some("--dir") => dir = PathBuf::from(rest.next().context("--dir needs a path")?),
+                Some("--quick") => quick = true,
+                Some("-h" | "--help") => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
+            }
+        }
+        let (default_size, default_small, sqlite_commits) = if quick {
+            (64, 1000, 500)
+        } else {
+            (1024, 10_000, 2000)
+        };
+        let args = Args {
+            size_mib: size_mib.unwrap_or(default_size),
+            small: small
+                .unwrap_or(default_small as u64)
+                .try_into()
+                .context("--small is too large")?,
+            sqlite_commits,
+            dir,
+        };
+        if args.size_mib == 0 || args.small < 4 {
+            bail!("--size-mib must be at least 1 and --small at least 4");
+        }
+        Ok(args)
+    }
+}
+
+fn number(value: Option<&OsString>, flag: &str) -> Result<u64> {
+    let text = value
+        .and_then(|v| v.to_str())
+        .with_context(|| format!("{flag} needs a number"))?;
+    text.replace('_', "")
+        .parse()
+        .with_context(|| format!("{flag}: {text:?} is not a number"))
+}

@@ -1,0 +1,91 @@
+//! Throughput and memory benchmarks for coffer, all measured in one run on one disk.
+//!
+//! ```text
+//! cargo run --release -p coffer-bench -- [--size-mib N] [--small N] [--dir PATH] [--quick]
+//! ```
+//!
+//! Everything happens in a fresh temporary directory created inside `--dir`
+//! (default: the current directory, so the figures are for the disk the repo
+//! is on, not a tmpfs), removed at the end. The coffer CLI is built first
+//! (`cargo build -p coffer-cli` in the bench's own profile) so the figures are
+//! never those of a stale binary.
+//!
+//! # Large object (`--size-mib`, default 1024)
+//!
+//! A file of pseudo-random bytes (xorshift) is generated once and fsynced.
+//!
+//! - **put, plain copy+fsync**: `std::fs::copy` of the file, then fsync of the
+//!   copy and of its directory. The baseline: what the disk gives a durable copy.
+//! - **put, coffer CLI**: `coffer put KEY --file SRC` as a child process, wall
+//!   time (process start included) and the child's peak RSS.
+//! - **get, plain copy+fsync**: the same plain copy again, taken right before
+//!   the coffer get so the page cache is in a comparable state.
+//! - **get, coffer CLI**: `coffer get KEY --output OUT`, wall time plus an fsync
+//!   of OUT after the process exits (a no-op if coffer already synced it, so
+//!   both sides of the ratio are durable), and peak RSS. OUT is then compared
+//!   byte for byte with the source; any difference fails the run.
+//! - **copy**: `coffer copy SRC DST` as a child process (process start
+//!   included), and `Store::copy` timed inside this process on an open store.
+//!
+//! Targets: coffer/plain throughput ratio >= 0.90 for put and get, peak RSS
+//! < 64 MiB whatever the object size, copy < 50 ms (a copy moves no bytes).
+//!
+//! Peak RSS comes from `getrusage(RUSAGE_CHILDREN)`, which reports the maximum
+//! over every child a process has waited for; so each measured command runs
+//! under a fresh re-invocation of this binary (`__measure`), whose only child
+//! is that command.
+//!
+//! # Small durable puts (`--small`, default 10,000 objects of 4 KiB, distinct content)
+//!
+//! - **1 process**: `Store::put_bytes` through the library, 64 puts in flight.
+//! - **4 processes**: four re-invocations of this binary (`__put-worker`) put a
+//!   quarter each, 64 in flight each, into one shared store; the rate is over
+//!   the wall time of the whole group (process start and store open included).
+//!   The store must then hold every object and pass its consistency check.
+//! - **sqlite bare commit loop**: the limit a put that commits alone would hit:
+//!   one 100-byte row per transaction, WAL and `synchronous=FULL` as coffer
+//!   uses; and the same with 64 rows per transaction, which shows what group
+//!   commit buys.
+//!
+//! Target: >= 2,000 puts/s in one process.
+
+mod args;
+mod cli;
+mod data;
+mod large;
+mod measure;
+mod report;
+mod small;
+mod sqlite_limit;
+mod system;
+
+use std::ffi::OsString;
+
+use anyhow::{Context, Result};
+
+fn main() -> Result<()> {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match argv.first().and_then(|a| a.to_str()) {
+        Some(measure::SUBCOMMAND) => measure::run_subcommand(&argv[1..]),
+        Some(small::WORKER_SUBCOMMAND) => small::run_worker_subcommand(&argv[1..]),
+        _ => run_bench(&args::Args::parse(&argv)?),
+    }
+}
+
+fn run_bench(args: &args::Args) -> Result<()> {
+    let coffer = cli::build()?;
+    let work = tempfile::Builder::new()
+        .prefix("coffer-bench-")
+        .tempdir_in(&args.dir)
+        .with_context(|| format!("cannot create a work directory in {}", args.dir.display()))?;
+    let system = system::describe(work.path());
+    eprintln!("work dir {} on {}", work.path().display(), system.disk);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+
+    let large = large::run(&runtime, &coffer, work.path(), args.size_mib)?;
+    let small = small::run(&runtime, work.path(), args.small)?;
+    let sqlite = runtime.block_on(sqlite_limit::run(work.path(), args.sqlite_commits))?;
+
+    report::print(&system, &large, &small, &sqlite);
+    work.close().context("cannot remove the work directory")
+}

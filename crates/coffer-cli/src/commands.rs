@@ -1,0 +1,394 @@
+//! One function per command: build the call from the arguments, call `Store`, print.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use coffer::{
+    ByteRange, Config, CopyOptions, GetOptions, ListOptions, Metadata, ObjectVersion, PutOptions,
+    Store, VersionId,
+};
+use futures::StreamExt;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
+use crate::output::{self, human_size, print_fields, print_json, print_table};
+use crate::progress::{TerminalProgress, announce_total};
+
+/// Run the command and turn its outcome into an exit code and a one-line error.
+pub async fn run(cli: Cli) -> ExitCode {
+    let json = cli.global.json;
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            let (code, kind, message) = match err.downcast_ref::<coffer::Error>() {
+                Some(e) => (
+                    output::exit_code(e.kind()),
+                    e.kind().as_str(),
+                    e.message().to_owned(),
+                ),
+                None => (output::EXIT_OTHER, "other", format!("{err:#}")),
+            };
+            let message = message.replace('\n', " ");
+            if json {
+                eprintln!(
+                    "{}",
+                    json!({ "error": { "kind": kind, "message": message } })
+                );
+            } else {
+                eprintln!("coffer: {message}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(global.config.as_deref())?;
+    if let Some(dir) = &global.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(url) = &global.catalog {
+        config.catalog_url = Some(url.clone());
+    }
+    if let Some(user) = &global.user {
+        config.user = Some(user.clone());
+    }
+    Ok(config)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = config(&cli.global)?;
+    let store = Store::open(&config).await?;
+    let json = cli.global.json;
+    match cli.command {
+        Command::Init => init(&store, &config, json).await?,
+        Command::Put(args) => put(&store, args, json).await?,
+        Command::Get(args) => get(&store, args, json).await?,
+        Command::Exists { key } => return exists(&store, &key, json).await,
+        Command::Metadata { key, version } => {
+            metadata(&store, &key, version.as_deref(), json).await?
+        }
+        Command::List(args) => list(&store, args, json).await?,
+        Command::Copy {
+            source,
+            destination,
+            version,
+        } => {
+            let options = CopyOptions {
+                source_version: parse_version(version.as_deref())?,
+                ..CopyOptions::default()
+            };
+            let copied = store.copy(&source, &destination, options).await?;
+            report_change(&copied, "copied", json)?;
+        }
+        Command::Delete { key, version } => match parse_version(version.as_deref())? {
+            Some(id) => {
+                let removed = store.delete_version(&key, &id).await?;
+                report_change(&removed, "removed version", json)?;
+            }
+            None => {
+                let marker = store.delete(&key).await?;
+                report_change(&marker, "deleted (delete marker)", json)?;
+            }
+        },
+        Command::Versions { key } => versions(&store, &key, json).await?,
+        Command::Info => info(&store, json).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_version(text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
+    Ok(text.map(str::parse).transpose()?)
+}
+
+fn parse_metadata(pairs: &[String]) -> anyhow::Result<Metadata> {
+    let mut metadata = Metadata::new();
+    for pair in pairs {
+        let (name, value) = pair.split_once('=').ok_or_else(|| {
+            coffer::Error::new(
+                coffer::ErrorKind::InvalidInput,
+                format!("metadata {pair:?} is not KEY=VALUE"),
+            )
+        })?;
+        metadata.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(metadata)
+}
+
+async fn init(store: &Store, config: &Config, json: bool) -> anyhow::Result<()> {
+    let info = store.info().await?;
+    if json {
+        print_json(
+            &json!({ "data_dir": config.data_dir, "backend": info.backend, "catalog": info.catalog }),
+        )
+    } else {
+        println!("initialized coffer store in {}", config.data_dir.display());
+        print_fields(&[("backend", info.backend), ("catalog", info.catalog)]);
+        Ok(())
+    }
+}
+
+fn report_change(version: &ObjectVersion, what: &str, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(version);
+    }
+    if version.is_delete_marker {
+        println!("{what} {} version {}", version.key, version.version_id);
+    } else {
+        println!(
+            "{what} {} version {} ({}, etag {})",
+            version.key,
+            version.version_id,
+            human_size(version.size),
+            version.etag.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
+    let if_none_match = match args.if_none_match.as_deref() {
+        None => false,
+        Some("*") => true,
+        Some(other) => {
+            return Err(coffer::Error::new(
+                coffer::ErrorKind::InvalidInput,
+                format!("--if-none-match accepts only '*', not {other:?}"),
+            )
+            .into());
+        }
+    };
+    let progress = TerminalProgress::for_terminal(!json);
+    let options = PutOptions {
+        content_type: args.content_type,
+        metadata: parse_metadata(&args.metadata)?,
+        if_match: args.if_match,
+        if_none_match,
+        progress: progress.clone(),
+    };
+    let version = match &args.file {
+        Some(path) => {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| io_error(&format!("cannot open {}", path.display()), e))?;
+            if let Ok(meta) = file.metadata().await {
+                announce_total(&progress, meta.len());
+            }
+            store.put(&args.key, file, options).await?
+        }
+        None => store.put(&args.key, tokio::io::stdin(), options).await?,
+    };
+    report_change(&version, "stored", json)
+}
+
+fn io_error(context: &str, err: std::io::Error) -> coffer::Error {
+    coffer::Error::new(coffer::ErrorKind::Io, format!("{context}: {err}"))
+}
+
+async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
+    let options = GetOptions {
+        version_id: parse_version(args.version.as_deref())?,
+        range: args
+            .range
+            .as_deref()
+            .map(str::parse::<ByteRange>)
+            .transpose()?,
+        progress: TerminalProgress::for_terminal(!json && args.output.is_some()),
+    };
+    let result = store.get(&args.key, options).await?;
+    match &args.output {
+        Some(path) => {
+            write_file(path, result.body).await?;
+            if json {
+                print_json(
+                    &json!({ "version": result.version, "range": [result.range.start, result.range.end], "output": path }),
+                )?;
+            }
+        }
+        None => {
+            let mut stdout = tokio::io::stdout();
+            let mut body = result.body;
+            while let Some(chunk) = body.next().await {
+                stdout
+                    .write_all(&chunk?)
+                    .await
+                    .map_err(|e| io_error("writing to standard output", e))?;
+            }
+            stdout
+                .flush()
+                .await
+                .map_err(|e| io_error("writing to standard output", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the body beside `path` and move it into place only once complete
+/// and verified, so a failed read never leaves a partial file under `path`.
+async fn write_file(path: &Path, mut body: coffer::ByteStream) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("--output {} names no file", path.display()))?;
+    let partial: PathBuf =
+        path.with_file_name(format!(".{}.coffer-partial", name.to_string_lossy()));
+    let written: anyhow::Result<()> = async {
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .map_err(|e| io_error(&format!("cannot create {}", partial.display()), e))?;
+        while let Some(chunk) = body.next().await {
+            file.write_all(&chunk?)
+                .await
+                .map_err(|e| io_error(&format!("writing {}", partial.display()), e))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| io_error(&format!("writing {}", partial.display()), e))?;
+        tokio::fs::rename(&partial, path).await.map_err(|e| {
+            io_error(
+                &format!("cannot move the download to {}", path.display()),
+                e,
+            )
+        })?;
+        Ok(())
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    written
+}
+
+async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let exists = store.exists(key).await?;
+    if json {
+        print_json(&json!({ "key": key, "exists": exists }))?;
+    }
+    Ok(if exists {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(output::exit_code(coffer::ErrorKind::NotFound))
+    })
+}
+
+async fn metadata(
+    store: &Store,
+    key: &str,
+    version: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let version = store.head(key, parse_version(version)?.as_ref()).await?;
+    if json {
+        return print_json(&version);
+    }
+    print_fields(&output::version_fields(&version));
+    Ok(())
+}
+
+async fn list(store: &Store, args: ListArgs, json: bool) -> anyhow::Result<()> {
+    let options = ListOptions {
+        prefix: args.prefix,
+        delimiter: args.delimiter,
+        max_keys: args.max_keys,
+        start_after: args.start_after,
+    };
+    let page = store.list(&options).await?;
+    if json {
+        return print_json(&page);
+    }
+    let mut rows: Vec<Vec<String>> = page
+        .common_prefixes
+        .iter()
+        .map(|p| vec![p.clone(), "PREFIX".into(), String::new(), String::new()])
+        .collect();
+    rows.extend(page.objects.iter().map(|v| {
+        vec![
+            v.key.to_string(),
+            human_size(v.size),
+            v.created_at.to_string(),
+            v.version_id.to_string(),
+        ]
+    }));
+    rows.sort_by(|a, b| a[0].cmp(&b[0]));
+    print_table(&["KEY", "SIZE", "MODIFIED", "VERSION"], &rows);
+    if let Some(next) = &page.next_start_after {
+        println!("(more: --start-after {next:?})");
+    }
+    Ok(())
+}
+
+async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
+    let versions = store.versions(key).await?;
+    if json {
+        return print_json(&versions);
+    }
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version_id.to_string(),
+                if v.is_latest {
+                    "*".into()
+                } else {
+                    String::new()
+                },
+                if v.is_delete_marker {
+                    "delete marker".into()
+                } else {
+                    human_size(v.size)
+                },
+                v.created_at.to_string(),
+                v.created_by.clone(),
+                v.etag.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["VERSION", "LATEST", "SIZE", "CREATED", "BY", "ETAG"],
+        &rows,
+    );
+    Ok(())
+}
+
+async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
+    let info = store.info().await?;
+    if json {
+        return print_json(&info);
+    }
+    let s = &info.stats;
+    let caps = &info.capabilities;
+    print_fields(&[
+        ("backend", info.backend.clone()),
+        (
+            "capabilities",
+            format!(
+                "rename={} persistent={} presign={}",
+                caps.rename, caps.persistent, caps.presign
+            ),
+        ),
+        ("catalog", info.catalog.clone()),
+        (
+            "objects",
+            format!("{} ({})", s.objects, human_size(s.object_bytes)),
+        ),
+        (
+            "versions",
+            format!(
+                "{} ({}), {} delete markers",
+                s.versions,
+                human_size(s.version_bytes),
+                s.delete_markers
+            ),
+        ),
+        (
+            "stored",
+            format!(
+                "{} blobs ({}) after dedup",
+                s.blobs,
+                human_size(s.blob_bytes)
+            ),
+        ),
+    ]);
+    Ok(())
+}

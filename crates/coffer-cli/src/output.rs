@@ -1,0 +1,114 @@
+//! Formatting: tables for people, JSON for scripts, one-line errors, exit codes.
+
+use coffer::{ErrorKind, ObjectVersion};
+
+/// Exit code of anything without a kind of its own.
+pub const EXIT_OTHER: u8 = 1;
+
+/// Documented in `--help` and the README; never renumber.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  other error
+  2  usage error (bad flags or arguments)
+  3  not found (key or version)
+  4  invalid key
+  5  invalid input (metadata, range, version id, config ...)
+  6  conflict (a conditional write's precondition failed)
+  7  integrity mismatch (stored bytes do not match their hash)
+  8  backend unavailable
+  9  catalog error
+ 10  I/O error reading input or writing output
+ 11  unsupported by this backend or build";
+
+/// The exit code for an error kind.
+pub fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::NotFound => 3,
+        ErrorKind::InvalidKey => 4,
+        ErrorKind::InvalidInput => 5,
+        ErrorKind::Conflict => 6,
+        ErrorKind::IntegrityMismatch => 7,
+        ErrorKind::BackendUnavailable => 8,
+        ErrorKind::Catalog => 9,
+        ErrorKind::Io => 10,
+        ErrorKind::Unsupported => 11,
+        _ => EXIT_OTHER,
+    }
+}
+
+/// Print `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Print rows as columns aligned under a header.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Print `label: value` lines aligned.
+pub fn print_fields(fields: &[(&str, String)]) {
+    let width = fields
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    for (label, value) in fields {
+        println!("{:<width$} {value}", format!("{label}:"));
+    }
+}
+
+/// Bytes in a human unit: 1.5 KiB, 3.2 GiB.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The fields `metadata` shows of a version.
+pub fn version_fields(v: &ObjectVersion) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("key", v.key.to_string()),
+        ("version_id", v.version_id.to_string()),
+        ("is_latest", v.is_latest.to_string()),
+        ("size", format!("{} ({})", v.size, human_size(v.size))),
+        ("etag", v.etag.clone().unwrap_or_default()),
+        ("sha256", v.sha256.clone().unwrap_or_default()),
+        ("content_type", v.content_type.clone().unwrap_or_default()),
+        ("created_at", v.created_at.to_string()),
+        ("created_by", v.created_by.clone()),
+    ];
+    for (name, value) in &v.metadata {
+        fields.push(("metadata", format!("{name}={value}")));
+    }
+    fields
+}

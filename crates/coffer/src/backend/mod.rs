@@ -1,0 +1,66 @@
+//! The `Backend` port: moving bytes to and from an object store.
+//!
+//! Backends know nothing of keys or versions: the store hands them paths it
+//! made itself (`staging/...`, `blobs/...`, `manifests/...`), never a user's
+//! key, so nothing a user types can address a path on the backend.
+
+use std::fmt::{Debug, Display};
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+
+mod opendal;
+
+pub use self::opendal::OpendalBackend;
+
+/// A stream of bytes: a body going in or coming out.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// What a backend can do natively. Code branches on these, never on a backend's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Capabilities {
+    /// Renames are cheap and atomic (otherwise they are a copy and a delete).
+    pub rename: bool,
+    /// Bytes survive the process (false for the in-memory backend).
+    pub persistent: bool,
+    /// The backend can hand out presigned URLs.
+    pub presign: bool,
+}
+
+/// Moves bytes. Implemented once per kind of storage; the store does the rest.
+///
+/// # Contract
+/// - `write` consumes the whole body and returns its length only once the bytes
+///   and the path's directory entry are durable. If the body yields an error, the
+///   write fails with that error and the path is left absent or partial; the
+///   caller deletes it.
+/// - `read` streams the object, or the half-open byte `range` of it. A missing
+///   path is an error of kind `NotFound`.
+/// - `stat` returns the size of the object, or `None` if it does not exist.
+/// - `delete` is idempotent: deleting a missing path succeeds.
+/// - `rename` moves an object durably; `to` is replaced if it exists.
+/// - `list` yields every object path under `prefix` (which ends in `/`), in any order.
+/// - `health` answers whether the storage can be reached right now.
+#[async_trait]
+pub trait Backend: Send + Sync + Debug + Display {
+    /// Write `body` to `path`, durably; returns the number of bytes written.
+    async fn write(&self, path: &str, body: ByteStream) -> Result<u64>;
+    /// Stream the object at `path`, or the byte `range` of it.
+    async fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<ByteStream>;
+    /// The size of the object at `path`, if it exists.
+    async fn stat(&self, path: &str) -> Result<Option<u64>>;
+    /// Remove the object at `path`; succeeds if it is already gone.
+    async fn delete(&self, path: &str) -> Result<()>;
+    /// Move the object at `from` to `to`, durably.
+    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+    /// Every object path under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<BoxStream<'static, Result<String>>>;
+    /// What this backend can do natively.
+    fn capabilities(&self) -> Capabilities;
+    /// Check that the storage answers.
+    async fn health(&self) -> Result<()>;
+}

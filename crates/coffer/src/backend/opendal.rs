@@ -1,0 +1,251 @@
+//! The `Backend` implementation over OpenDAL services (fs and memory today).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use opendal::Operator;
+
+use super::{Backend, ByteStream, Capabilities};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Chunk size for reads: large enough for throughput, small enough for bounded memory.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A backend on an OpenDAL operator.
+pub struct OpendalBackend {
+    op: Operator,
+    description: String,
+    /// Set for the local filesystem, where we fsync directories ourselves.
+    local_root: Option<LocalRoot>,
+}
+
+/// OpenDAL's fs service fsyncs files on close but not the directories that name
+/// them; a new file's directory entry is only durable once its directory is
+/// fsynced too, so the adapter does that with std.
+struct LocalRoot {
+    root: PathBuf,
+    /// Directories already fsynced (with their ancestors) by this process.
+    durable_dirs: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl OpendalBackend {
+    /// A backend on a local directory (created if missing).
+    #[cfg(feature = "backend-fs")]
+    pub fn fs(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io(&format!("cannot create {}", root.display()), e))?;
+        let root = std::fs::canonicalize(root)
+            .map_err(|e| Error::io(&format!("cannot open {}", root.display()), e))?;
+        let root_str = root.to_str().ok_or_else(|| {
+            Error::invalid_input(format!("store path {} is not UTF-8", root.display()))
+        })?;
+        let op = Operator::new(opendal::services::Fs::default().root(root_str))
+            .map_err(backend_error)?;
+        Ok(OpendalBackend {
+            op,
+            description: format!("fs:{}", root.display()),
+            local_root: Some(LocalRoot {
+                root,
+                durable_dirs: Arc::default(),
+            }),
+        })
+    }
+
+    /// A backend in memory: fast, and gone with the process. For tests and caches.
+    #[cfg(feature = "backend-memory")]
+    pub fn memory() -> Result<Self> {
+        let op = Operator::new(opendal::services::Memory::default()).map_err(backend_error)?;
+        Ok(OpendalBackend {
+            op,
+            description: "memory".into(),
+            local_root: None,
+        })
+    }
+
+    /// Make the directory entry of `path` durable (local filesystem only).
+    async fn sync_parent_dir(&self, path: &str) -> Result<()> {
+        let Some(local) = &self.local_root else {
+            return Ok(());
+        };
+        let Some(dir) = local.root.join(path).parent().map(Path::to_path_buf) else {
+            return Ok(());
+        };
+        let root = local.root.clone();
+        let durable_dirs = local.durable_dirs.clone();
+        tokio::task::spawn_blocking(move || sync_dir_chain(&root, &dir, &durable_dirs))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::BackendUnavailable,
+                    format!("fsync task failed: {e}"),
+                )
+            })?
+    }
+}
+
+/// Fsync `dir`; the first time, also every ancestor up to `root`, since a
+/// freshly created directory is itself an entry in its parent.
+fn sync_dir_chain(root: &Path, dir: &Path, durable_dirs: &Mutex<HashSet<PathBuf>>) -> Result<()> {
+    let known = durable_dirs
+        .lock()
+        .map(|d| d.contains(dir))
+        .unwrap_or(false);
+    let mut current = Some(dir);
+    while let Some(d) = current {
+        fsync_dir(d)?;
+        if known || d == root || !d.starts_with(root) {
+            break;
+        }
+        current = d.parent();
+    }
+    if !known && let Ok(mut dirs) = durable_dirs.lock() {
+        dirs.insert(dir.to_path_buf());
+    }
+    Ok(())
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::BackendUnavailable,
+                format!("cannot fsync {}: {e}", dir.display()),
+            )
+            .with_source(e)
+        })
+}
+
+fn backend_error(err: opendal::Error) -> Error {
+    let kind = match err.kind() {
+        opendal::ErrorKind::NotFound => ErrorKind::NotFound,
+        opendal::ErrorKind::Unsupported => ErrorKind::Unsupported,
+        opendal::ErrorKind::ConfigInvalid => ErrorKind::InvalidInput,
+        _ => ErrorKind::BackendUnavailable,
+    };
+    let retryable = err.is_temporary();
+    let error = Error::new(kind, format!("backend: {}", err.message())).with_source(err);
+    if retryable { error.retryable() } else { error }
+}
+
+impl fmt::Display for OpendalBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl fmt::Debug for OpendalBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpendalBackend")
+            .field("backend", &self.description)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Backend for OpendalBackend {
+    async fn write(&self, path: &str, mut body: ByteStream) -> Result<u64> {
+        let mut writer = self.op.writer(path).await.map_err(backend_error)?;
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let result = match chunk {
+                Ok(bytes) => {
+                    written += bytes.len() as u64;
+                    writer.write(bytes).await.map_err(backend_error)
+                }
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                drop(writer);
+                let _ = self.op.delete(path).await;
+                return Err(err);
+            }
+        }
+        writer.close().await.map_err(backend_error)?;
+        self.sync_parent_dir(path).await?;
+        Ok(written)
+    }
+
+    async fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<ByteStream> {
+        let reader = self
+            .op
+            .reader_with(path)
+            .chunk(READ_CHUNK)
+            .await
+            .map_err(backend_error)?;
+        let range = range.unwrap_or(0..u64::MAX);
+        let stream = if range.end == u64::MAX {
+            reader.into_bytes_stream(range.start..).await
+        } else {
+            reader.into_bytes_stream(range).await
+        }
+        .map_err(backend_error)?;
+        Ok(stream
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::BackendUnavailable,
+                    format!("backend read failed: {e}"),
+                )
+                .with_source(e)
+            })
+            .boxed())
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<u64>> {
+        match self.op.stat(path).await {
+            Ok(meta) => Ok(Some(meta.content_length())),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend_error(e)),
+        }
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.op.delete(path).await.map_err(backend_error)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        if self.op.info().capability().rename {
+            self.op.rename(from, to).await.map_err(backend_error)?;
+            return self.sync_parent_dir(to).await;
+        }
+        // No native rename (the memory service): stream a copy, then drop the source.
+        let body = self.read(from, None).await?;
+        self.write(to, body).await?;
+        self.delete(from).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<BoxStream<'static, Result<String>>> {
+        let lister = match self.op.lister_with(prefix).recursive(true).await {
+            Ok(lister) => lister,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                return Ok(futures::stream::empty().boxed());
+            }
+            Err(e) => return Err(backend_error(e)),
+        };
+        Ok(lister
+            .try_filter_map(|entry| async move {
+                Ok(entry.metadata().is_file().then(|| entry.path().to_owned()))
+            })
+            .map_err(backend_error)
+            .boxed())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let cap = self.op.info().capability();
+        Capabilities {
+            rename: cap.rename,
+            persistent: self.local_root.is_some(),
+            presign: cap.presign,
+        }
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.op.check().await.map_err(backend_error)
+    }
+}

@@ -1,0 +1,197 @@
+//! Bodies in motion: chunking readers into streams, and hashing while streaming.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+
+use crate::backend::ByteStream;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Size of the chunks a reader is cut into. With [`HASH_QUEUE`] this bounds the
+/// memory one transfer holds, whatever the object's size.
+pub(crate) const CHUNK_SIZE: usize = 1 << 20;
+/// Chunks that may wait for the hasher before the transfer waits for it.
+const HASH_QUEUE: usize = 4;
+
+/// Turn any `AsyncRead` into a stream of chunks of up to [`CHUNK_SIZE`] bytes.
+pub fn reader_stream<R: AsyncRead + Send + Unpin + 'static>(reader: R) -> ByteStream {
+    futures::stream::unfold(Some(reader), |state| async move {
+        let mut reader = state?;
+        let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
+        while buf.len() < CHUNK_SIZE {
+            match reader.read_buf(&mut buf).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Some((Err(Error::io("reading input failed", e)), None)),
+            }
+        }
+        if buf.is_empty() {
+            None
+        } else {
+            let full = buf.len() == CHUNK_SIZE;
+            Some((Ok(buf.freeze()), full.then_some(reader)))
+        }
+    })
+    .boxed()
+}
+
+/// Bytes already in memory as a body.
+pub(crate) fn once(bytes: Bytes) -> ByteStream {
+    futures::stream::once(async move { Ok(bytes) }).boxed()
+}
+
+/// The hashes and length of a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Digests {
+    pub sha256: String,
+    /// Present when asked for: the S3-style ETag of a single-part upload.
+    pub md5: Option<String>,
+    pub size: u64,
+}
+
+/// Hashes chunks on a blocking thread, so hashing overlaps the I/O of the
+/// chunks that follow instead of adding to it.
+pub(crate) struct BackgroundHasher {
+    sender: mpsc::Sender<Bytes>,
+    result: tokio::task::JoinHandle<Digests>,
+}
+
+impl BackgroundHasher {
+    pub fn spawn(with_md5: bool) -> Self {
+        let (sender, mut receiver) = mpsc::channel::<Bytes>(HASH_QUEUE);
+        let result = tokio::task::spawn_blocking(move || {
+            let mut sha = Sha256::new();
+            let mut md5 = with_md5.then(Md5::new);
+            let mut size = 0u64;
+            while let Some(chunk) = receiver.blocking_recv() {
+                sha.update(&chunk);
+                if let Some(md5) = md5.as_mut() {
+                    md5.update(&chunk);
+                }
+                size += chunk.len() as u64;
+            }
+            Digests {
+                sha256: hex::encode(sha.finalize()),
+                md5: md5.map(|m| hex::encode(m.finalize())),
+                size,
+            }
+        });
+        BackgroundHasher { sender, result }
+    }
+
+    /// Pass `body` through, feeding every chunk to the hasher on the way.
+    pub fn tap(&self, body: ByteStream) -> ByteStream {
+        let sender = self.sender.clone();
+        body.then(move |chunk| {
+            let sender = sender.clone();
+            async move {
+                if let Ok(bytes) = &chunk {
+                    // The hasher only stops early if its thread died; `finish` reports that.
+                    let _ = sender.send(bytes.clone()).await;
+                }
+                chunk
+            }
+        })
+        .boxed()
+    }
+
+    /// Wait for the hashes of everything tapped so far.
+    pub async fn finish(self) -> Result<Digests> {
+        drop(self.sender);
+        self.result
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("hashing failed: {e}")))
+    }
+}
+
+/// Pass a stored blob's bytes through, and end with an `IntegrityMismatch`
+/// error instead of a clean end if their SHA-256 or length is not the recorded one.
+pub(crate) fn verify_stream(
+    body: ByteStream,
+    expected_sha256: String,
+    expected_size: u64,
+    what: String,
+) -> ByteStream {
+    let hasher = BackgroundHasher::spawn(false);
+    let tapped = hasher.tap(body);
+    end_with_check(tapped, move || async move {
+        let digests = hasher.finish().await?;
+        if digests.size != expected_size {
+            return Err(Error::new(
+                ErrorKind::IntegrityMismatch,
+                format!(
+                    "{what}: stored blob has {} bytes, expected {expected_size}",
+                    digests.size
+                ),
+            ));
+        }
+        if digests.sha256 != expected_sha256 {
+            return Err(Error::new(
+                ErrorKind::IntegrityMismatch,
+                format!(
+                    "{what}: stored blob's SHA-256 is {}, expected {expected_sha256}",
+                    digests.sha256
+                ),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Pass bytes through and fail if fewer or more than `expected` arrive (for ranged reads).
+pub(crate) fn check_length(body: ByteStream, expected: u64, what: String) -> ByteStream {
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    let counted = body
+        .inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+        })
+        .boxed();
+    end_with_check(counted, move || async move {
+        let total = seen.load(Ordering::Relaxed);
+        if total == expected {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::IntegrityMismatch,
+                format!("{what}: read {total} bytes, expected {expected}"),
+            ))
+        }
+    })
+}
+
+/// Pass `body` through; once it ends cleanly, run `check` and end with its error, if any.
+fn end_with_check<F, Fut>(body: ByteStream, check: F) -> ByteStream
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    enum State<F> {
+        Streaming(ByteStream, F),
+        Done,
+    }
+    futures::stream::unfold(State::Streaming(body, check), |state| async move {
+        let State::Streaming(mut body, check) = state else {
+            return None;
+        };
+        match body.next().await {
+            Some(Ok(bytes)) => Some((Ok(bytes), State::Streaming(body, check))),
+            Some(Err(e)) => Some((Err(e), State::Done)),
+            None => {
+                // The body may hold the hasher's sender: drop it so the hasher can finish.
+                drop(body);
+                check().await.err().map(|e| (Err(e), State::Done))
+            }
+        }
+    })
+    .boxed()
+}

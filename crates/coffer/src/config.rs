@@ -1,0 +1,244 @@
+//! Configuration: defaults, then a TOML file, then `COFFER_*` environment
+//! variables; callers (the CLI's flags) override the result last.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Name of the config file looked for in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "coffer.toml";
+/// The embedded default's data directory.
+pub const DEFAULT_DATA_DIR: &str = "coffer-data";
+
+/// Where a store keeps its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// A local directory (or a mounted NAS share).
+    Fs {
+        /// The directory; `<data_dir>/store` when absent.
+        root: Option<PathBuf>,
+    },
+    /// Process memory: gone when the process ends.
+    Memory,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Fs { root: None }
+    }
+}
+
+/// Everything needed to open a [`Store`](crate::Store).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The embedded default's home: holds `catalog.db` and `store/`.
+    pub data_dir: PathBuf,
+    /// The catalog: `sqlite://PATH` (default `sqlite://<data_dir>/catalog.db`).
+    pub catalog_url: Option<String>,
+    /// The backend.
+    pub backend: BackendConfig,
+    /// The actor recorded for changes; the OS user when absent.
+    pub user: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            catalog_url: None,
+            backend: BackendConfig::default(),
+            user: None,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("catalog_url", &self.catalog_url.as_deref().map(redact_url))
+            .field("backend", &self.backend)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// The embedded default rooted at `data_dir`: local disk and SQLite.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            ..Config::default()
+        }
+    }
+
+    /// Defaults, then the TOML file (`file`, else `./coffer.toml` if present),
+    /// then the environment: `COFFER_DATA_DIR`, `COFFER_CATALOG_URL`,
+    /// `COFFER_BACKEND` (`fs` or `memory`), `COFFER_BACKEND_ROOT`, `COFFER_USER`.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Read a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid_input(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::from_toml(&text).map_err(|e| {
+            Error::invalid_input(format!("config file {}: {}", path.display(), e.message()))
+        })
+    }
+
+    /// Parse TOML config text.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))
+    }
+
+    /// Apply `COFFER_*` variables as `lookup` reports them.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(dir) = lookup("COFFER_DATA_DIR") {
+            self.data_dir = PathBuf::from(dir);
+        }
+        if let Some(url) = lookup("COFFER_CATALOG_URL") {
+            self.catalog_url = Some(url);
+        }
+        if let Some(kind) = lookup("COFFER_BACKEND") {
+            self.backend = match kind.as_str() {
+                "fs" | "local" => BackendConfig::Fs { root: None },
+                "memory" => BackendConfig::Memory,
+                other => {
+                    return Err(Error::invalid_input(format!(
+                        "COFFER_BACKEND={other:?}: expected fs or memory"
+                    )));
+                }
+            };
+        }
+        if let Some(root) = lookup("COFFER_BACKEND_ROOT") {
+            match &mut self.backend {
+                BackendConfig::Fs { root: r } => *r = Some(PathBuf::from(root)),
+                BackendConfig::Memory => {
+                    return Err(Error::invalid_input(
+                        "COFFER_BACKEND_ROOT is set but the backend is memory",
+                    ));
+                }
+            }
+        }
+        if let Some(user) = lookup("COFFER_USER") {
+            self.user = Some(user);
+        }
+        Ok(())
+    }
+
+    /// The SQLite file the catalog lives in.
+    pub fn sqlite_path(&self) -> Result<PathBuf> {
+        match &self.catalog_url {
+            None => Ok(self.data_dir.join("catalog.db")),
+            Some(url) => {
+                let path = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .ok_or_else(|| {
+                        Error::invalid_input(format!(
+                            "unsupported catalog URL {:?}: this build supports sqlite://PATH",
+                            redact_url(url)
+                        ))
+                    })?;
+                if path.is_empty() {
+                    return Err(Error::invalid_input("catalog URL sqlite:// names no file"));
+                }
+                Ok(PathBuf::from(path))
+            }
+        }
+    }
+
+    /// The actor: the configured user, else the OS user.
+    pub fn actor(&self) -> String {
+        self.user
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(os_user)
+    }
+}
+
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(whoami::username)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let mut config = Config::from_toml("data_dir = \"/srv/a\"\nuser = \"file-user\"\n[backend]\nkind = \"fs\"\nroot = \"/srv/blobs\"\n")
+            .expect("valid toml");
+        config
+            .apply_env(|name| match name {
+                "COFFER_USER" => Some("env-user".into()),
+                _ => None,
+            })
+            .expect("valid env");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/a"));
+        assert_eq!(
+            config.backend,
+            BackendConfig::Fs {
+                root: Some("/srv/blobs".into())
+            }
+        );
+        assert_eq!(config.actor(), "env-user");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let err = Config::from_toml("data_dri = \"x\"").expect_err("typo must fail");
+        assert!(err.message().contains("data_dri"), "{}", err.message());
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let config = Config {
+            catalog_url: Some("postgres://app:s3cret@db:5432/coffer".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db:5432/coffer"),
+            "{shown}"
+        );
+    }
+}

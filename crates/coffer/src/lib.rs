@@ -1,0 +1,71 @@
+//! coffer: a versioned, audited archive layer over any object store.
+//!
+//! Every write makes a new immutable version with a time-ordered id; deletes
+//! add delete markers; any version can be read back. Bytes live on a
+//! [`Backend`] (local disk or memory today, through OpenDAL), content-addressed
+//! by SHA-256 so identical content is stored once; everything else lives in a
+//! [`Catalog`] (embedded SQLite by default), which records an audit row with
+//! every change. [`Store`] is the one entry point.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> coffer::Result<()> {
+//! # let dir = tempfile::tempdir().map_err(|e| coffer::Error::new(coffer::ErrorKind::Io, e.to_string()))?;
+//! use coffer::{Config, GetOptions, PutOptions, Store};
+//!
+//! // The embedded default: blobs on local disk, a SQLite catalog, no server.
+//! let store = Store::open(&Config::embedded(dir.path().join("coffer-data"))).await?;
+//!
+//! let first = store.put_bytes("reports/q1.csv", "region,total\nnorth,10\n", PutOptions::default()).await?;
+//! let second = store.put_bytes("reports/q1.csv", "region,total\nnorth,12\n", PutOptions::default()).await?;
+//! assert_eq!(second.content_type.as_deref(), Some("text/csv"));
+//!
+//! // The latest version, and any older one.
+//! let (_, latest) = store.get_bytes("reports/q1.csv", None).await?;
+//! assert_eq!(&latest[..], b"region,total\nnorth,12\n");
+//! let (_, old) = store.get_bytes("reports/q1.csv", Some(&first.version_id)).await?;
+//! assert_eq!(&old[..], b"region,total\nnorth,10\n");
+//!
+//! // A delete hides the key but keeps its history.
+//! store.delete("reports/q1.csv").await?;
+//! assert!(!store.exists("reports/q1.csv").await?);
+//! assert_eq!(store.versions("reports/q1.csv").await?.len(), 3);
+//! # let _ = GetOptions::default();
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod body;
+mod catalog;
+mod config;
+mod error;
+mod key;
+mod layout;
+mod progress;
+mod store;
+mod time;
+mod version;
+
+pub mod conformance;
+
+pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
+pub use crate::body::reader_stream;
+pub use crate::catalog::{
+    AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogStats, DeletedVersion, KeyQuery,
+    NewVersion, ObjectVersion, Precondition, SqliteCatalog, VersionContent,
+};
+pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url};
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::key::{
+    MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
+    MAX_METADATA_VALUE_BYTES, Metadata, ObjectKey, validate_content_type, validate_metadata,
+};
+pub use crate::layout::{MANIFEST_FORMAT, Manifest};
+pub use crate::progress::{NoProgress, Progress};
+pub use crate::store::{
+    ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS,
+    PutOptions, Store, StoreInfo,
+};
+pub use crate::time::Timestamp;
+pub use crate::version::VersionId;

@@ -1,0 +1,672 @@
+//! The `Store` facade: the one entry point for keys, versions and bytes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncRead;
+
+use crate::backend::{Backend, ByteStream, OpendalBackend};
+use crate::body::{self, BackgroundHasher, Digests};
+use crate::catalog::{
+    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition,
+    SqliteCatalog, VersionContent, prefix_upper_bound,
+};
+use crate::config::{BackendConfig, Config};
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::{Metadata, ObjectKey, validate_content_type, validate_metadata};
+use crate::layout::{self, MANIFEST_FORMAT, Manifest};
+use crate::time::Timestamp;
+use crate::version::VersionId;
+
+mod options;
+
+pub use self::options::{
+    ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS,
+    PutOptions, StoreInfo,
+};
+
+/// Content type when neither the caller nor the key's extension says.
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// A versioned store: a backend for bytes and a catalog for everything else.
+///
+/// Cheap to clone; clones share the backend and catalog.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    catalog: Arc<dyn Catalog>,
+    actor: String,
+}
+
+impl Store {
+    /// Open the store `config` describes, creating it on first use.
+    pub async fn open(config: &Config) -> Result<Store> {
+        let backend: Arc<dyn Backend> = match &config.backend {
+            #[cfg(feature = "backend-fs")]
+            BackendConfig::Fs { root } => {
+                let root = root
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("store"));
+                Arc::new(OpendalBackend::fs(&root)?)
+            }
+            #[cfg(feature = "backend-memory")]
+            BackendConfig::Memory => Arc::new(OpendalBackend::memory()?),
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("backend {other:?} is not in this build"),
+                ));
+            }
+        };
+        let catalog_path = config.sqlite_path()?;
+        if let Some(dir) = catalog_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
+        }
+        let catalog = Arc::new(SqliteCatalog::open(&catalog_path).await?);
+        Ok(Store::from_parts(backend, catalog, config.actor()))
+    }
+
+    /// A store over an existing backend and catalog, recording `actor` as the author of changes.
+    pub fn from_parts(
+        backend: Arc<dyn Backend>,
+        catalog: Arc<dyn Catalog>,
+        actor: impl Into<String>,
+    ) -> Store {
+        Store {
+            backend,
+            catalog,
+            actor: actor.into(),
+        }
+    }
+
+    /// The same store, recording changes as made by `actor`.
+    pub fn with_actor(&self, actor: impl Into<String>) -> Store {
+        Store {
+            actor: actor.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Who changes made through this handle are recorded as.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    /// Store the bytes of `body` as a new version of `key`.
+    pub async fn put<R>(&self, key: &str, body: R, options: PutOptions) -> Result<ObjectVersion>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        self.put_stream(key, body::reader_stream(body), options)
+            .await
+    }
+
+    /// Store `bytes` as a new version of `key`.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: impl Into<Bytes>,
+        options: PutOptions,
+    ) -> Result<ObjectVersion> {
+        self.put_stream(key, body::once(bytes.into()), options)
+            .await
+    }
+
+    /// Store a stream of bytes as a new version of `key`.
+    ///
+    /// Returns once the bytes and the version's manifest are durable on the
+    /// backend and the catalog has committed the version. Identical content is
+    /// stored once. On any error nothing is recorded.
+    pub async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        options: PutOptions,
+    ) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        validate_metadata(&options.metadata)?;
+        let content_type = match &options.content_type {
+            Some(content_type) => {
+                validate_content_type(content_type)?;
+                content_type.clone()
+            }
+            None => guess_content_type(&key),
+        };
+        let precondition = options.precondition()?;
+        // Fail before moving any bytes if the condition already does not hold;
+        // the catalog checks it again when it commits.
+        self.check_precondition(&key, &precondition).await?;
+
+        let upload_id = VersionId::generate();
+        let staging = layout::staging_path(&upload_id);
+        let hasher = BackgroundHasher::spawn(true);
+        let mut body = hasher.tap(body);
+        if let Some(progress) = options.progress.clone() {
+            progress.start(None);
+            body = body
+                .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
+                .boxed();
+        }
+        let written = self.backend.write(&staging, body).await;
+        if let Some(progress) = &options.progress {
+            progress.finish();
+        }
+        let digests = hasher.finish().await;
+        let uploaded = match (written, digests) {
+            (Ok(written), Ok(digests)) if written == digests.size => Ok(digests),
+            (Ok(_), Ok(_)) => Err(Error::new(
+                ErrorKind::Io,
+                "the upload's length and hashed length differ",
+            )),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        let digests: Digests = match uploaded {
+            Ok(digests) => digests,
+            Err(e) => {
+                let _ = self.backend.delete(&staging).await;
+                return Err(e);
+            }
+        };
+        let version = NewVersion {
+            key,
+            version_id: VersionId::generate(),
+            content: VersionContent::Blob(BlobRef {
+                sha256: digests.sha256,
+                md5: digests.md5.unwrap_or_default(),
+                size: digests.size,
+                new_path: None,
+            }),
+            content_type: Some(content_type),
+            metadata: options.metadata,
+            created_at: Timestamp::now(),
+            created_by: self.actor.clone(),
+            precondition,
+            action: "put",
+            audit_detail: serde_json::Value::Null,
+        };
+        self.commit_upload(version, &upload_id, &staging).await
+    }
+
+    /// Record an uploaded blob: reuse the stored copy of identical content if
+    /// there is one, else move the upload into place; then the manifest; then
+    /// the catalog. Whatever the catalog did not take is removed afterwards.
+    async fn commit_upload(
+        &self,
+        mut version: NewVersion,
+        upload_id: &VersionId,
+        staging: &str,
+    ) -> Result<ObjectVersion> {
+        let VersionContent::Blob(blob) = &mut version.content else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "an upload needs content",
+            ));
+        };
+        let sha256 = blob.sha256.clone();
+        version.audit_detail = serde_json::json!({ "size": blob.size, "sha256": sha256 });
+        let mut promoted = None;
+        if self.catalog.blob(&sha256).await?.is_none() {
+            promoted = Some(self.promote(staging, &sha256, upload_id).await?);
+        }
+        let manifest_path = self.write_manifest(&version).await?;
+        let mut outcome = self.commit_with_blob(&version, promoted.as_deref()).await;
+        // The stored copy we meant to reuse was deleted in between: use ours.
+        if promoted.is_none() && matches!(&outcome, Err(e) if e.kind() == ErrorKind::NotFound) {
+            match self.promote(staging, &sha256, upload_id).await {
+                Ok(path) => {
+                    outcome = self.commit_with_blob(&version, Some(&path)).await;
+                    promoted = Some(path);
+                }
+                Err(e) => outcome = Err(e),
+            }
+        }
+        let unused_upload = match (&outcome, promoted) {
+            (_, None) => staging.to_owned(),
+            (Ok(committed), Some(path))
+                if committed.blob_path.as_deref() == Some(path.as_str()) =>
+            {
+                return outcome;
+            }
+            (_, Some(path)) => path,
+        };
+        let _ = self.backend.delete(&unused_upload).await;
+        if outcome.is_err() {
+            let _ = self.backend.delete(&manifest_path).await;
+        }
+        outcome
+    }
+
+    async fn commit_with_blob(
+        &self,
+        version: &NewVersion,
+        new_path: Option<&str>,
+    ) -> Result<ObjectVersion> {
+        let mut version = version.clone();
+        if let VersionContent::Blob(blob) = &mut version.content {
+            blob.new_path = new_path.map(str::to_owned);
+        }
+        self.catalog.commit_version(version).await
+    }
+
+    async fn promote(&self, staging: &str, sha256: &str, upload_id: &VersionId) -> Result<String> {
+        let path = layout::blob_path(sha256, upload_id);
+        self.backend.rename(staging, &path).await?;
+        Ok(path)
+    }
+
+    async fn write_manifest(&self, version: &NewVersion) -> Result<String> {
+        let (sha256, md5, size) = match &version.content {
+            VersionContent::Blob(blob) => {
+                (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size)
+            }
+            VersionContent::DeleteMarker => (None, None, 0),
+        };
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.to_owned(),
+            key: version.key.clone(),
+            version_id: version.version_id.clone(),
+            delete_marker: sha256.is_none(),
+            sha256,
+            md5,
+            size,
+            content_type: version.content_type.clone(),
+            metadata: version.metadata.clone(),
+            created_at: version.created_at,
+            created_by: version.created_by.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::invalid_input(format!("manifest cannot be encoded: {e}")))?;
+        let path = layout::manifest_path(&version.key, &version.version_id);
+        self.backend
+            .write(&path, body::once(Bytes::from(json)))
+            .await?;
+        Ok(path)
+    }
+
+    async fn check_precondition(&self, key: &ObjectKey, precondition: &Precondition) -> Result<()> {
+        if *precondition == Precondition::None {
+            return Ok(());
+        }
+        let live = self
+            .catalog
+            .version(key, None)
+            .await?
+            .filter(|v| !v.is_delete_marker);
+        match (precondition, live) {
+            (Precondition::IfNoneMatch, Some(_)) => Err(Error::conflict(format!(
+                "precondition failed: {key} already exists (if-none-match *)"
+            ))),
+            (Precondition::IfMatch(_), None) => Err(Error::conflict(format!(
+                "precondition failed: {key} does not exist (if-match)"
+            ))),
+            (Precondition::IfMatch(expected), Some(current)) => {
+                let expected = expected.trim().trim_matches('"');
+                if current.etag.as_deref() == Some(expected) {
+                    Ok(())
+                } else {
+                    Err(Error::conflict(format!(
+                        "precondition failed: {key} has etag {}, not {expected}",
+                        current.etag.as_deref().unwrap_or("-")
+                    )))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The version of `key` asked for (the latest when `version_id` is `None`),
+    /// which must hold content.
+    pub async fn head(&self, key: &str, version_id: Option<&VersionId>) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        let found = self.catalog.version(&key, version_id).await?;
+        match (found, version_id) {
+            (Some(v), _) if !v.is_delete_marker => Ok(v),
+            (Some(_), Some(id)) => Err(Error::not_found(format!(
+                "version {id} of {key} is a delete marker"
+            ))),
+            (None, Some(id)) => Err(Error::not_found(format!("no version {id} of {key}"))),
+            (_, None) => Err(Error::not_found(format!("no such key: {key}"))),
+        }
+    }
+
+    /// Whether `key` currently exists (has a latest version that is not a delete marker).
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.head(key, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Read a version of `key`, or a byte range of it.
+    pub async fn get(&self, key: &str, options: GetOptions) -> Result<GetResult> {
+        let version = self.head(key, options.version_id.as_ref()).await?;
+        let (Some(path), Some(sha256)) = (version.blob_path.clone(), version.sha256.clone()) else {
+            return Err(Error::new(
+                ErrorKind::Catalog,
+                format!("version {} of {key} has no blob", version.version_id),
+            ));
+        };
+        let what = format!("{key} version {}", version.version_id);
+        let (range, mut body) = match options.range {
+            Some(range) => {
+                let range = range.resolve(version.size)?;
+                let body = self
+                    .backend
+                    .read(&path, Some(range.clone()))
+                    .await
+                    .map_err(|e| missing_blob(e, &what))?;
+                let length = range.end - range.start;
+                (range, body::check_length(body, length, what))
+            }
+            None => {
+                let body = if version.size == 0 {
+                    futures::stream::empty().boxed()
+                } else {
+                    self.backend
+                        .read(&path, None)
+                        .await
+                        .map_err(|e| missing_blob(e, &what))?
+                };
+                (
+                    0..version.size,
+                    body::verify_stream(body, sha256, version.size, what),
+                )
+            }
+        };
+        if let Some(progress) = options.progress.clone() {
+            progress.start(Some(range.end - range.start));
+            body = body
+                .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
+                .boxed();
+        }
+        Ok(GetResult {
+            version,
+            range,
+            body,
+        })
+    }
+
+    /// Read a whole version into memory (for small objects).
+    pub async fn get_bytes(
+        &self,
+        key: &str,
+        version_id: Option<&VersionId>,
+    ) -> Result<(ObjectVersion, Bytes)> {
+        let result = self
+            .get(
+                key,
+                GetOptions {
+                    version_id: version_id.cloned(),
+                    ..GetOptions::default()
+                },
+            )
+            .await?;
+        let chunks: Vec<Bytes> = result.body.try_collect().await?;
+        Ok((result.version, chunks.concat().into()))
+    }
+
+    /// One page of the keys under a prefix, S3 style.
+    pub async fn list(&self, options: &ListOptions) -> Result<ListPage> {
+        if options.max_keys == 0 || options.max_keys > MAX_LIST_KEYS {
+            return Err(Error::invalid_input(format!(
+                "max-keys must be between 1 and {MAX_LIST_KEYS}"
+            )));
+        }
+        let delimiter = options.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut page = ListPage::default();
+        let mut query = KeyQuery {
+            prefix: options.prefix.clone(),
+            start_after: options.start_after.clone(),
+            start_at: None,
+            limit: options.max_keys + 1,
+        };
+        let mut last_entry: Option<String> = None;
+        'pages: loop {
+            let batch = self.catalog.list_latest(&query).await?;
+            let exhausted = batch.len() < query.limit;
+            let mut skipped_to = None;
+            for version in batch {
+                let key = version.key.as_str();
+                query.start_after = Some(key.to_owned());
+                let group = delimiter.and_then(|d| {
+                    key[options.prefix.len()..]
+                        .find(d)
+                        .map(|i| key[..options.prefix.len() + i + d.len()].to_owned())
+                });
+                if let Some(group) = group {
+                    let seen = options
+                        .start_after
+                        .as_deref()
+                        .is_some_and(|after| group.as_str() <= after);
+                    let next = prefix_upper_bound(&group);
+                    if !seen {
+                        if page.objects.len() + page.common_prefixes.len() == options.max_keys {
+                            page.is_truncated = true;
+                            break 'pages;
+                        }
+                        page.common_prefixes.push(group.clone());
+                        last_entry = Some(group);
+                    }
+                    // Jump past every key in the group in one query.
+                    skipped_to = next;
+                    break;
+                }
+                if page.objects.len() + page.common_prefixes.len() == options.max_keys {
+                    page.is_truncated = true;
+                    break 'pages;
+                }
+                last_entry = Some(key.to_owned());
+                page.objects.push(version);
+            }
+            match skipped_to {
+                Some(next) => query.start_at = Some(next),
+                None if exhausted => break,
+                None => {}
+            }
+        }
+        if page.is_truncated {
+            page.next_start_after = last_entry;
+        }
+        Ok(page)
+    }
+
+    /// Every current object under `prefix`, in key order, fetched page by page.
+    pub fn list_stream(&self, prefix: &str) -> BoxStream<'static, Result<ObjectVersion>> {
+        const PAGE: usize = 1000;
+        let catalog = self.catalog.clone();
+        let prefix = prefix.to_owned();
+        futures::stream::try_unfold(Some(None::<String>), move |state| {
+            let catalog = catalog.clone();
+            let prefix = prefix.clone();
+            async move {
+                let Some(start_after) = state else {
+                    return Ok(None);
+                };
+                let query = KeyQuery {
+                    prefix,
+                    start_after,
+                    start_at: None,
+                    limit: PAGE,
+                };
+                let batch = catalog.list_latest(&query).await?;
+                let next = (batch.len() == PAGE).then(|| batch.last().map(|v| v.key.to_string()));
+                Ok(Some((
+                    futures::stream::iter(batch.into_iter().map(Ok)),
+                    next,
+                )))
+            }
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// Make `destination` a new version holding the content of `source`,
+    /// without copying bytes.
+    pub async fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        options: CopyOptions,
+    ) -> Result<ObjectVersion> {
+        let destination = ObjectKey::new(destination)?;
+        let from = self.head(source, options.source_version.as_ref()).await?;
+        if let Some(metadata) = &options.metadata {
+            validate_metadata(metadata)?;
+        }
+        if let Some(content_type) = &options.content_type {
+            validate_content_type(content_type)?;
+        }
+        let (Some(sha256), Some(md5)) = (from.sha256.clone(), from.etag.clone()) else {
+            return Err(Error::new(
+                ErrorKind::Catalog,
+                format!("version {} of {source} has no blob", from.version_id),
+            ));
+        };
+        let version = NewVersion {
+            key: destination,
+            version_id: VersionId::generate(),
+            content: VersionContent::Blob(BlobRef {
+                sha256: sha256.clone(),
+                md5,
+                size: from.size,
+                new_path: None,
+            }),
+            content_type: options.content_type.or(from.content_type),
+            metadata: options.metadata.unwrap_or(from.metadata),
+            created_at: Timestamp::now(),
+            created_by: self.actor.clone(),
+            precondition: Precondition::None,
+            action: "copy",
+            audit_detail: serde_json::json!({
+                "source_key": from.key, "source_version_id": from.version_id, "sha256": sha256,
+            }),
+        };
+        let manifest_path = self.write_manifest(&version).await?;
+        let outcome = self.catalog.commit_version(version).await;
+        if outcome.is_err() {
+            let _ = self.backend.delete(&manifest_path).await;
+        }
+        outcome
+    }
+
+    /// Delete `key`: add a delete marker as its new version. Its older versions stay.
+    pub async fn delete(&self, key: &str) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        let version = NewVersion {
+            key,
+            version_id: VersionId::generate(),
+            content: VersionContent::DeleteMarker,
+            content_type: None,
+            metadata: Metadata::new(),
+            created_at: Timestamp::now(),
+            created_by: self.actor.clone(),
+            precondition: Precondition::MustExist,
+            action: "delete",
+            audit_detail: serde_json::Value::Null,
+        };
+        let manifest_path = self.write_manifest(&version).await?;
+        let outcome = self.catalog.commit_version(version).await;
+        if outcome.is_err() {
+            let _ = self.backend.delete(&manifest_path).await;
+        }
+        outcome
+    }
+
+    /// Remove one version of `key` for good, and its bytes once no version uses them.
+    pub async fn delete_version(&self, key: &str, version_id: &VersionId) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        let deleted = self
+            .catalog
+            .delete_version(&key, version_id, &self.actor)
+            .await?;
+        // The catalog has committed; what is left on the backend is only clean-up,
+        // and a failure here leaves an orphan, never a dangling version.
+        let _ = self
+            .backend
+            .delete(&layout::manifest_path(&key, version_id))
+            .await;
+        if let Some(blob) = &deleted.unreferenced_blob {
+            let _ = self.backend.delete(blob).await;
+        }
+        Ok(deleted.version)
+    }
+
+    /// Every version of `key`, delete markers included, newest first.
+    pub async fn versions(&self, key: &str) -> Result<Vec<ObjectVersion>> {
+        let key = ObjectKey::new(key)?;
+        let versions = self.catalog.versions(&key).await?;
+        if versions.is_empty() {
+            return Err(Error::not_found(format!("no such key: {key}")));
+        }
+        Ok(versions)
+    }
+
+    /// What the store is and holds.
+    pub async fn info(&self) -> Result<StoreInfo> {
+        Ok(StoreInfo {
+            backend: self.backend.to_string(),
+            capabilities: self.backend.capabilities(),
+            catalog: self.catalog.to_string(),
+            stats: self.catalog.stats().await?,
+        })
+    }
+
+    /// Audit rows, newest first.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.catalog.audit(query).await
+    }
+
+    /// Check that the catalog is sound and every blob it references is on the
+    /// backend with the recorded size. Returns a line per problem (empty when sound).
+    /// This does not re-hash content.
+    pub async fn check_consistency(&self) -> Result<Vec<String>> {
+        let mut problems = self.catalog.check_consistency().await?;
+        for blob in self.catalog.blobs().await? {
+            match self.backend.stat(&blob.path).await? {
+                None => problems.push(format!(
+                    "blob {} is missing from the backend ({})",
+                    blob.sha256, blob.path
+                )),
+                Some(size) if size != blob.size => problems.push(format!(
+                    "blob {} has {size} bytes on the backend, {} recorded",
+                    blob.sha256, blob.size
+                )),
+                Some(_) => {}
+            }
+        }
+        Ok(problems)
+    }
+}
+
+fn missing_blob(err: Error, what: &str) -> Error {
+    if err.kind() == ErrorKind::NotFound {
+        Error::new(
+            ErrorKind::IntegrityMismatch,
+            format!("{what}: its blob is missing from the backend"),
+        )
+    } else {
+        err
+    }
+}
+
+fn guess_content_type(key: &ObjectKey) -> String {
+    mime_guess::from_path(key.as_str())
+        .first_raw()
+        .unwrap_or(DEFAULT_CONTENT_TYPE)
+        .to_owned()
+}

@@ -1,0 +1,82 @@
+//! Timestamps: microseconds since the Unix epoch, shown as RFC 3339 in UTC.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A point in time with microsecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        Timestamp(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+
+    /// From microseconds since the Unix epoch.
+    pub fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Parse RFC 3339, for example `2024-05-01T12:00:00Z`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+            Error::invalid_input(format!(
+                "invalid time {text:?}: {e}; expected RFC 3339 like 2024-05-01T12:00:00Z"
+            ))
+        })?;
+        let micros = time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        Ok(Timestamp(i64::try_from(micros).unwrap_or(i64::MAX)))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micros = u64::try_from(self.0).unwrap_or(0);
+        let time = UNIX_EPOCH + Duration::from_micros(micros);
+        write!(f, "{}", humantime::format_rfc3339_micros(time))
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(t: Timestamp) -> String {
+        t.to_string()
+    }
+}
+
+impl TryFrom<String> for Timestamp {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Timestamp::parse(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_text() {
+        let t = Timestamp::from_micros(1_714_564_800_123_456);
+        assert_eq!(t.to_string(), "2024-05-01T12:00:00.123456Z");
+        assert_eq!(Timestamp::parse(&t.to_string()).ok(), Some(t));
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+}

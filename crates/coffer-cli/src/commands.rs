@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use coffer::{
-    ByteRange, Config, CopyOptions, GetOptions, ListOptions, Metadata, ObjectVersion, PutOptions,
-    Store, VersionId,
+    ByteRange, Config, CopyOptions, GetOptions, ListOptions, Metadata, ObjectVersion, PutOptions, Store, VersionId,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -23,19 +22,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             let (code, kind, message) = match err.downcast_ref::<coffer::Error>() {
-                Some(e) => (
-                    output::exit_code(e.kind()),
-                    e.kind().as_str(),
-                    e.message().to_owned(),
-                ),
+                Some(e) => (output::exit_code(e.kind()), e.kind().as_str(), e.message().to_owned()),
                 None => (output::EXIT_OTHER, "other", format!("{err:#}")),
             };
             let message = message.replace('\n', " ");
             if json {
-                eprintln!(
-                    "{}",
-                    json!({ "error": { "kind": kind, "message": message } })
-                );
+                eprintln!("{}", json!({ "error": { "kind": kind, "message": message } }));
             } else {
                 eprintln!("coffer: {message}");
             }
@@ -67,9 +59,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Put(args) => put(&store, args, json).await?,
         Command::Get(args) => get(&store, args, json).await?,
         Command::Exists { key } => return exists(&store, &key, json).await,
-        Command::Metadata { key, version } => {
-            metadata(&store, &key, version.as_deref(), json).await?
-        }
+        Command::Metadata { key, version } => metadata(&store, &key, version.as_deref(), json).await?,
         Command::List(args) => list(&store, args, json).await?,
         Command::Copy {
             source,
@@ -120,9 +110,7 @@ fn parse_metadata(pairs: &[String]) -> anyhow::Result<Metadata> {
 async fn init(store: &Store, config: &Config, json: bool) -> anyhow::Result<()> {
     let info = store.info().await?;
     if json {
-        print_json(
-            &json!({ "data_dir": config.data_dir, "backend": info.backend, "catalog": info.catalog }),
-        )
+        print_json(&json!({ "data_dir": config.data_dir, "backend": info.backend, "catalog": info.catalog }))
     } else {
         println!("initialized coffer store in {}", config.data_dir.display());
         print_fields(&[("backend", info.backend), ("catalog", info.catalog)]);
@@ -190,11 +178,7 @@ fn io_error(context: &str, err: std::io::Error) -> coffer::Error {
 async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
     let options = GetOptions {
         version_id: parse_version(args.version.as_deref())?,
-        range: args
-            .range
-            .as_deref()
-            .map(str::parse::<ByteRange>)
-            .transpose()?,
+        range: args.range.as_deref().map(str::parse::<ByteRange>).transpose()?,
         progress: TerminalProgress::for_terminal(!json && args.output.is_some()),
     };
     let result = store.get(&args.key, options).await?;
@@ -231,8 +215,7 @@ async fn write_file(path: &Path, mut body: coffer::ByteStream) -> anyhow::Result
     let name = path
         .file_name()
         .with_context(|| format!("--output {} names no file", path.display()))?;
-    let partial: PathBuf =
-        path.with_file_name(format!(".{}.coffer-partial", name.to_string_lossy()));
+    let partial: PathBuf = path.with_file_name(format!(".{}.coffer-partial", name.to_string_lossy()));
     let written: anyhow::Result<()> = async {
         let mut file = tokio::fs::File::create(&partial)
             .await
@@ -245,12 +228,9 @@ async fn write_file(path: &Path, mut body: coffer::ByteStream) -> anyhow::Result
         file.sync_all()
             .await
             .map_err(|e| io_error(&format!("writing {}", partial.display()), e))?;
-        tokio::fs::rename(&partial, path).await.map_err(|e| {
-            io_error(
-                &format!("cannot move the download to {}", path.display()),
-                e,
-            )
-        })?;
+        tokio::fs::rename(&partial, path)
+            .await
+            .map_err(|e| io_error(&format!("cannot move the download to {}", path.display()), e))?;
         Ok(())
     }
     .await;
@@ -272,12 +252,7 @@ async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode
     })
 }
 
-async fn metadata(
-    store: &Store,
-    key: &str,
-    version: Option<&str>,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn metadata(store: &Store, key: &str, version: Option<&str>, json: bool) -> anyhow::Result<()> {
     let version = store.head(key, parse_version(version)?.as_ref()).await?;
     if json {
         return print_json(&version);
@@ -328,11 +303,7 @@ async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
         .map(|v| {
             vec![
                 v.version_id.to_string(),
-                if v.is_latest {
-                    "*".into()
-                } else {
-                    String::new()
-                },
+                if v.is_latest { "*".into() } else { String::new() },
                 if v.is_delete_marker {
                     "delete marker".into()
                 } else {
@@ -344,10 +315,7 @@ async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(
-        &["VERSION", "LATEST", "SIZE", "CREATED", "BY", "ETAG"],
-        &rows,
-    );
+    print_table(&["VERSION", "LATEST", "SIZE", "CREATED", "BY", "ETAG"], &rows);
     Ok(())
 }
 
@@ -368,10 +336,7 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
             ),
         ),
         ("catalog", info.catalog.clone()),
-        (
-            "objects",
-            format!("{} ({})", s.objects, human_size(s.object_bytes)),
-        ),
+        ("objects", format!("{} ({})", s.objects, human_size(s.object_bytes))),
         (
             "versions",
             format!(
@@ -383,11 +348,7 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
         ),
         (
             "stored",
-            format!(
-                "{} blobs ({}) after dedup",
-                s.blobs,
-                human_size(s.blob_bytes)
-            ),
+            format!("{} blobs ({}) after dedup", s.blobs, human_size(s.blob_bytes)),
         ),
     ]);
     Ok(())

@@ -52,11 +52,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
@@ -67,12 +63,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 
 /// Print `label: value` lines aligned.
 pub fn print_fields(fields: &[(&str, String)]) {
-    let width = fields
-        .iter()
-        .map(|(label, _)| label.len())
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
     for (label, value) in fields {
         println!("{:<width$} {value}", format!("{label}:"));
     }

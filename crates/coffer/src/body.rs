@@ -113,12 +113,7 @@ impl BackgroundHasher {
 
 /// Pass a stored blob's bytes through, and end with an `IntegrityMismatch`
 /// error instead of a clean end if their SHA-256 or length is not the recorded one.
-pub(crate) fn verify_stream(
-    body: ByteStream,
-    expected_sha256: String,
-    expected_size: u64,
-    what: String,
-) -> ByteStream {
+pub(crate) fn verify_stream(body: ByteStream, expected_sha256: String, expected_size: u64, what: String) -> ByteStream {
     let hasher = BackgroundHasher::spawn(false);
     let tapped = hasher.tap(body);
     end_with_check(tapped, move || async move {

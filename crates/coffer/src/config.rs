@@ -100,9 +100,7 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let mut config = match file {
             Some(path) => Self::from_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?
-            }
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?,
             None => Config::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
@@ -111,12 +109,10 @@ impl Config {
 
     /// Read a TOML config file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid_input(format!("cannot read config file {}: {e}", path.display()))
-        })?;
-        Self::from_toml(&text).map_err(|e| {
-            Error::invalid_input(format!("config file {}: {}", path.display(), e.message()))
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::invalid_input(format!("cannot read config file {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+            .map_err(|e| Error::invalid_input(format!("config file {}: {}", path.display(), e.message())))
     }
 
     /// Parse TOML config text.
@@ -183,10 +179,7 @@ impl Config {
 
     /// The actor: the configured user, else the OS user.
     pub fn actor(&self) -> String {
-        self.user
-            .clone()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(os_user)
+        self.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(os_user)
     }
 }
 
@@ -204,8 +197,10 @@ mod tests {
 
     #[test]
     fn env_overrides_file() {
-        let mut config = Config::from_toml("data_dir = \"/srv/a\"\nuser = \"file-user\"\n[backend]\nkind = \"fs\"\nroot = \"/srv/blobs\"\n")
-            .expect("valid toml");
+        let mut config = Config::from_toml(
+            "data_dir = \"/srv/a\"\nuser = \"file-user\"\n[backend]\nkind = \"fs\"\nroot = \"/srv/blobs\"\n",
+        )
+        .expect("valid toml");
         config
             .apply_env(|name| match name {
                 "COFFER_USER" => Some("env-user".into()),
@@ -236,9 +231,6 @@ mod tests {
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(
-            shown.contains("postgres://app:***@db:5432/coffer"),
-            "{shown}"
-        );
+        assert!(shown.contains("postgres://app:***@db:5432/coffer"), "{shown}");
     }
 }

@@ -1,1 +1,523 @@
-//! placeholder
+//! Conformance suites for the two ports, written once and run against every
+//! implementation: the in-tree ones call them from their tests, and a new
+//! [`Backend`] or [`Catalog`] should pass them unchanged.
+//!
+//! Each check returns `Err(description)` on the first broken promise.
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::backend::{Backend, ByteStream};
+use crate::catalog::{AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, Precondition, VersionContent};
+use crate::error::{ErrorKind, Result};
+use crate::key::{Metadata, ObjectKey};
+use crate::time::Timestamp;
+use crate::version::VersionId;
+
+/// The result of one check: `Err` says what broke.
+pub type Outcome = std::result::Result<(), String>;
+
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+trait Context<T> {
+    fn ctx(self, what: &str) -> std::result::Result<T, String>;
+}
+
+impl<T> Context<T> for Result<T> {
+    fn ctx(self, what: &str) -> std::result::Result<T, String> {
+        self.map_err(|e| format!("{what}: {e} ({:?})", e.kind()))
+    }
+}
+
+fn body(chunks: Vec<Vec<u8>>) -> ByteStream {
+    futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c)))).boxed()
+}
+
+async fn read_all(backend: &dyn Backend, path: &str, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>> {
+    let chunks: Vec<Bytes> = backend.read(path, range).await?.try_collect().await?;
+    Ok(chunks.concat())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}/{}", VersionId::generate())
+}
+
+/// Run every backend check against `backend`.
+pub async fn backend_suite(backend: &dyn Backend) -> Outcome {
+    backend_write_read_roundtrip(backend).await?;
+    backend_ranged_reads(backend).await?;
+    backend_stat_and_delete(backend).await?;
+    backend_rename_replaces_target(backend).await?;
+    backend_list_finds_every_object(backend).await?;
+    backend_failed_write_reports_error(backend).await?;
+    backend.health().await.ctx("health")?;
+    Ok(())
+}
+
+/// Bytes written in many chunks read back identical; empty objects work.
+pub async fn backend_write_read_roundtrip(backend: &dyn Backend) -> Outcome {
+    let path = unique("conformance/roundtrip");
+    let chunks: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100_000 + usize::from(i)]).collect();
+    let expected = chunks.concat();
+    let written = backend.write(&path, body(chunks)).await.ctx("write")?;
+    check!(
+        written == expected.len() as u64,
+        "write returned {written}, wrote {}",
+        expected.len()
+    );
+    check!(
+        read_all(backend, &path, None).await.ctx("read")? == expected,
+        "bytes read back differ"
+    );
+    let empty = unique("conformance/empty");
+    backend.write(&empty, body(vec![])).await.ctx("write empty")?;
+    check!(
+        read_all(backend, &empty, None).await.ctx("read empty")?.is_empty(),
+        "empty object not empty"
+    );
+    check!(
+        backend.stat(&empty).await.ctx("stat empty")? == Some(0),
+        "empty object has no size 0"
+    );
+    Ok(())
+}
+
+/// Ranges return exactly the bytes asked for.
+pub async fn backend_ranged_reads(backend: &dyn Backend) -> Outcome {
+    let path = unique("conformance/range");
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    backend.write(&path, body(vec![data.clone()])).await.ctx("write")?;
+    for range in [0..1, 0..10_000, 17..4_000, 9_999..10_000] {
+        let got = read_all(backend, &path, Some(range.clone())).await.ctx("ranged read")?;
+        check!(
+            got == data[range.start as usize..range.end as usize],
+            "range {range:?} returned wrong bytes"
+        );
+    }
+    Ok(())
+}
+
+/// `stat` sees sizes; `delete` removes and is idempotent; missing paths read as NotFound.
+pub async fn backend_stat_and_delete(backend: &dyn Backend) -> Outcome {
+    let path = unique("conformance/stat");
+    check!(
+        backend.stat(&path).await.ctx("stat missing")?.is_none(),
+        "missing path has a size"
+    );
+    backend.write(&path, body(vec![vec![7; 1234]])).await.ctx("write")?;
+    check!(
+        backend.stat(&path).await.ctx("stat")? == Some(1234),
+        "stat reports the wrong size"
+    );
+    backend.delete(&path).await.ctx("delete")?;
+    check!(
+        backend.stat(&path).await.ctx("stat deleted")?.is_none(),
+        "deleted path still exists"
+    );
+    backend.delete(&path).await.ctx("second delete")?;
+    match backend.read(&path, None).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "reading a missing path failed with {:?}, not NotFound",
+            e.kind()
+        )),
+        Ok(stream) => match stream.try_collect::<Vec<Bytes>>().await {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => Err(format!("reading a missing path gave {:?}", other.map(|c| c.len()))),
+        },
+    }
+}
+
+/// `rename` moves bytes and replaces an existing target.
+pub async fn backend_rename_replaces_target(backend: &dyn Backend) -> Outcome {
+    let from = unique("conformance/rename-from");
+    let to = unique("conformance/rename-to/deeper");
+    backend
+        .write(&to, body(vec![b"old".to_vec()]))
+        .await
+        .ctx("write target")?;
+    backend
+        .write(&from, body(vec![b"new content".to_vec()]))
+        .await
+        .ctx("write source")?;
+    backend.rename(&from, &to).await.ctx("rename")?;
+    check!(
+        backend.stat(&from).await.ctx("stat source")?.is_none(),
+        "rename left the source behind"
+    );
+    check!(
+        read_all(backend, &to, None).await.ctx("read target")? == b"new content",
+        "rename target has wrong bytes"
+    );
+    Ok(())
+}
+
+/// `list` yields every object under a prefix, nested ones included, and nothing else.
+pub async fn backend_list_finds_every_object(backend: &dyn Backend) -> Outcome {
+    let root = unique("conformance/list");
+    let mut expected: Vec<String> = ["a", "b/c", "b/d/e"].iter().map(|p| format!("{root}/{p}")).collect();
+    for path in &expected {
+        backend.write(path, body(vec![b"x".to_vec()])).await.ctx("write")?;
+    }
+    backend
+        .write(&format!("{root}-sibling"), body(vec![b"x".to_vec()]))
+        .await
+        .ctx("write sibling")?;
+    let mut listed: Vec<String> = backend
+        .list(&format!("{root}/"))
+        .await
+        .ctx("list")?
+        .try_collect()
+        .await
+        .ctx("list")?;
+    listed.sort();
+    expected.sort();
+    check!(listed == expected, "list returned {listed:?}, expected {expected:?}");
+    let none: Vec<String> = backend
+        .list(&unique("conformance/nothing-here"))
+        .await
+        .ctx("list empty")?
+        .try_collect()
+        .await
+        .ctx("list empty")?;
+    check!(none.is_empty(), "listing an empty prefix returned {none:?}");
+    Ok(())
+}
+
+/// A body that fails mid-way fails the write with the body's error.
+pub async fn backend_failed_write_reports_error(backend: &dyn Backend) -> Outcome {
+    let path = unique("conformance/failed");
+    let failing: ByteStream = futures::stream::iter(vec![
+        Ok(Bytes::from_static(b"partial")),
+        Err(crate::Error::new(ErrorKind::Io, "input truncated")),
+    ])
+    .boxed();
+    match backend.write(&path, failing).await {
+        Err(e) => check!(
+            e.kind() == ErrorKind::Io,
+            "failed write reported {:?}, not the body's Io error",
+            e.kind()
+        ),
+        Ok(n) => return Err(format!("a write whose body failed succeeded with {n} bytes")),
+    }
+    Ok(())
+}
+
+fn key(name: &str) -> std::result::Result<ObjectKey, String> {
+    ObjectKey::new(name).map_err(|e| e.to_string())
+}
+
+fn blob_version(key: &ObjectKey, content: &str, path: Option<&str>) -> NewVersion {
+    use sha2::Digest;
+    let sha256 = hex::encode(sha2::Sha256::digest(content.as_bytes()));
+    NewVersion {
+        key: key.clone(),
+        version_id: VersionId::generate(),
+        content: VersionContent::Blob(BlobRef {
+            md5: format!("md5-of-{content}"),
+            size: content.len() as u64,
+            new_path: path.map(str::to_owned),
+            sha256,
+        }),
+        content_type: Some("text/plain".into()),
+        metadata: Metadata::from([("origin".to_string(), "conformance".to_string())]),
+        created_at: Timestamp::now(),
+        created_by: "conformance".into(),
+        precondition: Precondition::None,
+        action: "put",
+        audit_detail: serde_json::Value::Null,
+    }
+}
+
+fn marker(key: &ObjectKey) -> NewVersion {
+    NewVersion {
+        content: VersionContent::DeleteMarker,
+        precondition: Precondition::MustExist,
+        action: "delete",
+        ..blob_version(key, "", None)
+    }
+}
+
+/// Run every catalog check against `catalog` (keys are unique per run, so a
+/// catalog can be shared with other checks).
+pub async fn catalog_suite(catalog: &dyn Catalog) -> Outcome {
+    catalog_versions_and_latest(catalog).await?;
+    catalog_blob_reference_counts(catalog).await?;
+    catalog_preconditions(catalog).await?;
+    catalog_delete_version_moves_latest(catalog).await?;
+    catalog_list_latest_pages(catalog).await?;
+    catalog_concurrent_commits(catalog).await?;
+    let problems = catalog.check_consistency().await.ctx("check_consistency")?;
+    check!(problems.is_empty(), "consistency problems: {problems:?}");
+    Ok(())
+}
+
+/// Versions are listed newest first, the newest is latest, delete markers hide nothing from `versions`.
+pub async fn catalog_versions_and_latest(catalog: &dyn Catalog) -> Outcome {
+    let k = key(&unique("cat/versions"))?;
+    let path = unique("blobs/v1");
+    let v1 = catalog
+        .commit_version(blob_version(&k, &unique("one"), Some(&path)))
+        .await
+        .ctx("commit v1")?;
+    check!(
+        v1.is_latest && v1.blob_path.as_deref() == Some(path.as_str()),
+        "v1 not latest or wrong blob path"
+    );
+    let v2 = catalog
+        .commit_version(blob_version(&k, "two", Some(&unique("blobs/v2"))))
+        .await
+        .ctx("commit v2")?;
+    let m = catalog.commit_version(marker(&k)).await.ctx("commit marker")?;
+    let all = catalog.versions(&k).await.ctx("versions")?;
+    let ids: Vec<&VersionId> = all.iter().map(|v| &v.version_id).collect();
+    check!(
+        ids == vec![&m.version_id, &v2.version_id, &v1.version_id],
+        "versions not newest first: {ids:?}"
+    );
+    check!(
+        all[0].is_latest && all[0].is_delete_marker && !all[1].is_latest,
+        "latest flags wrong"
+    );
+    let latest = catalog.version(&k, None).await.ctx("latest")?;
+    check!(
+        latest.is_some_and(|l| l.is_delete_marker),
+        "latest is not the delete marker"
+    );
+    let old = catalog.version(&k, Some(&v1.version_id)).await.ctx("version v1")?;
+    check!(
+        old.as_ref().map(|v| v.metadata.get("origin").map(String::as_str)) == Some(Some("conformance")),
+        "metadata lost"
+    );
+    let audit = catalog
+        .audit(&AuditQuery {
+            key: Some(k.clone()),
+            limit: 10,
+        })
+        .await
+        .ctx("audit")?;
+    let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    check!(actions == ["delete", "put", "put"], "audit rows are {actions:?}");
+    Ok(())
+}
+
+/// Identical content is one blob with a count; the blob goes when the last reference goes.
+pub async fn catalog_blob_reference_counts(catalog: &dyn Catalog) -> Outcome {
+    let content = unique("shared content");
+    let (a, b) = (key(&unique("cat/refs-a"))?, key(&unique("cat/refs-b"))?);
+    let first_path = unique("blobs/first");
+    let va = catalog
+        .commit_version(blob_version(&a, &content, Some(&first_path)))
+        .await
+        .ctx("commit a")?;
+    // A second writer of the same content offers its own copy; the catalog keeps the first.
+    let vb = catalog
+        .commit_version(blob_version(&b, &content, Some(&unique("blobs/second"))))
+        .await
+        .ctx("commit b")?;
+    check!(
+        vb.blob_path.as_deref() == Some(first_path.as_str()),
+        "identical content got a second blob"
+    );
+    let sha = va.sha256.clone().unwrap_or_default();
+    let blob = catalog.blob(&sha).await.ctx("blob")?;
+    check!(
+        blob.as_ref().map(|b| b.refcount) == Some(2),
+        "refcount is {:?}, expected 2",
+        blob.map(|b| b.refcount)
+    );
+    // A copy references the existing blob without offering bytes.
+    let c = key(&unique("cat/refs-c"))?;
+    let vc = catalog
+        .commit_version(blob_version(&c, &content, None))
+        .await
+        .ctx("commit copy")?;
+    check!(
+        vc.blob_path.as_deref() == Some(first_path.as_str()),
+        "copy got another blob"
+    );
+    for (k, v) in [(&a, &va), (&b, &vb)] {
+        let deleted = catalog
+            .delete_version(k, &v.version_id, "conformance")
+            .await
+            .ctx("delete version")?;
+        check!(
+            deleted.unreferenced_blob.is_none(),
+            "blob released while still referenced"
+        );
+    }
+    let last = catalog
+        .delete_version(&c, &vc.version_id, "conformance")
+        .await
+        .ctx("delete last")?;
+    check!(
+        last.unreferenced_blob.as_deref() == Some(first_path.as_str()),
+        "last reference did not release the blob"
+    );
+    check!(
+        catalog.blob(&sha).await.ctx("blob after")?.is_none(),
+        "blob row outlived its references"
+    );
+    // Content no longer stored cannot be referenced without offering bytes.
+    match catalog.commit_version(blob_version(&c, &content, None)).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => Err(format!(
+            "referencing a released blob gave {:?}",
+            other.map(|v| v.version_id)
+        )),
+    }
+}
+
+/// If-Match, If-None-Match and MustExist are enforced, and a failed one changes nothing.
+pub async fn catalog_preconditions(catalog: &dyn Catalog) -> Outcome {
+    let k = key(&unique("cat/cond"))?;
+    let mut create = blob_version(&k, "v1", Some(&unique("blobs/c1")));
+    create.precondition = Precondition::IfNoneMatch;
+    let v1 = catalog
+        .commit_version(create.clone())
+        .await
+        .ctx("create if none match")?;
+    create.version_id = VersionId::generate();
+    let err = catalog.commit_version(create).await.err();
+    check!(
+        err.as_ref().map(|e| e.kind()) == Some(ErrorKind::Conflict),
+        "if-none-match on an existing key: {err:?}"
+    );
+    let mut update = blob_version(&k, "v2", Some(&unique("blobs/c2")));
+    update.precondition = Precondition::IfMatch("\"wrong\"".into());
+    let err = catalog.commit_version(update.clone()).await.err();
+    check!(
+        err.as_ref().map(|e| e.kind()) == Some(ErrorKind::Conflict),
+        "if-match with a wrong etag: {err:?}"
+    );
+    update.precondition = Precondition::IfMatch(format!("\"{}\"", v1.etag.clone().unwrap_or_default()));
+    catalog
+        .commit_version(update)
+        .await
+        .ctx("if-match with the right etag")?;
+    check!(
+        catalog.versions(&k).await.ctx("versions")?.len() == 2,
+        "failed preconditions left versions behind"
+    );
+    let missing = key(&unique("cat/never"))?;
+    let err = catalog.commit_version(marker(&missing)).await.err();
+    check!(
+        err.as_ref().map(|e| e.kind()) == Some(ErrorKind::NotFound),
+        "deleting a missing key: {err:?}"
+    );
+    check!(
+        catalog.versions(&missing).await.ctx("versions")?.is_empty(),
+        "a failed delete left a marker"
+    );
+    Ok(())
+}
+
+/// Removing the latest version makes the next newest the latest; removing the last removes the key.
+pub async fn catalog_delete_version_moves_latest(catalog: &dyn Catalog) -> Outcome {
+    let k = key(&unique("cat/delete-version"))?;
+    let v1 = catalog
+        .commit_version(blob_version(&k, &unique("dv1"), Some(&unique("blobs/d1"))))
+        .await
+        .ctx("v1")?;
+    let v2 = catalog
+        .commit_version(blob_version(&k, &unique("dv2"), Some(&unique("blobs/d2"))))
+        .await
+        .ctx("v2")?;
+    catalog
+        .delete_version(&k, &v2.version_id, "conformance")
+        .await
+        .ctx("delete v2")?;
+    let latest = catalog.version(&k, None).await.ctx("latest")?;
+    check!(
+        latest.map(|v| v.version_id) == Some(v1.version_id.clone()),
+        "latest did not move back to v1"
+    );
+    let err = catalog.delete_version(&k, &v2.version_id, "conformance").await.err();
+    check!(
+        err.as_ref().map(|e| e.kind()) == Some(ErrorKind::NotFound),
+        "deleting a deleted version: {err:?}"
+    );
+    catalog
+        .delete_version(&k, &v1.version_id, "conformance")
+        .await
+        .ctx("delete v1")?;
+    check!(
+        catalog.version(&k, None).await.ctx("latest")?.is_none(),
+        "a key without versions has a latest"
+    );
+    Ok(())
+}
+
+/// `list_latest` pages in key order, honours prefix and bounds, and skips deleted keys.
+pub async fn catalog_list_latest_pages(catalog: &dyn Catalog) -> Outcome {
+    let root = unique("cat/list");
+    let names = ["a", "b/1", "b/2", "c", "d"];
+    for name in names {
+        let k = key(&format!("{root}/{name}"))?;
+        catalog
+            .commit_version(blob_version(&k, name, Some(&unique("blobs/l"))))
+            .await
+            .ctx("commit")?;
+    }
+    catalog
+        .commit_version(marker(&key(&format!("{root}/c"))?))
+        .await
+        .ctx("delete c")?;
+    let prefix = format!("{root}/");
+    let page = |start_after: Option<String>, start_at: Option<String>, limit| KeyQuery {
+        prefix: prefix.clone(),
+        start_after,
+        start_at,
+        limit,
+    };
+    let names_of = |versions: Vec<crate::ObjectVersion>| -> Vec<String> {
+        versions
+            .into_iter()
+            .map(|v| v.key.as_str()[prefix.len()..].to_owned())
+            .collect()
+    };
+    let all = names_of(catalog.list_latest(&page(None, None, 100)).await.ctx("list")?);
+    check!(all == ["a", "b/1", "b/2", "d"], "listed {all:?}");
+    let first = names_of(catalog.list_latest(&page(None, None, 2)).await.ctx("list")?);
+    check!(first == ["a", "b/1"], "first page {first:?}");
+    let second = names_of(
+        catalog
+            .list_latest(&page(Some(format!("{prefix}b/1")), None, 2))
+            .await
+            .ctx("list")?,
+    );
+    check!(second == ["b/2", "d"], "second page {second:?}");
+    let from_c = names_of(
+        catalog
+            .list_latest(&page(None, Some(format!("{prefix}c")), 10))
+            .await
+            .ctx("list")?,
+    );
+    check!(from_c == ["d"], "start_at page {from_c:?}");
+    Ok(())
+}
+
+/// Many concurrent commits to one key all land, and the greatest id is latest.
+pub async fn catalog_concurrent_commits(catalog: &dyn Catalog) -> Outcome {
+    let k = key(&unique("cat/concurrent"))?;
+    let commits = (0..50).map(|i| {
+        let version = blob_version(&k, &format!("concurrent {i}"), Some(&format!("blobs/concurrent-{i}")));
+        catalog.commit_version(version)
+    });
+    let results = futures::future::join_all(commits).await;
+    let committed: Vec<_> = results.into_iter().collect::<Result<_>>().ctx("concurrent commit")?;
+    let max = committed.iter().map(|v| v.version_id.clone()).max();
+    let latest = catalog.version(&k, None).await.ctx("latest")?.map(|v| v.version_id);
+    check!(latest == max, "latest {latest:?} is not the greatest id {max:?}");
+    check!(
+        catalog.versions(&k).await.ctx("versions")?.len() == 50,
+        "lost concurrent versions"
+    );
+    Ok(())
+}

@@ -54,27 +54,18 @@ fn validate_key(key: &str) -> Result<()> {
         return Err(invalid_key(key, "a key cannot be empty"));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(invalid_key(
-            key,
-            &format!("longer than {MAX_KEY_BYTES} bytes"),
-        ));
+        return Err(invalid_key(key, &format!("longer than {MAX_KEY_BYTES} bytes")));
     }
     if key.starts_with('/') {
         return Err(invalid_key(key, "a key cannot start with '/'"));
     }
     if key.chars().any(char::is_control) {
-        return Err(invalid_key(
-            key,
-            "control characters (including NUL) are not allowed",
-        ));
+        return Err(invalid_key(key, "control characters (including NUL) are not allowed"));
     }
     for segment in key.split('/') {
         match segment {
             "" => {
-                return Err(invalid_key(
-                    key,
-                    "empty path segment ('//' or trailing '/')",
-                ));
+                return Err(invalid_key(key, "empty path segment ('//' or trailing '/')"));
             }
             "." | ".." => return Err(invalid_key(key, "'.' and '..' segments are not allowed")),
             _ => {}
@@ -221,9 +212,7 @@ mod tests {
         assert!(validate_metadata(&m).is_ok());
         m.insert("big".into(), "v".repeat(MAX_METADATA_VALUE_BYTES + 1));
         assert!(validate_metadata(&m).is_err());
-        let many: Metadata = (0..10)
-            .map(|i| (format!("k{i}"), "v".repeat(1000)))
-            .collect();
+        let many: Metadata = (0..10).map(|i| (format!("k{i}"), "v".repeat(1000))).collect();
         assert!(validate_metadata(&many).is_err());
         let bad_name: Metadata = [("bad name".to_string(), "v".to_string())].into();
         assert!(validate_metadata(&bad_name).is_err());

@@ -52,20 +52,19 @@ pub mod conformance;
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
 pub use crate::body::reader_stream;
 pub use crate::catalog::{
-    AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogStats, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, Precondition, SqliteCatalog, VersionContent,
+    AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
+    ObjectVersion, Precondition, SqliteCatalog, VersionContent,
 };
 pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::key::{
-    MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
-    MAX_METADATA_VALUE_BYTES, Metadata, ObjectKey, validate_content_type, validate_metadata,
+    MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES, MAX_METADATA_VALUE_BYTES,
+    Metadata, ObjectKey, validate_content_type, validate_metadata,
 };
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::store::{
-    ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS,
-    PutOptions, Store, StoreInfo,
+    ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, Store, StoreInfo,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

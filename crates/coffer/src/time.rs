@@ -39,10 +39,7 @@ impl Timestamp {
                 "invalid time {text:?}: {e}; expected RFC 3339 like 2024-05-01T12:00:00Z"
             ))
         })?;
-        let micros = time
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or(0);
+        let micros = time.duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
         Ok(Timestamp(i64::try_from(micros).unwrap_or(i64::MAX)))
     }
 }

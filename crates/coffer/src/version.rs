@@ -33,8 +33,7 @@ impl FromStr for VersionId {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let well_formed =
-            s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let well_formed = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !well_formed {
             return Err(Error::invalid_input(format!(
                 "invalid version id {:?}: expected 32 lowercase hex digits",
@@ -80,11 +79,7 @@ mod tests {
     #[test]
     fn parse_rejects_malformed_ids() {
         assert!("xyz".parse::<VersionId>().is_err());
-        assert!(
-            "0195F0C2A3B47C3D8E9FA0B1C2D3E4F5"
-                .parse::<VersionId>()
-                .is_err()
-        );
+        assert!("0195F0C2A3B47C3D8E9FA0B1C2D3E4F5".parse::<VersionId>().is_err());
         let id = VersionId::generate();
         assert_eq!(id.as_str().parse::<VersionId>().ok(), Some(id));
     }

@@ -38,15 +38,12 @@ impl OpendalBackend {
     /// A backend on a local directory (created if missing).
     #[cfg(feature = "backend-fs")]
     pub fn fs(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| Error::io(&format!("cannot create {}", root.display()), e))?;
-        let root = std::fs::canonicalize(root)
-            .map_err(|e| Error::io(&format!("cannot open {}", root.display()), e))?;
-        let root_str = root.to_str().ok_or_else(|| {
-            Error::invalid_input(format!("store path {} is not UTF-8", root.display()))
-        })?;
-        let op = Operator::new(opendal::services::Fs::default().root(root_str))
-            .map_err(backend_error)?;
+        std::fs::create_dir_all(root).map_err(|e| Error::io(&format!("cannot create {}", root.display()), e))?;
+        let root = std::fs::canonicalize(root).map_err(|e| Error::io(&format!("cannot open {}", root.display()), e))?;
+        let root_str = root
+            .to_str()
+            .ok_or_else(|| Error::invalid_input(format!("store path {} is not UTF-8", root.display())))?;
+        let op = Operator::new(opendal::services::Fs::default().root(root_str)).map_err(backend_error)?;
         Ok(OpendalBackend {
             op,
             description: format!("fs:{}", root.display()),
@@ -80,22 +77,14 @@ impl OpendalBackend {
         let durable_dirs = local.durable_dirs.clone();
         tokio::task::spawn_blocking(move || sync_dir_chain(&root, &dir, &durable_dirs))
             .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::BackendUnavailable,
-                    format!("fsync task failed: {e}"),
-                )
-            })?
+            .map_err(|e| Error::new(ErrorKind::BackendUnavailable, format!("fsync task failed: {e}")))?
     }
 }
 
 /// Fsync `dir`; the first time, also every ancestor up to `root`, since a
 /// freshly created directory is itself an entry in its parent.
 fn sync_dir_chain(root: &Path, dir: &Path, durable_dirs: &Mutex<HashSet<PathBuf>>) -> Result<()> {
-    let known = durable_dirs
-        .lock()
-        .map(|d| d.contains(dir))
-        .unwrap_or(false);
+    let known = durable_dirs.lock().map(|d| d.contains(dir)).unwrap_or(false);
     let mut current = Some(dir);
     while let Some(d) = current {
         fsync_dir(d)?;
@@ -111,15 +100,13 @@ fn sync_dir_chain(root: &Path, dir: &Path, durable_dirs: &Mutex<HashSet<PathBuf>
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::BackendUnavailable,
-                format!("cannot fsync {}: {e}", dir.display()),
-            )
-            .with_source(e)
-        })
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("cannot fsync {}: {e}", dir.display()),
+        )
+        .with_source(e)
+    })
 }
 
 fn backend_error(err: opendal::Error) -> Error {
@@ -187,13 +174,7 @@ impl Backend for OpendalBackend {
         }
         .map_err(backend_error)?;
         Ok(stream
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::BackendUnavailable,
-                    format!("backend read failed: {e}"),
-                )
-                .with_source(e)
-            })
+            .map_err(|e| Error::new(ErrorKind::BackendUnavailable, format!("backend read failed: {e}")).with_source(e))
             .boxed())
     }
 
@@ -229,9 +210,7 @@ impl Backend for OpendalBackend {
             Err(e) => return Err(backend_error(e)),
         };
         Ok(lister
-            .try_filter_map(|entry| async move {
-                Ok(entry.metadata().is_file().then(|| entry.path().to_owned()))
-            })
+            .try_filter_map(|entry| async move { Ok(entry.metadata().is_file().then(|| entry.path().to_owned())) })
             .map_err(backend_error)
             .boxed())
     }

@@ -209,18 +209,9 @@ pub trait Catalog: Send + Sync + Debug + Display {
     /// Record a new version (see the contract).
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion>;
     /// Remove one version for good.
-    async fn delete_version(
-        &self,
-        key: &ObjectKey,
-        version_id: &VersionId,
-        actor: &str,
-    ) -> Result<DeletedVersion>;
+    async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion>;
     /// One version, or the latest one when `version_id` is `None`.
-    async fn version(
-        &self,
-        key: &ObjectKey,
-        version_id: Option<&VersionId>,
-    ) -> Result<Option<ObjectVersion>>;
+    async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>>;
     /// Every version of a key, delete markers included, newest first.
     async fn versions(&self, key: &ObjectKey) -> Result<Vec<ObjectVersion>>;
     /// Current versions of live keys (not delete markers), in key order.

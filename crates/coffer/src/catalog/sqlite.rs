@@ -13,15 +13,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, FromRow, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, Precondition, VersionContent,
+    AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion, ObjectVersion,
+    Precondition, VersionContent,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey};
@@ -62,9 +61,9 @@ struct WriteJob {
 }
 
 fn db_error(context: &str, err: sqlx::Error) -> Error {
-    let busy = matches!(&err, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy"));
-    let error =
-        Error::new(ErrorKind::Catalog, format!("catalog: {context}: {err}")).with_source(err);
+    let busy =
+        matches!(&err, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy"));
+    let error = Error::new(ErrorKind::Catalog, format!("catalog: {context}: {err}")).with_source(err);
     if busy { error.retryable() } else { error }
 }
 
@@ -106,10 +105,7 @@ impl SqliteCatalog {
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
         let (reply, outcome) = oneshot::channel();
         let gone = || Error::new(ErrorKind::Catalog, "catalog writer has stopped");
-        self.writer
-            .send(WriteJob { op, reply })
-            .await
-            .map_err(|_| gone())?;
+        self.writer.send(WriteJob { op, reply }).await.map_err(|_| gone())?;
         outcome.await.map_err(|_| gone())?
     }
 }
@@ -126,11 +122,7 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
             Err(e) => {
-                return Err(Error::new(
-                    ErrorKind::Catalog,
-                    format!("catalog migration failed: {e}"),
-                )
-                .with_source(e));
+                return Err(Error::new(ErrorKind::Catalog, format!("catalog migration failed: {e}")).with_source(e));
             }
         }
     }
@@ -163,11 +155,9 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<WriteJob>) {
     let fail_all = |batch: Vec<WriteJob>, err: &Error| {
         for job in batch {
             let error = Error::new(err.kind(), err.message().to_owned());
-            let _ = job.reply.send(Err(if err.is_retryable() {
-                error.retryable()
-            } else {
-                error
-            }));
+            let _ = job
+                .reply
+                .send(Err(if err.is_retryable() { error.retryable() } else { error }));
         }
     };
     if let Err(err) = exec(conn, "BEGIN IMMEDIATE").await {
@@ -180,14 +170,8 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<WriteJob>) {
             return fail_all(batch, &err);
         }
         let outcome = match &job.op {
-            WriteOp::Commit(version) => apply_commit(conn, version)
-                .await
-                .map(WriteOutcome::Committed),
-            WriteOp::DeleteVersion {
-                key,
-                version_id,
-                actor,
-            } => apply_delete_version(conn, key, version_id, actor)
+            WriteOp::Commit(version) => apply_commit(conn, version).await.map(WriteOutcome::Committed),
+            WriteOp::DeleteVersion { key, version_id, actor } => apply_delete_version(conn, key, version_id, actor)
                 .await
                 .map(WriteOutcome::Deleted),
         };
@@ -239,16 +223,11 @@ struct VersionRow {
 impl TryFrom<VersionRow> for ObjectVersion {
     type Error = Error;
     fn try_from(row: VersionRow) -> Result<Self> {
-        let metadata: Metadata = serde_json::from_str(&row.metadata).map_err(|e| {
-            Error::new(
-                ErrorKind::Catalog,
-                format!("catalog holds invalid metadata JSON: {e}"),
-            )
-        })?;
+        let metadata: Metadata = serde_json::from_str(&row.metadata)
+            .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid metadata JSON: {e}")))?;
         Ok(ObjectVersion {
             key: ObjectKey::new(row.key).map_err(|e| corrupt("key", e))?,
-            version_id: VersionId::from_str(&row.version_id)
-                .map_err(|e| corrupt("version id", e))?,
+            version_id: VersionId::from_str(&row.version_id).map_err(|e| corrupt("version id", e))?,
             is_delete_marker: row.is_delete_marker,
             is_latest: row.is_latest,
             size: u64::try_from(row.size).unwrap_or(0),
@@ -263,14 +242,8 @@ impl TryFrom<VersionRow> for ObjectVersion {
     }
 }
 
-async fn fetch_version(
-    conn: &mut SqliteConnection,
-    key: &str,
-    version_id: &str,
-) -> Result<Option<ObjectVersion>> {
-    let sql = format!(
-        "SELECT {VERSION_COLUMNS} FROM versions v {VERSION_JOINS} WHERE v.key = ? AND v.version_id = ?"
-    );
+async fn fetch_version(conn: &mut SqliteConnection, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
+    let sql = format!("SELECT {VERSION_COLUMNS} FROM versions v {VERSION_JOINS} WHERE v.key = ? AND v.version_id = ?");
     let row: Option<VersionRow> = sqlx::query_as(&sql)
         .bind(key)
         .bind(version_id)
@@ -281,10 +254,7 @@ async fn fetch_version(
 }
 
 /// The key's current version id, whether it is a delete marker, and its ETag.
-async fn current(
-    conn: &mut SqliteConnection,
-    key: &str,
-) -> Result<Option<(String, bool, Option<String>)>> {
+async fn current(conn: &mut SqliteConnection, key: &str) -> Result<Option<(String, bool, Option<String>)>> {
     sqlx::query_as(
         "SELECT l.version_id, l.is_delete_marker, v.etag FROM latest l \
          JOIN versions v ON v.key = l.key AND v.version_id = l.version_id WHERE l.key = ?",
@@ -338,19 +308,17 @@ async fn insert_audit(
     version_id: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(at.as_micros())
-    .bind(actor)
-    .bind(action)
-    .bind(key)
-    .bind(version_id)
-    .bind(detail.to_string())
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
-    .map_err(|e| db_error("writing the audit row", e))
+    sqlx::query("INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(at.as_micros())
+        .bind(actor)
+        .bind(action)
+        .bind(key)
+        .bind(version_id)
+        .bind(detail.to_string())
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| db_error("writing the audit row", e))
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -366,18 +334,15 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
     let (blob_sha256, size, etag) = match &new.content {
         VersionContent::DeleteMarker => (None, 0, None),
         VersionContent::Blob(blob) => {
-            let referenced =
-                sqlx::query("UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = ?")
-                    .bind(&blob.sha256)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| db_error("referencing the blob", e))?
-                    .rows_affected();
+            let referenced = sqlx::query("UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = ?")
+                .bind(&blob.sha256)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| db_error("referencing the blob", e))?
+                .rows_affected();
             if referenced == 0 {
                 let Some(path) = &blob.new_path else {
-                    return Err(Error::not_found(format!(
-                        "the content of {key} is no longer stored"
-                    )));
+                    return Err(Error::not_found(format!("the content of {key} is no longer stored")));
                 };
                 sqlx::query(
                     "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES (?, ?, ?, ?, 1, ?)",
@@ -391,11 +356,7 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
                 .await
                 .map_err(|e| db_error("registering the blob", e))?;
             }
-            (
-                Some(blob.sha256.as_str()),
-                blob.size,
-                Some(blob.md5.as_str()),
-            )
+            (Some(blob.sha256.as_str()), blob.size, Some(blob.md5.as_str()))
         }
     };
     let metadata = serde_json::to_string(&new.metadata)
@@ -460,9 +421,7 @@ async fn apply_delete_version(
     actor: &str,
 ) -> Result<DeletedVersion> {
     let Some(version) = fetch_version(conn, key.as_str(), version_id.as_str()).await? else {
-        return Err(Error::not_found(format!(
-            "no version {version_id} of {key}"
-        )));
+        return Err(Error::not_found(format!("no version {version_id} of {key}")));
     };
     if version.is_latest {
         let successor: Option<(String, bool)> = sqlx::query_as(
@@ -496,18 +455,20 @@ async fn apply_delete_version(
         .map_err(|e| db_error("removing the version", e))?;
     let mut unreferenced_blob = None;
     if let Some(sha256) = &version.sha256 {
-        sqlx::query("UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = ? AND refcount > 1")
+        // The last reference takes the blob row with it; any other just counts down.
+        unreferenced_blob = sqlx::query("DELETE FROM blobs WHERE sha256 = ? AND refcount = 1 RETURNING locator")
             .bind(sha256)
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await
-            .map_err(|e| db_error("releasing the blob", e))?;
-        unreferenced_blob =
-            sqlx::query("DELETE FROM blobs WHERE sha256 = ? AND refcount = 1 RETURNING locator")
+            .map_err(|e| db_error("releasing the blob", e))?
+            .map(|row| row.get::<String, _>(0));
+        if unreferenced_blob.is_none() {
+            sqlx::query("UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = ?")
                 .bind(sha256)
-                .fetch_optional(&mut *conn)
+                .execute(&mut *conn)
                 .await
-                .map_err(|e| db_error("releasing the blob", e))?
-                .map(|row| row.get::<String, _>(0));
+                .map_err(|e| db_error("releasing the blob", e))?;
+        }
     }
     let detail = serde_json::json!({ "size": version.size, "sha256": version.sha256, "was_delete_marker": version.is_delete_marker });
     insert_audit(
@@ -534,9 +495,7 @@ impl fmt::Display for SqliteCatalog {
 
 impl fmt::Debug for SqliteCatalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteCatalog")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("SqliteCatalog").field("path", &self.path).finish()
     }
 }
 
@@ -585,12 +544,7 @@ impl Catalog for SqliteCatalog {
         }
     }
 
-    async fn delete_version(
-        &self,
-        key: &ObjectKey,
-        version_id: &VersionId,
-        actor: &str,
-    ) -> Result<DeletedVersion> {
+    async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion> {
         let op = WriteOp::DeleteVersion {
             key: key.clone(),
             version_id: version_id.clone(),
@@ -605,16 +559,8 @@ impl Catalog for SqliteCatalog {
         }
     }
 
-    async fn version(
-        &self,
-        key: &ObjectKey,
-        version_id: Option<&VersionId>,
-    ) -> Result<Option<ObjectVersion>> {
-        let mut conn = self
-            .readers
-            .acquire()
-            .await
-            .map_err(|e| db_error("connecting", e))?;
+    async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
+        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
         match version_id {
             Some(id) => fetch_version(&mut conn, key.as_str(), id.as_str()).await,
             None => {
@@ -648,11 +594,7 @@ impl Catalog for SqliteCatalog {
         // The tightest of the lower bounds; `start_after` is the only exclusive one.
         let mut lower = query.prefix.clone();
         let mut exclusive = false;
-        if let Some(at) = query
-            .start_at
-            .as_ref()
-            .filter(|at| at.as_str() > lower.as_str())
-        {
+        if let Some(at) = query.start_at.as_ref().filter(|at| at.as_str() > lower.as_str()) {
             lower = at.clone();
         }
         if let Some(after) = query
@@ -669,11 +611,7 @@ impl Catalog for SqliteCatalog {
              JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id {VERSION_JOINS} \
              WHERE NOT l2.is_delete_marker AND l2.key {} ? {} ORDER BY l2.key LIMIT ?",
             if exclusive { ">" } else { ">=" },
-            if upper.is_some() {
-                "AND l2.key < ?"
-            } else {
-                ""
-            },
+            if upper.is_some() { "AND l2.key < ?" } else { "" },
         );
         let mut q = sqlx::query_as::<_, VersionRow>(&sql).bind(lower);
         if let Some(upper) = upper {
@@ -688,21 +626,19 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
-        let row: Option<BlobRow> =
-            sqlx::query_as("SELECT sha256, size, locator, refcount FROM blobs WHERE sha256 = ?")
-                .bind(sha256)
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(|e| db_error("reading a blob", e))?;
+        let row: Option<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount FROM blobs WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(|e| db_error("reading a blob", e))?;
         Ok(row.map(BlobRecord::from))
     }
 
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
-        let rows: Vec<BlobRow> =
-            sqlx::query_as("SELECT sha256, size, locator, refcount FROM blobs ORDER BY sha256")
-                .fetch_all(&self.readers)
-                .await
-                .map_err(|e| db_error("listing blobs", e))?;
+        let rows: Vec<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount FROM blobs ORDER BY sha256")
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| db_error("listing blobs", e))?;
         Ok(rows.into_iter().map(BlobRecord::from).collect())
     }
 
@@ -736,24 +672,9 @@ impl Catalog for SqliteCatalog {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let sql = format!(
             "SELECT id, at, actor, action, key, version_id, detail FROM audit {} ORDER BY id DESC LIMIT ?",
-            if query.key.is_some() {
-                "WHERE key = ?"
-            } else {
-                ""
-            }
+            if query.key.is_some() { "WHERE key = ?" } else { "" }
         );
-        let mut q = sqlx::query_as::<
-            _,
-            (
-                i64,
-                i64,
-                String,
-                String,
-                Option<String>,
-                Option<String>,
-                String,
-            ),
-        >(&sql);
+        let mut q = sqlx::query_as::<_, (i64, i64, String, String, Option<String>, Option<String>, String)>(&sql);
         if let Some(key) = &query.key {
             q = q.bind(key.as_str());
         }
@@ -764,27 +685,21 @@ impl Catalog for SqliteCatalog {
             .map_err(|e| db_error("reading the audit log", e))?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, at, actor, action, key, version_id, detail)| AuditEntry {
-                    id,
-                    at: Timestamp::from_micros(at),
-                    actor,
-                    action,
-                    key,
-                    version_id,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                },
-            )
+            .map(|(id, at, actor, action, key, version_id, detail)| AuditEntry {
+                id,
+                at: Timestamp::from_micros(at),
+                actor,
+                action,
+                key,
+                version_id,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            })
             .collect())
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
-        let mut conn = self
-            .readers
-            .acquire()
-            .await
-            .map_err(|e| db_error("connecting", e))?;
+        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
         let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_one(&mut *conn)
             .await

@@ -10,8 +10,8 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, ByteStream, OpendalBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
-    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition,
-    SqliteCatalog, VersionContent, prefix_upper_bound,
+    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SqliteCatalog,
+    VersionContent, prefix_upper_bound,
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -23,8 +23,7 @@ use crate::version::VersionId;
 mod options;
 
 pub use self::options::{
-    ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS,
-    PutOptions, StoreInfo,
+    ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
 
 /// Content type when neither the caller nor the key's extension says.
@@ -46,9 +45,7 @@ impl Store {
         let backend: Arc<dyn Backend> = match &config.backend {
             #[cfg(feature = "backend-fs")]
             BackendConfig::Fs { root } => {
-                let root = root
-                    .clone()
-                    .unwrap_or_else(|| config.data_dir.join("store"));
+                let root = root.clone().unwrap_or_else(|| config.data_dir.join("store"));
                 Arc::new(OpendalBackend::fs(&root)?)
             }
             #[cfg(feature = "backend-memory")]
@@ -63,19 +60,14 @@ impl Store {
         };
         let catalog_path = config.sqlite_path()?;
         if let Some(dir) = catalog_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
         }
         let catalog = Arc::new(SqliteCatalog::open(&catalog_path).await?);
         Ok(Store::from_parts(backend, catalog, config.actor()))
     }
 
     /// A store over an existing backend and catalog, recording `actor` as the author of changes.
-    pub fn from_parts(
-        backend: Arc<dyn Backend>,
-        catalog: Arc<dyn Catalog>,
-        actor: impl Into<String>,
-    ) -> Store {
+    pub fn from_parts(backend: Arc<dyn Backend>, catalog: Arc<dyn Catalog>, actor: impl Into<String>) -> Store {
         Store {
             backend,
             catalog,
@@ -111,19 +103,12 @@ impl Store {
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
-        self.put_stream(key, body::reader_stream(body), options)
-            .await
+        self.put_stream(key, body::reader_stream(body), options).await
     }
 
     /// Store `bytes` as a new version of `key`.
-    pub async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: impl Into<Bytes>,
-        options: PutOptions,
-    ) -> Result<ObjectVersion> {
-        self.put_stream(key, body::once(bytes.into()), options)
-            .await
+    pub async fn put_bytes(&self, key: &str, bytes: impl Into<Bytes>, options: PutOptions) -> Result<ObjectVersion> {
+        self.put_stream(key, body::once(bytes.into()), options).await
     }
 
     /// Store a stream of bytes as a new version of `key`.
@@ -131,12 +116,7 @@ impl Store {
     /// Returns once the bytes and the version's manifest are durable on the
     /// backend and the catalog has committed the version. Identical content is
     /// stored once. On any error nothing is recorded.
-    pub async fn put_stream(
-        &self,
-        key: &str,
-        body: ByteStream,
-        options: PutOptions,
-    ) -> Result<ObjectVersion> {
+    pub async fn put_stream(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
         validate_metadata(&options.metadata)?;
         let content_type = match &options.content_type {
@@ -211,10 +191,7 @@ impl Store {
         staging: &str,
     ) -> Result<ObjectVersion> {
         let VersionContent::Blob(blob) = &mut version.content else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "an upload needs content",
-            ));
+            return Err(Error::new(ErrorKind::InvalidInput, "an upload needs content"));
         };
         let sha256 = blob.sha256.clone();
         version.audit_detail = serde_json::json!({ "size": blob.size, "sha256": sha256 });
@@ -236,9 +213,7 @@ impl Store {
         }
         let unused_upload = match (&outcome, promoted) {
             (_, None) => staging.to_owned(),
-            (Ok(committed), Some(path))
-                if committed.blob_path.as_deref() == Some(path.as_str()) =>
-            {
+            (Ok(committed), Some(path)) if committed.blob_path.as_deref() == Some(path.as_str()) => {
                 return outcome;
             }
             (_, Some(path)) => path,
@@ -250,11 +225,7 @@ impl Store {
         outcome
     }
 
-    async fn commit_with_blob(
-        &self,
-        version: &NewVersion,
-        new_path: Option<&str>,
-    ) -> Result<ObjectVersion> {
+    async fn commit_with_blob(&self, version: &NewVersion, new_path: Option<&str>) -> Result<ObjectVersion> {
         let mut version = version.clone();
         if let VersionContent::Blob(blob) = &mut version.content {
             blob.new_path = new_path.map(str::to_owned);
@@ -270,9 +241,7 @@ impl Store {
 
     async fn write_manifest(&self, version: &NewVersion) -> Result<String> {
         let (sha256, md5, size) = match &version.content {
-            VersionContent::Blob(blob) => {
-                (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size)
-            }
+            VersionContent::Blob(blob) => (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size),
             VersionContent::DeleteMarker => (None, None, 0),
         };
         let manifest = Manifest {
@@ -291,9 +260,7 @@ impl Store {
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::invalid_input(format!("manifest cannot be encoded: {e}")))?;
         let path = layout::manifest_path(&version.key, &version.version_id);
-        self.backend
-            .write(&path, body::once(Bytes::from(json)))
-            .await?;
+        self.backend.write(&path, body::once(Bytes::from(json))).await?;
         Ok(path)
     }
 
@@ -301,11 +268,7 @@ impl Store {
         if *precondition == Precondition::None {
             return Ok(());
         }
-        let live = self
-            .catalog
-            .version(key, None)
-            .await?
-            .filter(|v| !v.is_delete_marker);
+        let live = self.catalog.version(key, None).await?.filter(|v| !v.is_delete_marker);
         match (precondition, live) {
             (Precondition::IfNoneMatch, Some(_)) => Err(Error::conflict(format!(
                 "precondition failed: {key} already exists (if-none-match *)"
@@ -335,9 +298,7 @@ impl Store {
         let found = self.catalog.version(&key, version_id).await?;
         match (found, version_id) {
             (Some(v), _) if !v.is_delete_marker => Ok(v),
-            (Some(_), Some(id)) => Err(Error::not_found(format!(
-                "version {id} of {key} is a delete marker"
-            ))),
+            (Some(_), Some(id)) => Err(Error::not_found(format!("version {id} of {key} is a delete marker"))),
             (None, Some(id)) => Err(Error::not_found(format!("no version {id} of {key}"))),
             (_, None) => Err(Error::not_found(format!("no such key: {key}"))),
         }
@@ -382,10 +343,7 @@ impl Store {
                         .await
                         .map_err(|e| missing_blob(e, &what))?
                 };
-                (
-                    0..version.size,
-                    body::verify_stream(body, sha256, version.size, what),
-                )
+                (0..version.size, body::verify_stream(body, sha256, version.size, what))
             }
         };
         if let Some(progress) = options.progress.clone() {
@@ -394,19 +352,11 @@ impl Store {
                 .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
                 .boxed();
         }
-        Ok(GetResult {
-            version,
-            range,
-            body,
-        })
+        Ok(GetResult { version, range, body })
     }
 
     /// Read a whole version into memory (for small objects).
-    pub async fn get_bytes(
-        &self,
-        key: &str,
-        version_id: Option<&VersionId>,
-    ) -> Result<(ObjectVersion, Bytes)> {
+    pub async fn get_bytes(&self, key: &str, version_id: Option<&VersionId>) -> Result<(ObjectVersion, Bytes)> {
         let result = self
             .get(
                 key,
@@ -505,10 +455,7 @@ impl Store {
                 };
                 let batch = catalog.list_latest(&query).await?;
                 let next = (batch.len() == PAGE).then(|| batch.last().map(|v| v.key.to_string()));
-                Ok(Some((
-                    futures::stream::iter(batch.into_iter().map(Ok)),
-                    next,
-                )))
+                Ok(Some((futures::stream::iter(batch.into_iter().map(Ok)), next)))
             }
         })
         .try_flatten()
@@ -517,12 +464,7 @@ impl Store {
 
     /// Make `destination` a new version holding the content of `source`,
     /// without copying bytes.
-    pub async fn copy(
-        &self,
-        source: &str,
-        destination: &str,
-        options: CopyOptions,
-    ) -> Result<ObjectVersion> {
+    pub async fn copy(&self, source: &str, destination: &str, options: CopyOptions) -> Result<ObjectVersion> {
         let destination = ObjectKey::new(destination)?;
         let from = self.head(source, options.source_version.as_ref()).await?;
         if let Some(metadata) = &options.metadata {
@@ -590,16 +532,10 @@ impl Store {
     /// Remove one version of `key` for good, and its bytes once no version uses them.
     pub async fn delete_version(&self, key: &str, version_id: &VersionId) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
-        let deleted = self
-            .catalog
-            .delete_version(&key, version_id, &self.actor)
-            .await?;
+        let deleted = self.catalog.delete_version(&key, version_id, &self.actor).await?;
         // The catalog has committed; what is left on the backend is only clean-up,
         // and a failure here leaves an orphan, never a dangling version.
-        let _ = self
-            .backend
-            .delete(&layout::manifest_path(&key, version_id))
-            .await;
+        let _ = self.backend.delete(&layout::manifest_path(&key, version_id)).await;
         if let Some(blob) = &deleted.unreferenced_blob {
             let _ = self.backend.delete(blob).await;
         }

@@ -42,9 +42,7 @@ impl fmt::Debug for PutOptions {
 impl PutOptions {
     pub(crate) fn precondition(&self) -> Result<Precondition> {
         match (&self.if_match, self.if_none_match) {
-            (Some(_), true) => Err(Error::invalid_input(
-                "if-match and if-none-match cannot be combined",
-            )),
+            (Some(_), true) => Err(Error::invalid_input("if-match and if-none-match cannot be combined")),
             (Some(etag), false) => Ok(Precondition::IfMatch(etag.clone())),
             (None, true) => Ok(Precondition::IfNoneMatch),
             (None, false) => Ok(Precondition::None),

@@ -1,0 +1,30 @@
+//! Both port suites against every in-tree implementation.
+
+use std::sync::Arc;
+
+use coffer::{Backend, OpendalBackend, SqliteCatalog, conformance};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fs_backend_passes_the_backend_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = OpendalBackend::fs(dir.path()).unwrap();
+    conformance::backend_suite(&backend).await.unwrap();
+    assert!(backend.capabilities().persistent);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_backend_passes_the_backend_suite() {
+    let backend = OpendalBackend::memory().unwrap();
+    conformance::backend_suite(&backend).await.unwrap();
+    assert!(!backend.capabilities().persistent);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_catalog_passes_the_catalog_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap());
+    conformance::catalog_suite(catalog.as_ref()).await.unwrap();
+    // A second handle on the same file (as a second process would have) sees the same data and stays sound.
+    let again = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
+    conformance::catalog_suite(&again).await.unwrap();
+}

@@ -49,6 +49,11 @@ mod version;
 
 pub mod conformance;
 
+/// The README's Rust examples, run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
 pub use crate::body::reader_stream;
 pub use crate::catalog::{

@@ -1,6 +1,8 @@
 //! End-to-end: run the built `coffer` binary as a user would and check its
 //! output, exit codes and files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

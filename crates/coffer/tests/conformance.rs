@@ -1,5 +1,7 @@
 //! Both port suites against every in-tree implementation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::sync::Arc;
 
 use coffer::{Backend, OpendalBackend, SqliteCatalog, conformance};

@@ -1,6 +1,8 @@
 //! Real processes: a writer SIGKILLed at random points, and several writer
 //! processes sharing one store. Both run `examples/workload.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,5 +1,7 @@
 //! `Store` behaviour on both in-tree backends: what an application sees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -47,11 +47,7 @@ impl Args {
                 _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
             }
         }
-        let (default_size, default_small, sqlite_commits) = if quick {
-            (64, 1000, 500)
-        } else {
-            (1024, 10_000, 2000)
-        };
+        let (default_size, default_small, sqlite_commits) = if quick { (64, 1000, 500) } else { (1024, 10_000, 2000) };
         let args = Args {
             size_mib: size_mib.unwrap_or(default_size),
             small: small

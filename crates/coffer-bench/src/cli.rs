@@ -21,9 +21,7 @@ pub fn build() -> Result<PathBuf> {
         .status()
         .context("cannot run cargo; run `cargo build --release -p coffer-cli` yourself first")?;
     if !status.success() {
-        bail!(
-            "`cargo build --profile {profile} -p coffer-cli` failed; the bench needs the coffer CLI"
-        );
+        bail!("`cargo build --profile {profile} -p coffer-cli` failed; the bench needs the coffer CLI");
     }
     if !coffer.is_file() {
         bail!(
@@ -36,11 +34,7 @@ pub fn build() -> Result<PathBuf> {
 
 /// The cargo profile whose output directory holds `exe` (`target/debug` is "dev").
 fn cargo_profile(exe: &Path) -> String {
-    match exe
-        .parent()
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-    {
+    match exe.parent().and_then(Path::file_name).and_then(|n| n.to_str()) {
         Some("debug") | None => "dev".to_owned(),
         Some(name) => name.to_owned(),
     }

@@ -49,8 +49,7 @@ impl XorShift {
 
 /// Write `size` pseudo-random bytes to a new file at `path` and fsync it.
 pub fn write_random_file(path: &Path, size: u64, seed: u64) -> Result<()> {
-    let mut file =
-        File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut rng = XorShift::new(seed);
     let mut buf = vec![0; CHUNK];
     let mut left = size;

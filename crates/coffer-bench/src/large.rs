@@ -69,11 +69,7 @@ pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, size_mib: u64) -> Resu
     verify_output(&source, &output)?;
 
     eprintln!("large object: copy");
-    let copy = [
-        OsStr::new("copy"),
-        OsStr::new(KEY),
-        OsStr::new(CLI_COPY_KEY),
-    ];
+    let copy = [OsStr::new("copy"), OsStr::new(KEY), OsStr::new(CLI_COPY_KEY)];
     let copy_cli = measure(coffer.as_os_str(), &with_data_dir(&data_dir, &copy))?.wall;
     let copy_library = runtime.block_on(library_copy(&data_dir))?;
 
@@ -103,18 +99,12 @@ fn with_data_dir<'a>(data_dir: &'a Path, args: &[&'a OsStr]) -> Vec<&'a OsStr> {
 /// directory. The copy is removed afterwards (not timed).
 fn plain_copy(source: &Path, destination: &Path, dir: &Path) -> Result<Duration> {
     let start = Instant::now();
-    std::fs::copy(source, destination).with_context(|| {
-        format!(
-            "cannot copy {} to {}",
-            source.display(),
-            destination.display()
-        )
-    })?;
+    std::fs::copy(source, destination)
+        .with_context(|| format!("cannot copy {} to {}", source.display(), destination.display()))?;
     data::fsync(destination)?;
     data::fsync(dir)?;
     let elapsed = start.elapsed();
-    std::fs::remove_file(destination)
-        .with_context(|| format!("cannot remove {}", destination.display()))?;
+    std::fs::remove_file(destination).with_context(|| format!("cannot remove {}", destination.display()))?;
     Ok(elapsed)
 }
 

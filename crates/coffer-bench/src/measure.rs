@@ -45,10 +45,7 @@ pub fn measure(program: &OsStr, args: &[&OsStr]) -> Result<ChildRun> {
         .context("cannot start the measuring process")?;
     let shown = shown_command(program, args);
     if !output.status.success() {
-        bail!(
-            "the measuring process for `{shown}` failed ({})",
-            output.status
-        );
+        bail!("the measuring process for `{shown}` failed ({})", output.status);
     }
     let report = String::from_utf8_lossy(&output.stdout);
     let fields: Vec<&str> = report.split_whitespace().collect();

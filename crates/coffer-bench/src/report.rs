@@ -64,11 +64,7 @@ fn print_large(large: &LargeFigures) {
         );
     };
     copy_line("coffer CLI", large.copy_cli, "process start included; ");
-    copy_line(
-        "coffer library",
-        large.copy_library,
-        "Store::copy on an open store; ",
-    );
+    copy_line("coffer library", large.copy_library, "Store::copy on an open store; ");
 }
 
 fn print_small(small: &SmallFigures, sqlite: &SqliteFigures) {

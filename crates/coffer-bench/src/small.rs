@@ -168,10 +168,7 @@ async fn verify(store: &Store, expected: usize) -> Result<()> {
         .await
         .context("the consistency check failed to run")?;
     if !problems.is_empty() {
-        bail!(
-            "the store is inconsistent after the puts:\n  {}",
-            problems.join("\n  ")
-        );
+        bail!("the store is inconsistent after the puts:\n  {}", problems.join("\n  "));
     }
     Ok(())
 }

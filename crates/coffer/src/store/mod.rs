@@ -195,32 +195,31 @@ impl Store {
         };
         let sha256 = blob.sha256.clone();
         version.audit_detail = serde_json::json!({ "size": blob.size, "sha256": sha256 });
-        let mut promoted = None;
-        if self.catalog.blob(&sha256).await?.is_none() {
-            promoted = Some(self.promote(staging, &sha256, upload_id).await?);
-        }
-        let manifest_path = self.write_manifest(&version).await?;
-        let mut outcome = self.commit_with_blob(&version, promoted.as_deref()).await;
-        // The stored copy we meant to reuse was deleted in between: use ours.
-        if promoted.is_none() && matches!(&outcome, Err(e) if e.kind() == ErrorKind::NotFound) {
-            match self.promote(staging, &sha256, upload_id).await {
-                Ok(path) => {
-                    outcome = self.commit_with_blob(&version, Some(&path)).await;
-                    promoted = Some(path);
+        let mut promoted: Option<String> = None;
+        let mut manifest_path: Option<String> = None;
+        let outcome = async {
+            if self.catalog.blob(&sha256).await?.is_none() {
+                promoted = Some(self.promote(staging, &sha256, upload_id).await?);
+            }
+            manifest_path = Some(self.write_manifest(&version).await?);
+            match self.commit_with_blob(&version, promoted.as_deref()).await {
+                // The stored copy we meant to reuse was deleted in between: use ours.
+                Err(e) if e.kind() == ErrorKind::NotFound && promoted.is_none() => {
+                    promoted = Some(self.promote(staging, &sha256, upload_id).await?);
+                    self.commit_with_blob(&version, promoted.as_deref()).await
                 }
-                Err(e) => outcome = Err(e),
+                other => other,
             }
         }
-        let unused_upload = match (&outcome, promoted) {
-            (_, None) => staging.to_owned(),
-            (Ok(committed), Some(path)) if committed.blob_path.as_deref() == Some(path.as_str()) => {
-                return outcome;
-            }
-            (_, Some(path)) => path,
-        };
-        let _ = self.backend.delete(&unused_upload).await;
-        if outcome.is_err() {
-            let _ = self.backend.delete(&manifest_path).await;
+        .await;
+        // Our upload is unused unless the catalog took our promoted copy.
+        let upload_in_use =
+            matches!((&outcome, &promoted), (Ok(committed), Some(path)) if committed.blob_path.as_ref() == Some(path));
+        if !upload_in_use {
+            let _ = self.backend.delete(promoted.as_deref().unwrap_or(staging)).await;
+        }
+        if let (Err(_), Some(path)) = (&outcome, &manifest_path) {
+            let _ = self.backend.delete(path).await;
         }
         outcome
     }

@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use coffer::{Config, CopyOptions, Store};
 use tokio::runtime::Runtime;
 
-use crate::data;
 use crate::measure::{ChildRun, measure};
+use crate::{data, limit};
 
 const KEY: &str = "big/object.bin";
 const CLI_COPY_KEY: &str = "big/copy.bin";
@@ -29,6 +29,8 @@ pub struct LargeFigures {
     pub plain_get: Duration,
     /// `coffer get`, its wall time including the fsync of the output that follows it.
     pub coffer_get: ChildRun,
+    /// That fsync alone: near zero when coffer syncs the output itself.
+    pub get_output_fsync: Duration,
     /// `coffer copy`, process start included.
     pub copy_cli: Duration,
     /// `Store::copy` on an open store.
@@ -38,6 +40,9 @@ pub struct LargeFigures {
 /// Run the large-object figures with an object of `size_mib` MiB, in `work`.
 pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, size_mib: u64) -> Result<LargeFigures> {
     let size = size_mib << 20;
+    // At least 10 MiB/s, or the child is taken for hung.
+    let transfer_limit = limit::for_work(size_mib, Duration::from_millis(100));
+    let copy_limit = limit::for_work(0, Duration::ZERO);
     let source = work.join("source.bin");
     let plain = work.join("plain.bin");
     let output = work.join("out.bin");
@@ -54,7 +59,7 @@ pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, size_mib: u64) -> Resu
         OsStr::new("--file"),
         source.as_os_str(),
     ];
-    let coffer_put = measure(coffer.as_os_str(), &with_data_dir(&data_dir, &put))?;
+    let coffer_put = measure(coffer.as_os_str(), &with_data_dir(&data_dir, &put), transfer_limit)?;
 
     eprintln!("large object: get");
     let plain_get = plain_copy(&source, &plain, work)?;
@@ -64,14 +69,15 @@ pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, size_mib: u64) -> Resu
         OsStr::new("--output"),
         output.as_os_str(),
     ];
-    let mut coffer_get = measure(coffer.as_os_str(), &with_data_dir(&data_dir, &get))?;
-    coffer_get.wall += data::fsync(&output)?;
+    let mut coffer_get = measure(coffer.as_os_str(), &with_data_dir(&data_dir, &get), transfer_limit)?;
+    let get_output_fsync = data::fsync(&output)?;
+    coffer_get.wall += get_output_fsync;
     verify_output(&source, &output)?;
 
     eprintln!("large object: copy");
     let copy = [OsStr::new("copy"), OsStr::new(KEY), OsStr::new(CLI_COPY_KEY)];
-    let copy_cli = measure(coffer.as_os_str(), &with_data_dir(&data_dir, &copy))?.wall;
-    let copy_library = runtime.block_on(library_copy(&data_dir))?;
+    let copy_cli = measure(coffer.as_os_str(), &with_data_dir(&data_dir, &copy), copy_limit)?.wall;
+    let copy_library = runtime.block_on(limit::within(copy_limit, "Store::copy", library_copy(&data_dir)))?;
 
     for file in [&source, &output] {
         std::fs::remove_file(file).with_context(|| format!("cannot remove {}", file.display()))?;
@@ -82,6 +88,7 @@ pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, size_mib: u64) -> Resu
         coffer_put,
         plain_get,
         coffer_get,
+        get_output_fsync,
         copy_cli,
         copy_library,
     })

@@ -53,6 +53,7 @@ mod args;
 mod cli;
 mod data;
 mod large;
+mod limit;
 mod measure;
 mod report;
 mod small;
@@ -74,10 +75,14 @@ fn main() -> Result<()> {
 
 fn run_bench(args: &args::Args) -> Result<()> {
     let coffer = cli::build()?;
+    let parent = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("no directory {}", args.dir.display()))?;
     let work = tempfile::Builder::new()
         .prefix("coffer-bench-")
-        .tempdir_in(&args.dir)
-        .with_context(|| format!("cannot create a work directory in {}", args.dir.display()))?;
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a work directory in {}", parent.display()))?;
     let system = system::describe(work.path());
     eprintln!("work dir {} on {}", work.path().display(), system.disk);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;

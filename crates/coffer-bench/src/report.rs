@@ -56,6 +56,10 @@ fn print_large(large: &LargeFigures) {
     coffer_line("put", &large.coffer_put, large.plain_put);
     plain_line("get", large.plain_get);
     coffer_line("get", &large.coffer_get, large.plain_get);
+    println!(
+        "                          (includes {:.2} s to fsync the output after coffer exited)",
+        large.get_output_fsync.as_secs_f64()
+    );
     let copy_line = |what: &str, time: Duration, note: &str| {
         let ms = time.as_secs_f64() * 1000.0;
         println!(

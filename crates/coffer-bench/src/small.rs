@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::runtime::Runtime;
 
 use crate::data::XorShift;
+use crate::limit;
 
 /// The hidden first argument that runs one of the four put workers.
 pub const WORKER_SUBCOMMAND: &str = "__put-worker";
@@ -21,6 +22,11 @@ pub const OBJECT_SIZE: usize = 4096;
 pub const IN_FLIGHT: usize = 64;
 /// Processes sharing one store in the multi-process run.
 pub const PROCESSES: usize = 4;
+
+/// How long `count` puts may take before the run is taken for hung (at least 10 puts/s).
+fn time_limit(count: usize) -> Duration {
+    limit::for_work(count as u64, Duration::from_millis(100))
+}
 
 /// The small-put figures.
 #[derive(Debug, Clone)]
@@ -49,7 +55,7 @@ pub fn run(runtime: &Runtime, work: &Path, count: usize) -> Result<SmallFigures>
 async fn one_process(data_dir: &Path, count: usize) -> Result<Duration> {
     let store = open(data_dir).await?;
     let start = Instant::now();
-    put_many(&store, 0, count).await?;
+    limit::within(time_limit(count), "the puts", put_many(&store, 0, count)).await?;
     let elapsed = start.elapsed();
     verify(&store, count).await?;
     Ok(elapsed)

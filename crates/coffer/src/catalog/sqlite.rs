@@ -1,10 +1,11 @@
 //! The embedded catalog: SQLite in WAL mode through sqlx.
 //!
 //! Writes go through one writer task per process that commits whatever is
-//! queued in a single transaction (group commit), each change inside its own
-//! savepoint so a failed precondition rolls back only that change. With
-//! `synchronous = FULL` every acknowledged change is on disk; batching is what
-//! makes that affordable. Separate processes serialize on SQLite's own lock.
+//! queued in a single transaction (group commit). With `synchronous = FULL`
+//! every acknowledged change is on disk; batching is what makes that
+//! affordable. A change checks its preconditions before it writes, so one
+//! refused change does not disturb the others in its batch. Separate processes
+//! serialize on SQLite's own lock.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -142,60 +143,78 @@ async fn write_loop(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Wri
 }
 
 async fn exec(conn: &mut SqliteConnection, sql: &str) -> Result<()> {
-    sqlx::query(sql)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
-        .map_err(|e| db_error(sql, e))
+    sqlx::query(sql).execute(&mut *conn).await.map(|_| ()).map_err(|e| db_error(sql, e))
 }
 
-/// Run every job of the batch in one transaction, each in its own savepoint,
-/// and answer each only once the transaction has committed.
-async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<WriteJob>) {
-    let fail_all = |batch: Vec<WriteJob>, err: &Error| {
-        for job in batch {
-            let error = Error::new(err.kind(), err.message().to_owned());
-            let _ = job
-                .reply
-                .send(Err(if err.is_retryable() { error.retryable() } else { error }));
+/// Why a change did not apply.
+enum Refused {
+    /// Refused before writing anything (a failed precondition, a missing
+    /// version): the transaction is untouched and the batch goes on.
+    Clean(Error),
+    /// Failed after writing part of the change: the transaction must be rolled back.
+    Dirty(Error),
+}
+
+fn copy_error(err: &Error) -> Error {
+    let copy = Error::new(err.kind(), err.message().to_owned());
+    if err.is_retryable() { copy.retryable() } else { copy }
+}
+
+async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome, Refused> {
+    match op {
+        WriteOp::Commit(version) => apply_commit(conn, version).await.map(WriteOutcome::Committed),
+        WriteOp::DeleteVersion { key, version_id, actor } => {
+            apply_delete_version(conn, key, version_id, actor).await.map(WriteOutcome::Deleted)
         }
-    };
-    if let Err(err) = exec(conn, "BEGIN IMMEDIATE").await {
-        return fail_all(batch, &err);
     }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in &batch {
-        if let Err(err) = exec(conn, "SAVEPOINT change").await {
-            let _ = exec(conn, "ROLLBACK").await;
-            return fail_all(batch, &err);
-        }
-        let outcome = match &job.op {
-            WriteOp::Commit(version) => apply_commit(conn, version).await.map(WriteOutcome::Committed),
-            WriteOp::DeleteVersion { key, version_id, actor } => apply_delete_version(conn, key, version_id, actor)
-                .await
-                .map(WriteOutcome::Deleted),
-        };
-        let closed = if outcome.is_ok() {
-            exec(conn, "RELEASE change").await
-        } else {
-            match exec(conn, "ROLLBACK TO change").await {
-                Ok(()) => exec(conn, "RELEASE change").await,
-                Err(e) => Err(e),
+}
+
+/// Run the batch in one transaction and answer each job only once it has
+/// committed. Changes check everything they can before writing, so a refused
+/// change leaves the transaction clean; if one fails half-way, the batch is
+/// rolled back and every job is run again in a transaction of its own.
+async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<WriteJob>) {
+    match run_batch(conn, &batch).await {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = job.reply.send(outcome);
             }
-        };
-        if let Err(err) = closed {
-            let _ = exec(conn, "ROLLBACK").await;
-            return fail_all(batch, &err);
         }
-        outcomes.push(outcome);
+        Err(_) if batch.len() > 1 => {
+            for job in batch {
+                let outcome = run_batch(conn, std::slice::from_ref(&job)).await;
+                let _ = job.reply.send(outcome.and_then(|mut outcomes| {
+                    outcomes.pop().unwrap_or_else(|| Err(Error::new(ErrorKind::Catalog, "catalog lost a change")))
+                }));
+            }
+        }
+        Err(err) => {
+            for job in batch {
+                let _ = job.reply.send(Err(copy_error(&err)));
+            }
+        }
+    }
+}
+
+/// One transaction over `jobs`: the outcome of each, or the error that rolled all back.
+async fn run_batch(conn: &mut SqliteConnection, jobs: &[WriteJob]) -> Result<Vec<Result<WriteOutcome>>> {
+    exec(conn, "BEGIN IMMEDIATE").await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match apply(conn, &job.op).await {
+            Ok(outcome) => outcomes.push(Ok(outcome)),
+            Err(Refused::Clean(err)) => outcomes.push(Err(err)),
+            Err(Refused::Dirty(err)) => {
+                let _ = exec(conn, "ROLLBACK").await;
+                return Err(err);
+            }
+        }
     }
     if let Err(err) = exec(conn, "COMMIT").await {
         let _ = exec(conn, "ROLLBACK").await;
-        return fail_all(batch, &err);
+        return Err(err);
     }
-    for (job, outcome) in batch.into_iter().zip(outcomes) {
-        let _ = job.reply.send(outcome);
-    }
+    Ok(outcomes)
 }
 
 /// The columns of a version row joined with its blob and latest pointer.
@@ -253,165 +272,157 @@ async fn fetch_version(conn: &mut SqliteConnection, key: &str, version_id: &str)
     row.map(ObjectVersion::try_from).transpose()
 }
 
-/// The key's current version id, whether it is a delete marker, and its ETag.
-async fn current(conn: &mut SqliteConnection, key: &str) -> Result<Option<(String, bool, Option<String>)>> {
-    sqlx::query_as(
-        "SELECT l.version_id, l.is_delete_marker, v.etag FROM latest l \
-         JOIN versions v ON v.key = l.key AND v.version_id = l.version_id WHERE l.key = ?",
-    )
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| db_error("reading the current version", e))
-}
-
 fn normalize_etag(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 
-fn check_precondition(
-    key: &ObjectKey,
-    precondition: &Precondition,
-    current: Option<&(String, bool, Option<String>)>,
-) -> Result<()> {
-    let live = current.filter(|(_, is_marker, _)| !is_marker);
+/// The key's current version as a precondition sees it.
+struct Current {
+    version_id: String,
+    is_delete_marker: bool,
+    etag: Option<String>,
+}
+
+fn check_precondition(key: &ObjectKey, precondition: &Precondition, current: Option<&Current>) -> Result<()> {
+    let live = current.filter(|c| !c.is_delete_marker);
     match precondition {
         Precondition::None => Ok(()),
         Precondition::MustExist if live.is_some() => Ok(()),
         Precondition::MustExist => Err(Error::not_found(format!("no such key: {key}"))),
         Precondition::IfNoneMatch => match live {
             None => Ok(()),
-            Some(_) => Err(Error::conflict(format!(
-                "precondition failed: {key} already exists (if-none-match *)"
-            ))),
+            Some(_) => Err(Error::conflict(format!("precondition failed: {key} already exists (if-none-match *)"))),
         },
-        Precondition::IfMatch(expected) => match live {
-            Some((_, _, Some(etag))) if etag == normalize_etag(expected) => Ok(()),
-            Some((_, _, etag)) => Err(Error::conflict(format!(
+        Precondition::IfMatch(expected) => match live.map(|c| c.etag.as_deref()) {
+            Some(Some(etag)) if etag == normalize_etag(expected) => Ok(()),
+            Some(etag) => Err(Error::conflict(format!(
                 "precondition failed: {key} has etag {}, not {}",
-                etag.as_deref().unwrap_or("-"),
+                etag.unwrap_or("-"),
                 normalize_etag(expected)
             ))),
-            None => Err(Error::conflict(format!(
-                "precondition failed: {key} does not exist (if-match)"
-            ))),
+            None => Err(Error::conflict(format!("precondition failed: {key} does not exist (if-match)"))),
         },
     }
-}
-
-async fn insert_audit(
-    conn: &mut SqliteConnection,
-    at: Timestamp,
-    actor: &str,
-    action: &str,
-    key: &str,
-    version_id: &str,
-    detail: &serde_json::Value,
-) -> Result<()> {
-    sqlx::query("INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(at.as_micros())
-        .bind(actor)
-        .bind(action)
-        .bind(key)
-        .bind(version_id)
-        .bind(detail.to_string())
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
-        .map_err(|e| db_error("writing the audit row", e))
 }
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<ObjectVersion> {
+const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, ?);";
+
+/// Record a version: one read, then one multi-statement write, so a commit
+/// costs two round trips to SQLite's thread whatever it touches.
+async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<ObjectVersion, Refused> {
     let key = new.key.as_str();
     let version_id = new.version_id.as_str();
-    let current = current(conn, key).await?;
-    check_precondition(&new.key, &new.precondition, current.as_ref())?;
-
-    let (blob_sha256, size, etag) = match &new.content {
-        VersionContent::DeleteMarker => (None, 0, None),
-        VersionContent::Blob(blob) => {
-            let referenced = sqlx::query("UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = ?")
-                .bind(&blob.sha256)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| db_error("referencing the blob", e))?
-                .rows_affected();
-            if referenced == 0 {
-                let Some(path) = &blob.new_path else {
-                    return Err(Error::not_found(format!("the content of {key} is no longer stored")));
-                };
-                sqlx::query(
-                    "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES (?, ?, ?, ?, 1, ?)",
-                )
-                .bind(&blob.sha256)
-                .bind(&blob.md5)
-                .bind(to_i64(blob.size))
-                .bind(path)
-                .bind(new.created_at.as_micros())
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| db_error("registering the blob", e))?;
-            }
-            (Some(blob.sha256.as_str()), blob.size, Some(blob.md5.as_str()))
-        }
+    let blob = match &new.content {
+        VersionContent::Blob(blob) => Some(blob),
+        VersionContent::DeleteMarker => None,
     };
-    let metadata = serde_json::to_string(&new.metadata)
-        .map_err(|e| Error::invalid_input(format!("metadata cannot be encoded: {e}")))?;
-    sqlx::query(
-        "INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, content_type, \
-         metadata, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    type CurrentRow = (Option<String>, Option<bool>, Option<String>, Option<String>);
+    let (current_id, current_marker, current_etag, stored_path): CurrentRow = sqlx::query_as(
+        "SELECT l.version_id, l.is_delete_marker, v.etag, (SELECT locator FROM blobs WHERE sha256 = ?) \
+         FROM (SELECT 1) LEFT JOIN latest l ON l.key = ? \
+         LEFT JOIN versions v ON v.key = l.key AND v.version_id = l.version_id",
     )
+    .bind(blob.map(|b| b.sha256.as_str()))
     .bind(key)
-    .bind(version_id)
-    .bind(blob_sha256.is_none())
-    .bind(blob_sha256)
-    .bind(to_i64(size))
-    .bind(etag)
-    .bind(&new.content_type)
-    .bind(metadata)
-    .bind(new.created_at.as_micros())
-    .bind(&new.created_by)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            Error::conflict(format!("version {version_id} of {key} already exists"))
-        }
-        _ => db_error("recording the version", e),
-    })?;
+    .map_err(|e| Refused::Clean(db_error("reading the current version", e)))?;
+    let current = current_id.map(|version_id| Current {
+        version_id,
+        is_delete_marker: current_marker.unwrap_or(false),
+        etag: current_etag,
+    });
+    check_precondition(&new.key, &new.precondition, current.as_ref()).map_err(Refused::Clean)?;
+    let becomes_latest = current.as_ref().is_none_or(|c| version_id > c.version_id.as_str());
+    let blob_path = match (blob, &stored_path) {
+        (None, _) => None,
+        (Some(_), Some(stored)) => Some(stored.clone()),
+        (Some(blob), None) => match &blob.new_path {
+            Some(path) => Some(path.clone()),
+            None => return Err(Refused::Clean(Error::not_found(format!("the content of {key} is no longer stored")))),
+        },
+    };
 
-    let newest = current
-        .as_ref()
-        .is_none_or(|(latest_id, _, _)| version_id > latest_id.as_str());
-    if newest {
-        sqlx::query(
-            "INSERT INTO latest (key, version_id, is_delete_marker) VALUES (?, ?, ?) \
-             ON CONFLICT (key) DO UPDATE SET version_id = excluded.version_id, is_delete_marker = excluded.is_delete_marker",
-        )
+    let mut sql = String::new();
+    if blob.is_some() {
+        sql.push_str(if stored_path.is_some() {
+            "UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = ?;"
+        } else {
+            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES (?, ?, ?, ?, 1, ?);"
+        });
+    }
+    sql.push_str(
+        "INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, content_type, \
+         metadata, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+    );
+    if becomes_latest {
+        sql.push_str(
+            "INSERT INTO latest (key, version_id, is_delete_marker) VALUES (?, ?, ?) ON CONFLICT (key) \
+             DO UPDATE SET version_id = excluded.version_id, is_delete_marker = excluded.is_delete_marker;",
+        );
+    }
+    sql.push_str(INSERT_AUDIT);
+
+    let metadata = serde_json::to_string(&new.metadata)
+        .map_err(|e| Refused::Clean(Error::invalid_input(format!("metadata cannot be encoded: {e}"))))?;
+    let (sha256, size, etag) = match blob {
+        Some(b) => (Some(b.sha256.as_str()), b.size, Some(b.md5.as_str())),
+        None => (None, 0, None),
+    };
+    let mut query = sqlx::query(&sql);
+    if let Some(blob) = blob {
+        query = query.bind(&blob.sha256);
+        if stored_path.is_none() {
+            query = query.bind(&blob.md5).bind(to_i64(blob.size)).bind(&blob_path).bind(new.created_at.as_micros());
+        }
+    }
+    query = query
         .bind(key)
         .bind(version_id)
-        .bind(blob_sha256.is_none())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error("moving the latest pointer", e))?;
+        .bind(blob.is_none())
+        .bind(sha256)
+        .bind(to_i64(size))
+        .bind(etag)
+        .bind(&new.content_type)
+        .bind(metadata)
+        .bind(new.created_at.as_micros())
+        .bind(&new.created_by);
+    if becomes_latest {
+        query = query.bind(key).bind(version_id).bind(blob.is_none());
     }
-    insert_audit(
-        conn,
-        new.created_at,
-        &new.created_by,
-        new.action,
-        key,
-        version_id,
-        &new.audit_detail,
-    )
-    .await?;
-    fetch_version(conn, key, version_id)
-        .await?
-        .ok_or_else(|| Error::new(ErrorKind::Catalog, "catalog lost a version it just wrote"))
+    query = query
+        .bind(new.created_at.as_micros())
+        .bind(&new.created_by)
+        .bind(new.action)
+        .bind(key)
+        .bind(version_id)
+        .bind(new.audit_detail.to_string());
+    query.execute(&mut *conn).await.map_err(|e| {
+        Refused::Dirty(match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Error::conflict(format!("version {version_id} of {key} already exists"))
+            }
+            _ => db_error("recording the version", e),
+        })
+    })?;
+    Ok(ObjectVersion {
+        key: new.key.clone(),
+        version_id: new.version_id.clone(),
+        is_delete_marker: blob.is_none(),
+        is_latest: becomes_latest,
+        size,
+        etag: etag.map(str::to_owned),
+        sha256: sha256.map(str::to_owned),
+        content_type: new.content_type.clone(),
+        metadata: new.metadata.clone(),
+        created_at: new.created_at,
+        created_by: new.created_by.clone(),
+        blob_path,
+    })
 }
 
 async fn apply_delete_version(
@@ -419,12 +430,13 @@ async fn apply_delete_version(
     key: &ObjectKey,
     version_id: &VersionId,
     actor: &str,
-) -> Result<DeletedVersion> {
-    let Some(version) = fetch_version(conn, key.as_str(), version_id.as_str()).await? else {
-        return Err(Error::not_found(format!("no version {version_id} of {key}")));
+) -> Result<DeletedVersion, Refused> {
+    let found = fetch_version(conn, key.as_str(), version_id.as_str()).await.map_err(Refused::Clean)?;
+    let Some(version) = found else {
+        return Err(Refused::Clean(Error::not_found(format!("no version {version_id} of {key}"))));
     };
-    if version.is_latest {
-        let successor: Option<(String, bool)> = sqlx::query_as(
+    let successor: Option<(String, bool)> = if version.is_latest {
+        sqlx::query_as(
             "SELECT version_id, is_delete_marker FROM versions WHERE key = ? AND version_id <> ? \
              ORDER BY version_id DESC LIMIT 1",
         )
@@ -432,59 +444,53 @@ async fn apply_delete_version(
         .bind(version_id.as_str())
         .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| db_error("finding the previous version", e))?;
-        let moved = match successor {
-            Some((id, is_marker)) => {
-                sqlx::query("UPDATE latest SET version_id = ?, is_delete_marker = ? WHERE key = ?")
-                    .bind(id)
-                    .bind(is_marker)
-                    .bind(key.as_str())
-            }
-            None => sqlx::query("DELETE FROM latest WHERE key = ?").bind(key.as_str()),
-        };
-        moved
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_error("moving the latest pointer", e))?;
+        .map_err(|e| Refused::Clean(db_error("finding the previous version", e)))?
+    } else {
+        None
+    };
+
+    let mut sql = String::new();
+    match (&successor, version.is_latest) {
+        (Some(_), true) => sql.push_str("UPDATE latest SET version_id = ?, is_delete_marker = ? WHERE key = ?;"),
+        (None, true) => sql.push_str("DELETE FROM latest WHERE key = ?;"),
+        (_, false) => {}
     }
-    sqlx::query("DELETE FROM versions WHERE key = ? AND version_id = ?")
+    sql.push_str("DELETE FROM versions WHERE key = ? AND version_id = ?;");
+    if version.sha256.is_some() {
+        // The last reference takes the blob row with it; any other just counts down.
+        sql.push_str(
+            "DELETE FROM blobs WHERE sha256 = ? AND refcount = 1 RETURNING locator;\
+             UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = ?;",
+        );
+    }
+    sql.push_str(INSERT_AUDIT);
+
+    let mut query = sqlx::query(&sql);
+    match (&successor, version.is_latest) {
+        (Some((id, is_marker)), true) => query = query.bind(id).bind(is_marker).bind(key.as_str()),
+        (None, true) => query = query.bind(key.as_str()),
+        (_, false) => {}
+    }
+    query = query.bind(key.as_str()).bind(version_id.as_str());
+    if let Some(sha256) = &version.sha256 {
+        query = query.bind(sha256).bind(sha256);
+    }
+    let detail = serde_json::json!({
+        "size": version.size, "sha256": version.sha256, "was_delete_marker": version.is_delete_marker,
+    });
+    query = query
+        .bind(Timestamp::now().as_micros())
+        .bind(actor)
+        .bind("delete_version")
         .bind(key.as_str())
         .bind(version_id.as_str())
-        .execute(&mut *conn)
+        .bind(detail.to_string());
+    let released = query
+        .fetch_all(&mut *conn)
         .await
-        .map_err(|e| db_error("removing the version", e))?;
-    let mut unreferenced_blob = None;
-    if let Some(sha256) = &version.sha256 {
-        // The last reference takes the blob row with it; any other just counts down.
-        unreferenced_blob = sqlx::query("DELETE FROM blobs WHERE sha256 = ? AND refcount = 1 RETURNING locator")
-            .bind(sha256)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| db_error("releasing the blob", e))?
-            .map(|row| row.get::<String, _>(0));
-        if unreferenced_blob.is_none() {
-            sqlx::query("UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = ?")
-                .bind(sha256)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| db_error("releasing the blob", e))?;
-        }
-    }
-    let detail = serde_json::json!({ "size": version.size, "sha256": version.sha256, "was_delete_marker": version.is_delete_marker });
-    insert_audit(
-        conn,
-        Timestamp::now(),
-        actor,
-        "delete_version",
-        key.as_str(),
-        version_id.as_str(),
-        &detail,
-    )
-    .await?;
-    Ok(DeletedVersion {
-        version,
-        unreferenced_blob,
-    })
+        .map_err(|e| Refused::Dirty(db_error("removing the version", e)))?;
+    let unreferenced_blob = released.first().map(|row| row.get::<String, _>(0));
+    Ok(DeletedVersion { version, unreferenced_blob })
 }
 
 impl fmt::Display for SqliteCatalog {

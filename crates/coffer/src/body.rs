@@ -42,6 +42,41 @@ pub fn reader_stream<R: AsyncRead + Send + Unpin + 'static>(reader: R) -> ByteSt
     .boxed()
 }
 
+/// Read the start of `body`, up to `limit` bytes. Returns what was read and,
+/// if the body goes on past `limit`, the rest of it (`None` once it has ended).
+pub(crate) async fn split_head(mut body: ByteStream, limit: usize) -> Result<(Vec<Bytes>, Option<ByteStream>)> {
+    let mut head = Vec::new();
+    let mut held = 0;
+    while held <= limit {
+        match body.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                held += chunk.len();
+                head.push(chunk);
+            }
+            None => return Ok((head, None)),
+        }
+    }
+    Ok((head, Some(body)))
+}
+
+/// The hashes of bytes in memory; large ones are hashed off the async threads.
+pub(crate) async fn digest(bytes: Bytes) -> Result<Digests> {
+    const INLINE: usize = 64 * 1024;
+    let inline = bytes.len() <= INLINE;
+    let hash = move || Digests {
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        md5: Some(hex::encode(Md5::digest(&bytes))),
+        size: bytes.len() as u64,
+    };
+    if inline {
+        return Ok(hash());
+    }
+    tokio::task::spawn_blocking(hash)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("hashing failed: {e}")))
+}
+
 /// Bytes already in memory as a body.
 pub(crate) fn once(bytes: Bytes) -> ByteStream {
     futures::stream::once(async move { Ok(bytes) }).boxed()

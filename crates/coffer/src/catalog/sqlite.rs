@@ -85,9 +85,7 @@ impl SqliteCatalog {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let mut writer = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(|e| db_error(&format!("cannot open {}", path.display()), e))?;
+        let mut writer = connect(&options, path).await?;
         migrate(&mut writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
@@ -108,6 +106,25 @@ impl SqliteCatalog {
         let gone = || Error::new(ErrorKind::Catalog, "catalog writer has stopped");
         self.writer.send(WriteJob { op, reply }).await.map_err(|_| gone())?;
         outcome.await.map_err(|_| gone())?
+    }
+}
+
+/// Connect, retrying while another process holds the lock that switching a
+/// new database to WAL needs (SQLite reports that at once, without waiting).
+async fn connect(options: &SqliteConnectOptions, path: &Path) -> Result<SqliteConnection> {
+    let mut attempt = 0;
+    loop {
+        match SqliteConnection::connect_with(options).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => {
+                let err = db_error(&format!("cannot open {}", path.display()), e);
+                if !err.is_retryable() || attempt == 20 {
+                    return Err(err);
+                }
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+            }
+        }
     }
 }
 
@@ -143,7 +160,11 @@ async fn write_loop(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Wri
 }
 
 async fn exec(conn: &mut SqliteConnection, sql: &str) -> Result<()> {
-    sqlx::query(sql).execute(&mut *conn).await.map(|_| ()).map_err(|e| db_error(sql, e))
+    sqlx::query(sql)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| db_error(sql, e))
 }
 
 /// Why a change did not apply.
@@ -163,9 +184,9 @@ fn copy_error(err: &Error) -> Error {
 async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome, Refused> {
     match op {
         WriteOp::Commit(version) => apply_commit(conn, version).await.map(WriteOutcome::Committed),
-        WriteOp::DeleteVersion { key, version_id, actor } => {
-            apply_delete_version(conn, key, version_id, actor).await.map(WriteOutcome::Deleted)
-        }
+        WriteOp::DeleteVersion { key, version_id, actor } => apply_delete_version(conn, key, version_id, actor)
+            .await
+            .map(WriteOutcome::Deleted),
     }
 }
 
@@ -184,7 +205,9 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<WriteJob>) {
             for job in batch {
                 let outcome = run_batch(conn, std::slice::from_ref(&job)).await;
                 let _ = job.reply.send(outcome.and_then(|mut outcomes| {
-                    outcomes.pop().unwrap_or_else(|| Err(Error::new(ErrorKind::Catalog, "catalog lost a change")))
+                    outcomes
+                        .pop()
+                        .unwrap_or_else(|| Err(Error::new(ErrorKind::Catalog, "catalog lost a change")))
                 }));
             }
         }
@@ -291,7 +314,9 @@ fn check_precondition(key: &ObjectKey, precondition: &Precondition, current: Opt
         Precondition::MustExist => Err(Error::not_found(format!("no such key: {key}"))),
         Precondition::IfNoneMatch => match live {
             None => Ok(()),
-            Some(_) => Err(Error::conflict(format!("precondition failed: {key} already exists (if-none-match *)"))),
+            Some(_) => Err(Error::conflict(format!(
+                "precondition failed: {key} already exists (if-none-match *)"
+            ))),
         },
         Precondition::IfMatch(expected) => match live.map(|c| c.etag.as_deref()) {
             Some(Some(etag)) if etag == normalize_etag(expected) => Ok(()),
@@ -300,7 +325,9 @@ fn check_precondition(key: &ObjectKey, precondition: &Precondition, current: Opt
                 etag.unwrap_or("-"),
                 normalize_etag(expected)
             ))),
-            None => Err(Error::conflict(format!("precondition failed: {key} does not exist (if-match)"))),
+            None => Err(Error::conflict(format!(
+                "precondition failed: {key} does not exist (if-match)"
+            ))),
         },
     }
 }
@@ -343,7 +370,11 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         (Some(_), Some(stored)) => Some(stored.clone()),
         (Some(blob), None) => match &blob.new_path {
             Some(path) => Some(path.clone()),
-            None => return Err(Refused::Clean(Error::not_found(format!("the content of {key} is no longer stored")))),
+            None => {
+                return Err(Refused::Clean(Error::not_found(format!(
+                    "the content of {key} is no longer stored"
+                ))));
+            }
         },
     };
 
@@ -377,7 +408,11 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
     if let Some(blob) = blob {
         query = query.bind(&blob.sha256);
         if stored_path.is_none() {
-            query = query.bind(&blob.md5).bind(to_i64(blob.size)).bind(&blob_path).bind(new.created_at.as_micros());
+            query = query
+                .bind(&blob.md5)
+                .bind(to_i64(blob.size))
+                .bind(&blob_path)
+                .bind(new.created_at.as_micros());
         }
     }
     query = query
@@ -431,9 +466,13 @@ async fn apply_delete_version(
     version_id: &VersionId,
     actor: &str,
 ) -> Result<DeletedVersion, Refused> {
-    let found = fetch_version(conn, key.as_str(), version_id.as_str()).await.map_err(Refused::Clean)?;
+    let found = fetch_version(conn, key.as_str(), version_id.as_str())
+        .await
+        .map_err(Refused::Clean)?;
     let Some(version) = found else {
-        return Err(Refused::Clean(Error::not_found(format!("no version {version_id} of {key}"))));
+        return Err(Refused::Clean(Error::not_found(format!(
+            "no version {version_id} of {key}"
+        ))));
     };
     let successor: Option<(String, bool)> = if version.is_latest {
         sqlx::query_as(
@@ -490,7 +529,10 @@ async fn apply_delete_version(
         .await
         .map_err(|e| Refused::Dirty(db_error("removing the version", e)))?;
     let unreferenced_blob = released.first().map(|row| row.get::<String, _>(0));
-    Ok(DeletedVersion { version, unreferenced_blob })
+    Ok(DeletedVersion {
+        version,
+        unreferenced_blob,
+    })
 }
 
 impl fmt::Display for SqliteCatalog {

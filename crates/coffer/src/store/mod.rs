@@ -17,6 +17,7 @@ use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey, validate_content_type, validate_metadata};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
+use crate::progress::Progress;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -25,6 +26,19 @@ mod options;
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
+
+/// Bodies up to this size are held in memory and written straight to their
+/// content address (or not at all, when identical content is stored); larger
+/// ones stream through `staging/` and are renamed into place.
+const SMALL_OBJECT_LIMIT: usize = body::CHUNK_SIZE;
+
+/// The bytes of a put, until the catalog knows whether it needs them.
+enum Upload {
+    /// Streamed to a staging path.
+    Staged { id: VersionId, path: String },
+    /// Held in memory (at most [`SMALL_OBJECT_LIMIT`] bytes).
+    InMemory { id: VersionId, bytes: Bytes },
+}
 
 /// Content type when neither the caller nor the key's extension says.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -132,33 +146,32 @@ impl Store {
         self.check_precondition(&key, &precondition).await?;
 
         let upload_id = VersionId::generate();
-        let staging = layout::staging_path(&upload_id);
-        let hasher = BackgroundHasher::spawn(true);
-        let mut body = hasher.tap(body);
-        if let Some(progress) = options.progress.clone() {
-            progress.start(None);
-            body = body
-                .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
-                .boxed();
-        }
-        let written = self.backend.write(&staging, body).await;
-        if let Some(progress) = &options.progress {
-            progress.finish();
-        }
-        let digests = hasher.finish().await;
-        let uploaded = match (written, digests) {
-            (Ok(written), Ok(digests)) if written == digests.size => Ok(digests),
-            (Ok(_), Ok(_)) => Err(Error::new(
-                ErrorKind::Io,
-                "the upload's length and hashed length differ",
-            )),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
-        let digests: Digests = match uploaded {
-            Ok(digests) => digests,
-            Err(e) => {
-                let _ = self.backend.delete(&staging).await;
-                return Err(e);
+        let (head, rest) = body::split_head(body, SMALL_OBJECT_LIMIT).await?;
+        let (digests, upload) = match rest {
+            // Small enough to hold: hash it, and write it (if it is new) straight to its address.
+            None => {
+                let bytes = Bytes::from(head.concat());
+                if let Some(progress) = &options.progress {
+                    progress.start(Some(bytes.len() as u64));
+                    progress.advance(bytes.len() as u64);
+                    progress.finish();
+                }
+                (
+                    body::digest(bytes.clone()).await?,
+                    Upload::InMemory { id: upload_id, bytes },
+                )
+            }
+            Some(rest) => {
+                let body = futures::stream::iter(head.into_iter().map(Ok)).chain(rest).boxed();
+                let staging = layout::staging_path(&upload_id);
+                let digests = self.stage(&staging, body, options.progress.clone()).await?;
+                (
+                    digests,
+                    Upload::Staged {
+                        id: upload_id,
+                        path: staging,
+                    },
+                )
             }
         };
         let version = NewVersion {
@@ -178,18 +191,42 @@ impl Store {
             action: "put",
             audit_detail: serde_json::Value::Null,
         };
-        self.commit_upload(version, &upload_id, &staging).await
+        self.commit_upload(version, upload).await
+    }
+
+    /// Stream a large body to `staging`, hashing it on the way.
+    async fn stage(&self, staging: &str, body: ByteStream, progress: Option<Arc<dyn Progress>>) -> Result<Digests> {
+        let hasher = BackgroundHasher::spawn(true);
+        let mut body = hasher.tap(body);
+        if let Some(progress) = progress.clone() {
+            progress.start(None);
+            body = body
+                .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
+                .boxed();
+        }
+        let written = self.backend.write(staging, body).await;
+        if let Some(progress) = &progress {
+            progress.finish();
+        }
+        let digests = hasher.finish().await;
+        let uploaded = match (written, digests) {
+            (Ok(written), Ok(digests)) if written == digests.size => Ok(digests),
+            (Ok(_), Ok(_)) => Err(Error::new(
+                ErrorKind::Io,
+                "the upload's length and hashed length differ",
+            )),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        if uploaded.is_err() {
+            let _ = self.backend.delete(staging).await;
+        }
+        uploaded
     }
 
     /// Record an uploaded blob: reuse the stored copy of identical content if
     /// there is one, else move the upload into place; then the manifest; then
     /// the catalog. Whatever the catalog did not take is removed afterwards.
-    async fn commit_upload(
-        &self,
-        mut version: NewVersion,
-        upload_id: &VersionId,
-        staging: &str,
-    ) -> Result<ObjectVersion> {
+    async fn commit_upload(&self, mut version: NewVersion, upload: Upload) -> Result<ObjectVersion> {
         let VersionContent::Blob(blob) = &mut version.content else {
             return Err(Error::new(ErrorKind::InvalidInput, "an upload needs content"));
         };
@@ -199,13 +236,13 @@ impl Store {
         let mut manifest_path: Option<String> = None;
         let outcome = async {
             if self.catalog.blob(&sha256).await?.is_none() {
-                promoted = Some(self.promote(staging, &sha256, upload_id).await?);
+                promoted = Some(self.promote(&upload, &sha256).await?);
             }
             manifest_path = Some(self.write_manifest(&version).await?);
             match self.commit_with_blob(&version, promoted.as_deref()).await {
                 // The stored copy we meant to reuse was deleted in between: use ours.
                 Err(e) if e.kind() == ErrorKind::NotFound && promoted.is_none() => {
-                    promoted = Some(self.promote(staging, &sha256, upload_id).await?);
+                    promoted = Some(self.promote(&upload, &sha256).await?);
                     self.commit_with_blob(&version, promoted.as_deref()).await
                 }
                 other => other,
@@ -216,7 +253,12 @@ impl Store {
         let upload_in_use =
             matches!((&outcome, &promoted), (Ok(committed), Some(path)) if committed.blob_path.as_ref() == Some(path));
         if !upload_in_use {
-            let _ = self.backend.delete(promoted.as_deref().unwrap_or(staging)).await;
+            match (&promoted, &upload) {
+                (Some(path), _) | (None, Upload::Staged { path, .. }) => {
+                    let _ = self.backend.delete(path).await;
+                }
+                (None, Upload::InMemory { .. }) => {}
+            }
         }
         if let (Err(_), Some(path)) = (&outcome, &manifest_path) {
             let _ = self.backend.delete(path).await;
@@ -232,10 +274,20 @@ impl Store {
         self.catalog.commit_version(version).await
     }
 
-    async fn promote(&self, staging: &str, sha256: &str, upload_id: &VersionId) -> Result<String> {
-        let path = layout::blob_path(sha256, upload_id);
-        self.backend.rename(staging, &path).await?;
-        Ok(path)
+    /// Put the upload's bytes at their content address.
+    async fn promote(&self, upload: &Upload, sha256: &str) -> Result<String> {
+        match upload {
+            Upload::Staged { id, path: staging } => {
+                let path = layout::blob_path(sha256, id);
+                self.backend.rename(staging, &path).await?;
+                Ok(path)
+            }
+            Upload::InMemory { id, bytes } => {
+                let path = layout::blob_path(sha256, id);
+                self.backend.write(&path, body::once(bytes.clone())).await?;
+                Ok(path)
+            }
+        }
     }
 
     async fn write_manifest(&self, version: &NewVersion) -> Result<String> {

@@ -91,45 +91,58 @@ pub(crate) struct Digests {
     pub size: u64,
 }
 
-/// Hashes chunks on a blocking thread, so hashing overlaps the I/O of the
-/// chunks that follow instead of adding to it.
+/// Hashes chunks on blocking threads, so hashing overlaps the I/O of the
+/// chunks that follow instead of adding to it. SHA-256 and MD5 run on threads
+/// of their own: on a large upload MD5 is the slower, and together on one
+/// thread they would be slower than the disk.
 pub(crate) struct BackgroundHasher {
-    sender: mpsc::Sender<Bytes>,
-    result: tokio::task::JoinHandle<Digests>,
+    senders: Vec<mpsc::Sender<Bytes>>,
+    sha256: tokio::task::JoinHandle<(String, u64)>,
+    md5: Option<tokio::task::JoinHandle<(String, u64)>>,
+}
+
+/// Feed every chunk from `receiver` to a fresh `D` on a blocking thread.
+fn spawn_digest<D: Digest + Send + 'static>(
+    mut receiver: mpsc::Receiver<Bytes>,
+) -> tokio::task::JoinHandle<(String, u64)> {
+    tokio::task::spawn_blocking(move || {
+        let mut digest = D::new();
+        let mut size = 0u64;
+        while let Some(chunk) = receiver.blocking_recv() {
+            digest.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        (hex::encode(digest.finalize()), size)
+    })
 }
 
 impl BackgroundHasher {
     pub fn spawn(with_md5: bool) -> Self {
-        let (sender, mut receiver) = mpsc::channel::<Bytes>(HASH_QUEUE);
-        let result = tokio::task::spawn_blocking(move || {
-            let mut sha = Sha256::new();
-            let mut md5 = with_md5.then(Md5::new);
-            let mut size = 0u64;
-            while let Some(chunk) = receiver.blocking_recv() {
-                sha.update(&chunk);
-                if let Some(md5) = md5.as_mut() {
-                    md5.update(&chunk);
-                }
-                size += chunk.len() as u64;
-            }
-            Digests {
-                sha256: hex::encode(sha.finalize()),
-                md5: md5.map(|m| hex::encode(m.finalize())),
-                size,
-            }
+        let (sha_sender, sha_receiver) = mpsc::channel::<Bytes>(HASH_QUEUE);
+        let mut senders = vec![sha_sender];
+        let md5 = with_md5.then(|| {
+            let (md5_sender, md5_receiver) = mpsc::channel::<Bytes>(HASH_QUEUE);
+            senders.push(md5_sender);
+            spawn_digest::<Md5>(md5_receiver)
         });
-        BackgroundHasher { sender, result }
+        BackgroundHasher {
+            senders,
+            sha256: spawn_digest::<Sha256>(sha_receiver),
+            md5,
+        }
     }
 
     /// Pass `body` through, feeding every chunk to the hasher on the way.
     pub fn tap(&self, body: ByteStream) -> ByteStream {
-        let sender = self.sender.clone();
+        let senders = self.senders.clone();
         body.then(move |chunk| {
-            let sender = sender.clone();
+            let senders = senders.clone();
             async move {
                 if let Ok(bytes) = &chunk {
-                    // The hasher only stops early if its thread died; `finish` reports that.
-                    let _ = sender.send(bytes.clone()).await;
+                    for sender in &senders {
+                        // A hasher only stops early if its thread died; `finish` reports that.
+                        let _ = sender.send(bytes.clone()).await;
+                    }
                 }
                 chunk
             }
@@ -139,10 +152,14 @@ impl BackgroundHasher {
 
     /// Wait for the hashes of everything tapped so far.
     pub async fn finish(self) -> Result<Digests> {
-        drop(self.sender);
-        self.result
-            .await
-            .map_err(|e| Error::new(ErrorKind::Io, format!("hashing failed: {e}")))
+        drop(self.senders);
+        let failed = |e: tokio::task::JoinError| Error::new(ErrorKind::Io, format!("hashing failed: {e}"));
+        let (sha256, size) = self.sha256.await.map_err(failed)?;
+        let md5 = match self.md5 {
+            Some(handle) => Some(handle.await.map_err(failed)?.0),
+            None => None,
+        };
+        Ok(Digests { sha256, md5, size })
     }
 }
 

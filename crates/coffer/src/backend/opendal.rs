@@ -16,6 +16,10 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Chunk size for reads: large enough for throughput, small enough for bounded memory.
 const READ_CHUNK: usize = 1 << 20;
+/// While a large local file is written, its pages are flushed to disk every
+/// this many bytes, so the disk works while the rest still arrives instead of
+/// all at the closing fsync.
+const WRITE_BEHIND: u64 = 64 << 20;
 
 /// A backend on an OpenDAL operator.
 pub struct OpendalBackend {
@@ -140,10 +144,13 @@ impl Backend for OpendalBackend {
     async fn write(&self, path: &str, mut body: ByteStream) -> Result<u64> {
         let mut writer = self.op.writer(path).await.map_err(backend_error)?;
         let mut written = 0u64;
+        let mut unflushed = 0u64;
+        let mut flushing: Option<tokio::task::JoinHandle<()>> = None;
         while let Some(chunk) = body.next().await {
             let result = match chunk {
                 Ok(bytes) => {
                     written += bytes.len() as u64;
+                    unflushed += bytes.len() as u64;
                     writer.write(bytes).await.map_err(backend_error)
                 }
                 Err(err) => Err(err),
@@ -153,6 +160,20 @@ impl Backend for OpendalBackend {
                 let _ = self.op.delete(path).await;
                 return Err(err);
             }
+            if let Some(local) = &self.local_root
+                && unflushed >= WRITE_BEHIND
+                && flushing.as_ref().is_none_or(|f| f.is_finished())
+            {
+                unflushed = 0;
+                let file = local.root.join(path);
+                // Best effort: the fsync at close is the one that decides durability.
+                flushing = Some(tokio::task::spawn_blocking(move || {
+                    let _ = std::fs::File::open(file).and_then(|f| f.sync_data());
+                }));
+            }
+        }
+        if let Some(flush) = flushing {
+            let _ = flush.await;
         }
         writer.close().await.map_err(backend_error)?;
         self.sync_parent_dir(path).await?;

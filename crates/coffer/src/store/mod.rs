@@ -235,10 +235,20 @@ impl Store {
         let mut promoted: Option<String> = None;
         let mut manifest_path: Option<String> = None;
         let outcome = async {
-            if self.catalog.blob(&sha256).await?.is_none() {
-                promoted = Some(self.promote(&upload, &sha256).await?);
-            }
-            manifest_path = Some(self.write_manifest(&version).await?);
+            // The blob and the manifest are independent: make both durable at once.
+            let needs_blob = self.catalog.blob(&sha256).await?.is_none();
+            let promote = async {
+                match needs_blob {
+                    true => self.promote(&upload, &sha256).await.map(Some),
+                    false => Ok(None),
+                }
+            };
+            let (blob, manifest) = tokio::join!(promote, self.write_manifest(&version));
+            // Note what was written before failing, so the clean-up below can remove it.
+            promoted = blob.as_ref().ok().cloned().flatten();
+            manifest_path = manifest.as_ref().ok().cloned();
+            blob?;
+            manifest?;
             match self.commit_with_blob(&version, promoted.as_deref()).await {
                 // The stored copy we meant to reuse was deleted in between: use ours.
                 Err(e) if e.kind() == ErrorKind::NotFound && promoted.is_none() => {

@@ -42,6 +42,9 @@
 //!   quarter each, 64 in flight each, into one shared store; the rate is over
 //!   the wall time of the whole group (process start and store open included).
 //!   The store must then hold every object and pass its consistency check.
+//! - **disk new-file loop**: new 4 KiB files created, written and fsynced with
+//!   their directory, as many at a time as the small-put run: the ceiling of any
+//!   store that keeps one file per object; a coffer put writes two.
 //! - **sqlite bare commit loop**: the limit a put that commits alone would hit:
 //!   one 100-byte row per transaction, WAL and `synchronous=FULL` as coffer
 //!   uses; and the same with 64 rows per transaction, which shows what group
@@ -52,6 +55,7 @@
 mod args;
 mod cli;
 mod data;
+mod disk_limit;
 mod large;
 mod limit;
 mod measure;
@@ -90,7 +94,8 @@ fn run_bench(args: &args::Args) -> Result<()> {
     let large = large::run(&runtime, &coffer, work.path(), args.size_mib)?;
     let small = small::run(&runtime, work.path(), args.small)?;
     let sqlite = runtime.block_on(sqlite_limit::run(work.path(), args.sqlite_commits))?;
+    let disk = runtime.block_on(disk_limit::run(work.path(), args.small))?;
 
-    report::print(&system, &large, &small, &sqlite);
+    report::print(&system, &large, &small, &sqlite, (args.small, disk));
     work.close().context("cannot remove the work directory")
 }

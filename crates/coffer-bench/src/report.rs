@@ -18,7 +18,13 @@ const MAX_COPY_MS: f64 = 50.0;
 const MIN_PUTS_PER_SEC: f64 = 2000.0;
 
 /// Print every figure to stdout.
-pub fn print(system: &System, large: &LargeFigures, small: &SmallFigures, sqlite: &SqliteFigures) {
+pub fn print(
+    system: &System,
+    large: &LargeFigures,
+    small: &SmallFigures,
+    sqlite: &SqliteFigures,
+    disk: (usize, Duration),
+) {
     let memory = system
         .memory_gib
         .map(|g| format!(", {g:.1} GiB RAM"))
@@ -29,7 +35,7 @@ pub fn print(system: &System, large: &LargeFigures, small: &SmallFigures, sqlite
         system.disk, system.cores
     );
     print_large(large);
-    print_small(small, sqlite);
+    print_small(small, sqlite, disk);
 }
 
 fn print_large(large: &LargeFigures) {
@@ -71,7 +77,7 @@ fn print_large(large: &LargeFigures) {
     copy_line("coffer library", large.copy_library, "Store::copy on an open store; ");
 }
 
-fn print_small(small: &SmallFigures, sqlite: &SqliteFigures) {
+fn print_small(small: &SmallFigures, sqlite: &SqliteFigures, (files, disk): (usize, Duration)) {
     println!(
         "small durable puts: {} x {} KiB, {} in flight per process",
         small.count,
@@ -94,6 +100,17 @@ fn print_small(small: &SmallFigures, sqlite: &SqliteFigures) {
         "  sqlite bare commit loop   {commits:>7.0} commits/s  ({} commits, 1 row each) ; batched {}/txn {batched:.0} rows/s",
         sqlite.commits,
         sqlite_limit::BATCH
+    );
+    let files_per_sec = per_sec(files, disk);
+    println!(
+        "  disk new-file loop        {files_per_sec:>7.0} files/s    (create+write+fsync file and directory, {} in flight; a put writes 2 files)",
+        small::IN_FLIGHT
+    );
+    println!(
+        "  coffer vs new-file loop: 1 process {:.2} puts per file, {} processes {:.2}",
+        one / files_per_sec,
+        small::PROCESSES,
+        four / files_per_sec
     );
     println!(
         "  coffer vs bare commit loop: 1 process {:.1}x, {} processes {:.1}x",

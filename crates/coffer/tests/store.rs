@@ -64,6 +64,11 @@ on_every_backend!(
     large_object_streams,
 );
 
+/// Every path the store's backend holds under `prefix`.
+async fn backend_paths(store: &Store, prefix: &str) -> Vec<String> {
+    store.backend().list(prefix).await.unwrap().try_collect().await.unwrap()
+}
+
 fn opts() -> PutOptions {
     PutOptions::default()
 }
@@ -186,23 +191,9 @@ async fn identical_content_is_stored_once(store: Store) {
     let info = store.info().await.unwrap();
     assert_eq!((info.stats.objects, info.stats.blobs), (2, 1));
     assert_eq!(info.stats.blob_bytes, 10);
-    let staged: Vec<String> = store
-        .backend()
-        .list("staging/")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let staged = backend_paths(&store, "staging/").await;
     assert!(staged.is_empty(), "uploads left in staging: {staged:?}");
-    let blobs: Vec<String> = store
-        .backend()
-        .list("blobs/")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let blobs = backend_paths(&store, "blobs/").await;
     assert_eq!(blobs.len(), 1, "one blob on the backend: {blobs:?}");
     // Removing one reference keeps the bytes for the other.
     store.delete_version("x/a", &a.version_id).await.unwrap();
@@ -281,14 +272,7 @@ async fn conditional_writes(store: Store) {
     };
     store.put_bytes("c", "v2", fresh).await.unwrap();
     assert_eq!(store.versions("c").await.unwrap().len(), 2);
-    let blobs: Vec<String> = store
-        .backend()
-        .list("blobs/")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let blobs = backend_paths(&store, "blobs/").await;
     assert_eq!(blobs.len(), 2, "rejected writes stored nothing: {blobs:?}");
 }
 
@@ -340,7 +324,7 @@ async fn bad_input_changes_nothing(store: Store) {
             .is_empty()
     );
     for prefix in ["staging/", "blobs/", "manifests/"] {
-        let left: Vec<String> = store.backend().list(prefix).await.unwrap().try_collect().await.unwrap();
+        let left = backend_paths(&store, prefix).await;
         assert!(left.is_empty(), "{prefix} holds {left:?}");
     }
 }
@@ -544,14 +528,7 @@ async fn manifests_describe_every_version() {
         .await
         .unwrap();
     let marker = store.delete("m/doc.txt").await.unwrap();
-    let paths: Vec<String> = store
-        .backend()
-        .list("manifests/")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let paths = backend_paths(&store, "manifests/").await;
     assert_eq!(paths.len(), 2);
     let mut manifests = Vec::new();
     for path in paths {

@@ -209,9 +209,6 @@ async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How often a download's written pages are handed to the disk.
-const WRITE_BEHIND: usize = 64 << 20;
-
 /// Write the body beside `path` and move it into place only once complete
 /// and verified, so a failed read never leaves a partial file under `path`.
 async fn write_file(path: &Path, mut body: coffer::ByteStream) -> anyhow::Result<()> {
@@ -223,27 +220,15 @@ async fn write_file(path: &Path, mut body: coffer::ByteStream) -> anyhow::Result
         let mut file = tokio::fs::File::create(&partial)
             .await
             .map_err(|e| io_error(&format!("cannot create {}", partial.display()), e))?;
-        let mut unflushed = 0usize;
-        let mut flushing: Option<tokio::task::JoinHandle<()>> = None;
+        let mut write_behind = coffer::WriteBehind::new(partial.clone());
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             file.write_all(&chunk)
                 .await
                 .map_err(|e| io_error(&format!("writing {}", partial.display()), e))?;
-            // Let the disk flush a large download while the rest still arrives; the
-            // sync_all below is the one that decides durability.
-            unflushed += chunk.len();
-            if unflushed >= WRITE_BEHIND && flushing.as_ref().is_none_or(|f| f.is_finished()) {
-                unflushed = 0;
-                let path = partial.clone();
-                flushing = Some(tokio::task::spawn_blocking(move || {
-                    let _ = std::fs::File::open(path).and_then(|f| f.sync_data());
-                }));
-            }
+            write_behind.wrote(chunk.len());
         }
-        if let Some(flush) = flushing {
-            let _ = flush.await;
-        }
+        write_behind.finish().await;
         file.sync_all()
             .await
             .map_err(|e| io_error(&format!("writing {}", partial.display()), e))?;

@@ -1,6 +1,7 @@
 //! Bodies in motion: chunking readers into streams, and hashing while streaming.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -75,6 +76,49 @@ pub(crate) async fn digest(bytes: Bytes) -> Result<Digests> {
     tokio::task::spawn_blocking(hash)
         .await
         .map_err(|e| Error::new(ErrorKind::Io, format!("hashing failed: {e}")))
+}
+
+/// Hands a large local file's pages to the disk while it is still being
+/// written, so the disk works while the rest arrives instead of all at the
+/// closing fsync. Best effort: that closing fsync is what decides durability.
+#[derive(Debug)]
+pub struct WriteBehind {
+    file: PathBuf,
+    unflushed: u64,
+    flushing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl WriteBehind {
+    /// Flush after every this many bytes written.
+    pub const INTERVAL: u64 = 64 << 20;
+
+    /// Follow the writing of `file`.
+    pub fn new(file: PathBuf) -> Self {
+        WriteBehind {
+            file,
+            unflushed: 0,
+            flushing: None,
+        }
+    }
+
+    /// `bytes` more were written; start a flush if enough are waiting and none is running.
+    pub fn wrote(&mut self, bytes: usize) {
+        self.unflushed += bytes as u64;
+        if self.unflushed >= Self::INTERVAL && self.flushing.as_ref().is_none_or(|f| f.is_finished()) {
+            self.unflushed = 0;
+            let file = self.file.clone();
+            self.flushing = Some(tokio::task::spawn_blocking(move || {
+                let _ = std::fs::File::open(file).and_then(|f| f.sync_data());
+            }));
+        }
+    }
+
+    /// Wait for a running flush, before the closing fsync.
+    pub async fn finish(self) {
+        if let Some(flush) = self.flushing {
+            let _ = flush.await;
+        }
+    }
 }
 
 /// Bytes already in memory as a body.

@@ -55,7 +55,7 @@ pub mod conformance;
 pub struct ReadmeDoctests;
 
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
-pub use crate::body::reader_stream;
+pub use crate::body::{WriteBehind, reader_stream};
 pub use crate::catalog::{
     AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, Precondition, SqliteCatalog, VersionContent,

@@ -13,14 +13,11 @@ use futures::{StreamExt, TryStreamExt};
 use opendal::Operator;
 
 use super::{Backend, ByteStream, Capabilities};
+use crate::body::WriteBehind;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Chunk size for reads: large enough for throughput, small enough for bounded memory.
 const READ_CHUNK: usize = 1 << 20;
-/// While a large local file is written, its pages are flushed to disk every
-/// this many bytes, so the disk works while the rest still arrives instead of
-/// all at the closing fsync.
-const WRITE_BEHIND: u64 = 64 << 20;
 
 /// A backend on an OpenDAL operator.
 pub struct OpendalBackend {
@@ -161,14 +158,20 @@ impl Backend for OpendalBackend {
         let mut body = futures::stream::iter([Ok(first), Ok(second)]).chain(body).boxed();
         let mut writer = self.op.writer(path).await.map_err(backend_error)?;
         let mut written = 0u64;
-        let mut unflushed = 0u64;
-        let mut flushing: Option<tokio::task::JoinHandle<()>> = None;
+        let mut write_behind = self
+            .local_root
+            .as_ref()
+            .map(|local| WriteBehind::new(local.root.join(path)));
         while let Some(chunk) = body.next().await {
             let result = match chunk {
                 Ok(bytes) => {
-                    written += bytes.len() as u64;
-                    unflushed += bytes.len() as u64;
-                    writer.write(bytes).await.map_err(backend_error)
+                    let length = bytes.len();
+                    written += length as u64;
+                    let result = writer.write(bytes).await.map_err(backend_error);
+                    if let Some(write_behind) = write_behind.as_mut() {
+                        write_behind.wrote(length);
+                    }
+                    result
                 }
                 Err(err) => Err(err),
             };
@@ -177,20 +180,9 @@ impl Backend for OpendalBackend {
                 let _ = self.op.delete(path).await;
                 return Err(err);
             }
-            if let Some(local) = &self.local_root
-                && unflushed >= WRITE_BEHIND
-                && flushing.as_ref().is_none_or(|f| f.is_finished())
-            {
-                unflushed = 0;
-                let file = local.root.join(path);
-                // Best effort: the fsync at close is the one that decides durability.
-                flushing = Some(tokio::task::spawn_blocking(move || {
-                    let _ = std::fs::File::open(file).and_then(|f| f.sync_data());
-                }));
-            }
         }
-        if let Some(flush) = flushing {
-            let _ = flush.await;
+        if let Some(write_behind) = write_behind {
+            write_behind.finish().await;
         }
         writer.close().await.map_err(backend_error)?;
         self.sync_parent_dir(path).await?;

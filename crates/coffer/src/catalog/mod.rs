@@ -6,7 +6,7 @@ use std::fmt::{Debug, Display};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::{Metadata, ObjectKey};
 use crate::time::Timestamp;
 use crate::version::VersionId;
@@ -80,6 +80,40 @@ pub enum Precondition {
     IfNoneMatch,
     /// The key has a current version (used by deletes).
     MustExist,
+}
+
+impl Precondition {
+    /// Check the condition against the key's live version: `None` when the key
+    /// has no version or its latest is a delete marker, else that version's
+    /// ETag. Catalogs enforce preconditions with this inside their transaction;
+    /// the store also calls it early, to fail before moving any bytes.
+    pub fn check(&self, key: &ObjectKey, live_etag: Option<Option<&str>>) -> Result<()> {
+        match self {
+            Precondition::None => Ok(()),
+            Precondition::MustExist if live_etag.is_some() => Ok(()),
+            Precondition::MustExist => Err(Error::not_found(format!("no such key: {key}"))),
+            Precondition::IfNoneMatch => match live_etag {
+                None => Ok(()),
+                Some(_) => Err(Error::conflict(format!(
+                    "precondition failed: {key} already exists (if-none-match *)"
+                ))),
+            },
+            Precondition::IfMatch(expected) => {
+                // ETags are compared with or without the quotes HTTP puts around them.
+                let expected = expected.trim().trim_matches('"');
+                match live_etag {
+                    Some(Some(etag)) if etag == expected => Ok(()),
+                    Some(etag) => Err(Error::conflict(format!(
+                        "precondition failed: {key} has etag {}, not {expected}",
+                        etag.unwrap_or("-")
+                    ))),
+                    None => Err(Error::conflict(format!(
+                        "precondition failed: {key} does not exist (if-match)"
+                    ))),
+                }
+            }
+        }
+    }
 }
 
 /// A version to record.

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion, ObjectVersion,
-    Precondition, VersionContent,
+    VersionContent,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey};
@@ -295,41 +295,11 @@ async fn fetch_version(conn: &mut SqliteConnection, key: &str, version_id: &str)
     row.map(ObjectVersion::try_from).transpose()
 }
 
-fn normalize_etag(etag: &str) -> &str {
-    etag.trim().trim_matches('"')
-}
-
 /// The key's current version as a precondition sees it.
 struct Current {
     version_id: String,
     is_delete_marker: bool,
     etag: Option<String>,
-}
-
-fn check_precondition(key: &ObjectKey, precondition: &Precondition, current: Option<&Current>) -> Result<()> {
-    let live = current.filter(|c| !c.is_delete_marker);
-    match precondition {
-        Precondition::None => Ok(()),
-        Precondition::MustExist if live.is_some() => Ok(()),
-        Precondition::MustExist => Err(Error::not_found(format!("no such key: {key}"))),
-        Precondition::IfNoneMatch => match live {
-            None => Ok(()),
-            Some(_) => Err(Error::conflict(format!(
-                "precondition failed: {key} already exists (if-none-match *)"
-            ))),
-        },
-        Precondition::IfMatch(expected) => match live.map(|c| c.etag.as_deref()) {
-            Some(Some(etag)) if etag == normalize_etag(expected) => Ok(()),
-            Some(etag) => Err(Error::conflict(format!(
-                "precondition failed: {key} has etag {}, not {}",
-                etag.unwrap_or("-"),
-                normalize_etag(expected)
-            ))),
-            None => Err(Error::conflict(format!(
-                "precondition failed: {key} does not exist (if-match)"
-            ))),
-        },
-    }
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -363,7 +333,11 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         is_delete_marker: current_marker.unwrap_or(false),
         etag: current_etag,
     });
-    check_precondition(&new.key, &new.precondition, current.as_ref()).map_err(Refused::Clean)?;
+    let live_etag = current
+        .as_ref()
+        .filter(|c| !c.is_delete_marker)
+        .map(|c| c.etag.as_deref());
+    new.precondition.check(&new.key, live_etag).map_err(Refused::Clean)?;
     let becomes_latest = current.as_ref().is_none_or(|c| version_id > c.version_id.as_str());
     let blob_path = match (blob, &stored_path) {
         (None, _) => None,

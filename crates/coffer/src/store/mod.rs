@@ -330,26 +330,7 @@ impl Store {
             return Ok(());
         }
         let live = self.catalog.version(key, None).await?.filter(|v| !v.is_delete_marker);
-        match (precondition, live) {
-            (Precondition::IfNoneMatch, Some(_)) => Err(Error::conflict(format!(
-                "precondition failed: {key} already exists (if-none-match *)"
-            ))),
-            (Precondition::IfMatch(_), None) => Err(Error::conflict(format!(
-                "precondition failed: {key} does not exist (if-match)"
-            ))),
-            (Precondition::IfMatch(expected), Some(current)) => {
-                let expected = expected.trim().trim_matches('"');
-                if current.etag.as_deref() == Some(expected) {
-                    Ok(())
-                } else {
-                    Err(Error::conflict(format!(
-                        "precondition failed: {key} has etag {}, not {expected}",
-                        current.etag.as_deref().unwrap_or("-")
-                    )))
-                }
-            }
-            _ => Ok(()),
-        }
+        precondition.check(key, live.as_ref().map(|v| v.etag.as_deref()))
     }
 
     /// The version of `key` asked for (the latest when `version_id` is `None`),

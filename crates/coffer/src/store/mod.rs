@@ -276,6 +276,18 @@ impl Store {
         outcome
     }
 
+    /// Commit a version whose content is already stored (a copy or a delete
+    /// marker): its manifest first, then the catalog; the manifest goes again
+    /// if the catalog refuses.
+    async fn commit_described(&self, version: NewVersion) -> Result<ObjectVersion> {
+        let manifest_path = self.write_manifest(&version).await?;
+        let outcome = self.catalog.commit_version(version).await;
+        if outcome.is_err() {
+            let _ = self.backend.delete(&manifest_path).await;
+        }
+        outcome
+    }
+
     async fn commit_with_blob(&self, version: &NewVersion, new_path: Option<&str>) -> Result<ObjectVersion> {
         let mut version = version.clone();
         if let VersionContent::Blob(blob) = &mut version.content {
@@ -286,18 +298,15 @@ impl Store {
 
     /// Put the upload's bytes at their content address.
     async fn promote(&self, upload: &Upload, sha256: &str) -> Result<String> {
+        let (Upload::Staged { id, .. } | Upload::InMemory { id, .. }) = upload;
+        let path = layout::blob_path(sha256, id);
         match upload {
-            Upload::Staged { id, path: staging } => {
-                let path = layout::blob_path(sha256, id);
-                self.backend.rename(staging, &path).await?;
-                Ok(path)
-            }
-            Upload::InMemory { id, bytes } => {
-                let path = layout::blob_path(sha256, id);
+            Upload::Staged { path: staging, .. } => self.backend.rename(staging, &path).await?,
+            Upload::InMemory { bytes, .. } => {
                 self.backend.write(&path, body::once(bytes.clone())).await?;
-                Ok(path)
             }
         }
+        Ok(path)
     }
 
     async fn write_manifest(&self, version: &NewVersion) -> Result<String> {
@@ -540,12 +549,7 @@ impl Store {
                 "source_key": from.key, "source_version_id": from.version_id, "sha256": sha256,
             }),
         };
-        let manifest_path = self.write_manifest(&version).await?;
-        let outcome = self.catalog.commit_version(version).await;
-        if outcome.is_err() {
-            let _ = self.backend.delete(&manifest_path).await;
-        }
-        outcome
+        self.commit_described(version).await
     }
 
     /// Delete `key`: add a delete marker as its new version. Its older versions stay.
@@ -563,12 +567,7 @@ impl Store {
             action: "delete",
             audit_detail: serde_json::Value::Null,
         };
-        let manifest_path = self.write_manifest(&version).await?;
-        let outcome = self.catalog.commit_version(version).await;
-        if outcome.is_err() {
-            let _ = self.backend.delete(&manifest_path).await;
-        }
-        outcome
+        self.commit_described(version).await
     }
 
     /// Remove one version of `key` for good, and its bytes once no version uses them.

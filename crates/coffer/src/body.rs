@@ -121,6 +121,42 @@ impl WriteBehind {
     }
 }
 
+/// Write `body` to a hidden file beside `path`, fsync it, and only then move
+/// it to `path`: a failed or interrupted read never leaves a partial file
+/// under `path`. Returns the number of bytes written.
+pub async fn save_to_file(path: &std::path::Path, mut body: ByteStream) -> Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid_input(format!("{} names no file", path.display())))?;
+    let partial = path.with_file_name(format!(".{}.coffer-partial", name.to_string_lossy()));
+    let written: Result<u64> = async {
+        let failed = |what: &str, e| Error::io(&format!("{what} {}", partial.display()), e);
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .map_err(|e| failed("cannot create", e))?;
+        let mut write_behind = WriteBehind::new(partial.clone());
+        let mut length = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await.map_err(|e| failed("writing", e))?;
+            write_behind.wrote(chunk.len());
+            length += chunk.len() as u64;
+        }
+        write_behind.finish().await;
+        file.sync_all().await.map_err(|e| failed("writing", e))?;
+        tokio::fs::rename(&partial, path)
+            .await
+            .map_err(|e| Error::io(&format!("cannot move the download to {}", path.display()), e))?;
+        Ok(length)
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    written
+}
+
 /// Bytes already in memory as a body.
 pub(crate) fn once(bytes: Bytes) -> ByteStream {
     futures::stream::once(async move { Ok(bytes) }).boxed()

@@ -44,6 +44,9 @@ pub struct Config {
     pub backend: BackendConfig,
     /// The actor recorded for changes; the OS user when absent.
     pub user: Option<String>,
+    /// Keep at most this many versions of a key: every put prunes older
+    /// untagged versions beyond it. Unlimited when absent.
+    pub max_versions: Option<usize>,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             catalog_url: None,
             backend: BackendConfig::default(),
             user: None,
+            max_versions: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl fmt::Debug for Config {
             .field("catalog_url", &self.catalog_url.as_deref().map(redact_url))
             .field("backend", &self.backend)
             .field("user", &self.user)
+            .field("max_versions", &self.max_versions)
             .finish()
     }
 }
@@ -96,7 +101,8 @@ impl Config {
 
     /// Defaults, then the TOML file (`file`, else `./coffer.toml` if present),
     /// then the environment: `COFFER_DATA_DIR`, `COFFER_CATALOG_URL`,
-    /// `COFFER_BACKEND` (`fs` or `memory`), `COFFER_BACKEND_ROOT`, `COFFER_USER`.
+    /// `COFFER_BACKEND` (`fs` or `memory`), `COFFER_BACKEND_ROOT`, `COFFER_USER`,
+    /// `COFFER_MAX_VERSIONS`.
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let mut config = match file {
             Some(path) => Self::from_file(path)?,
@@ -151,6 +157,16 @@ impl Config {
         }
         if let Some(user) = lookup("COFFER_USER") {
             self.user = Some(user);
+        }
+        if let Some(max) = lookup("COFFER_MAX_VERSIONS") {
+            self.max_versions = Some(max.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::invalid_input(format!("COFFER_MAX_VERSIONS={max:?}: expected a whole number of at least 1"))
+            })?);
+        }
+        if self.max_versions == Some(0) {
+            return Err(Error::invalid_input(
+                "max_versions = 0 would remove every version: use at least 1",
+            ));
         }
         Ok(())
     }

@@ -232,6 +232,8 @@ fn blob_version(key: &ObjectKey, content: &str, path: Option<&str>) -> NewVersio
         precondition: Precondition::None,
         action: "put",
         audit_detail: serde_json::Value::Null,
+        tags: crate::Tags::new(),
+        comments: Vec::new(),
     }
 }
 
@@ -275,7 +277,7 @@ pub async fn catalog_versions_and_latest(catalog: &dyn Catalog) -> Outcome {
         .await
         .ctx("commit v2")?;
     let m = catalog.commit_version(marker(&k)).await.ctx("commit marker")?;
-    let all = catalog.versions(&k).await.ctx("versions")?;
+    let all = catalog.versions(&k, None).await.ctx("versions")?;
     let ids: Vec<&VersionId> = all.iter().map(|v| &v.version_id).collect();
     check!(
         ids == vec![&m.version_id, &v2.version_id, &v1.version_id],
@@ -299,6 +301,7 @@ pub async fn catalog_versions_and_latest(catalog: &dyn Catalog) -> Outcome {
         .audit(&AuditQuery {
             key: Some(k.clone()),
             limit: 10,
+            ..AuditQuery::default()
         })
         .await
         .ctx("audit")?;
@@ -402,7 +405,7 @@ pub async fn catalog_preconditions(catalog: &dyn Catalog) -> Outcome {
         .await
         .ctx("if-match with the right etag")?;
     check!(
-        catalog.versions(&k).await.ctx("versions")?.len() == 2,
+        catalog.versions(&k, None).await.ctx("versions")?.len() == 2,
         "failed preconditions left versions behind"
     );
     let missing = key(&unique("cat/never"))?;
@@ -412,7 +415,7 @@ pub async fn catalog_preconditions(catalog: &dyn Catalog) -> Outcome {
         "deleting a missing key: {err:?}"
     );
     check!(
-        catalog.versions(&missing).await.ctx("versions")?.is_empty(),
+        catalog.versions(&missing, None).await.ctx("versions")?.is_empty(),
         "a failed delete left a marker"
     );
     Ok(())
@@ -475,6 +478,7 @@ pub async fn catalog_list_latest_pages(catalog: &dyn Catalog) -> Outcome {
         start_after,
         start_at,
         limit,
+        ..KeyQuery::default()
     };
     let names_of = |versions: Vec<crate::ObjectVersion>| -> Vec<String> {
         versions
@@ -516,7 +520,7 @@ pub async fn catalog_concurrent_commits(catalog: &dyn Catalog) -> Outcome {
     let latest = catalog.version(&k, None).await.ctx("latest")?.map(|v| v.version_id);
     check!(latest == max, "latest {latest:?} is not the greatest id {max:?}");
     check!(
-        catalog.versions(&k).await.ctx("versions")?.len() == 50,
+        catalog.versions(&k, None).await.ctx("versions")?.len() == 50,
         "lost concurrent versions"
     );
     Ok(())

@@ -139,6 +139,71 @@ pub fn validate_metadata(metadata: &Metadata) -> Result<()> {
     Ok(())
 }
 
+/// Tags of a version: names to values, sorted by name.
+pub type Tags = BTreeMap<String, String>;
+
+/// Longest tag name, in bytes.
+pub const MAX_TAG_NAME_BYTES: usize = 128;
+/// Longest tag value, in bytes.
+pub const MAX_TAG_VALUE_BYTES: usize = 256;
+/// Most tags on one version.
+pub const MAX_TAGS: usize = 50;
+/// Longest comment, in bytes.
+pub const MAX_COMMENT_BYTES: usize = 4096;
+
+/// Check a tag name: 1-128 ASCII letters, digits or `-_.:/@`.
+pub fn validate_tag_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TAG_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "invalid tag name {:?}: use 1-{MAX_TAG_NAME_BYTES} ASCII letters, digits or '-_.:/@'",
+            printable(name)
+        )))
+    }
+}
+
+/// Check tags against the name, size and character rules.
+pub fn validate_tags(tags: &Tags) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::invalid_input(format!(
+            "{} tags given; a version holds at most {MAX_TAGS}",
+            tags.len()
+        )));
+    }
+    for (name, value) in tags {
+        validate_tag_name(name)?;
+        if value.len() > MAX_TAG_VALUE_BYTES || value.chars().any(char::is_control) {
+            return Err(Error::invalid_input(format!(
+                "invalid value for tag {name:?}: at most {MAX_TAG_VALUE_BYTES} bytes, no control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Check a comment: not blank, at most 4 KiB, no control characters but newlines and tabs.
+pub fn validate_comment(text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid_input("a comment cannot be empty"));
+    }
+    if text.len() > MAX_COMMENT_BYTES {
+        return Err(Error::invalid_input(format!(
+            "comment is {} bytes; the limit is {MAX_COMMENT_BYTES}",
+            text.len()
+        )));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Error::invalid_input("a comment cannot contain control characters"));
+    }
+    Ok(())
+}
+
 /// Check a content type: printable ASCII, `type/subtype` with optional parameters.
 pub fn validate_content_type(content_type: &str) -> Result<()> {
     let essence = content_type.split(';').next().unwrap_or_default().trim();

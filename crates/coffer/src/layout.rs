@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::key::{Metadata, ObjectKey};
+use crate::catalog::Comment;
+use crate::key::{Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -20,16 +21,23 @@ use crate::version::VersionId;
 pub const MANIFEST_FORMAT: &str = "coffer.manifest.v1";
 
 pub(crate) fn staging_path(upload_id: &VersionId) -> String {
-    format!("staging/{upload_id}")
+    format!("{STAGING_DIR}{upload_id}")
 }
 
 pub(crate) fn blob_path(sha256: &str, upload_id: &VersionId) -> String {
-    format!("blobs/{}/{sha256}.{upload_id}", &sha256[..2])
+    format!("{BLOBS_DIR}{}/{sha256}.{upload_id}", &sha256[..2])
 }
+
+/// Where manifests live.
+pub(crate) const MANIFESTS_DIR: &str = "manifests/";
+/// Where blobs live.
+pub(crate) const BLOBS_DIR: &str = "blobs/";
+/// Where uploads are staged.
+pub(crate) const STAGING_DIR: &str = "staging/";
 
 pub(crate) fn manifest_path(key: &ObjectKey, version_id: &VersionId) -> String {
     let h = hex::encode(Sha256::digest(key.as_str().as_bytes()));
-    format!("manifests/{}/{h}.{version_id}.json", &h[..2])
+    format!("{MANIFESTS_DIR}{}/{h}.{version_id}.json", &h[..2])
 }
 
 /// The self-description of one version, stored on the backend before the
@@ -58,4 +66,44 @@ pub struct Manifest {
     pub created_at: Timestamp,
     /// The actor.
     pub created_by: String,
+    /// Tags, as of the manifest's last rewrite (tagging rewrites it).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
+    /// Comments, as of the manifest's last rewrite (commenting rewrites it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<Comment>,
+}
+
+/// The id embedded in the name of a blob, staged upload or manifest path
+/// (every one carries a UUIDv7, so its age can be told from its name).
+pub(crate) fn id_in_path(path: &str) -> Option<VersionId> {
+    let name = path.rsplit('/').next()?;
+    let name = name.strip_suffix(".json").unwrap_or(name);
+    let id = name.rsplit('.').next()?;
+    id.parse().ok()
+}
+
+/// The SHA-256 a blob path names, if it is one.
+pub(crate) fn sha256_in_blob_path(path: &str) -> Option<&str> {
+    let name = path.strip_prefix(BLOBS_DIR)?.rsplit('/').next()?;
+    let (sha256, _) = name.split_once('.')?;
+    (sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_hashes_are_read_back_from_paths() {
+        let key = ObjectKey::new("a/b.txt").unwrap();
+        let id = VersionId::generate();
+        let sha = "ab".repeat(32);
+        assert_eq!(id_in_path(&manifest_path(&key, &id)), Some(id.clone()));
+        assert_eq!(id_in_path(&blob_path(&sha, &id)), Some(id.clone()));
+        assert_eq!(id_in_path(&staging_path(&id)), Some(id.clone()));
+        assert_eq!(sha256_in_blob_path(&blob_path(&sha, &id)), Some(sha.as_str()));
+        assert_eq!(sha256_in_blob_path("blobs/ab/not-a-hash.x"), None);
+        assert_eq!(id_in_path("manifests/ab/junk.json"), None);
+    }
 }

@@ -55,21 +55,24 @@ pub mod conformance;
 pub struct ReadmeDoctests;
 
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
-pub use crate::body::{WriteBehind, reader_stream};
+pub use crate::body::{WriteBehind, reader_stream, save_to_file};
 pub use crate::catalog::{
-    AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
-    ObjectVersion, Precondition, SqliteCatalog, VersionContent,
+    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
+    NewVersion, ObjectVersion, Precondition, PrunePolicy, Repair, SqliteCatalog, VersionContent, VersionRef,
 };
 pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::key::{
-    MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES, MAX_METADATA_VALUE_BYTES,
-    Metadata, ObjectKey, validate_content_type, validate_metadata,
+    MAX_COMMENT_BYTES, MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
+    MAX_METADATA_VALUE_BYTES, MAX_TAG_NAME_BYTES, MAX_TAG_VALUE_BYTES, MAX_TAGS, Metadata, ObjectKey, Tags,
+    validate_comment, validate_content_type, validate_metadata, validate_tag_name, validate_tags,
 };
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::store::{
-    ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, Store, StoreInfo,
+    ByteRange, Comparison, CopyOptions, ExportOptions, ExportReport, GetOptions, GetResult, HistoryEntry, ImportOptions,
+    ImportReport, ListOptions, ListPage, MAX_LIST_KEYS, PruneReport, PutOptions, ReindexReport, Store, StoreInfo,
+    TextDiff, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

@@ -27,6 +27,12 @@ impl VersionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// When the id was made, from the millisecond timestamp it starts with.
+    pub fn timestamp(&self) -> crate::time::Timestamp {
+        let millis = i64::from_str_radix(&self.0[..12], 16).unwrap_or(0);
+        crate::time::Timestamp::from_micros(millis.saturating_mul(1000))
+    }
 }
 
 impl FromStr for VersionId {

@@ -318,7 +318,7 @@ async fn bad_input_changes_nothing(store: Store) {
     assert_eq!((info.stats.versions, info.stats.blobs), (0, 0));
     assert!(
         store
-            .audit(&AuditQuery { key: None, limit: 10 })
+            .audit(&AuditQuery { limit: 10, ..AuditQuery::default() })
             .await
             .unwrap()
             .is_empty()
@@ -425,6 +425,7 @@ async fn audit_rows_follow_changes(store: Store) {
         .audit(&AuditQuery {
             key: Some("au".try_into().unwrap()),
             limit: 10,
+            ..AuditQuery::default()
         })
         .await
         .unwrap();
@@ -433,7 +434,7 @@ async fn audit_rows_follow_changes(store: Store) {
         actions,
         [("delete_version", "tester"), ("delete", "operator"), ("put", "tester")]
     );
-    let all = store.audit(&AuditQuery { key: None, limit: 10 }).await.unwrap();
+    let all = store.audit(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.unwrap();
     assert_eq!(all.len(), 4);
 }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::key::{Metadata, ObjectKey};
+use crate::key::{Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -43,6 +43,49 @@ pub struct ObjectVersion {
     pub created_by: String,
     /// Where the content lives on the backend (a raw client may read it there).
     pub blob_path: Option<String>,
+    /// Tags on the version.
+    pub tags: Tags,
+    /// Comments on the version, oldest first.
+    pub comments: Vec<Comment>,
+    /// What `verify --repair` found wrong with the content (its bytes are
+    /// missing or differ from its hash), if anything. Reads of a damaged
+    /// version fail; storing the same content again heals it.
+    pub damaged: Option<String>,
+}
+
+/// A comment on a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Comment {
+    /// When it was made.
+    pub at: Timestamp,
+    /// Who made it.
+    pub actor: String,
+    /// What it says.
+    pub text: String,
+}
+
+/// A change to a version's annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Annotation {
+    /// Set these tags (replacing values of the same names) and remove these names.
+    Tags {
+        /// Tags to set.
+        set: Tags,
+        /// Tag names to remove.
+        remove: Vec<String>,
+    },
+    /// Add a comment.
+    Comment(String),
+}
+
+/// Which versions of a key a prune keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunePolicy {
+    /// Keep this many of the newest versions (delete markers count); at least 1,
+    /// so the latest version is always kept.
+    pub keep: usize,
+    /// Keep tagged versions too, however old.
+    pub keep_tagged: bool,
 }
 
 /// Content a new version points at.
@@ -139,6 +182,10 @@ pub struct NewVersion {
     pub action: &'static str,
     /// Extra audit detail, as JSON.
     pub audit_detail: serde_json::Value,
+    /// Tags the version starts with.
+    pub tags: Tags,
+    /// Comments the version starts with.
+    pub comments: Vec<Comment>,
 }
 
 /// The outcome of deleting one version for good.
@@ -161,6 +208,46 @@ pub struct KeyQuery {
     pub start_at: Option<String>,
     /// At most this many.
     pub limit: usize,
+    /// Include keys whose current version is a delete marker.
+    pub include_deleted: bool,
+    /// The versions that were current at this time instead of the latest
+    /// (keys created after it, or deleted at it, are left out).
+    pub as_of: Option<Timestamp>,
+}
+
+/// A version and the blob it references, for integrity checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRef {
+    /// The key.
+    pub key: ObjectKey,
+    /// The version.
+    pub version_id: VersionId,
+    /// The content's SHA-256 (`None` for a delete marker).
+    pub sha256: Option<String>,
+}
+
+/// What `verify --repair` did, recorded in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// Mark a blob's content damaged (missing, truncated or altered).
+    MarkDamaged {
+        /// The blob.
+        sha256: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An object on the backend no version references is about to be removed.
+    RemoveOrphan {
+        /// Its path on the backend.
+        path: String,
+    },
+    /// A version's missing manifest was written again from the catalog.
+    RestoreManifest {
+        /// The key.
+        key: ObjectKey,
+        /// The version.
+        version_id: VersionId,
+    },
 }
 
 /// A stored blob.
@@ -174,6 +261,8 @@ pub struct BlobRecord {
     pub path: String,
     /// Versions referencing it.
     pub refcount: u64,
+    /// What is wrong with its bytes, if `verify --repair` found something.
+    pub damaged: Option<String>,
 }
 
 /// Totals over the catalog.
@@ -214,11 +303,21 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
-/// Which audit rows to read.
+/// Which audit rows to read; the filters combine.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     /// Only rows about this key.
     pub key: Option<ObjectKey>,
+    /// Only rows about keys starting with this.
+    pub prefix: Option<String>,
+    /// Only rows by this actor.
+    pub actor: Option<String>,
+    /// Only rows of this action (`put`, `delete`, `rollback` ...).
+    pub action: Option<String>,
+    /// Only rows at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only rows before this time.
+    pub until: Option<Timestamp>,
     /// At most this many, newest first.
     pub limit: usize,
 }
@@ -237,6 +336,12 @@ pub struct AuditQuery {
 ///   if that drops a blob's reference count to zero the blob row goes too and its
 ///   path is returned, so the caller can delete the bytes.
 /// - Reads never see a half-applied change.
+/// - `annotate` changes a version's tags or comments, with its audit row, in one transaction.
+/// - `prune` removes, in one transaction, every version of a key its policy
+///   does not keep (never the latest), with an audit row for each, and
+///   returns them as `delete_version` would; with `dry_run` it only returns them.
+/// - A blob marked damaged is replaced when a new version brings the same
+///   content with a `new_path`: the blob then points at the new copy and is sound.
 /// - `check_consistency` returns a line per problem found (empty when sound).
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + Display {
@@ -246,10 +351,30 @@ pub trait Catalog: Send + Sync + Debug + Display {
     async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion>;
     /// One version, or the latest one when `version_id` is `None`.
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>>;
-    /// Every version of a key, delete markers included, newest first.
-    async fn versions(&self, key: &ObjectKey) -> Result<Vec<ObjectVersion>>;
-    /// Current versions of live keys (not delete markers), in key order.
+    /// The versions of a key, delete markers included, newest first; at most `limit`.
+    async fn versions(&self, key: &ObjectKey, limit: Option<usize>) -> Result<Vec<ObjectVersion>>;
+    /// Current versions of keys, in key order (see [`KeyQuery`]).
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>>;
+    /// Set or remove tags, or add a comment, on a version.
+    async fn annotate(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        annotation: Annotation,
+        actor: &str,
+    ) -> Result<ObjectVersion>;
+    /// Remove the versions of `key` that `policy` does not keep (see the contract).
+    async fn prune(
+        &self,
+        key: &ObjectKey,
+        policy: PrunePolicy,
+        actor: &str,
+        dry_run: bool,
+    ) -> Result<Vec<DeletedVersion>>;
+    /// Record a repair (and apply it, for `MarkDamaged`) with its audit row.
+    async fn repair(&self, repair: &Repair, actor: &str) -> Result<()>;
+    /// Every version of the keys under `prefix`, with the blob each references.
+    async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>>;
     /// A blob by its SHA-256.
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>>;
     /// Every blob, for integrity checks.

@@ -20,11 +20,11 @@ use sqlx::{Connection, FromRow, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion, ObjectVersion,
-    VersionContent,
+    Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
+    NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, VersionRef,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::{Metadata, ObjectKey};
+use crate::key::{MAX_TAGS, Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -49,11 +49,48 @@ enum WriteOp {
         version_id: VersionId,
         actor: String,
     },
+    Annotate {
+        key: ObjectKey,
+        version_id: VersionId,
+        annotation: Annotation,
+        actor: String,
+    },
+    Prune {
+        key: ObjectKey,
+        policy: PrunePolicy,
+        actor: String,
+        dry_run: bool,
+    },
+    Repair {
+        repair: Repair,
+        actor: String,
+    },
 }
 
 enum WriteOutcome {
-    Committed(ObjectVersion),
-    Deleted(DeletedVersion),
+    Version(ObjectVersion),
+    Removed(Vec<DeletedVersion>),
+    Done,
+}
+
+impl WriteOutcome {
+    fn into_version(self) -> Result<ObjectVersion> {
+        match self {
+            WriteOutcome::Version(version) => Ok(version),
+            _ => Err(wrong_answer()),
+        }
+    }
+
+    fn into_removed(self) -> Result<Vec<DeletedVersion>> {
+        match self {
+            WriteOutcome::Removed(removed) => Ok(removed),
+            _ => Err(wrong_answer()),
+        }
+    }
+}
+
+fn wrong_answer() -> Error {
+    Error::new(ErrorKind::Catalog, "catalog writer answered the wrong request")
 }
 
 struct WriteJob {
@@ -183,10 +220,27 @@ fn copy_error(err: &Error) -> Error {
 
 async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome, Refused> {
     match op {
-        WriteOp::Commit(version) => apply_commit(conn, version).await.map(WriteOutcome::Committed),
+        WriteOp::Commit(version) => apply_commit(conn, version).await.map(WriteOutcome::Version),
         WriteOp::DeleteVersion { key, version_id, actor } => apply_delete_version(conn, key, version_id, actor)
             .await
-            .map(WriteOutcome::Deleted),
+            .map(|deleted| WriteOutcome::Removed(vec![deleted])),
+        WriteOp::Annotate {
+            key,
+            version_id,
+            annotation,
+            actor,
+        } => apply_annotate(conn, key, version_id, annotation, actor)
+            .await
+            .map(WriteOutcome::Version),
+        WriteOp::Prune {
+            key,
+            policy,
+            actor,
+            dry_run,
+        } => apply_prune(conn, key, *policy, actor, *dry_run)
+            .await
+            .map(WriteOutcome::Removed),
+        WriteOp::Repair { repair, actor } => apply_repair(conn, repair, actor).await.map(|()| WriteOutcome::Done),
     }
 }
 
@@ -240,9 +294,14 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: &[WriteJob]) -> Result<Vec
     Ok(outcomes)
 }
 
-/// The columns of a version row joined with its blob and latest pointer.
+/// The columns of a version row joined with its blob and latest pointer, with
+/// its tags and comments as JSON.
 const VERSION_COLUMNS: &str = "v.key, v.version_id, v.is_delete_marker, (l.version_id IS NOT NULL) AS is_latest, \
-     v.size, v.etag, v.blob_sha256, v.content_type, v.metadata, v.created_at, v.created_by, b.locator";
+     v.size, v.etag, v.blob_sha256, v.content_type, v.metadata, v.created_at, v.created_by, b.locator, b.damaged, \
+     (SELECT json_group_object(t.name, t.value) FROM version_tags t \
+        WHERE t.key = v.key AND t.version_id = v.version_id) AS tags, \
+     (SELECT json_group_array(json_object('at', c.at, 'actor', c.actor, 'text', c.text) ORDER BY c.seq) \
+        FROM version_comments c WHERE c.key = v.key AND c.version_id = v.version_id) AS comments";
 const VERSION_JOINS: &str = "LEFT JOIN latest l ON l.key = v.key AND l.version_id = v.version_id \
      LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
 
@@ -260,13 +319,29 @@ struct VersionRow {
     created_at: i64,
     created_by: String,
     locator: Option<String>,
+    damaged: Option<String>,
+    tags: String,
+    comments: String,
+}
+
+/// A comment as the catalog's JSON holds it.
+#[derive(serde::Deserialize)]
+struct CommentRow {
+    at: i64,
+    actor: String,
+    text: String,
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid {what}: {e}")))
 }
 
 impl TryFrom<VersionRow> for ObjectVersion {
     type Error = Error;
     fn try_from(row: VersionRow) -> Result<Self> {
-        let metadata: Metadata = serde_json::from_str(&row.metadata)
-            .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid metadata JSON: {e}")))?;
+        let metadata: Metadata = json_column("metadata JSON", &row.metadata)?;
+        let tags: Tags = json_column("tags JSON", &row.tags)?;
+        let comments: Vec<CommentRow> = json_column("comments JSON", &row.comments)?;
         Ok(ObjectVersion {
             key: ObjectKey::new(row.key).map_err(|e| corrupt("key", e))?,
             version_id: VersionId::from_str(&row.version_id).map_err(|e| corrupt("version id", e))?,
@@ -280,6 +355,16 @@ impl TryFrom<VersionRow> for ObjectVersion {
             created_at: Timestamp::from_micros(row.created_at),
             created_by: row.created_by,
             blob_path: row.locator,
+            tags,
+            comments: comments
+                .into_iter()
+                .map(|c| Comment {
+                    at: Timestamp::from_micros(c.at),
+                    actor: c.actor,
+                    text: c.text,
+                })
+                .collect(),
+            damaged: row.damaged,
         })
     }
 }
@@ -317,14 +402,15 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         VersionContent::Blob(blob) => Some(blob),
         VersionContent::DeleteMarker => None,
     };
-    type CurrentRow = (Option<String>, Option<bool>, Option<String>, Option<String>);
-    let (current_id, current_marker, current_etag, stored_path): CurrentRow = sqlx::query_as(
-        "SELECT l.version_id, l.is_delete_marker, v.etag, (SELECT locator FROM blobs WHERE sha256 = ?) \
+    type CurrentRow = (Option<String>, Option<bool>, Option<String>, Option<String>, Option<String>);
+    let (current_id, current_marker, current_etag, stored_path, stored_damage): CurrentRow = sqlx::query_as(
+        "SELECT l.version_id, l.is_delete_marker, v.etag, b.locator, b.damaged \
          FROM (SELECT 1) LEFT JOIN latest l ON l.key = ? \
-         LEFT JOIN versions v ON v.key = l.key AND v.version_id = l.version_id",
+         LEFT JOIN versions v ON v.key = l.key AND v.version_id = l.version_id \
+         LEFT JOIN blobs b ON b.sha256 = ?",
     )
-    .bind(blob.map(|b| b.sha256.as_str()))
     .bind(key)
+    .bind(blob.map(|b| b.sha256.as_str()))
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| Refused::Clean(db_error("reading the current version", e)))?;
@@ -339,27 +425,42 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         .map(|c| c.etag.as_deref());
     new.precondition.check(&new.key, live_etag).map_err(Refused::Clean)?;
     let becomes_latest = current.as_ref().is_none_or(|c| version_id > c.version_id.as_str());
-    let blob_path = match (blob, &stored_path) {
-        (None, _) => None,
-        (Some(_), Some(stored)) => Some(stored.clone()),
-        (Some(blob), None) => match &blob.new_path {
-            Some(path) => Some(path.clone()),
-            None => {
-                return Err(Refused::Clean(Error::not_found(format!(
-                    "the content of {key} is no longer stored"
-                ))));
-            }
-        },
+
+    /// What the version does to its blob's row.
+    enum BlobChange {
+        None,
+        Insert,
+        Reference,
+        /// The stored copy is damaged and this version brings a sound one.
+        Heal,
+    }
+    let (blob_change, blob_path) = match (blob, &stored_path, &blob.and_then(|b| b.new_path.clone())) {
+        (None, _, _) => (BlobChange::None, None),
+        (Some(_), Some(_), Some(fresh)) if stored_damage.is_some() => (BlobChange::Heal, Some(fresh.clone())),
+        (Some(_), Some(_), None) if stored_damage.is_some() => {
+            return Err(Refused::Clean(Error::new(
+                ErrorKind::IntegrityMismatch,
+                format!("the content of {key} is damaged ({})", stored_damage.unwrap_or_default()),
+            )));
+        }
+        (Some(_), Some(stored), _) => (BlobChange::Reference, Some(stored.clone())),
+        (Some(_), None, Some(fresh)) => (BlobChange::Insert, Some(fresh.clone())),
+        (Some(_), None, None) => {
+            return Err(Refused::Clean(Error::not_found(format!(
+                "the content of {key} is no longer stored"
+            ))));
+        }
     };
 
     let mut sql = String::new();
-    if blob.is_some() {
-        sql.push_str(if stored_path.is_some() {
-            "UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = ?;"
-        } else {
+    sql.push_str(match blob_change {
+        BlobChange::None => "",
+        BlobChange::Insert => {
             "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES (?, ?, ?, ?, 1, ?);"
-        });
-    }
+        }
+        BlobChange::Reference => "UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = ?;",
+        BlobChange::Heal => "UPDATE blobs SET refcount = refcount + 1, locator = ?, damaged = NULL WHERE sha256 = ?;",
+    });
     sql.push_str(
         "INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, content_type, \
          metadata, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
@@ -369,6 +470,12 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
             "INSERT INTO latest (key, version_id, is_delete_marker) VALUES (?, ?, ?) ON CONFLICT (key) \
              DO UPDATE SET version_id = excluded.version_id, is_delete_marker = excluded.is_delete_marker;",
         );
+    }
+    for _ in &new.tags {
+        sql.push_str(INSERT_TAG);
+    }
+    for _ in &new.comments {
+        sql.push_str(INSERT_COMMENT);
     }
     sql.push_str(INSERT_AUDIT);
 
@@ -380,14 +487,17 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
     };
     let mut query = sqlx::query(&sql);
     if let Some(blob) = blob {
-        query = query.bind(&blob.sha256);
-        if stored_path.is_none() {
-            query = query
+        query = match blob_change {
+            BlobChange::None => query,
+            BlobChange::Insert => query
+                .bind(&blob.sha256)
                 .bind(&blob.md5)
                 .bind(to_i64(blob.size))
                 .bind(&blob_path)
-                .bind(new.created_at.as_micros());
-        }
+                .bind(new.created_at.as_micros()),
+            BlobChange::Reference => query.bind(&blob.sha256),
+            BlobChange::Heal => query.bind(&blob_path).bind(&blob.sha256),
+        };
     }
     query = query
         .bind(key)
@@ -402,6 +512,18 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         .bind(&new.created_by);
     if becomes_latest {
         query = query.bind(key).bind(version_id).bind(blob.is_none());
+    }
+    for (name, value) in &new.tags {
+        query = query.bind(key).bind(version_id).bind(name).bind(value);
+    }
+    for (seq, comment) in new.comments.iter().enumerate() {
+        query = query
+            .bind(key)
+            .bind(version_id)
+            .bind(to_i64(seq as u64 + 1))
+            .bind(comment.at.as_micros())
+            .bind(&comment.actor)
+            .bind(&comment.text);
     }
     query = query
         .bind(new.created_at.as_micros())
@@ -431,8 +553,16 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         created_at: new.created_at,
         created_by: new.created_by.clone(),
         blob_path,
+        tags: new.tags.clone(),
+        comments: new.comments.clone(),
+        damaged: None,
     })
 }
+
+const INSERT_TAG: &str = "INSERT INTO version_tags (key, version_id, name, value) VALUES (?, ?, ?, ?) \
+     ON CONFLICT (key, version_id, name) DO UPDATE SET value = excluded.value;";
+const INSERT_COMMENT: &str =
+    "INSERT INTO version_comments (key, version_id, seq, at, actor, text) VALUES (?, ?, ?, ?, ?, ?);";
 
 async fn apply_delete_version(
     conn: &mut SqliteConnection,
@@ -461,7 +591,19 @@ async fn apply_delete_version(
     } else {
         None
     };
+    remove_version(conn, version, successor, "delete_version", actor).await
+}
 
+/// Remove `version` (its tags and comments go with it), moving the latest
+/// pointer to `successor` if it was the latest, and release its blob.
+async fn remove_version(
+    conn: &mut SqliteConnection,
+    version: ObjectVersion,
+    successor: Option<(String, bool)>,
+    action: &str,
+    actor: &str,
+) -> Result<DeletedVersion, Refused> {
+    let key = version.key.as_str();
     let mut sql = String::new();
     match (&successor, version.is_latest) {
         (Some(_), true) => sql.push_str("UPDATE latest SET version_id = ?, is_delete_marker = ? WHERE key = ?;"),
@@ -480,11 +622,11 @@ async fn apply_delete_version(
 
     let mut query = sqlx::query(&sql);
     match (&successor, version.is_latest) {
-        (Some((id, is_marker)), true) => query = query.bind(id).bind(is_marker).bind(key.as_str()),
-        (None, true) => query = query.bind(key.as_str()),
+        (Some((id, is_marker)), true) => query = query.bind(id).bind(is_marker).bind(key),
+        (None, true) => query = query.bind(key),
         (_, false) => {}
     }
-    query = query.bind(key.as_str()).bind(version_id.as_str());
+    query = query.bind(key).bind(version.version_id.as_str());
     if let Some(sha256) = &version.sha256 {
         query = query.bind(sha256).bind(sha256);
     }
@@ -494,9 +636,9 @@ async fn apply_delete_version(
     query = query
         .bind(Timestamp::now().as_micros())
         .bind(actor)
-        .bind("delete_version")
-        .bind(key.as_str())
-        .bind(version_id.as_str())
+        .bind(action)
+        .bind(key)
+        .bind(version.version_id.as_str())
         .bind(detail.to_string());
     let released = query
         .fetch_all(&mut *conn)
@@ -507,6 +649,207 @@ async fn apply_delete_version(
         version,
         unreferenced_blob,
     })
+}
+
+async fn apply_prune(
+    conn: &mut SqliteConnection,
+    key: &ObjectKey,
+    policy: PrunePolicy,
+    actor: &str,
+    dry_run: bool,
+) -> Result<Vec<DeletedVersion>, Refused> {
+    if policy.keep == 0 {
+        return Err(Refused::Clean(Error::invalid_input(format!(
+            "prune of {key} would remove its latest version: keep at least 1"
+        ))));
+    }
+    let versions = fetch_versions(conn, key.as_str(), None).await.map_err(Refused::Clean)?;
+    if versions.is_empty() {
+        return Err(Refused::Clean(Error::not_found(format!("no such key: {key}"))));
+    }
+    // Newest first: the first `keep` stay, and so do tagged ones if asked.
+    let doomed: Vec<ObjectVersion> = versions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && !(policy.keep_tagged && !v.tags.is_empty()))
+        .map(|(_, v)| v)
+        .collect();
+    if dry_run {
+        return dry_run_removals(conn, doomed).await.map_err(Refused::Clean);
+    }
+    let mut removed = Vec::with_capacity(doomed.len());
+    for version in doomed {
+        removed.push(remove_version(conn, version, None, "prune", actor).await?);
+    }
+    Ok(removed)
+}
+
+/// What removing `doomed` would release, without removing anything: a blob is
+/// released by the last of them to drop its final reference.
+async fn dry_run_removals(conn: &mut SqliteConnection, doomed: Vec<ObjectVersion>) -> Result<Vec<DeletedVersion>> {
+    let mut remaining = std::collections::HashMap::new();
+    for sha256 in doomed.iter().filter_map(|v| v.sha256.as_deref()) {
+        if !remaining.contains_key(sha256) {
+            let refcount: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| db_error("reading a blob", e))?;
+            remaining.insert(sha256.to_owned(), refcount);
+        }
+    }
+    Ok(doomed
+        .into_iter()
+        .map(|version| {
+            let released = version.sha256.as_ref().and_then(|sha256| {
+                let count = remaining.get_mut(sha256)?;
+                *count -= 1;
+                (*count == 0).then(|| version.blob_path.clone()).flatten()
+            });
+            DeletedVersion {
+                version,
+                unreferenced_blob: released,
+            }
+        })
+        .collect())
+}
+
+async fn apply_annotate(
+    conn: &mut SqliteConnection,
+    key: &ObjectKey,
+    version_id: &VersionId,
+    annotation: &Annotation,
+    actor: &str,
+) -> Result<ObjectVersion, Refused> {
+    let found = fetch_version(conn, key.as_str(), version_id.as_str())
+        .await
+        .map_err(Refused::Clean)?;
+    let Some(mut version) = found else {
+        return Err(Refused::Clean(Error::not_found(format!(
+            "no version {version_id} of {key}"
+        ))));
+    };
+    let now = Timestamp::now();
+    let mut sql = String::new();
+    let (action, detail) = match annotation {
+        Annotation::Tags { set, remove } => {
+            for name in remove {
+                version.tags.remove(name);
+            }
+            version.tags.extend(set.clone());
+            if version.tags.len() > MAX_TAGS {
+                return Err(Refused::Clean(Error::invalid_input(format!(
+                    "version {version_id} of {key} would have {} tags; a version holds at most {MAX_TAGS}",
+                    version.tags.len()
+                ))));
+            }
+            for _ in remove {
+                sql.push_str("DELETE FROM version_tags WHERE key = ? AND version_id = ? AND name = ?;");
+            }
+            for _ in set {
+                sql.push_str(INSERT_TAG);
+            }
+            ("tag", serde_json::json!({ "set": set, "removed": remove }))
+        }
+        Annotation::Comment(text) => {
+            sql.push_str(
+                "INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
+                 SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM version_comments \
+                 WHERE key = ? AND version_id = ?;",
+            );
+            version.comments.push(Comment {
+                at: now,
+                actor: actor.to_owned(),
+                text: text.clone(),
+            });
+            ("comment", serde_json::json!({ "text": text }))
+        }
+    };
+    sql.push_str(INSERT_AUDIT);
+    let (k, v) = (key.as_str(), version_id.as_str());
+    let mut query = sqlx::query(&sql);
+    match annotation {
+        Annotation::Tags { set, remove } => {
+            for name in remove {
+                query = query.bind(k).bind(v).bind(name);
+            }
+            for (name, value) in set {
+                query = query.bind(k).bind(v).bind(name).bind(value);
+            }
+        }
+        Annotation::Comment(text) => {
+            query = query
+                .bind(k)
+                .bind(v)
+                .bind(now.as_micros())
+                .bind(actor)
+                .bind(text)
+                .bind(k)
+                .bind(v);
+        }
+    }
+    query = query
+        .bind(now.as_micros())
+        .bind(actor)
+        .bind(action)
+        .bind(k)
+        .bind(v)
+        .bind(detail.to_string());
+    query
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| Refused::Dirty(db_error("annotating the version", e)))?;
+    Ok(version)
+}
+
+async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, actor: &str) -> Result<(), Refused> {
+    let now = Timestamp::now().as_micros();
+    let query = match repair {
+        // One audit row for each version whose content this is.
+        Repair::MarkDamaged { sha256, problem } => sqlx::query(
+            "UPDATE blobs SET damaged = ? WHERE sha256 = ?; \
+             INSERT INTO audit (at, actor, action, key, version_id, detail) \
+             SELECT ?, ?, 'repair', key, version_id, ? FROM versions WHERE blob_sha256 = ?;",
+        )
+        .bind(problem)
+        .bind(sha256)
+        .bind(now)
+        .bind(actor)
+        .bind(serde_json::json!({ "marked_damaged": problem, "sha256": sha256 }).to_string())
+        .bind(sha256),
+        Repair::RemoveOrphan { path } => sqlx::query(INSERT_AUDIT)
+            .bind(now)
+            .bind(actor)
+            .bind("repair")
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(serde_json::json!({ "removed_orphan": path }).to_string()),
+        Repair::RestoreManifest { key, version_id } => sqlx::query(INSERT_AUDIT)
+            .bind(now)
+            .bind(actor)
+            .bind("repair")
+            .bind(key.as_str())
+            .bind(version_id.as_str())
+            .bind(serde_json::json!({ "restored_manifest": true }).to_string()),
+    };
+    query
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| Refused::Dirty(db_error("recording a repair", e)))
+}
+
+async fn fetch_versions(conn: &mut SqliteConnection, key: &str, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v {VERSION_JOINS} WHERE v.key = ? ORDER BY v.version_id DESC LIMIT ?"
+    );
+    let rows: Vec<VersionRow> = sqlx::query_as(&sql)
+        .bind(key)
+        .bind(limit.map_or(-1, |n| to_i64(n as u64)))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("listing versions", e))?;
+    rows.into_iter().map(ObjectVersion::try_from).collect()
 }
 
 impl fmt::Display for SqliteCatalog {
@@ -527,6 +870,7 @@ struct BlobRow {
     size: i64,
     locator: String,
     refcount: i64,
+    damaged: Option<String>,
 }
 
 impl From<BlobRow> for BlobRecord {
@@ -536,6 +880,7 @@ impl From<BlobRow> for BlobRecord {
             size: u64::try_from(row.size).unwrap_or(0),
             path: row.locator,
             refcount: u64::try_from(row.refcount).unwrap_or(0),
+            damaged: row.damaged,
         }
     }
 }
@@ -557,13 +902,7 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion> {
-        match self.write(WriteOp::Commit(Box::new(version))).await? {
-            WriteOutcome::Committed(version) => Ok(version),
-            WriteOutcome::Deleted(_) => Err(Error::new(
-                ErrorKind::Catalog,
-                "catalog writer answered the wrong request",
-            )),
-        }
+        self.write(WriteOp::Commit(Box::new(version))).await?.into_version()
     }
 
     async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion> {
@@ -572,13 +911,72 @@ impl Catalog for SqliteCatalog {
             version_id: version_id.clone(),
             actor: actor.to_owned(),
         };
-        match self.write(op).await? {
-            WriteOutcome::Deleted(deleted) => Ok(deleted),
-            WriteOutcome::Committed(_) => Err(Error::new(
-                ErrorKind::Catalog,
-                "catalog writer answered the wrong request",
-            )),
+        self.write(op).await?.into_removed()?.pop().ok_or_else(wrong_answer)
+    }
+
+    async fn annotate(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        annotation: Annotation,
+        actor: &str,
+    ) -> Result<ObjectVersion> {
+        let op = WriteOp::Annotate {
+            key: key.clone(),
+            version_id: version_id.clone(),
+            annotation,
+            actor: actor.to_owned(),
+        };
+        self.write(op).await?.into_version()
+    }
+
+    async fn prune(
+        &self,
+        key: &ObjectKey,
+        policy: PrunePolicy,
+        actor: &str,
+        dry_run: bool,
+    ) -> Result<Vec<DeletedVersion>> {
+        let op = WriteOp::Prune {
+            key: key.clone(),
+            policy,
+            actor: actor.to_owned(),
+            dry_run,
+        };
+        self.write(op).await?.into_removed()
+    }
+
+    async fn repair(&self, repair: &Repair, actor: &str) -> Result<()> {
+        let op = WriteOp::Repair {
+            repair: repair.clone(),
+            actor: actor.to_owned(),
+        };
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {
+        let upper = prefix_upper_bound(prefix);
+        let sql = format!(
+            "SELECT key, version_id, blob_sha256 FROM versions WHERE key >= ? {} ORDER BY key, version_id",
+            if upper.is_some() { "AND key < ?" } else { "" }
+        );
+        let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(prefix);
+        if let Some(upper) = upper {
+            query = query.bind(upper);
         }
+        let rows = query
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| db_error("listing versions", e))?;
+        rows.into_iter()
+            .map(|(key, version_id, sha256)| {
+                Ok(VersionRef {
+                    key: ObjectKey::new(key).map_err(|e| corrupt("key", e))?,
+                    version_id: VersionId::from_str(&version_id).map_err(|e| corrupt("version id", e))?,
+                    sha256,
+                })
+            })
+            .collect()
     }
 
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
@@ -600,16 +998,9 @@ impl Catalog for SqliteCatalog {
         }
     }
 
-    async fn versions(&self, key: &ObjectKey) -> Result<Vec<ObjectVersion>> {
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v {VERSION_JOINS} WHERE v.key = ? ORDER BY v.version_id DESC"
-        );
-        let rows: Vec<VersionRow> = sqlx::query_as(&sql)
-            .bind(key.as_str())
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| db_error("listing versions", e))?;
-        rows.into_iter().map(ObjectVersion::try_from).collect()
+    async fn versions(&self, key: &ObjectKey, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
+        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
+        fetch_versions(&mut conn, key.as_str(), limit).await
     }
 
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
@@ -628,16 +1019,35 @@ impl Catalog for SqliteCatalog {
             exclusive = true;
         }
         let upper = prefix_upper_bound(&query.prefix);
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM latest l2 \
-             JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id {VERSION_JOINS} \
-             WHERE NOT l2.is_delete_marker AND l2.key {} ? {} ORDER BY l2.key LIMIT ?",
+        let key_range = format!(
+            "key {} ? {}",
             if exclusive { ">" } else { ">=" },
-            if upper.is_some() { "AND l2.key < ?" } else { "" },
+            if upper.is_some() { "AND key < ?" } else { "" },
+        );
+        let live_only = if query.include_deleted {
+            ""
+        } else {
+            "AND NOT v.is_delete_marker"
+        };
+        // Either the latest pointers, or each key's newest version made by `as_of`.
+        let current = match query.as_of {
+            None => format!("SELECT key, version_id FROM latest WHERE {key_range}"),
+            Some(_) => format!(
+                "SELECT key, MAX(version_id) AS version_id FROM versions WHERE {key_range} AND created_at <= ? \
+                 GROUP BY key"
+            ),
+        };
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM ({current}) cur \
+             JOIN versions v ON v.key = cur.key AND v.version_id = cur.version_id {VERSION_JOINS} \
+             WHERE 1 = 1 {live_only} ORDER BY v.key LIMIT ?"
         );
         let mut q = sqlx::query_as::<_, VersionRow>(&sql).bind(lower);
         if let Some(upper) = upper {
             q = q.bind(upper);
+        }
+        if let Some(as_of) = query.as_of {
+            q = q.bind(as_of.as_micros());
         }
         let rows = q
             .bind(to_i64(query.limit as u64))
@@ -648,7 +1058,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
-        let row: Option<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount FROM blobs WHERE sha256 = ?")
+        let row: Option<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs WHERE sha256 = ?")
             .bind(sha256)
             .fetch_optional(&self.readers)
             .await
@@ -657,7 +1067,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
-        let rows: Vec<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount FROM blobs ORDER BY sha256")
+        let rows: Vec<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs ORDER BY sha256")
             .fetch_all(&self.readers)
             .await
             .map_err(|e| db_error("listing blobs", e))?;
@@ -692,13 +1102,48 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut filters = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        if let Some(key) = &query.key {
+            filters.push("key = ?");
+            texts.push(key.to_string());
+        }
+        if let Some(prefix) = query.prefix.as_deref().filter(|p| !p.is_empty()) {
+            filters.push("key >= ?");
+            texts.push(prefix.to_owned());
+            if let Some(upper) = prefix_upper_bound(prefix) {
+                filters.push("key < ?");
+                texts.push(upper);
+            }
+        }
+        if let Some(actor) = &query.actor {
+            filters.push("actor = ?");
+            texts.push(actor.clone());
+        }
+        if let Some(action) = &query.action {
+            filters.push("action = ?");
+            texts.push(action.clone());
+        }
+        let mut times = Vec::new();
+        if let Some(since) = query.since {
+            filters.push("at >= ?");
+            times.push(since.as_micros());
+        }
+        if let Some(until) = query.until {
+            filters.push("at < ?");
+            times.push(until.as_micros());
+        }
         let sql = format!(
-            "SELECT id, at, actor, action, key, version_id, detail FROM audit {} ORDER BY id DESC LIMIT ?",
-            if query.key.is_some() { "WHERE key = ?" } else { "" }
+            "SELECT id, at, actor, action, key, version_id, detail FROM audit {} {} ORDER BY id DESC LIMIT ?",
+            if filters.is_empty() { "" } else { "WHERE" },
+            filters.join(" AND "),
         );
         let mut q = sqlx::query_as::<_, (i64, i64, String, String, Option<String>, Option<String>, String)>(&sql);
-        if let Some(key) = &query.key {
-            q = q.bind(key.as_str());
+        for text in texts {
+            q = q.bind(text);
+        }
+        for time in times {
+            q = q.bind(time);
         }
         let rows = q
             .bind(to_i64(query.limit as u64))

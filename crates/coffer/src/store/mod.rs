@@ -15,14 +15,20 @@ use crate::catalog::{
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::{Metadata, ObjectKey, validate_content_type, validate_metadata};
+use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
 use crate::progress::Progress;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod integrity;
 mod options;
+mod transfer;
+mod versioning;
 
+pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
+pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
+pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
@@ -51,6 +57,7 @@ pub struct Store {
     backend: Arc<dyn Backend>,
     catalog: Arc<dyn Catalog>,
     actor: String,
+    max_versions: Option<usize>,
 }
 
 impl Store {
@@ -77,7 +84,7 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
         }
         let catalog = Arc::new(SqliteCatalog::open(&catalog_path).await?);
-        Ok(Store::from_parts(backend, catalog, config.actor()))
+        Ok(Store::from_parts(backend, catalog, config.actor()).with_max_versions(config.max_versions))
     }
 
     /// A store over an existing backend and catalog, recording `actor` as the author of changes.
@@ -86,6 +93,16 @@ impl Store {
             backend,
             catalog,
             actor: actor.into(),
+            max_versions: None,
+        }
+    }
+
+    /// The same store, keeping at most `max` versions of a key: each put then
+    /// prunes the oldest untagged versions beyond it (`None`: keep all).
+    pub fn with_max_versions(&self, max: Option<usize>) -> Store {
+        Store {
+            max_versions: max,
+            ..self.clone()
         }
     }
 
@@ -133,6 +150,7 @@ impl Store {
     pub async fn put_stream(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
         validate_metadata(&options.metadata)?;
+        validate_tags(&options.tags)?;
         let content_type = match &options.content_type {
             Some(content_type) => {
                 validate_content_type(content_type)?;
@@ -190,8 +208,12 @@ impl Store {
             precondition,
             action: "put",
             audit_detail: serde_json::Value::Null,
+            tags: options.tags,
+            comments: Vec::new(),
         };
-        self.commit_upload(version, upload).await
+        let committed = self.commit_upload(version, upload).await?;
+        self.apply_max_versions(&committed.key).await?;
+        Ok(committed)
     }
 
     /// Stream a large body to `staging`, hashing it on the way.
@@ -234,9 +256,13 @@ impl Store {
         version.audit_detail = serde_json::json!({ "size": blob.size, "sha256": sha256 });
         let mut promoted: Option<String> = None;
         let mut manifest_path: Option<String> = None;
+        let mut damaged_copy: Option<String> = None;
         let outcome = async {
             // The blob and the manifest are independent: make both durable at once.
-            let needs_blob = self.catalog.blob(&sha256).await?.is_none();
+            // A damaged stored copy is replaced by ours (the catalog heals the blob).
+            let stored = self.catalog.blob(&sha256).await?;
+            damaged_copy = stored.as_ref().filter(|b| b.damaged.is_some()).map(|b| b.path.clone());
+            let needs_blob = stored.is_none() || damaged_copy.is_some();
             let promote = async {
                 match needs_blob {
                     true => self.promote(&upload, &sha256).await.map(Some),
@@ -272,6 +298,9 @@ impl Store {
         }
         if let (Err(_), Some(path)) = (&outcome, &manifest_path) {
             let _ = self.backend.delete(path).await;
+        }
+        if let (true, Some(damaged)) = (upload_in_use, &damaged_copy) {
+            let _ = self.backend.delete(damaged).await;
         }
         outcome
     }
@@ -314,7 +343,7 @@ impl Store {
             VersionContent::Blob(blob) => (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size),
             VersionContent::DeleteMarker => (None, None, 0),
         };
-        let manifest = Manifest {
+        self.store_manifest(&Manifest {
             format: MANIFEST_FORMAT.to_owned(),
             key: version.key.clone(),
             version_id: version.version_id.clone(),
@@ -326,10 +355,37 @@ impl Store {
             metadata: version.metadata.clone(),
             created_at: version.created_at,
             created_by: version.created_by.clone(),
-        };
-        let json = serde_json::to_vec_pretty(&manifest)
+            tags: version.tags.clone(),
+            comments: version.comments.clone(),
+        })
+        .await
+    }
+
+    /// Write a recorded version's manifest again (after its tags or comments changed,
+    /// or when `verify --repair` finds it missing).
+    async fn rewrite_manifest(&self, version: &ObjectVersion) -> Result<String> {
+        self.store_manifest(&Manifest {
+            format: MANIFEST_FORMAT.to_owned(),
+            key: version.key.clone(),
+            version_id: version.version_id.clone(),
+            delete_marker: version.is_delete_marker,
+            sha256: version.sha256.clone(),
+            md5: version.etag.clone(),
+            size: version.size,
+            content_type: version.content_type.clone(),
+            metadata: version.metadata.clone(),
+            created_at: version.created_at,
+            created_by: version.created_by.clone(),
+            tags: version.tags.clone(),
+            comments: version.comments.clone(),
+        })
+        .await
+    }
+
+    async fn store_manifest(&self, manifest: &Manifest) -> Result<String> {
+        let json = serde_json::to_vec_pretty(manifest)
             .map_err(|e| Error::invalid_input(format!("manifest cannot be encoded: {e}")))?;
-        let path = layout::manifest_path(&version.key, &version.version_id);
+        let path = layout::manifest_path(&manifest.key, &manifest.version_id);
         self.backend.write(&path, body::once(Bytes::from(json))).await?;
         Ok(path)
     }
@@ -367,6 +423,15 @@ impl Store {
     /// Read a version of `key`, or a byte range of it.
     pub async fn get(&self, key: &str, options: GetOptions) -> Result<GetResult> {
         let version = self.head(key, options.version_id.as_ref()).await?;
+        if let Some(problem) = &version.damaged {
+            return Err(Error::new(
+                ErrorKind::IntegrityMismatch,
+                format!(
+                    "version {} of {key} is damaged ({problem}); put the original content again to heal it",
+                    version.version_id
+                ),
+            ));
+        }
         let (Some(path), Some(sha256)) = (version.blob_path.clone(), version.sha256.clone()) else {
             return Err(Error::new(
                 ErrorKind::Catalog,
@@ -433,8 +498,8 @@ impl Store {
         let mut query = KeyQuery {
             prefix: options.prefix.clone(),
             start_after: options.start_after.clone(),
-            start_at: None,
             limit: options.max_keys + 1,
+            ..KeyQuery::default()
         };
         let mut last_entry: Option<String> = None;
         'pages: loop {
@@ -501,8 +566,8 @@ impl Store {
                 let query = KeyQuery {
                     prefix,
                     start_after,
-                    start_at: None,
                     limit: PAGE,
+                    ..KeyQuery::default()
                 };
                 let batch = catalog.list_latest(&query).await?;
                 let next = (batch.len() == PAGE).then(|| batch.last().map(|v| v.key.to_string()));
@@ -548,8 +613,12 @@ impl Store {
             audit_detail: serde_json::json!({
                 "source_key": from.key, "source_version_id": from.version_id, "sha256": sha256,
             }),
+            tags: Tags::new(),
+            comments: Vec::new(),
         };
-        self.commit_described(version).await
+        let committed = self.commit_described(version).await?;
+        self.apply_max_versions(&committed.key).await?;
+        Ok(committed)
     }
 
     /// Delete `key`: add a delete marker as its new version. Its older versions stay.
@@ -566,6 +635,8 @@ impl Store {
             precondition: Precondition::MustExist,
             action: "delete",
             audit_detail: serde_json::Value::Null,
+            tags: Tags::new(),
+            comments: Vec::new(),
         };
         self.commit_described(version).await
     }
@@ -586,7 +657,7 @@ impl Store {
     /// Every version of `key`, delete markers included, newest first.
     pub async fn versions(&self, key: &str) -> Result<Vec<ObjectVersion>> {
         let key = ObjectKey::new(key)?;
-        let versions = self.catalog.versions(&key).await?;
+        let versions = self.catalog.versions(&key, None).await?;
         if versions.is_empty() {
             return Err(Error::not_found(format!("no such key: {key}")));
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::backend::{ByteStream, Capabilities};
 use crate::catalog::{CatalogStats, ObjectVersion, Precondition};
 use crate::error::{Error, Result};
-use crate::key::Metadata;
+use crate::key::{Metadata, Tags};
 use crate::progress::Progress;
 use crate::version::VersionId;
 
@@ -20,6 +20,8 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// User metadata.
     pub metadata: Metadata,
+    /// Tags the new version starts with.
+    pub tags: Tags,
     /// Write only if the current version has this ETag (optimistic concurrency).
     pub if_match: Option<String>,
     /// Write only if the key has no current version (`If-None-Match: *`).
@@ -33,6 +35,7 @@ impl fmt::Debug for PutOptions {
         f.debug_struct("PutOptions")
             .field("content_type", &self.content_type)
             .field("metadata", &self.metadata)
+            .field("tags", &self.tags)
             .field("if_match", &self.if_match)
             .field("if_none_match", &self.if_none_match)
             .finish_non_exhaustive()

@@ -1,0 +1,514 @@
+//! Integrity on `Store`: `verify` re-hashes what the catalog references and
+//! finds what nothing references; `reindex` rebuilds a catalog from manifests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::Store;
+use crate::body::BackgroundHasher;
+use crate::catalog::{BlobRecord, BlobRef, Catalog, NewVersion, Precondition, Repair, VersionContent};
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{self, BLOBS_DIR, MANIFESTS_DIR, Manifest, STAGING_DIR};
+use crate::progress::Progress;
+use crate::time::Timestamp;
+
+/// Options of [`Store::verify`].
+#[derive(Clone)]
+pub struct VerifyOptions {
+    /// Only the versions of keys starting with this. Orphans are looked for
+    /// only when it is empty, except manifests that name a key under it.
+    pub prefix: String,
+    /// Mark damaged content, remove orphans and rewrite missing manifests.
+    pub repair: bool,
+    /// Orphans younger than this are left alone: they may belong to a put
+    /// still in progress.
+    pub min_orphan_age: Duration,
+    /// Blobs hashed at once.
+    pub jobs: usize,
+    /// Told about the bytes as they are hashed.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            prefix: String::new(),
+            repair: false,
+            min_orphan_age: Duration::from_secs(3600),
+            jobs: 2,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for VerifyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyOptions")
+            .field("prefix", &self.prefix)
+            .field("repair", &self.repair)
+            .field("min_orphan_age", &self.min_orphan_age)
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One thing `verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyProblem {
+    /// `missing_blob`, `truncated_blob`, `corrupt_blob`, `orphan_blob`,
+    /// `orphan_manifest`, `orphan_upload`, `missing_manifest`, `bad_manifest` or `catalog`.
+    pub kind: &'static str,
+    /// What is wrong, in a sentence.
+    pub detail: String,
+    /// The path on the backend concerned.
+    pub path: Option<String>,
+    /// The versions concerned, as `key` and version id.
+    pub versions: Vec<(String, String)>,
+    /// True once `--repair` dealt with it.
+    pub repaired: bool,
+}
+
+/// What `verify` checked and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Versions checked (delete markers included).
+    pub versions: u64,
+    /// Blobs re-hashed.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Problems found.
+    pub problems: Vec<VerifyProblem>,
+    /// Versions whose content an earlier repair marked damaged (reads fail
+    /// until the same content is stored again).
+    pub damaged: Vec<(String, String)>,
+    /// Unreferenced objects left alone because they are younger than `min_orphan_age`.
+    pub recent_unreferenced: u64,
+}
+
+impl VerifyReport {
+    /// True when nothing new was found wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What `reindex` rebuilt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReindexReport {
+    /// Manifests read.
+    pub manifests: u64,
+    /// Versions recorded in the new catalog (delete markers included).
+    pub versions: u64,
+    /// Keys among them.
+    pub keys: u64,
+    /// Manifests that could not be restored, and why.
+    pub skipped: Vec<String>,
+}
+
+/// A blob the catalog references, with the versions that reference it.
+struct Referenced {
+    blob: BlobRecord,
+    versions: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Check every version under `options.prefix`: re-hash its blob, check its
+    /// manifest, and find objects on the backend no version references. With
+    /// `repair`, mark damaged content (audited), rewrite missing manifests and
+    /// remove orphans; a referenced blob is never removed.
+    pub async fn verify(&self, options: &VerifyOptions) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for line in self.catalog.check_consistency().await? {
+            report.problems.push(problem("catalog", line, None, Vec::new()));
+        }
+        let refs = self.catalog.version_refs("").await?;
+        let in_scope = |key: &str| key.starts_with(options.prefix.as_str());
+        let mut by_blob: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let mut expected_manifests = HashMap::new();
+        for r in &refs {
+            let pair = (r.key.to_string(), r.version_id.to_string());
+            if in_scope(r.key.as_str()) {
+                report.versions += 1;
+                if let Some(sha256) = &r.sha256 {
+                    by_blob.entry(sha256.clone()).or_default().push(pair.clone());
+                }
+            }
+            expected_manifests.insert(layout::manifest_path(&r.key, &r.version_id), pair);
+        }
+        let blobs = self.catalog.blobs().await?;
+        let locators: HashSet<String> = blobs.iter().map(|b| b.path.clone()).collect();
+        let mut referenced = Vec::new();
+        for blob in blobs {
+            let Some(versions) = by_blob.remove(&blob.sha256) else {
+                continue;
+            };
+            match blob.damaged {
+                Some(_) => report.damaged.extend(versions),
+                None => referenced.push(Referenced { blob, versions }),
+            }
+        }
+
+        self.check_blobs(referenced, options, &mut report).await?;
+        let unrecorded = self.check_manifests(&expected_manifests, options, &mut report).await?;
+        if options.prefix.is_empty() {
+            self.find_orphans(BLOBS_DIR, "orphan_blob", &locators, &unrecorded, options, &mut report)
+                .await?;
+            let none = (HashSet::new(), HashMap::new());
+            self.find_orphans(STAGING_DIR, "orphan_upload", &none.0, &none.1, options, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn check_blobs(
+        &self,
+        referenced: Vec<Referenced>,
+        options: &VerifyOptions,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        if let Some(progress) = &options.progress {
+            progress.start(Some(referenced.iter().map(|r| r.blob.size).sum()));
+        }
+        let checks = futures::stream::iter(referenced)
+            .map(|r| async move {
+                let found = self.check_blob(&r.blob, options.progress.clone()).await;
+                (r, found)
+            })
+            .buffer_unordered(options.jobs.max(1));
+        let results: Vec<(Referenced, Result<Option<(&'static str, String)>>)> = checks.collect().await;
+        if let Some(progress) = &options.progress {
+            progress.finish();
+        }
+        for (r, found) in results {
+            report.blobs += 1;
+            report.bytes += r.blob.size;
+            let Some((kind, detail)) = found? else {
+                continue;
+            };
+            let mut found = problem(kind, detail.clone(), Some(r.blob.path.clone()), r.versions.clone());
+            if options.repair {
+                let repair = Repair::MarkDamaged {
+                    sha256: r.blob.sha256.clone(),
+                    problem: detail,
+                };
+                self.catalog.repair(&repair, &self.actor).await?;
+                found.repaired = true;
+            }
+            report.problems.push(found);
+        }
+        Ok(())
+    }
+
+    /// What is wrong with a blob's bytes, if anything.
+    async fn check_blob(
+        &self,
+        blob: &BlobRecord,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<Option<(&'static str, String)>> {
+        let size = match self.backend.stat(&blob.path).await? {
+            None => return Ok(Some(("missing_blob", format!("blob {} is missing", blob.sha256)))),
+            Some(size) => size,
+        };
+        if size != blob.size {
+            return Ok(Some((
+                "truncated_blob",
+                format!("blob {} has {size} bytes, {} expected", blob.sha256, blob.size),
+            )));
+        }
+        // Read on this task and hash on a thread of its own, so the two overlap.
+        let hasher = BackgroundHasher::spawn(false);
+        let mut body = hasher.tap(self.backend.read(&blob.path, None).await?);
+        while let Some(chunk) = body.try_next().await? {
+            if let Some(progress) = &progress {
+                progress.advance(chunk.len() as u64);
+            }
+        }
+        drop(body);
+        let digests = hasher.finish().await?;
+        Ok((digests.sha256 != blob.sha256 || digests.size != blob.size).then(|| {
+            (
+                "corrupt_blob",
+                format!("blob {} hashes to {}", blob.sha256, digests.sha256),
+            )
+        }))
+    }
+
+    /// Every version's manifest must be there and describe it; manifests of
+    /// versions the catalog does not hold are orphans. Returns the versions
+    /// such orphans describe, by SHA-256, so orphan blobs can be named after them.
+    async fn check_manifests(
+        &self,
+        expected: &HashMap<String, (String, String)>,
+        options: &VerifyOptions,
+        report: &mut VerifyReport,
+    ) -> Result<HashMap<String, Vec<(String, String)>>> {
+        let mut unrecorded: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let listed: Vec<String> = self.backend.list(MANIFESTS_DIR).await?.try_collect().await?;
+        let listed_set: HashSet<&String> = listed.iter().collect();
+        let now = Timestamp::now();
+        for path in &listed {
+            match expected.get(path) {
+                Some((key, version_id)) if key.starts_with(options.prefix.as_str()) => {
+                    let readable = self.read_manifest(path).await;
+                    let sound = matches!(&readable, Ok(m) if m.key.as_str() == key && m.version_id.as_str() == version_id);
+                    if !sound {
+                        let detail = format!("manifest of {key} version {version_id} is unreadable or wrong");
+                        self.restore_manifest("bad_manifest", detail, path, key, version_id, options, report)
+                            .await?;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    // An orphan: attribute it to its key when it can be read.
+                    let named = self.read_manifest(path).await.ok();
+                    if let Some(Manifest { sha256: Some(sha256), key, version_id, .. }) = &named {
+                        let pair = (key.to_string(), version_id.to_string());
+                        unrecorded.entry(sha256.clone()).or_default().push(pair);
+                    }
+                    let versions: Vec<(String, String)> = named
+                        .iter()
+                        .map(|m| (m.key.to_string(), m.version_id.to_string()))
+                        .collect();
+                    let in_scope = match &named {
+                        Some(m) => m.key.as_str().starts_with(options.prefix.as_str()),
+                        None => options.prefix.is_empty(),
+                    };
+                    if in_scope {
+                        self.orphan(path, "orphan_manifest", versions, now, options, report)
+                            .await?;
+                    }
+                }
+            }
+        }
+        for (path, (key, version_id)) in expected {
+            if key.starts_with(options.prefix.as_str()) && !listed_set.contains(path) {
+                let detail = format!("manifest of {key} version {version_id} is missing");
+                self.restore_manifest("missing_manifest", detail, path, key, version_id, options, report)
+                    .await?;
+            }
+        }
+        Ok(unrecorded)
+    }
+
+    async fn read_manifest(&self, path: &str) -> Result<Manifest> {
+        let chunks: Vec<bytes::Bytes> = self.backend.read(path, None).await?.try_collect().await?;
+        serde_json::from_slice(&chunks.concat())
+            .map_err(|e| Error::invalid_input(format!("manifest {path} cannot be read: {e}")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_manifest(
+        &self,
+        kind: &'static str,
+        detail: String,
+        path: &str,
+        key: &str,
+        version_id: &str,
+        options: &VerifyOptions,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        let mut found = problem(
+            kind,
+            detail,
+            Some(path.to_owned()),
+            vec![(key.to_owned(), version_id.to_owned())],
+        );
+        if options.repair {
+            let key = crate::key::ObjectKey::new(key)?;
+            let version_id: crate::version::VersionId = version_id.parse()?;
+            if let Some(version) = self.catalog.version(&key, Some(&version_id)).await? {
+                self.catalog
+                    .repair(&Repair::RestoreManifest { key, version_id }, &self.actor)
+                    .await?;
+                self.rewrite_manifest(&version).await?;
+                found.repaired = true;
+            }
+        }
+        report.problems.push(found);
+        Ok(())
+    }
+
+    /// Report every object under `dir` that `referenced` does not hold, named
+    /// after the unrecorded versions whose content it is.
+    async fn find_orphans(
+        &self,
+        dir: &str,
+        kind: &'static str,
+        referenced: &HashSet<String>,
+        unrecorded: &HashMap<String, Vec<(String, String)>>,
+        options: &VerifyOptions,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        let listed: Vec<String> = self.backend.list(dir).await?.try_collect().await?;
+        let now = Timestamp::now();
+        for path in listed.into_iter().filter(|p| !referenced.contains(p)) {
+            let versions = layout::sha256_in_blob_path(&path)
+                .and_then(|sha256| unrecorded.get(sha256))
+                .cloned()
+                .unwrap_or_default();
+            self.orphan(&path, kind, versions, now, options, report).await?;
+        }
+        Ok(())
+    }
+
+    async fn orphan(
+        &self,
+        path: &str,
+        kind: &'static str,
+        versions: Vec<(String, String)>,
+        now: Timestamp,
+        options: &VerifyOptions,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        // Paths carry the UUIDv7 of the upload or version that made them.
+        let made = layout::id_in_path(path).map(|id| id.timestamp());
+        let age_micros = made.map_or(i64::MAX, |t| now.as_micros().saturating_sub(t.as_micros()));
+        let min_age = i64::try_from(options.min_orphan_age.as_micros()).unwrap_or(i64::MAX);
+        if age_micros < min_age {
+            report.recent_unreferenced += 1;
+            return Ok(());
+        }
+        let mut found = problem(kind, format!("{path} is referenced by no version"), Some(path.to_owned()), versions);
+        if options.repair && !self.is_referenced_now(path).await? {
+            self.catalog
+                .repair(&Repair::RemoveOrphan { path: path.to_owned() }, &self.actor)
+                .await?;
+            self.backend.delete(path).await?;
+            found.repaired = true;
+        }
+        report.problems.push(found);
+        Ok(())
+    }
+
+    /// Checked again just before a removal, against commits made since the scan.
+    async fn is_referenced_now(&self, path: &str) -> Result<bool> {
+        if let Some(sha256) = layout::sha256_in_blob_path(path) {
+            return Ok(self.catalog.blob(sha256).await?.is_some_and(|b| b.path == path));
+        }
+        Ok(false)
+    }
+
+    /// Rebuild the catalog from the backend alone: every manifest becomes a
+    /// version in `target` (which must hold no versions yet) with its blob,
+    /// metadata, tags and comments; latest pointers follow from the version ids.
+    pub async fn reindex_into(&self, target: &dyn Catalog) -> Result<ReindexReport> {
+        let existing = target.stats().await?.versions;
+        if existing > 0 {
+            return Err(Error::conflict(format!(
+                "catalog {target} already holds {existing} versions; reindex needs a fresh one"
+            )));
+        }
+        let mut blob_paths: HashMap<String, Vec<String>> = HashMap::new();
+        let mut blob_list = self.backend.list(BLOBS_DIR).await?;
+        while let Some(path) = blob_list.try_next().await? {
+            if let Some(sha256) = layout::sha256_in_blob_path(&path) {
+                blob_paths.entry(sha256.to_owned()).or_default().push(path);
+            }
+        }
+        let manifests: Vec<String> = self.backend.list(MANIFESTS_DIR).await?.try_collect().await?;
+        let mut report = ReindexReport {
+            manifests: manifests.len() as u64,
+            ..ReindexReport::default()
+        };
+        let blob_paths = &blob_paths;
+        let outcomes: Vec<(String, Result<Option<String>>)> = futures::stream::iter(manifests)
+            .map(|path| async move {
+                let outcome = self.restore_version(&path, blob_paths, target).await;
+                (path, outcome)
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        let mut keys = HashSet::new();
+        for (path, outcome) in outcomes {
+            match outcome {
+                Ok(Some(key)) => {
+                    report.versions += 1;
+                    keys.insert(key);
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == ErrorKind::Catalog => return Err(e),
+                Err(e) => report.skipped.push(format!("{path}: {}", e.message())),
+            }
+        }
+        report.keys = keys.len() as u64;
+        report.skipped.sort();
+        Ok(report)
+    }
+
+    /// Record the version a manifest describes; its key, or `None` for a file
+    /// that is not a manifest.
+    async fn restore_version(
+        &self,
+        path: &str,
+        blob_paths: &HashMap<String, Vec<String>>,
+        target: &dyn Catalog,
+    ) -> Result<Option<String>> {
+        if !path.ends_with(".json") {
+            return Ok(None);
+        }
+        let manifest = self.read_manifest(path).await?;
+        if manifest.format != layout::MANIFEST_FORMAT {
+            return Err(Error::invalid_input(format!("unknown manifest format {:?}", manifest.format)));
+        }
+        let content = match (&manifest.sha256, manifest.delete_marker) {
+            (None, true) => VersionContent::DeleteMarker,
+            (Some(sha256), false) => {
+                let stored = self.pick_blob(sha256, manifest.size, blob_paths).await?;
+                VersionContent::Blob(BlobRef {
+                    sha256: sha256.clone(),
+                    md5: manifest.md5.clone().unwrap_or_default(),
+                    size: manifest.size,
+                    new_path: Some(stored),
+                })
+            }
+            _ => return Err(Error::invalid_input("manifest is neither content nor a delete marker")),
+        };
+        let key = manifest.key.to_string();
+        let version = NewVersion {
+            key: manifest.key,
+            version_id: manifest.version_id,
+            content,
+            content_type: manifest.content_type,
+            metadata: manifest.metadata,
+            created_at: manifest.created_at,
+            created_by: manifest.created_by,
+            precondition: Precondition::None,
+            action: "reindex",
+            audit_detail: serde_json::json!({ "manifest": path, "reindexed_by": self.actor }),
+            tags: manifest.tags,
+            comments: manifest.comments,
+        };
+        target.commit_version(version).await?;
+        Ok(Some(key))
+    }
+
+    /// The stored copy of a blob: of several (orphans of old uploads), one with the right size.
+    async fn pick_blob(&self, sha256: &str, size: u64, blob_paths: &HashMap<String, Vec<String>>) -> Result<String> {
+        let candidates = blob_paths.get(sha256).map(Vec::as_slice).unwrap_or_default();
+        if let [only] = candidates {
+            return Ok(only.clone());
+        }
+        for path in candidates {
+            if self.backend.stat(path).await? == Some(size) {
+                return Ok(path.clone());
+            }
+        }
+        Err(Error::not_found(format!("its blob {sha256} is not on the backend")))
+    }
+}
+
+fn problem(kind: &'static str, detail: String, path: Option<String>, versions: Vec<(String, String)>) -> VerifyProblem {
+    VerifyProblem {
+        kind,
+        detail,
+        path,
+        versions,
+        repaired: false,
+    }
+}

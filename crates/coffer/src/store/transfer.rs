@@ -1,0 +1,271 @@
+//! Whole trees in and out of a `Store`: `import` of a directory, `export` of a prefix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::{GetOptions, PutOptions, Store};
+use crate::body;
+use crate::catalog::{KeyQuery, ObjectVersion};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::time::Timestamp;
+
+/// Options of [`Store::import_dir`].
+#[derive(Clone)]
+pub struct ImportOptions {
+    /// Put before each file's path (relative to the directory, with `/` separators) to make its key.
+    pub prefix: String,
+    /// Files stored at once.
+    pub jobs: usize,
+    /// Told the total bytes first, then about bytes as files are stored.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            prefix: String::new(),
+            jobs: 8,
+            progress: None,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Files stored (each is a new version).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files that could not be stored, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// Entries that are not regular files (symbolic links, sockets ...), left out.
+    pub skipped: Vec<String>,
+}
+
+/// Options of [`Store::export_dir`].
+#[derive(Clone)]
+pub struct ExportOptions {
+    /// The keys to export; each file is named by its key with this removed.
+    pub prefix: String,
+    /// Export the versions that were current at this time instead of the latest.
+    pub as_of: Option<Timestamp>,
+    /// Files written at once.
+    pub jobs: usize,
+    /// Told about bytes as files are written.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            prefix: String::new(),
+            as_of: None,
+            jobs: 4,
+            progress: None,
+        }
+    }
+}
+
+/// What an export did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExportReport {
+    /// Files written.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Keys that could not be written, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Passes bytes on to a progress shared by many transfers, which it does not start or finish.
+struct Share(Arc<dyn Progress>);
+
+impl Progress for Share {
+    fn advance(&self, bytes: u64) {
+        self.0.advance(bytes);
+    }
+}
+
+/// A file found under the directory being imported.
+struct Found {
+    path: PathBuf,
+    key: std::result::Result<String, String>,
+    size: u64,
+}
+
+impl Store {
+    /// Store every regular file under `dir` as a new version of `prefix` +
+    /// its relative path, `jobs` at a time. A file that fails is reported and
+    /// the others go on; symbolic links are left out.
+    pub async fn import_dir(&self, dir: &Path, options: &ImportOptions) -> Result<ImportReport> {
+        let root = dir.to_path_buf();
+        let prefix = options.prefix.clone();
+        let (found, skipped) = tokio::task::spawn_blocking(move || walk(&root, &prefix))
+            .await
+            .map_err(|e| Error::invalid_input(format!("walking the directory failed: {e}")))??;
+        let mut report = ImportReport {
+            skipped,
+            ..ImportReport::default()
+        };
+        if let Some(progress) = &options.progress {
+            progress.start(Some(found.iter().map(|f| f.size).sum()));
+        }
+        let puts = futures::stream::iter(found)
+            .map(|file| async move {
+                let outcome = self.import_file(&file, options.progress.clone()).await;
+                (file, outcome)
+            })
+            .buffer_unordered(options.jobs.max(1));
+        let outcomes: Vec<(Found, Result<ObjectVersion>)> = puts.collect().await;
+        if let Some(progress) = &options.progress {
+            progress.finish();
+        }
+        for (file, outcome) in outcomes {
+            match outcome {
+                Ok(version) => {
+                    report.files += 1;
+                    report.bytes += version.size;
+                }
+                Err(e) => report.failed.push((file.path.display().to_string(), e.message().to_owned())),
+            }
+        }
+        report.failed.sort();
+        Ok(report)
+    }
+
+    async fn import_file(&self, file: &Found, progress: Option<Arc<dyn Progress>>) -> Result<ObjectVersion> {
+        let key = file.key.clone().map_err(Error::invalid_input)?;
+        let reader = tokio::fs::File::open(&file.path)
+            .await
+            .map_err(|e| Error::io(&format!("cannot open {}", file.path.display()), e))?;
+        let options = PutOptions {
+            progress: progress.map(|p| Arc::new(Share(p)) as Arc<dyn Progress>),
+            ..PutOptions::default()
+        };
+        self.put(&key, reader, options).await
+    }
+
+    /// Write the current version of every key under `options.prefix` (or the
+    /// version current at `options.as_of`) to `dir`, as files named by the key
+    /// without the prefix. Each file appears only once complete and verified.
+    pub async fn export_dir(&self, dir: &Path, options: &ExportOptions) -> Result<ExportReport> {
+        const PAGE: usize = 1000;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
+        let mut report = ExportReport::default();
+        let mut query = KeyQuery {
+            prefix: options.prefix.clone(),
+            limit: PAGE,
+            as_of: options.as_of,
+            ..KeyQuery::default()
+        };
+        if let Some(progress) = &options.progress {
+            progress.start(None);
+        }
+        loop {
+            let page = self.catalog.list_latest(&query).await?;
+            let next = (page.len() == PAGE).then(|| page.last().map(|v| v.key.to_string())).flatten();
+            let writes = futures::stream::iter(page)
+                .map(|version| async move {
+                    let outcome = self.export_version(dir, &version, options).await;
+                    (version, outcome)
+                })
+                .buffer_unordered(options.jobs.max(1));
+            let outcomes: Vec<(ObjectVersion, Result<u64>)> = writes.collect().await;
+            for (version, outcome) in outcomes {
+                match outcome {
+                    Ok(bytes) => {
+                        report.files += 1;
+                        report.bytes += bytes;
+                    }
+                    Err(e) => report.failed.push((version.key.to_string(), e.message().to_owned())),
+                }
+            }
+            match next {
+                Some(last) => query.start_after = Some(last),
+                None => break,
+            }
+        }
+        if let Some(progress) = &options.progress {
+            progress.finish();
+        }
+        report.failed.sort();
+        Ok(report)
+    }
+
+    async fn export_version(&self, dir: &Path, version: &ObjectVersion, options: &ExportOptions) -> Result<u64> {
+        let relative = version.key.as_str()[options.prefix.len()..].trim_start_matches('/');
+        let parts: Vec<&str> = relative.split('/').filter(|part| !part.is_empty()).collect();
+        if parts.is_empty() {
+            return Err(Error::invalid_input("the key is the prefix itself: it names no file"));
+        }
+        let path = parts.iter().fold(dir.to_path_buf(), |path, part| path.join(part));
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Error::io(&format!("cannot create {}", parent.display()), e))?;
+        }
+        let get = GetOptions {
+            version_id: Some(version.version_id.clone()),
+            progress: options.progress.clone().map(|p| Arc::new(Share(p)) as Arc<dyn Progress>),
+            ..GetOptions::default()
+        };
+        let result = self.get(version.key.as_str(), get).await?;
+        body::save_to_file(&path, result.body).await
+    }
+}
+
+/// Every regular file under `root` with the key it gets, sorted by path; and
+/// the entries left out.
+fn walk(root: &Path, prefix: &str) -> Result<(Vec<Found>, Vec<String>)> {
+    let metadata = std::fs::metadata(root).map_err(|e| Error::io(&format!("cannot read {}", root.display()), e))?;
+    if !metadata.is_dir() {
+        return Err(Error::invalid_input(format!("{} is not a directory", root.display())));
+    }
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&format!("cannot read {}", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&format!("cannot read {}", dir.display()), e))?;
+            let path = entry.path();
+            let file_type = entry
+                .file_type()
+                .map_err(|e| Error::io(&format!("cannot read {}", path.display()), e))?;
+            if file_type.is_dir() {
+                pending.push(path);
+            } else if file_type.is_file() {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                let key = key_for(root, &path, prefix);
+                found.push(Found { path, key, size });
+            } else {
+                skipped.push(path.display().to_string());
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.sort();
+    Ok((found, skipped))
+}
+
+/// `prefix` + the path of `file` relative to `root`, with `/` separators.
+fn key_for(root: &Path, file: &Path, prefix: &str) -> std::result::Result<String, String> {
+    let relative = file.strip_prefix(root).map_err(|_| "outside the directory".to_owned())?;
+    let mut key = prefix.to_owned();
+    for (i, part) in relative.components().enumerate() {
+        let part = part
+            .as_os_str()
+            .to_str()
+            .ok_or_else(|| format!("{} is not UTF-8, so it cannot be a key", file.display()))?;
+        if i > 0 {
+            key.push('/');
+        }
+        key.push_str(part);
+    }
+    Ok(key)
+}

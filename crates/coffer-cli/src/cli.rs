@@ -82,6 +82,152 @@ pub enum Command {
     },
     /// The backend, catalog and totals of the store.
     Info,
+    /// The versions of KEY, newest first, with author, tags, comments and size change.
+    History {
+        /// The object key.
+        key: String,
+        /// Show at most this many versions.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Make an older version current again (a new version sharing its bytes).
+    Rollback {
+        /// The object key.
+        key: String,
+        /// The version to bring back.
+        version: String,
+        /// Why, recorded as a comment on the new version.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+    /// How version TO of KEY differs from version FROM: size, content, metadata, tags, text.
+    Compare {
+        /// The object key.
+        key: String,
+        /// The first version (usually the older).
+        from: String,
+        /// The second version.
+        to: String,
+    },
+    /// Set tags on a version (NAME=VALUE ...), or remove them with --remove.
+    Tag {
+        /// The object key.
+        key: String,
+        /// The version to tag.
+        version: String,
+        /// Tags to set.
+        #[arg(value_name = "NAME=VALUE")]
+        tags: Vec<String>,
+        /// A tag name to remove, repeatable.
+        #[arg(long, value_name = "NAME")]
+        remove: Vec<String>,
+    },
+    /// Add a comment to a version.
+    Comment {
+        /// The object key.
+        key: String,
+        /// The version to comment on.
+        version: String,
+        /// The comment.
+        text: String,
+    },
+    /// Remove old versions of KEY (or of every key under --prefix), keeping the newest.
+    Prune(PruneArgs),
+    /// The audit log, newest first.
+    Audit(AuditArgs),
+    /// Re-hash every referenced blob and check every manifest; find orphans.
+    Verify(VerifyArgs),
+    /// Rebuild a catalog from the backend's manifests alone, into a new catalog file.
+    Reindex {
+        /// The new catalog's file (must not exist yet).
+        #[arg(long, value_name = "PATH")]
+        into: PathBuf,
+    },
+    /// Store every file under DIR as PREFIX + its relative path.
+    Import {
+        /// The directory to import.
+        dir: PathBuf,
+        /// Put before each relative path to make the key.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Files stored at once.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+    },
+    /// Write the keys under --prefix to DIR as files (the latest versions, or those current at a time).
+    Export {
+        /// The directory to write to (created if missing).
+        dir: PathBuf,
+        /// The keys to export; it is removed from each key to name its file.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Export the versions current at this time (RFC 3339, a date, or a span ago like 7d).
+        #[arg(long, value_name = "TIME")]
+        version_at: Option<String>,
+        /// Files written at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["key", "prefix"])))]
+pub struct PruneArgs {
+    /// The object key.
+    pub key: Option<String>,
+    /// Prune every key under this prefix instead of one key.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Keep this many of the newest versions (delete markers count); at least 1.
+    #[arg(long, value_name = "N")]
+    pub keep: usize,
+    /// Keep tagged versions too, however old.
+    #[arg(long)]
+    pub keep_tagged: bool,
+    /// Show what would be removed without removing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only rows about this key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only rows about keys under this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only rows by this actor.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only rows of this action: put, copy, delete, delete_version, rollback, tag, comment, prune, repair, reindex.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only rows at or after this time (RFC 3339, a date, or a span ago like 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only rows before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Show at most this many rows.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only the versions of keys under this prefix (orphans are looked for only without it).
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Mark damaged content, rewrite missing manifests and remove orphans.
+    #[arg(long)]
+    pub repair: bool,
+    /// Leave unreferenced objects younger than this alone (a put may still be running).
+    #[arg(long, value_name = "AGE", default_value = "1h")]
+    pub min_age: String,
+    /// Blobs hashed at once.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +243,9 @@ pub struct PutArgs {
     /// User metadata, repeatable.
     #[arg(long = "metadata", short = 'm', value_name = "KEY=VALUE")]
     pub metadata: Vec<String>,
+    /// A tag on the new version, repeatable.
+    #[arg(long = "tag", short = 't', value_name = "NAME=VALUE")]
+    pub tags: Vec<String>,
     /// Only write if the current version has this ETag.
     #[arg(long, value_name = "ETAG", conflicts_with = "if_none_match")]
     pub if_match: Option<String>,

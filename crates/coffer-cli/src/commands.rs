@@ -1,9 +1,7 @@
 //! One function per command: build the call from the arguments, call `Store`, print.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use coffer::{
     ByteRange, Config, CopyOptions, GetOptions, ListOptions, Metadata, ObjectVersion, PutOptions, Store, VersionId,
 };
@@ -12,6 +10,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
+use crate::manage;
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
 
@@ -85,26 +84,52 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Versions { key } => versions(&store, &key, json).await?,
         Command::Info => info(&store, json).await?,
+        Command::History { key, limit } => manage::history(&store, &key, limit, json).await?,
+        Command::Rollback { key, version, comment } => {
+            manage::rollback(&store, &key, &version, comment.as_deref(), json).await?
+        }
+        Command::Compare { key, from, to } => manage::compare(&store, &key, &from, &to, json).await?,
+        Command::Tag {
+            key,
+            version,
+            tags,
+            remove,
+        } => manage::tag(&store, &key, &version, &tags, &remove, json).await?,
+        Command::Comment { key, version, text } => manage::comment(&store, &key, &version, &text, json).await?,
+        Command::Prune(args) => manage::prune(&store, args, json).await?,
+        Command::Audit(args) => manage::audit(&store, args, json).await?,
+        Command::Verify(args) => return manage::verify(&store, args, json).await,
+        Command::Reindex { into } => manage::reindex(&store, &into, json).await?,
+        Command::Import { dir, prefix, jobs } => return manage::import(&store, &dir, prefix, jobs, json).await,
+        Command::Export {
+            dir,
+            prefix,
+            version_at,
+            jobs,
+        } => return manage::export(&store, &dir, prefix, version_at.as_deref(), jobs, json).await,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_version(text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
+pub fn parse_version(text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
     Ok(text.map(str::parse).transpose()?)
 }
 
-fn parse_metadata(pairs: &[String]) -> anyhow::Result<Metadata> {
-    let mut metadata = Metadata::new();
+/// An error of kind invalid input (exit code 5).
+pub fn invalid_input(message: &str) -> anyhow::Error {
+    coffer::Error::new(coffer::ErrorKind::InvalidInput, message).into()
+}
+
+/// `NAME=VALUE` arguments (metadata, tags) as a map.
+pub fn parse_pairs(what: &str, pairs: &[String]) -> anyhow::Result<Metadata> {
+    let mut map = Metadata::new();
     for pair in pairs {
-        let (name, value) = pair.split_once('=').ok_or_else(|| {
-            coffer::Error::new(
-                coffer::ErrorKind::InvalidInput,
-                format!("metadata {pair:?} is not KEY=VALUE"),
-            )
-        })?;
-        metadata.insert(name.to_owned(), value.to_owned());
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| invalid_input(&format!("{what} {pair:?} is not NAME=VALUE")))?;
+        map.insert(name.to_owned(), value.to_owned());
     }
-    Ok(metadata)
+    Ok(map)
 }
 
 async fn init(store: &Store, config: &Config, json: bool) -> anyhow::Result<()> {
@@ -118,7 +143,7 @@ async fn init(store: &Store, config: &Config, json: bool) -> anyhow::Result<()> 
     }
 }
 
-fn report_change(version: &ObjectVersion, what: &str, json: bool) -> anyhow::Result<()> {
+pub fn report_change(version: &ObjectVersion, what: &str, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(version);
     }
@@ -151,7 +176,8 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
     let progress = TerminalProgress::for_terminal(!json);
     let options = PutOptions {
         content_type: args.content_type,
-        metadata: parse_metadata(&args.metadata)?,
+        metadata: parse_pairs("metadata", &args.metadata)?,
+        tags: parse_pairs("tag", &args.tags)?,
         if_match: args.if_match,
         if_none_match,
         progress: progress.clone(),
@@ -184,7 +210,7 @@ async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
     let result = store.get(&args.key, options).await?;
     match &args.output {
         Some(path) => {
-            write_file(path, result.body).await?;
+            coffer::save_to_file(path, result.body).await?;
             if json {
                 print_json(
                     &json!({ "version": result.version, "range": [result.range.start, result.range.end], "output": path }),
@@ -207,41 +233,6 @@ async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Write the body beside `path` and move it into place only once complete
-/// and verified, so a failed read never leaves a partial file under `path`.
-async fn write_file(path: &Path, mut body: coffer::ByteStream) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("--output {} names no file", path.display()))?;
-    let partial: PathBuf = path.with_file_name(format!(".{}.coffer-partial", name.to_string_lossy()));
-    let written: anyhow::Result<()> = async {
-        let mut file = tokio::fs::File::create(&partial)
-            .await
-            .map_err(|e| io_error(&format!("cannot create {}", partial.display()), e))?;
-        let mut write_behind = coffer::WriteBehind::new(partial.clone());
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| io_error(&format!("writing {}", partial.display()), e))?;
-            write_behind.wrote(chunk.len());
-        }
-        write_behind.finish().await;
-        file.sync_all()
-            .await
-            .map_err(|e| io_error(&format!("writing {}", partial.display()), e))?;
-        tokio::fs::rename(&partial, path)
-            .await
-            .map_err(|e| io_error(&format!("cannot move the download to {}", path.display()), e))?;
-        Ok(())
-    }
-    .await;
-    if written.is_err() {
-        let _ = tokio::fs::remove_file(&partial).await;
-    }
-    written
 }
 
 async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -316,10 +307,19 @@ async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
                 v.created_at.to_string(),
                 v.created_by.clone(),
                 v.etag.clone().unwrap_or_default(),
+                manage::tags_cell(&v.tags),
+                if v.comments.is_empty() {
+                    String::new()
+                } else {
+                    v.comments.len().to_string()
+                },
             ]
         })
         .collect();
-    print_table(&["VERSION", "LATEST", "SIZE", "CREATED", "BY", "ETAG"], &rows);
+    print_table(
+        &["VERSION", "LATEST", "SIZE", "CREATED", "BY", "ETAG", "TAGS", "COMMENTS"],
+        &rows,
+    );
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod manage;
 mod output;
 mod progress;
 

@@ -101,5 +101,14 @@ pub fn version_fields(v: &ObjectVersion) -> Vec<(&'static str, String)> {
     for (name, value) in &v.metadata {
         fields.push(("metadata", format!("{name}={value}")));
     }
+    for (name, value) in &v.tags {
+        fields.push(("tag", format!("{name}={value}")));
+    }
+    for c in &v.comments {
+        fields.push(("comment", format!("{} {}: {}", c.at, c.actor, c.text)));
+    }
+    if let Some(problem) = &v.damaged {
+        fields.push(("damaged", problem.clone()));
+    }
     fields
 }

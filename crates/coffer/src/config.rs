@@ -160,7 +160,9 @@ impl Config {
         }
         if let Some(max) = lookup("COFFER_MAX_VERSIONS") {
             self.max_versions = Some(max.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                Error::invalid_input(format!("COFFER_MAX_VERSIONS={max:?}: expected a whole number of at least 1"))
+                Error::invalid_input(format!(
+                    "COFFER_MAX_VERSIONS={max:?}: expected a whole number of at least 1"
+                ))
             })?);
         }
         if self.max_versions == Some(0) {

@@ -32,6 +32,25 @@ impl Timestamp {
         self.0
     }
 
+    /// Parse a point in time as RFC 3339 (`2024-05-01T12:00:00Z`), a date
+    /// (`2024-05-01`, midnight UTC), or a span before now (`90m`, `7d`, `1h 30m`).
+    pub fn parse_human(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if let Ok(ago) = humantime::parse_duration(text) {
+            let micros = i64::try_from(ago.as_micros()).unwrap_or(i64::MAX);
+            return Ok(Timestamp(Timestamp::now().0.saturating_sub(micros)));
+        }
+        if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
+            return Self::parse(&format!("{text}T00:00:00Z"));
+        }
+        Self::parse(text).map_err(|_| {
+            Error::invalid_input(format!(
+                "invalid time {text:?}: expected RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01) \
+                 or a span before now (7d, 90m)"
+            ))
+        })
+    }
+
     /// Parse RFC 3339, for example `2024-05-01T12:00:00Z`.
     pub fn parse(text: &str) -> Result<Self> {
         let time = humantime::parse_rfc3339_weak(text).map_err(|e| {

@@ -318,7 +318,10 @@ async fn bad_input_changes_nothing(store: Store) {
     assert_eq!((info.stats.versions, info.stats.blobs), (0, 0));
     assert!(
         store
-            .audit(&AuditQuery { limit: 10, ..AuditQuery::default() })
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
             .await
             .unwrap()
             .is_empty()
@@ -434,7 +437,13 @@ async fn audit_rows_follow_changes(store: Store) {
         actions,
         [("delete_version", "tester"), ("delete", "operator"), ("put", "tester")]
     );
-    let all = store.audit(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.unwrap();
+    let all = store
+        .audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.len(), 4);
 }
 

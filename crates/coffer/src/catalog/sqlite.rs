@@ -68,7 +68,7 @@ enum WriteOp {
 }
 
 enum WriteOutcome {
-    Version(ObjectVersion),
+    Version(Box<ObjectVersion>),
     Removed(Vec<DeletedVersion>),
     Done,
 }
@@ -76,7 +76,7 @@ enum WriteOutcome {
 impl WriteOutcome {
     fn into_version(self) -> Result<ObjectVersion> {
         match self {
-            WriteOutcome::Version(version) => Ok(version),
+            WriteOutcome::Version(version) => Ok(*version),
             _ => Err(wrong_answer()),
         }
     }
@@ -220,7 +220,9 @@ fn copy_error(err: &Error) -> Error {
 
 async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome, Refused> {
     match op {
-        WriteOp::Commit(version) => apply_commit(conn, version).await.map(WriteOutcome::Version),
+        WriteOp::Commit(version) => apply_commit(conn, version)
+            .await
+            .map(|v| WriteOutcome::Version(Box::new(v))),
         WriteOp::DeleteVersion { key, version_id, actor } => apply_delete_version(conn, key, version_id, actor)
             .await
             .map(|deleted| WriteOutcome::Removed(vec![deleted])),
@@ -231,7 +233,7 @@ async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome
             actor,
         } => apply_annotate(conn, key, version_id, annotation, actor)
             .await
-            .map(WriteOutcome::Version),
+            .map(|v| WriteOutcome::Version(Box::new(v))),
         WriteOp::Prune {
             key,
             policy,
@@ -402,7 +404,13 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         VersionContent::Blob(blob) => Some(blob),
         VersionContent::DeleteMarker => None,
     };
-    type CurrentRow = (Option<String>, Option<bool>, Option<String>, Option<String>, Option<String>);
+    type CurrentRow = (
+        Option<String>,
+        Option<bool>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let (current_id, current_marker, current_etag, stored_path, stored_damage): CurrentRow = sqlx::query_as(
         "SELECT l.version_id, l.is_delete_marker, v.etag, b.locator, b.damaged \
          FROM (SELECT 1) LEFT JOIN latest l ON l.key = ? \
@@ -440,7 +448,10 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         (Some(_), Some(_), None) if stored_damage.is_some() => {
             return Err(Refused::Clean(Error::new(
                 ErrorKind::IntegrityMismatch,
-                format!("the content of {key} is damaged ({})", stored_damage.unwrap_or_default()),
+                format!(
+                    "the content of {key} is damaged ({})",
+                    stored_damage.unwrap_or_default()
+                ),
             )));
         }
         (Some(_), Some(stored), _) => (BlobChange::Reference, Some(stored.clone())),
@@ -671,7 +682,7 @@ async fn apply_prune(
     let doomed: Vec<ObjectVersion> = versions
         .into_iter()
         .enumerate()
-        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && !(policy.keep_tagged && !v.tags.is_empty()))
+        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && (v.tags.is_empty() || !policy.keep_tagged))
         .map(|(_, v)| v)
         .collect();
     if dry_run {
@@ -1058,19 +1069,21 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
-        let row: Option<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs WHERE sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(|e| db_error("reading a blob", e))?;
+        let row: Option<BlobRow> =
+            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(|e| db_error("reading a blob", e))?;
         Ok(row.map(BlobRecord::from))
     }
 
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
-        let rows: Vec<BlobRow> = sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs ORDER BY sha256")
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| db_error("listing blobs", e))?;
+        let rows: Vec<BlobRow> =
+            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs ORDER BY sha256")
+                .fetch_all(&self.readers)
+                .await
+                .map_err(|e| db_error("listing blobs", e))?;
         Ok(rows.into_iter().map(BlobRecord::from).collect())
     }
 

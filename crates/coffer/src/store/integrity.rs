@@ -110,6 +110,9 @@ pub struct ReindexReport {
     pub skipped: Vec<String>,
 }
 
+/// What is wrong with a blob, if anything: a problem kind and a sentence.
+type BlobCheck = Result<Option<(&'static str, String)>>;
+
 /// A blob the catalog references, with the versions that reference it.
 struct Referenced {
     blob: BlobRecord,
@@ -180,7 +183,7 @@ impl Store {
                 (r, found)
             })
             .buffer_unordered(options.jobs.max(1));
-        let results: Vec<(Referenced, Result<Option<(&'static str, String)>>)> = checks.collect().await;
+        let results: Vec<(Referenced, BlobCheck)> = checks.collect().await;
         if let Some(progress) = &options.progress {
             progress.finish();
         }
@@ -205,11 +208,7 @@ impl Store {
     }
 
     /// What is wrong with a blob's bytes, if anything.
-    async fn check_blob(
-        &self,
-        blob: &BlobRecord,
-        progress: Option<Arc<dyn Progress>>,
-    ) -> Result<Option<(&'static str, String)>> {
+    async fn check_blob(&self, blob: &BlobRecord, progress: Option<Arc<dyn Progress>>) -> BlobCheck {
         let size = match self.backend.stat(&blob.path).await? {
             None => return Ok(Some(("missing_blob", format!("blob {} is missing", blob.sha256)))),
             Some(size) => size,
@@ -255,7 +254,8 @@ impl Store {
             match expected.get(path) {
                 Some((key, version_id)) if key.starts_with(options.prefix.as_str()) => {
                     let readable = self.read_manifest(path).await;
-                    let sound = matches!(&readable, Ok(m) if m.key.as_str() == key && m.version_id.as_str() == version_id);
+                    let sound =
+                        matches!(&readable, Ok(m) if m.key.as_str() == key && m.version_id.as_str() == version_id);
                     if !sound {
                         let detail = format!("manifest of {key} version {version_id} is unreadable or wrong");
                         self.restore_manifest("bad_manifest", detail, path, key, version_id, options, report)
@@ -266,7 +266,13 @@ impl Store {
                 None => {
                     // An orphan: attribute it to its key when it can be read.
                     let named = self.read_manifest(path).await.ok();
-                    if let Some(Manifest { sha256: Some(sha256), key, version_id, .. }) = &named {
+                    if let Some(Manifest {
+                        sha256: Some(sha256),
+                        key,
+                        version_id,
+                        ..
+                    }) = &named
+                    {
                         let pair = (key.to_string(), version_id.to_string());
                         unrecorded.entry(sha256.clone()).or_default().push(pair);
                     }
@@ -373,7 +379,12 @@ impl Store {
             report.recent_unreferenced += 1;
             return Ok(());
         }
-        let mut found = problem(kind, format!("{path} is referenced by no version"), Some(path.to_owned()), versions);
+        let mut found = problem(
+            kind,
+            format!("{path} is referenced by no version"),
+            Some(path.to_owned()),
+            versions,
+        );
         if options.repair && !self.is_referenced_now(path).await? {
             self.catalog
                 .repair(&Repair::RemoveOrphan { path: path.to_owned() }, &self.actor)
@@ -454,7 +465,10 @@ impl Store {
         }
         let manifest = self.read_manifest(path).await?;
         if manifest.format != layout::MANIFEST_FORMAT {
-            return Err(Error::invalid_input(format!("unknown manifest format {:?}", manifest.format)));
+            return Err(Error::invalid_input(format!(
+                "unknown manifest format {:?}",
+                manifest.format
+            )));
         }
         let content = match (&manifest.sha256, manifest.delete_marker) {
             (None, true) => VersionContent::DeleteMarker,

@@ -27,11 +27,11 @@ mod transfer;
 mod versioning;
 
 pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
-pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
-pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
+pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
+pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};
 
 /// Bodies up to this size are held in memory and written straight to their
 /// content address (or not at all, when identical content is stored); larger

@@ -131,7 +131,9 @@ impl Store {
                     report.files += 1;
                     report.bytes += version.size;
                 }
-                Err(e) => report.failed.push((file.path.display().to_string(), e.message().to_owned())),
+                Err(e) => report
+                    .failed
+                    .push((file.path.display().to_string(), e.message().to_owned())),
             }
         }
         report.failed.sort();
@@ -168,7 +170,9 @@ impl Store {
         }
         loop {
             let page = self.catalog.list_latest(&query).await?;
-            let next = (page.len() == PAGE).then(|| page.last().map(|v| v.key.to_string())).flatten();
+            let next = (page.len() == PAGE)
+                .then(|| page.last().map(|v| v.key.to_string()))
+                .flatten();
             let writes = futures::stream::iter(page)
                 .map(|version| async move {
                     let outcome = self.export_version(dir, &version, options).await;
@@ -211,7 +215,10 @@ impl Store {
         }
         let get = GetOptions {
             version_id: Some(version.version_id.clone()),
-            progress: options.progress.clone().map(|p| Arc::new(Share(p)) as Arc<dyn Progress>),
+            progress: options
+                .progress
+                .clone()
+                .map(|p| Arc::new(Share(p)) as Arc<dyn Progress>),
             ..GetOptions::default()
         };
         let result = self.get(version.key.as_str(), get).await?;
@@ -255,7 +262,9 @@ fn walk(root: &Path, prefix: &str) -> Result<(Vec<Found>, Vec<String>)> {
 
 /// `prefix` + the path of `file` relative to `root`, with `/` separators.
 fn key_for(root: &Path, file: &Path, prefix: &str) -> std::result::Result<String, String> {
-    let relative = file.strip_prefix(root).map_err(|_| "outside the directory".to_owned())?;
+    let relative = file
+        .strip_prefix(root)
+        .map_err(|_| "outside the directory".to_owned())?;
     let mut key = prefix.to_owned();
     for (i, part) in relative.components().enumerate() {
         let part = part

@@ -1,0 +1,409 @@
+//! Commands of version management and integrity: history, rollback, compare,
+//! tag, comment, prune, audit, verify, reindex, import and export.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use coffer::{
+    AuditQuery, ExportOptions, ImportOptions, ObjectKey, PrunePolicy, PruneReport, SqliteCatalog, Store, TextDiff,
+    Timestamp, ValueChange, VerifyOptions,
+};
+
+use crate::cli::{AuditArgs, PruneArgs, VerifyArgs};
+use crate::commands::{invalid_input, parse_pairs, parse_version, report_change};
+use crate::output::{self, human_size, print_fields, print_json, print_table};
+use crate::progress::TerminalProgress;
+
+fn required_version(text: &str) -> anyhow::Result<coffer::VersionId> {
+    parse_version(Some(text))?.ok_or_else(|| invalid_input("a version id is required"))
+}
+
+/// A version's comments in one cell: the newest, and how many more.
+fn comments_cell(comments: &[coffer::Comment]) -> String {
+    match comments {
+        [] => String::new(),
+        [only] => only.text.replace('\n', " "),
+        [.., last] => format!("{} (+{} more)", last.text.replace('\n', " "), comments.len() - 1),
+    }
+}
+
+/// Tags in one cell: `a=1,b=2`.
+pub fn tags_cell(tags: &coffer::Tags) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub async fn history(store: &Store, key: &str, limit: Option<usize>, json: bool) -> anyhow::Result<()> {
+    let history = store.history(key, limit).await?;
+    if json {
+        return print_json(&history);
+    }
+    let rows: Vec<Vec<String>> = history
+        .iter()
+        .map(|entry| {
+            let v = &entry.version;
+            vec![
+                v.version_id.to_string(),
+                if v.is_latest { "*".into() } else { String::new() },
+                v.created_at.to_string(),
+                v.created_by.clone(),
+                if v.is_delete_marker {
+                    "delete marker".into()
+                } else {
+                    human_size(v.size)
+                },
+                format!("{:+}", entry.size_change),
+                tags_cell(&v.tags),
+                comments_cell(&v.comments),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "VERSION", "LATEST", "CREATED", "BY", "SIZE", "CHANGE", "TAGS", "COMMENT",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+pub async fn rollback(
+    store: &Store,
+    key: &str,
+    version: &str,
+    comment: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let target = required_version(version)?;
+    let rolled = store.rollback(key, &target, comment).await?;
+    report_change(&rolled, &format!("rolled back to {target}: new"), json)
+}
+
+pub async fn compare(store: &Store, key: &str, from: &str, to: &str, json: bool) -> anyhow::Result<()> {
+    let comparison = store
+        .compare(key, &required_version(from)?, &required_version(to)?)
+        .await?;
+    if json {
+        return print_json(&comparison);
+    }
+    let c = &comparison;
+    let mut fields = vec![
+        ("from", format!("{} ({})", c.from.version_id, human_size(c.from.size))),
+        ("to", format!("{} ({})", c.to.version_id, human_size(c.to.size))),
+        ("size change", format!("{:+} bytes", c.size_change)),
+        (
+            "content",
+            if c.same_content {
+                "same (equal SHA-256)".to_owned()
+            } else {
+                "different".to_owned()
+            },
+        ),
+    ];
+    let change = |change: &ValueChange| {
+        format!(
+            "{} -> {}",
+            change.before.as_deref().unwrap_or("(none)"),
+            change.after.as_deref().unwrap_or("(none)")
+        )
+    };
+    if let Some(content_type) = &c.content_type {
+        fields.push(("content type", change(content_type)));
+    }
+    for (name, diff) in &c.metadata {
+        fields.push(("metadata", format!("{name}: {}", change(diff))));
+    }
+    for (name, diff) in &c.tags {
+        fields.push(("tag", format!("{name}: {}", change(diff))));
+    }
+    if let TextDiff::Skipped(why) = &c.text_diff {
+        fields.push(("text diff", format!("none ({why})")));
+    }
+    print_fields(&fields);
+    if let TextDiff::Unified(diff) = &c.text_diff
+        && !diff.is_empty()
+    {
+        println!();
+        print!("{diff}");
+    }
+    Ok(())
+}
+
+pub async fn tag(
+    store: &Store,
+    key: &str,
+    version: &str,
+    tags: &[String],
+    remove: &[String],
+    json: bool,
+) -> anyhow::Result<()> {
+    let version_id = required_version(version)?;
+    let set = parse_pairs("tag", tags)?;
+    let tagged = store.tag(key, &version_id, set, remove).await?;
+    if json {
+        return print_json(&tagged);
+    }
+    println!(
+        "tags of {} version {}: {}",
+        tagged.key,
+        tagged.version_id,
+        if tagged.tags.is_empty() {
+            "(none)".to_owned()
+        } else {
+            tags_cell(&tagged.tags)
+        }
+    );
+    Ok(())
+}
+
+pub async fn comment(store: &Store, key: &str, version: &str, text: &str, json: bool) -> anyhow::Result<()> {
+    let commented = store.comment(key, &required_version(version)?, text).await?;
+    if json {
+        return print_json(&commented);
+    }
+    println!(
+        "commented on {} version {} ({} comments)",
+        commented.key,
+        commented.version_id,
+        commented.comments.len()
+    );
+    Ok(())
+}
+
+pub async fn prune(store: &Store, args: PruneArgs, json: bool) -> anyhow::Result<()> {
+    let policy = PrunePolicy {
+        keep: args.keep,
+        keep_tagged: args.keep_tagged,
+    };
+    let report: PruneReport = match (&args.key, &args.prefix) {
+        (Some(key), None) => store.prune(key, policy, args.dry_run).await?,
+        (None, Some(prefix)) => store.prune_prefix(prefix, policy, args.dry_run).await?,
+        _ => return Err(invalid_input("give either KEY or --prefix, not both")),
+    };
+    if json {
+        return print_json(&report);
+    }
+    let verb = if report.dry_run { "would remove" } else { "removed" };
+    for v in &report.removed {
+        let size = if v.is_delete_marker {
+            "delete marker".to_owned()
+        } else {
+            human_size(v.size)
+        };
+        println!("{verb} {} version {} ({size})", v.key, v.version_id);
+    }
+    println!(
+        "{verb} {} versions; {} blobs ({}) {}",
+        report.removed.len(),
+        report.blobs_freed,
+        human_size(report.bytes_freed),
+        if report.dry_run { "would be freed" } else { "freed" }
+    );
+    Ok(())
+}
+
+pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result<()> {
+    let time = |text: &Option<String>| text.as_deref().map(Timestamp::parse_human).transpose();
+    let query = AuditQuery {
+        key: args.key.map(ObjectKey::new).transpose()?,
+        prefix: args.prefix,
+        actor: args.actor,
+        action: args.action,
+        since: time(&args.since)?,
+        until: time(&args.until)?,
+        limit: args.limit,
+    };
+    let rows = store.audit(&query).await?;
+    if json {
+        return print_json(&rows);
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.at.to_string(),
+                r.actor.clone(),
+                r.action.clone(),
+                r.key.clone().unwrap_or_default(),
+                r.version_id.clone().unwrap_or_default(),
+                if r.detail.is_null() {
+                    String::new()
+                } else {
+                    r.detail.to_string()
+                },
+            ]
+        })
+        .collect();
+    print_table(&["ID", "AT", "ACTOR", "ACTION", "KEY", "VERSION", "DETAIL"], &rows);
+    Ok(())
+}
+
+pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let min_orphan_age = humantime::parse_duration(&args.min_age)
+        .map_err(|e| invalid_input(&format!("invalid --min-age {:?}: {e}", args.min_age)))?;
+    let options = VerifyOptions {
+        prefix: args.prefix,
+        repair: args.repair,
+        min_orphan_age,
+        jobs: args.jobs,
+        progress: TerminalProgress::for_terminal(!json),
+    };
+    let started = Instant::now();
+    let report = store.verify(&options).await?;
+    let unrepaired = report.problems.iter().filter(|p| !p.repaired).count();
+    if json {
+        print_json(&report)?;
+    } else {
+        for problem in &report.problems {
+            let versions: Vec<String> = problem.versions.iter().map(|(k, v)| format!("{k}@{v}")).collect();
+            println!(
+                "{}{}: {}{}",
+                if problem.repaired { "[repaired] " } else { "" },
+                problem.kind,
+                problem.detail,
+                if versions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (versions: {})", versions.join(", "))
+                }
+            );
+        }
+        for (key, version) in &report.damaged {
+            println!("damaged (marked earlier): {key}@{version}");
+        }
+        println!(
+            "checked {} versions, {} blobs ({}) in {:.1}s: {} problems{}{}",
+            report.versions,
+            report.blobs,
+            human_size(report.bytes),
+            started.elapsed().as_secs_f64(),
+            report.problems.len(),
+            if args.repair {
+                format!(", {} repaired", report.problems.len() - unrepaired)
+            } else {
+                String::new()
+            },
+            if report.recent_unreferenced > 0 {
+                format!(
+                    "; {} unreferenced objects younger than {} left alone",
+                    report.recent_unreferenced, args.min_age
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if unrepaired == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(output::exit_code(coffer::ErrorKind::IntegrityMismatch))
+    })
+}
+
+pub async fn reindex(store: &Store, into: &Path, json: bool) -> anyhow::Result<()> {
+    if into.exists() {
+        return Err(coffer::Error::new(
+            coffer::ErrorKind::Conflict,
+            format!("{} exists; reindex writes a new catalog file", into.display()),
+        )
+        .into());
+    }
+    let target = SqliteCatalog::open(into).await?;
+    let report = store.reindex_into(&target).await?;
+    if json {
+        return print_json(&report);
+    }
+    for skipped in &report.skipped {
+        println!("skipped {skipped}");
+    }
+    println!(
+        "rebuilt {} versions of {} keys from {} manifests into {}",
+        report.versions, report.keys, report.manifests, target
+    );
+    println!("use it with --catalog sqlite://{}", into.display());
+    Ok(())
+}
+
+fn rate(bytes: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64().max(1e-6);
+    format!("{}/s", human_size((bytes as f64 / seconds) as u64))
+}
+
+pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json: bool) -> anyhow::Result<ExitCode> {
+    let options = ImportOptions {
+        prefix,
+        jobs,
+        progress: TerminalProgress::for_terminal(!json),
+    };
+    let started = Instant::now();
+    let report = store.import_dir(dir, &options).await?;
+    let elapsed = started.elapsed();
+    if json {
+        print_json(&report)?;
+    } else {
+        for (path, why) in &report.failed {
+            println!("failed {path}: {why}");
+        }
+        for path in &report.skipped {
+            println!("skipped {path} (not a regular file)");
+        }
+        println!(
+            "imported {} files ({}) in {:.1}s, {}; {} failed, {} skipped",
+            report.files,
+            human_size(report.bytes),
+            elapsed.as_secs_f64(),
+            rate(report.bytes, elapsed),
+            report.failed.len(),
+            report.skipped.len()
+        );
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(output::EXIT_OTHER)
+    })
+}
+
+pub async fn export(
+    store: &Store,
+    dir: &Path,
+    prefix: String,
+    version_at: Option<&str>,
+    jobs: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let options = ExportOptions {
+        prefix,
+        as_of: version_at.map(Timestamp::parse_human).transpose()?,
+        jobs,
+        progress: TerminalProgress::for_terminal(!json),
+    };
+    let started = Instant::now();
+    let report = store.export_dir(dir, &options).await?;
+    let elapsed = started.elapsed();
+    if json {
+        print_json(&report)?;
+    } else {
+        for (key, why) in &report.failed {
+            println!("failed {key}: {why}");
+        }
+        println!(
+            "exported {} files ({}) to {} in {:.1}s, {}; {} failed",
+            report.files,
+            human_size(report.bytes),
+            dir.display(),
+            elapsed.as_secs_f64(),
+            rate(report.bytes, elapsed),
+            report.failed.len()
+        );
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(output::EXIT_OTHER)
+    })
+}

@@ -680,11 +680,12 @@ impl Store {
     }
 
     /// Check that the catalog is sound and every blob it references is on the
-    /// backend with the recorded size. Returns a line per problem (empty when sound).
-    /// This does not re-hash content.
+    /// backend with the recorded size (except blobs already marked damaged).
+    /// Returns a line per problem (empty when sound). This does not re-hash
+    /// content: [`verify`](Self::verify) does.
     pub async fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = self.catalog.check_consistency().await?;
-        for blob in self.catalog.blobs().await? {
+        for blob in self.catalog.blobs().await?.into_iter().filter(|b| b.damaged.is_none()) {
             match self.backend.stat(&blob.path).await? {
                 None => problems.push(format!(
                     "blob {} is missing from the backend ({})",

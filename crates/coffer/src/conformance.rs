@@ -56,6 +56,7 @@ pub async fn backend_suite(backend: &dyn Backend) -> Outcome {
     backend_rename_replaces_target(backend).await?;
     backend_list_finds_every_object(backend).await?;
     backend_failed_write_reports_error(backend).await?;
+    backend_deferred_writes_after_sync(backend).await?;
     backend.health().await.ctx("health")?;
     Ok(())
 }
@@ -132,6 +133,41 @@ pub async fn backend_stat_and_delete(backend: &dyn Backend) -> Outcome {
             other => Err(format!("reading a missing path gave {:?}", other.map(|c| c.len()))),
         },
     }
+}
+
+/// Deferred writes read back like any other, in new directories too, and
+/// `sync` succeeds; a deferred write of a failing body leaves nothing readable.
+pub async fn backend_deferred_writes_after_sync(backend: &dyn Backend) -> Outcome {
+    let paths: Vec<String> = (0..3).map(|i| unique(&format!("conformance/deferred/{i}"))).collect();
+    for (i, path) in paths.iter().enumerate() {
+        let written = backend
+            .write_deferred(path, body(vec![vec![i as u8; 1000 * (i + 1)]]))
+            .await
+            .ctx("write_deferred")?;
+        check!(written == 1000 * (i as u64 + 1), "write_deferred returned {written}");
+    }
+    backend.sync().await.ctx("sync")?;
+    for (i, path) in paths.iter().enumerate() {
+        check!(
+            read_all(backend, path, None).await.ctx("read deferred")? == vec![i as u8; 1000 * (i + 1)],
+            "deferred bytes read back differ"
+        );
+    }
+    let failing = unique("conformance/deferred-failing");
+    let broken: ByteStream = futures::stream::iter([
+        Ok(Bytes::from_static(b"partial")),
+        Err(crate::Error::new(ErrorKind::Io, "the source broke")),
+    ])
+    .boxed();
+    check!(
+        backend.write_deferred(&failing, broken).await.is_err(),
+        "a failing body's deferred write succeeded"
+    );
+    check!(
+        backend.stat(&failing).await.ctx("stat failed write")?.is_none(),
+        "a failed deferred write left an object"
+    );
+    Ok(())
 }
 
 /// `rename` moves bytes and replaces an existing target.

@@ -53,7 +53,10 @@ struct Version {
 type Model = BTreeMap<usize, Vec<Version>>;
 
 fn live_content(model: &Model, key: usize) -> Option<usize> {
-    model.get(&key).and_then(|versions| versions.last()).and_then(|v| v.content)
+    model
+        .get(&key)
+        .and_then(|versions| versions.last())
+        .and_then(|v| v.content)
 }
 
 fn pick(model: &Model, key: usize, nth: usize) -> Option<Version> {
@@ -170,7 +173,12 @@ async fn check(store: &Store, model: &Model) {
             if let Some(content) = want.content {
                 *references.entry(sha256(content)).or_default() += 1;
                 let (_, bytes) = store.get_bytes(name, Some(&got.version_id)).await.unwrap();
-                assert_eq!(bytes, CONTENTS[content].as_bytes(), "bytes of {name} {}", got.version_id);
+                assert_eq!(
+                    bytes,
+                    CONTENTS[content].as_bytes(),
+                    "bytes of {name} {}",
+                    got.version_id
+                );
             }
         }
         version_count += expected.len();
@@ -188,7 +196,11 @@ async fn check(store: &Store, model: &Model) {
         let paths: Vec<String> = store.backend().list(prefix).await.unwrap().try_collect().await.unwrap();
         paths.len()
     };
-    assert_eq!(list("blobs/").await, references.len(), "one stored blob per referenced content");
+    assert_eq!(
+        list("blobs/").await,
+        references.len(),
+        "one stored blob per referenced content"
+    );
     assert_eq!(list("manifests/").await, version_count, "one manifest per version");
     assert!(store.check_consistency().await.unwrap().is_empty());
 }

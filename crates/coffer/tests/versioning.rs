@@ -62,7 +62,10 @@ on_every_backend!(
 );
 
 async fn put(store: &Store, key: &str, content: &str) -> ObjectVersion {
-    store.put_bytes(key, content.to_owned(), PutOptions::default()).await.unwrap()
+    store
+        .put_bytes(key, content.to_owned(), PutOptions::default())
+        .await
+        .unwrap()
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Tags {
@@ -76,24 +79,39 @@ async fn read(store: &Store, key: &str, version: Option<&VersionId>) -> String {
 async fn history_shows_size_changes_tags_and_comments(f: &Fixture) {
     let s = &f.store;
     let v1 = put(s, "h.txt", "0123456789").await;
-    s.tag("h.txt", &v1.version_id, tags(&[("qc", "ok")]), &[]).await.unwrap();
-    s.with_actor("qc").comment("h.txt", &v1.version_id, "first").await.unwrap();
+    s.tag("h.txt", &v1.version_id, tags(&[("qc", "ok")]), &[])
+        .await
+        .unwrap();
+    s.with_actor("qc")
+        .comment("h.txt", &v1.version_id, "first")
+        .await
+        .unwrap();
     put(s, "h.txt", "0123").await;
     s.delete("h.txt").await.unwrap();
     put(s, "h.txt", "abc").await;
 
     let history = s.history("h.txt", None).await.unwrap();
     let changes: Vec<i64> = history.iter().map(|e| e.size_change).collect();
-    assert_eq!(changes, [3, -4, -6, 10], "newest first; a delete marker counts as 0 bytes");
+    assert_eq!(
+        changes,
+        [3, -4, -6, 10],
+        "newest first; a delete marker counts as 0 bytes"
+    );
     assert!(history[0].version.is_latest && history[1].version.is_delete_marker);
     let oldest = &history[3].version;
     assert_eq!(oldest.tags, tags(&[("qc", "ok")]));
     assert_eq!(oldest.comments.len(), 1);
-    assert_eq!((oldest.comments[0].actor.as_str(), oldest.comments[0].text.as_str()), ("qc", "first"));
+    assert_eq!(
+        (oldest.comments[0].actor.as_str(), oldest.comments[0].text.as_str()),
+        ("qc", "first")
+    );
 
     let limited = s.history("h.txt", Some(2)).await.unwrap();
     assert_eq!(limited.len(), 2);
-    assert_eq!(limited[1].size_change, -4, "the oldest shown still compares with the one before it");
+    assert_eq!(
+        limited[1].size_change, -4,
+        "the oldest shown still compares with the one before it"
+    );
     assert_eq!(s.history("nope", None).await.unwrap_err().kind(), ErrorKind::NotFound);
 }
 
@@ -142,8 +160,15 @@ async fn rollback_references_the_old_blob_and_records_why(f: &Fixture) {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.message().contains("delete marker"), "{err}");
     let missing = VersionId::generate();
-    assert_eq!(s.rollback("r.pdf", &missing, None).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(s.versions("r.pdf").await.unwrap().len(), 4, "failed rollbacks change nothing");
+    assert_eq!(
+        s.rollback("r.pdf", &missing, None).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.versions("r.pdf").await.unwrap().len(),
+        4,
+        "failed rollbacks change nothing"
+    );
 }
 
 async fn compare_reports_what_differs(f: &Fixture) {
@@ -153,8 +178,13 @@ async fn compare_reports_what_differs(f: &Fixture) {
         ..PutOptions::default()
     };
     let a = s.put_bytes("c.txt", "one\ntwo\nthree\n", options("a")).await.unwrap();
-    let b = s.put_bytes("c.txt", "one\n2\nthree\nfour\n", options("b")).await.unwrap();
-    s.tag("c.txt", &b.version_id, tags(&[("qc", "approved")]), &[]).await.unwrap();
+    let b = s
+        .put_bytes("c.txt", "one\n2\nthree\nfour\n", options("b"))
+        .await
+        .unwrap();
+    s.tag("c.txt", &b.version_id, tags(&[("qc", "approved")]), &[])
+        .await
+        .unwrap();
 
     let diff = s.compare("c.txt", &a.version_id, &b.version_id).await.unwrap();
     assert!(!diff.same_content);
@@ -165,20 +195,34 @@ async fn compare_reports_what_differs(f: &Fixture) {
     let TextDiff::Unified(text) = &diff.text_diff else {
         panic!("text versions get a diff: {:?}", diff.text_diff)
     };
-    assert!(text.contains("-two\n") && text.contains("+2\n") && text.contains("+four\n"), "{text}");
+    assert!(
+        text.contains("-two\n") && text.contains("+2\n") && text.contains("+four\n"),
+        "{text}"
+    );
 
     let c = s.copy("c.txt", "c.txt", CopyOptions::default()).await.unwrap();
     let same = s.compare("c.txt", &b.version_id, &c.version_id).await.unwrap();
     assert!(same.same_content && same.size_change == 0);
 
-    s.put_bytes("bin", vec![0u8, 159, 146, 150], PutOptions::default()).await.unwrap();
+    s.put_bytes("bin", vec![0u8, 159, 146, 150], PutOptions::default())
+        .await
+        .unwrap();
     let versions = s.versions("bin").await.unwrap();
-    let bin2 = s.put_bytes("bin", vec![1u8, 0, 2], PutOptions::default()).await.unwrap();
-    let binary = s.compare("bin", &versions[0].version_id, &bin2.version_id).await.unwrap();
+    let bin2 = s
+        .put_bytes("bin", vec![1u8, 0, 2], PutOptions::default())
+        .await
+        .unwrap();
+    let binary = s
+        .compare("bin", &versions[0].version_id, &bin2.version_id)
+        .await
+        .unwrap();
     assert!(matches!(binary.text_diff, TextDiff::Skipped(_)));
 
     let missing = VersionId::generate();
-    assert_eq!(s.compare("c.txt", &a.version_id, &missing).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        s.compare("c.txt", &a.version_id, &missing).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 async fn tags_and_comments_are_validated_and_kept_in_manifests(f: &Fixture) {
@@ -186,7 +230,12 @@ async fn tags_and_comments_are_validated_and_kept_in_manifests(f: &Fixture) {
     let v = put(s, "t.txt", "x").await;
     let id = &v.version_id;
     let tagged = s
-        .tag("t.txt", id, tags(&[("qc_status", "approved"), ("batch_id", "batch_001")]), &[])
+        .tag(
+            "t.txt",
+            id,
+            tags(&[("qc_status", "approved"), ("batch_id", "batch_001")]),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(tagged.tags.len(), 2);
@@ -196,28 +245,68 @@ async fn tags_and_comments_are_validated_and_kept_in_manifests(f: &Fixture) {
         .unwrap();
     assert_eq!(tagged.tags, tags(&[("qc_status", "rejected")]));
 
-    for bad in [tags(&[("bad name", "1")]), tags(&[("", "1")]), tags(&[("ok", "line\nbreak")])] {
+    for bad in [
+        tags(&[("bad name", "1")]),
+        tags(&[("", "1")]),
+        tags(&[("ok", "line\nbreak")]),
+    ] {
         let err = s.tag("t.txt", id, bad, &[]).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     }
     let too_many: Tags = (0..51).map(|i| (format!("t{i}"), "v".to_string())).collect();
-    assert_eq!(s.tag("t.txt", id, too_many, &[]).await.unwrap_err().kind(), ErrorKind::InvalidInput);
-    assert_eq!(s.comment("t.txt", id, "  ").await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        s.tag("t.txt", id, too_many, &[]).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        s.comment("t.txt", id, "  ").await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     let missing = VersionId::generate();
-    assert_eq!(s.comment("t.txt", &missing, "hi").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        s.comment("t.txt", &missing, "hi").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     let unchanged = s.head("t.txt", Some(id)).await.unwrap();
-    assert_eq!(unchanged.tags, tags(&[("qc_status", "rejected")]), "refused changes change nothing");
+    assert_eq!(
+        unchanged.tags,
+        tags(&[("qc_status", "rejected")]),
+        "refused changes change nothing"
+    );
     assert!(unchanged.comments.is_empty());
 
-    s.with_actor("qc_supervisor").comment("t.txt", id, "Initial upload after QC approval").await.unwrap();
+    s.with_actor("qc_supervisor")
+        .comment("t.txt", id, "Initial upload after QC approval")
+        .await
+        .unwrap();
     let v = s.with_actor("auditor").comment("t.txt", id, "Checked").await.unwrap();
     let texts: Vec<(&str, &str)> = v.comments.iter().map(|c| (c.actor.as_str(), c.text.as_str())).collect();
-    assert_eq!(texts, [("qc_supervisor", "Initial upload after QC approval"), ("auditor", "Checked")]);
+    assert_eq!(
+        texts,
+        [
+            ("qc_supervisor", "Initial upload after QC approval"),
+            ("auditor", "Checked")
+        ]
+    );
     assert_eq!(s.versions("t.txt").await.unwrap()[0].comments, v.comments);
 
     // The manifest follows, so reindex can bring them back.
-    let manifests: Vec<String> = s.backend().list("manifests/").await.unwrap().try_collect().await.unwrap();
-    let chunks: Vec<bytes::Bytes> = s.backend().read(&manifests[0], None).await.unwrap().try_collect().await.unwrap();
+    let manifests: Vec<String> = s
+        .backend()
+        .list("manifests/")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let chunks: Vec<bytes::Bytes> = s
+        .backend()
+        .read(&manifests[0], None)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     let manifest: coffer::Manifest = serde_json::from_slice(&chunks.concat()).unwrap();
     assert_eq!(manifest.tags, v.tags);
     assert_eq!(manifest.comments, v.comments);
@@ -244,7 +333,13 @@ async fn prune_keeps_the_latest_the_newest_and_the_tagged(f: &Fixture) {
 
     let report = s.prune("p.txt", policy, false).await.unwrap();
     assert_eq!(report.removed.len(), 3);
-    let left: Vec<VersionId> = s.versions("p.txt").await.unwrap().into_iter().map(|v| v.version_id).collect();
+    let left: Vec<VersionId> = s
+        .versions("p.txt")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version_id)
+        .collect();
     assert_eq!(left, [ids[5].clone(), ids[4].clone(), ids[1].clone()]);
     assert_eq!(read(s, "p.txt", Some(&ids[1])).await, "v2");
     assert!(s.check_consistency().await.unwrap().is_empty());
@@ -281,22 +376,32 @@ async fn prune_keeps_the_latest_the_newest_and_the_tagged(f: &Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!(report.removed.len(), 2, "one old version of each key, the deleted key included");
+    assert_eq!(
+        report.removed.len(),
+        2,
+        "one old version of each key, the deleted key included"
+    );
     assert_eq!(report.blobs_freed, 1);
-    assert_eq!(s.versions("q/b").await.unwrap().len(), 1, "the delete marker stays as the latest");
+    assert_eq!(
+        s.versions("q/b").await.unwrap().len(),
+        1,
+        "the delete marker stays as the latest"
+    );
     assert!(s.check_consistency().await.unwrap().is_empty());
 }
 
 async fn max_versions_prunes_after_each_put(f: &Fixture) {
     let s = f.store.with_max_versions(Some(3));
     let first = put(&s, "m", "0").await;
-    s.tag("m", &first.version_id, tags(&[("release", "1.0")]), &[]).await.unwrap();
+    s.tag("m", &first.version_id, tags(&[("release", "1.0")]), &[])
+        .await
+        .unwrap();
     for i in 1..6 {
         put(&s, "m", &i.to_string()).await;
     }
     let versions = s.versions("m").await.unwrap();
-    let contents: Vec<String> = futures::future::join_all(versions.iter().map(|v| read(&s, "m", Some(&v.version_id))))
-        .await;
+    let contents: Vec<String> =
+        futures::future::join_all(versions.iter().map(|v| read(&s, "m", Some(&v.version_id)))).await;
     assert_eq!(contents, ["5", "4", "3", "0"], "the three newest and the tagged one");
     let pruned = s
         .audit(&AuditQuery {
@@ -318,7 +423,9 @@ async fn every_change_is_audited_and_filterable(f: &Fixture) {
     put(&alice, "docs/a", "2").await;
     bob.copy("docs/a", "other/b", CopyOptions::default()).await.unwrap();
     bob.rollback("docs/a", &v1.version_id, Some("why")).await.unwrap();
-    bob.tag("docs/a", &v1.version_id, tags(&[("k", "v")]), &[]).await.unwrap();
+    bob.tag("docs/a", &v1.version_id, tags(&[("k", "v")]), &[])
+        .await
+        .unwrap();
     alice.comment("docs/a", &v1.version_id, "note").await.unwrap();
     let policy = PrunePolicy {
         keep: 2,
@@ -423,7 +530,12 @@ async fn verify_finds_damage_and_orphans_and_repair_cleans_up(f: &Fixture) {
             ("truncated_blob", at(&truncated)),
         ]
     );
-    assert!(report.problems.iter().any(|p| p.path.as_deref() == Some(orphan.as_str())));
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.path.as_deref() == Some(orphan.as_str()))
+    );
     // Young orphans may be uploads in flight: left alone by default.
     let cautious = s.verify(&VerifyOptions::default()).await.unwrap();
     assert_eq!((cautious.problems.len(), cautious.recent_unreferenced), (3, 1));
@@ -433,8 +545,18 @@ async fn verify_finds_damage_and_orphans_and_repair_cleans_up(f: &Fixture) {
     let after = s.verify(&check).await.unwrap();
     assert!(after.is_clean(), "{:?}", after.problems);
     assert_eq!(after.damaged.len(), 3, "the damaged versions stay marked");
-    assert_eq!(read(s, "v/sound-copy", None).await, "all good", "referenced blobs are never removed");
-    assert!(s.backend().stat(sound.blob_path.as_ref().unwrap()).await.unwrap().is_some());
+    assert_eq!(
+        read(s, "v/sound-copy", None).await,
+        "all good",
+        "referenced blobs are never removed"
+    );
+    assert!(
+        s.backend()
+            .stat(sound.blob_path.as_ref().unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(s.backend().stat(&orphan).await.unwrap(), None);
     let err = s.get_bytes("v/flipped", None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::IntegrityMismatch);
@@ -456,7 +578,14 @@ async fn verify_finds_damage_and_orphans_and_repair_cleans_up(f: &Fixture) {
     assert!(healed.is_clean() && healed.damaged.len() == 2, "{healed:?}");
 
     // A missing manifest is a problem reindex would suffer from; repair rewrites it.
-    let manifests: Vec<String> = s.backend().list("manifests/").await.unwrap().try_collect().await.unwrap();
+    let manifests: Vec<String> = s
+        .backend()
+        .list("manifests/")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     s.backend().delete(&manifests[0]).await.unwrap();
     let report = s.verify(&repair_now()).await.unwrap();
     assert_eq!(report.problems.len(), 1);
@@ -481,11 +610,18 @@ async fn reindex_rebuilds_the_catalog_from_manifests(f: &Fixture) {
         .unwrap();
     put(s, "inv/1.pdf", "one, again").await;
     s.rollback("inv/1.pdf", &v1.version_id, Some("back")).await.unwrap();
-    s.tag("inv/1.pdf", &v1.version_id, tags(&[("qc", "ok")]), &[]).await.unwrap();
-    s.with_actor("qc").comment("inv/1.pdf", &v1.version_id, "looks right").await.unwrap();
+    s.tag("inv/1.pdf", &v1.version_id, tags(&[("qc", "ok")]), &[])
+        .await
+        .unwrap();
+    s.with_actor("qc")
+        .comment("inv/1.pdf", &v1.version_id, "looks right")
+        .await
+        .unwrap();
     put(s, "inv/2.pdf", "two").await;
     s.delete("inv/2.pdf").await.unwrap();
-    s.copy("inv/1.pdf", "copies/1.pdf", CopyOptions::default()).await.unwrap();
+    s.copy("inv/1.pdf", "copies/1.pdf", CopyOptions::default())
+        .await
+        .unwrap();
     let gone = put(s, "inv/3.pdf", "three").await;
     s.delete_version("inv/3.pdf", &gone.version_id).await.unwrap();
 
@@ -496,7 +632,11 @@ async fn reindex_rebuilds_the_catalog_from_manifests(f: &Fixture) {
 
     let rebuilt = Store::from_parts(s.backend().clone(), Arc::new(fresh), "tester");
     for key in ["inv/1.pdf", "inv/2.pdf", "copies/1.pdf"] {
-        assert_eq!(rebuilt.versions(key).await.unwrap(), s.versions(key).await.unwrap(), "{key}");
+        assert_eq!(
+            rebuilt.versions(key).await.unwrap(),
+            s.versions(key).await.unwrap(),
+            "{key}"
+        );
     }
     assert_eq!(rebuilt.info().await.unwrap().stats, s.info().await.unwrap().stats);
     assert!(rebuilt.check_consistency().await.unwrap().is_empty());

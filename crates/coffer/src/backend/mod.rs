@@ -44,6 +44,10 @@ pub struct Capabilities {
 /// - `delete` is idempotent: deleting a missing path succeeds.
 /// - `rename` moves an object durably; `to` is replaced if it exists.
 /// - `list` yields every object path under `prefix` (which ends in `/`), in any order.
+/// - `write_deferred` writes like `write` but need not wait for durability:
+///   the bytes and the path's directory entry are durable once a later `sync`
+///   returns. Bulk writers (import) write many files this way and sync once.
+///   Backends whose writes are durable when acknowledged keep the defaults.
 /// - `health` answers whether the storage can be reached right now.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug + Display {
@@ -57,6 +61,14 @@ pub trait Backend: Send + Sync + Debug + Display {
     async fn delete(&self, path: &str) -> Result<()>;
     /// Move the object at `from` to `to`, durably.
     async fn rename(&self, from: &str, to: &str) -> Result<()>;
+    /// Write `body` to `path`, durable only after the next [`sync`](Self::sync).
+    async fn write_deferred(&self, path: &str, body: ByteStream) -> Result<u64> {
+        self.write(path, body).await
+    }
+    /// Make everything written with [`write_deferred`](Self::write_deferred) so far durable.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
     /// Every object path under `prefix`.
     async fn list(&self, prefix: &str) -> Result<BoxStream<'static, Result<String>>>;
     /// What this backend can do natively.

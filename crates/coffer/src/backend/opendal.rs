@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use opendal::Operator;
+use tokio::io::AsyncWriteExt;
 
 use super::{Backend, ByteStream, Capabilities};
 use crate::body::WriteBehind;
@@ -109,6 +110,30 @@ fn sync_dir_chain(root: &Path, dir: &Path, durable_dirs: &Mutex<HashSet<PathBuf>
     Ok(())
 }
 
+/// Flush the filesystem holding `root`, data and metadata, in one call: what
+/// `sync` does, for one filesystem.
+fn sync_filesystem(root: &Path) -> Result<()> {
+    let failed = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("cannot sync {}: {e}", root.display()),
+        )
+        .with_source(e)
+    };
+    let dir = std::fs::File::open(root).map_err(failed)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        nix::unistd::syncfs(dir.as_raw_fd()).map_err(|e| failed(e.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        drop(dir);
+        nix::unistd::sync();
+        Ok(())
+    }
+}
+
 fn fsync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
         Error::new(
@@ -187,6 +212,50 @@ impl Backend for OpendalBackend {
         writer.close().await.map_err(backend_error)?;
         self.sync_parent_dir(path).await?;
         Ok(written)
+    }
+
+    async fn write_deferred(&self, path: &str, mut body: ByteStream) -> Result<u64> {
+        // OpenDAL's fs writer fsyncs every file on close; deferring that is the
+        // point here, so local files are written with tokio directly.
+        let Some(local) = &self.local_root else {
+            return self.write(path, body).await;
+        };
+        let file_path = local.root.join(path);
+        let failed = |e: std::io::Error| {
+            Error::new(
+                ErrorKind::BackendUnavailable,
+                format!("cannot write {}: {e}", file_path.display()),
+            )
+        };
+        if let Some(dir) = file_path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+        }
+        let written: Result<u64> = async {
+            let mut file = tokio::fs::File::create(&file_path).await.map_err(failed)?;
+            let mut length = 0;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).await.map_err(failed)?;
+                length += chunk.len() as u64;
+            }
+            file.flush().await.map_err(failed)?;
+            Ok(length)
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&file_path).await;
+        }
+        written
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let Some(local) = &self.local_root else {
+            return Ok(());
+        };
+        let root = local.root.clone();
+        tokio::task::spawn_blocking(move || sync_filesystem(&root))
+            .await
+            .map_err(|e| Error::new(ErrorKind::BackendUnavailable, format!("sync task failed: {e}")))?
     }
 
     async fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<ByteStream> {

@@ -38,6 +38,35 @@ pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, Valu
 /// ones stream through `staging/` and are renamed into place.
 const SMALL_OBJECT_LIMIT: usize = body::CHUNK_SIZE;
 
+/// When the bytes a put writes must be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// Before each write returns.
+    Now,
+    /// After the backend's next `sync` (bulk writes sync once for many).
+    Deferred,
+}
+
+/// A put whose bytes and manifest are written, waiting for its catalog commit.
+pub(super) struct Prepared {
+    version: NewVersion,
+    upload: Upload,
+    /// Our copy at its content address, if we wrote one.
+    promoted: Option<String>,
+    manifest_path: Option<String>,
+    /// A damaged stored copy of the same content, replaced once ours commits.
+    damaged_copy: Option<String>,
+    /// Whether the writes succeeded.
+    written: Result<()>,
+}
+
+impl Prepared {
+    /// Fail the put (its writes are cleaned up when it is finished).
+    pub(super) fn fail(&mut self, error: Error) {
+        self.written = Err(error);
+    }
+}
+
 /// The bytes of a put, until the catalog knows whether it needs them.
 enum Upload {
     /// Streamed to a staging path.
@@ -148,6 +177,23 @@ impl Store {
     /// backend and the catalog has committed the version. Identical content is
     /// stored once. On any error nothing is recorded.
     pub async fn put_stream(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectVersion> {
+        let prepared = self.prepare_put(key, body, options, Durability::Now).await?;
+        let committed = self.finish_upload(prepared).await?;
+        self.apply_max_versions(&committed.key).await?;
+        Ok(committed)
+    }
+
+    /// Everything of a put but the catalog commit: check the input, take in
+    /// the bytes, and write the blob (unless stored already) and the manifest.
+    /// With `Durability::Deferred` small bodies are durable only after the
+    /// backend's next `sync`, which the caller runs before [`finish_upload`](Self::finish_upload).
+    pub(super) async fn prepare_put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        options: PutOptions,
+        durability: Durability,
+    ) -> Result<Prepared> {
         let key = ObjectKey::new(key)?;
         validate_metadata(&options.metadata)?;
         validate_tags(&options.tags)?;
@@ -192,6 +238,7 @@ impl Store {
                 )
             }
         };
+        let sha256 = digests.sha256.clone();
         let version = NewVersion {
             key,
             version_id: VersionId::generate(),
@@ -207,13 +254,11 @@ impl Store {
             created_by: self.actor.clone(),
             precondition,
             action: "put",
-            audit_detail: serde_json::Value::Null,
+            audit_detail: serde_json::json!({ "size": digests.size, "sha256": sha256 }),
             tags: options.tags,
             comments: Vec::new(),
         };
-        let committed = self.commit_upload(version, upload).await?;
-        self.apply_max_versions(&committed.key).await?;
-        Ok(committed)
+        Ok(self.write_upload(version, upload, durability).await)
     }
 
     /// Stream a large body to `staging`, hashing it on the way.
@@ -245,40 +290,69 @@ impl Store {
         uploaded
     }
 
-    /// Record an uploaded blob: reuse the stored copy of identical content if
-    /// there is one, else move the upload into place; then the manifest; then
-    /// the catalog. Whatever the catalog did not take is removed afterwards.
-    async fn commit_upload(&self, mut version: NewVersion, upload: Upload) -> Result<ObjectVersion> {
-        let VersionContent::Blob(blob) = &mut version.content else {
-            return Err(Error::new(ErrorKind::InvalidInput, "an upload needs content"));
+    /// Put an upload's bytes and manifest in place: reuse the stored copy of
+    /// identical content if there is one, else move the upload to its content
+    /// address. What was written is noted, so that [`finish_upload`](Self::finish_upload)
+    /// can remove it if the catalog does not take it.
+    async fn write_upload(&self, version: NewVersion, upload: Upload, durability: Durability) -> Prepared {
+        let mut prepared = Prepared {
+            version,
+            upload,
+            promoted: None,
+            manifest_path: None,
+            damaged_copy: None,
+            written: Ok(()),
+        };
+        let VersionContent::Blob(blob) = &prepared.version.content else {
+            prepared.written = Err(Error::new(ErrorKind::InvalidInput, "an upload needs content"));
+            return prepared;
         };
         let sha256 = blob.sha256.clone();
-        version.audit_detail = serde_json::json!({ "size": blob.size, "sha256": sha256 });
-        let mut promoted: Option<String> = None;
-        let mut manifest_path: Option<String> = None;
-        let mut damaged_copy: Option<String> = None;
+        let stored = match self.catalog.blob(&sha256).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                prepared.written = Err(e);
+                return prepared;
+            }
+        };
+        // A damaged stored copy is replaced by ours (the catalog heals the blob).
+        prepared.damaged_copy = stored.as_ref().filter(|b| b.damaged.is_some()).map(|b| b.path.clone());
+        let needs_blob = stored.is_none() || prepared.damaged_copy.is_some();
+        // The blob and the manifest are independent: write both at once.
+        let promote = async {
+            match needs_blob {
+                true => self.promote(&prepared.upload, &sha256, durability).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let (blob, manifest) = tokio::join!(promote, self.write_manifest(&prepared.version, durability));
+        prepared.promoted = blob.as_ref().ok().cloned().flatten();
+        prepared.manifest_path = manifest.as_ref().ok().cloned();
+        prepared.written = blob.and(manifest).map(|_| ());
+        prepared
+    }
+
+    /// Commit a prepared upload to the catalog, then remove whatever the
+    /// catalog did not take (our copy of content it already had, or all of it
+    /// on failure).
+    pub(super) async fn finish_upload(&self, prepared: Prepared) -> Result<ObjectVersion> {
+        let Prepared {
+            version,
+            upload,
+            mut promoted,
+            manifest_path,
+            damaged_copy,
+            written,
+        } = prepared;
         let outcome = async {
-            // The blob and the manifest are independent: make both durable at once.
-            // A damaged stored copy is replaced by ours (the catalog heals the blob).
-            let stored = self.catalog.blob(&sha256).await?;
-            damaged_copy = stored.as_ref().filter(|b| b.damaged.is_some()).map(|b| b.path.clone());
-            let needs_blob = stored.is_none() || damaged_copy.is_some();
-            let promote = async {
-                match needs_blob {
-                    true => self.promote(&upload, &sha256).await.map(Some),
-                    false => Ok(None),
-                }
-            };
-            let (blob, manifest) = tokio::join!(promote, self.write_manifest(&version));
-            // Note what was written before failing, so the clean-up below can remove it.
-            promoted = blob.as_ref().ok().cloned().flatten();
-            manifest_path = manifest.as_ref().ok().cloned();
-            blob?;
-            manifest?;
+            written?;
             match self.commit_with_blob(&version, promoted.as_deref()).await {
                 // The stored copy we meant to reuse was deleted in between: use ours.
                 Err(e) if e.kind() == ErrorKind::NotFound && promoted.is_none() => {
-                    promoted = Some(self.promote(&upload, &sha256).await?);
+                    let VersionContent::Blob(blob) = &version.content else {
+                        return Err(e);
+                    };
+                    promoted = Some(self.promote(&upload, &blob.sha256, Durability::Now).await?);
                     self.commit_with_blob(&version, promoted.as_deref()).await
                 }
                 other => other,
@@ -309,7 +383,7 @@ impl Store {
     /// marker): its manifest first, then the catalog; the manifest goes again
     /// if the catalog refuses.
     async fn commit_described(&self, version: NewVersion) -> Result<ObjectVersion> {
-        let manifest_path = self.write_manifest(&version).await?;
+        let manifest_path = self.write_manifest(&version, Durability::Now).await?;
         let outcome = self.catalog.commit_version(version).await;
         if outcome.is_err() {
             let _ = self.backend.delete(&manifest_path).await;
@@ -326,67 +400,81 @@ impl Store {
     }
 
     /// Put the upload's bytes at their content address.
-    async fn promote(&self, upload: &Upload, sha256: &str) -> Result<String> {
+    async fn promote(&self, upload: &Upload, sha256: &str, durability: Durability) -> Result<String> {
         let (Upload::Staged { id, .. } | Upload::InMemory { id, .. }) = upload;
         let path = layout::blob_path(sha256, id);
         match upload {
+            // A staged upload was written durably; the rename makes its new name durable.
             Upload::Staged { path: staging, .. } => self.backend.rename(staging, &path).await?,
             Upload::InMemory { bytes, .. } => {
-                self.backend.write(&path, body::once(bytes.clone())).await?;
+                self.write_object(&path, bytes.clone(), durability).await?;
             }
         }
         Ok(path)
     }
 
-    async fn write_manifest(&self, version: &NewVersion) -> Result<String> {
+    async fn write_object(&self, path: &str, bytes: Bytes, durability: Durability) -> Result<u64> {
+        match durability {
+            Durability::Now => self.backend.write(path, body::once(bytes)).await,
+            Durability::Deferred => self.backend.write_deferred(path, body::once(bytes)).await,
+        }
+    }
+
+    async fn write_manifest(&self, version: &NewVersion, durability: Durability) -> Result<String> {
         let (sha256, md5, size) = match &version.content {
             VersionContent::Blob(blob) => (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size),
             VersionContent::DeleteMarker => (None, None, 0),
         };
-        self.store_manifest(&Manifest {
-            format: MANIFEST_FORMAT.to_owned(),
-            key: version.key.clone(),
-            version_id: version.version_id.clone(),
-            delete_marker: sha256.is_none(),
-            sha256,
-            md5,
-            size,
-            content_type: version.content_type.clone(),
-            metadata: version.metadata.clone(),
-            created_at: version.created_at,
-            created_by: version.created_by.clone(),
-            tags: version.tags.clone(),
-            comments: version.comments.clone(),
-        })
+        self.store_manifest(
+            &Manifest {
+                format: MANIFEST_FORMAT.to_owned(),
+                key: version.key.clone(),
+                version_id: version.version_id.clone(),
+                delete_marker: sha256.is_none(),
+                sha256,
+                md5,
+                size,
+                content_type: version.content_type.clone(),
+                metadata: version.metadata.clone(),
+                created_at: version.created_at,
+                created_by: version.created_by.clone(),
+                tags: version.tags.clone(),
+                comments: version.comments.clone(),
+            },
+            durability,
+        )
         .await
     }
 
     /// Write a recorded version's manifest again (after its tags or comments changed,
     /// or when `verify --repair` finds it missing).
     async fn rewrite_manifest(&self, version: &ObjectVersion) -> Result<String> {
-        self.store_manifest(&Manifest {
-            format: MANIFEST_FORMAT.to_owned(),
-            key: version.key.clone(),
-            version_id: version.version_id.clone(),
-            delete_marker: version.is_delete_marker,
-            sha256: version.sha256.clone(),
-            md5: version.etag.clone(),
-            size: version.size,
-            content_type: version.content_type.clone(),
-            metadata: version.metadata.clone(),
-            created_at: version.created_at,
-            created_by: version.created_by.clone(),
-            tags: version.tags.clone(),
-            comments: version.comments.clone(),
-        })
+        self.store_manifest(
+            &Manifest {
+                format: MANIFEST_FORMAT.to_owned(),
+                key: version.key.clone(),
+                version_id: version.version_id.clone(),
+                delete_marker: version.is_delete_marker,
+                sha256: version.sha256.clone(),
+                md5: version.etag.clone(),
+                size: version.size,
+                content_type: version.content_type.clone(),
+                metadata: version.metadata.clone(),
+                created_at: version.created_at,
+                created_by: version.created_by.clone(),
+                tags: version.tags.clone(),
+                comments: version.comments.clone(),
+            },
+            Durability::Now,
+        )
         .await
     }
 
-    async fn store_manifest(&self, manifest: &Manifest) -> Result<String> {
+    async fn store_manifest(&self, manifest: &Manifest, durability: Durability) -> Result<String> {
         let json = serde_json::to_vec_pretty(manifest)
             .map_err(|e| Error::invalid_input(format!("manifest cannot be encoded: {e}")))?;
         let path = layout::manifest_path(&manifest.key, &manifest.version_id);
-        self.backend.write(&path, body::once(Bytes::from(json))).await?;
+        self.write_object(&path, Bytes::from(json), durability).await?;
         Ok(path)
     }
 
@@ -645,12 +733,7 @@ impl Store {
     pub async fn delete_version(&self, key: &str, version_id: &VersionId) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
         let deleted = self.catalog.delete_version(&key, version_id, &self.actor).await?;
-        // The catalog has committed; what is left on the backend is only clean-up,
-        // and a failure here leaves an orphan, never a dangling version.
-        let _ = self.backend.delete(&layout::manifest_path(&key, version_id)).await;
-        if let Some(blob) = &deleted.unreferenced_blob {
-            let _ = self.backend.delete(blob).await;
-        }
+        self.remove_leftovers(std::slice::from_ref(&deleted)).await;
         Ok(deleted.version)
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::{GetOptions, PutOptions, Store};
+use super::{Durability, GetOptions, Prepared, PutOptions, Store};
 use crate::body;
 use crate::catalog::{KeyQuery, ObjectVersion};
 use crate::error::{Error, Result};
@@ -82,6 +82,32 @@ pub struct ExportReport {
     pub failed: Vec<(String, String)>,
 }
 
+/// Most files written between two backend syncs during an import.
+const IMPORT_BATCH_FILES: usize = 1000;
+/// Most bytes written between two backend syncs during an import.
+const IMPORT_BATCH_BYTES: u64 = 256 << 20;
+
+/// Cut the files into import batches of at most [`IMPORT_BATCH_FILES`] files
+/// and (unless one file is larger) [`IMPORT_BATCH_BYTES`] bytes.
+fn batches(found: Vec<Found>) -> Vec<Vec<Found>> {
+    let mut batches: Vec<Vec<Found>> = Vec::new();
+    let mut bytes = 0;
+    for file in found {
+        let full = batches
+            .last()
+            .is_none_or(|b| b.len() == IMPORT_BATCH_FILES || (bytes + file.size > IMPORT_BATCH_BYTES && !b.is_empty()));
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += file.size;
+        if let Some(batch) = batches.last_mut() {
+            batch.push(file);
+        }
+    }
+    batches
+}
+
 /// Passes bytes on to a progress shared by many transfers, which it does not start or finish.
 struct Share(Arc<dyn Progress>);
 
@@ -115,16 +141,52 @@ impl Store {
         if let Some(progress) = &options.progress {
             progress.start(Some(found.iter().map(|f| f.size).sum()));
         }
-        let puts = futures::stream::iter(found)
-            .map(|file| async move {
-                let outcome = self.import_file(&file, options.progress.clone()).await;
-                (file, outcome)
-            })
-            .buffer_unordered(options.jobs.max(1));
-        let outcomes: Vec<(Found, Result<ObjectVersion>)> = puts.collect().await;
+        for batch in batches(found) {
+            self.import_batch(batch, options, &mut report).await;
+        }
         if let Some(progress) = &options.progress {
             progress.finish();
         }
+        report.failed.sort();
+        Ok(report)
+    }
+
+    /// Import a batch of files: write them all without waiting for
+    /// durability, make the batch durable with one backend sync, and only then
+    /// commit each to the catalog (the commits share transactions). One sync per
+    /// batch instead of several fsyncs per file is what makes trees of small
+    /// files fast; nothing is acknowledged before it is durable.
+    async fn import_batch(&self, batch: Vec<Found>, options: &ImportOptions, report: &mut ImportReport) {
+        let prepared: Vec<(Found, Result<Prepared>)> = futures::stream::iter(batch)
+            .map(|file| async move {
+                let prepared = self.prepare_file(&file, options.progress.clone()).await;
+                (file, prepared)
+            })
+            .buffer_unordered(options.jobs.max(1))
+            .collect()
+            .await;
+        let synced = self.backend.sync().await;
+        let commits = futures::stream::iter(prepared)
+            .map(|(file, prepared)| {
+                let synced = &synced;
+                async move {
+                    let outcome = match (prepared, synced) {
+                        (Ok(mut prepared), Err(e)) => {
+                            prepared.fail(Error::new(e.kind(), e.message().to_owned()));
+                            self.finish_upload(prepared).await
+                        }
+                        (Ok(prepared), Ok(())) => self.finish_upload(prepared).await,
+                        (Err(e), _) => Err(e),
+                    };
+                    let outcome = match outcome {
+                        Ok(version) => self.apply_max_versions(&version.key).await.map(|()| version),
+                        Err(e) => Err(e),
+                    };
+                    (file, outcome)
+                }
+            })
+            .buffer_unordered(IMPORT_BATCH_FILES);
+        let outcomes: Vec<(Found, Result<ObjectVersion>)> = commits.collect().await;
         for (file, outcome) in outcomes {
             match outcome {
                 Ok(version) => {
@@ -136,11 +198,9 @@ impl Store {
                     .push((file.path.display().to_string(), e.message().to_owned())),
             }
         }
-        report.failed.sort();
-        Ok(report)
     }
 
-    async fn import_file(&self, file: &Found, progress: Option<Arc<dyn Progress>>) -> Result<ObjectVersion> {
+    async fn prepare_file(&self, file: &Found, progress: Option<Arc<dyn Progress>>) -> Result<Prepared> {
         let key = file.key.clone().map_err(Error::invalid_input)?;
         let reader = tokio::fs::File::open(&file.path)
             .await
@@ -149,7 +209,8 @@ impl Store {
             progress: progress.map(|p| Arc::new(Share(p)) as Arc<dyn Progress>),
             ..PutOptions::default()
         };
-        self.put(&key, reader, options).await
+        let body = body::reader_stream(reader);
+        self.prepare_put(&key, body, options, Durability::Deferred).await
     }
 
     /// Write the current version of every key under `options.prefix` (or the

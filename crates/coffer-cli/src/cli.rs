@@ -241,7 +241,7 @@ pub struct PutArgs {
     #[arg(long, value_name = "TYPE")]
     pub content_type: Option<String>,
     /// User metadata, repeatable.
-    #[arg(long = "metadata", short = 'm', value_name = "KEY=VALUE")]
+    #[arg(long = "metadata", short = 'm', value_name = "NAME=VALUE")]
     pub metadata: Vec<String>,
     /// A tag on the new version, repeatable.
     #[arg(long = "tag", short = 't', value_name = "NAME=VALUE")]

@@ -3,70 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use common::{coffer, coffer_in, fails, json, ok};
 use serde_json::Value;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn coffer_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
-    command
-        .current_dir(dir)
-        .args(args)
-        .env_remove("COFFER_USER")
-        .env_remove("COFFER_CONFIG");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
-}
-
-fn coffer(dir: &Path, args: &[&str]) -> Run {
-    coffer_in(dir, args, None, &[])
-}
-
-fn ok(run: Run) -> Run {
-    assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
-    assert!(
-        run.stderr.is_empty(),
-        "no progress bar or noise when piped: {}",
-        run.stderr
-    );
-    run
-}
-
-fn json(run: Run) -> Value {
-    serde_json::from_str(&ok(run).stdout).unwrap()
-}
-
-/// The exit code and the one line on stderr.
-fn fails(run: Run, code: i32, message: &str) {
-    assert_eq!(run.code, code, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
-    assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
-    assert!(
-        run.stderr.starts_with("coffer: ") && run.stderr.contains(message),
-        "{}",
-        run.stderr
-    );
-}
 
 #[test]
 fn first_use_put_get_metadata_versions() {
@@ -274,7 +214,7 @@ fn errors_are_one_line_with_stable_exit_codes() {
     fails(
         coffer_in(d, &["put", "k", "--metadata", "novalue"], Some(b"x"), &[]),
         5,
-        "KEY=VALUE",
+        "metadata \"novalue\" is not NAME=VALUE",
     );
     fails(coffer(d, &["get", "nothing"]), 3, "no such key");
     ok(coffer_in(d, &["put", "k"], Some(b"one"), &[]));

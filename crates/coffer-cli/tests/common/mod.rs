@@ -1,0 +1,74 @@
+//! Helpers shared by the end-to-end tests: run the built `coffer` binary and
+//! check its exit code and output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// What a run of the binary left: its exit code and its output.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `coffer ARGS` in `dir`, with `stdin` piped in and `env` set (no COFFER_USER or COFFER_CONFIG otherwise).
+pub fn coffer_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("COFFER_USER")
+        .env_remove("COFFER_CONFIG");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Run `coffer ARGS` in `dir` with nothing on standard input.
+pub fn coffer(dir: &Path, args: &[&str]) -> Run {
+    coffer_in(dir, args, None, &[])
+}
+
+/// The run, after checking it succeeded quietly.
+pub fn ok(run: Run) -> Run {
+    assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.is_empty(),
+        "no progress bar or noise when piped: {}",
+        run.stderr
+    );
+    run
+}
+
+/// The run's standard output as JSON, after checking it succeeded quietly.
+pub fn json(run: Run) -> Value {
+    serde_json::from_str(&ok(run).stdout).unwrap()
+}
+
+/// The exit code and the one line on stderr.
+pub fn fails(run: Run, code: i32, message: &str) {
+    assert_eq!(run.code, code, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+    assert!(
+        run.stderr.starts_with("coffer: ") && run.stderr.contains(message),
+        "{}",
+        run.stderr
+    );
+}

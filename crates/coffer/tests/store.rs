@@ -2,35 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use coffer::{
-    AuditQuery, ByteRange, Config, CopyOptions, ErrorKind, GetOptions, ListOptions, Metadata, OpendalBackend,
-    PutOptions, SqliteCatalog, Store,
-};
+use coffer::{AuditQuery, ByteRange, CopyOptions, ErrorKind, GetOptions, ListOptions, Metadata, PutOptions, Store};
 use futures::{StreamExt, TryStreamExt};
 
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-async fn fs_store() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Config::embedded(dir.path().join("data")))
-        .await
-        .unwrap()
-        .with_actor("tester");
-    Fixture { store, _dir: dir }
-}
-
-async fn memory_store() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
-    let store = Store::from_parts(Arc::new(OpendalBackend::memory().unwrap()), Arc::new(catalog), "tester");
-    Fixture { store, _dir: dir }
-}
+use common::{fs_store, memory_store};
 
 /// Run a scenario against a store on each backend.
 macro_rules! on_every_backend {
@@ -499,7 +477,7 @@ async fn corrupted_blob_fails_the_read_loudly() {
     let fixture = fs_store().await;
     let store = fixture.store;
     let v = store.put_bytes("doc", vec![42u8; 10_000], opts()).await.unwrap();
-    let path = fixture._dir.path().join("data/store").join(v.blob_path.unwrap());
+    let path = fixture.dir.path().join("data/store").join(v.blob_path.unwrap());
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[5000] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();

@@ -7,31 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer::{
-    AuditQuery, Config, CopyOptions, ErrorKind, ExportOptions, ImportOptions, Metadata, ObjectVersion, OpendalBackend,
-    PrunePolicy, PutOptions, SqliteCatalog, Store, Tags, TextDiff, Timestamp, VerifyOptions, VersionId,
+    AuditQuery, Config, CopyOptions, ErrorKind, ExportOptions, ImportOptions, Metadata, ObjectVersion, PrunePolicy,
+    PutOptions, SqliteCatalog, Store, Tags, TextDiff, Timestamp, VerifyOptions, VersionId,
 };
 use futures::TryStreamExt;
 
-struct Fixture {
-    store: Store,
-    dir: tempfile::TempDir,
-}
+mod common;
 
-async fn fs_store() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Config::embedded(dir.path().join("data")))
-        .await
-        .unwrap()
-        .with_actor("tester");
-    Fixture { store, dir }
-}
-
-async fn memory_store() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
-    let store = Store::from_parts(Arc::new(OpendalBackend::memory().unwrap()), Arc::new(catalog), "tester");
-    Fixture { store, dir }
-}
+use common::{Fixture, fs_store, memory_store};
 
 /// Run a scenario against a store on each backend.
 macro_rules! on_every_backend {

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
-  --size-mib N   size of the large object in MiB (default 1024; 64 with --quick)
+  --versions     run only the versions group (issue 4): rollback, history and versions of a
+                 key with 10000 versions, import of 10000 files of 16 KiB and of one large
+                 file, verify; each beside a peer (cp -r && sync, sha256sum, bare SQLite)
+  --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
-  --quick        a smoke run: smaller defaults for the two sizes above";
+  --quick        a smoke run: smaller defaults for the two sizes above, and 1000 versions
+                 and 1000 files instead of 10000 in the versions group";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -24,6 +28,12 @@ pub struct Args {
     pub sqlite_commits: usize,
     /// Directory the work directory is created in.
     pub dir: PathBuf,
+    /// Run the versions group instead of the default groups.
+    pub versions: bool,
+    /// Versions of the key whose history the versions group reads.
+    pub history_versions: usize,
+    /// Files in the tree the versions group imports.
+    pub import_files: usize,
 }
 
 impl Args {
@@ -33,6 +43,7 @@ impl Args {
         let mut small = None;
         let mut dir = PathBuf::from(".");
         let mut quick = false;
+        let mut versions = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -40,6 +51,7 @@ impl Args {
                 Some("--small") => small = Some(number(rest.next(), "--small")?),
                 Some("--dir") => dir = PathBuf::from(rest.next().context("--dir needs a path")?),
                 Some("--quick") => quick = true,
+                Some("--versions") => versions = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -48,6 +60,7 @@ impl Args {
             }
         }
         let (default_size, default_small, sqlite_commits) = if quick { (64, 1000, 500) } else { (1024, 10_000, 2000) };
+        let (history_versions, import_files) = if quick { (1000, 1000) } else { (10_000, 10_000) };
         let args = Args {
             size_mib: size_mib.unwrap_or(default_size),
             small: small
@@ -56,6 +69,9 @@ impl Args {
                 .context("--small is too large")?,
             sqlite_commits,
             dir,
+            versions,
+            history_versions,
+            import_files,
         };
         if args.size_mib == 0 || args.small < 4 {
             bail!("--size-mib must be at least 1 and --small at least 4");

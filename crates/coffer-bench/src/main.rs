@@ -2,7 +2,11 @@
 //!
 //! ```text
 //! cargo run --release -p coffer-bench -- [--size-mib N] [--small N] [--dir PATH] [--quick]
+//! cargo run --release -p coffer-bench -- --versions [--size-mib N] [--dir PATH] [--quick]
 //! ```
+//!
+//! Without `--versions` the bench runs the large-object and small-put groups
+//! below; with it, only the versions group (last section).
 //!
 //! Everything happens in a fresh temporary directory created inside `--dir`
 //! (default: the current directory, so the figures are for the disk the repo
@@ -51,18 +55,61 @@
 //!   commit buys.
 //!
 //! Target: >= 2,000 puts/s in one process.
+//!
+//! # Versions (`--versions`: the speed targets of issue 4)
+//!
+//! Everything goes through the library (`Store::open` of a
+//! `Config { data_dir, .. }` in the work directory); the CLI is not built.
+//! `--size-mib` sets the large object; `--quick` makes it 64 MiB and uses
+//! 1,000 versions and files instead of 10,000. Each timed pair is repeated
+//! 3 times (a copy of a large object of 1 GiB or more twice), alternating
+//! which side goes first, and the medians are reported. A `sync` (untimed)
+//! precedes every timed import and verify, so neither side pays for the
+//! other's writes. The page cache cannot be dropped without root: the sources
+//! are written and fsynced beforehand and are read from the cache by both sides.
+//!
+//! - **rollback**: the large object (pseudo-random, as above) is put as
+//!   version 1 of a key, a 1 KiB content as version 2; then
+//!   `Store::rollback(key, v1, Some("bench"))` is timed 20 times (each makes a
+//!   new version), alternating with rollbacks of a 1 KiB object's key, the
+//!   peer: a rollback references the old bytes, so the two should take the
+//!   same time. Targets: median and max < 50 ms; constant time: the large
+//!   object's median at most twice the 1 KiB one's.
+//! - **history**: a key gets 10,000 versions of distinct 64-byte contents
+//!   (`put_bytes`, 64 in flight); `Store::history(key, None)` and
+//!   `Store::versions(key)` are timed 20 times each, beside the peer, a bare
+//!   `SELECT` of the key's rows from the catalog's SQLite file on a read-only
+//!   connection. Target: median and p95 < 50 ms.
+//! - **import**: a tree of 10,000 files of 16 KiB (distinct content, 100
+//!   subdirectories), then a directory holding the large object:
+//!   `Store::import_dir` (8 jobs) into a fresh store, against the peer
+//!   `cp -r SRC DST && sync` (a shell, timed as a whole). Target: coffer/peer
+//!   throughput ratio >= 0.70.
+//! - **verify**: `Store::verify` (orphans younger than an hour left alone) of
+//!   the rollback store, which holds the large blob, against the peer
+//!   `sha256sum` over the same blob files (`<data_dir>/store/blobs/**`, a child
+//!   process). The report must be clean. Target: throughput ratio >= 0.80.
+//!   For reference only, `openssl dgst -sha256` over the same files when there
+//!   is an `openssl`: coreutils' `sha256sum` may not use the CPU's SHA
+//!   instructions, which makes it a slow peer.
 
 mod args;
 mod cli;
 mod data;
 mod disk_limit;
+mod history;
+mod import;
 mod large;
 mod limit;
 mod measure;
 mod report;
+mod rollback;
+mod samples;
 mod small;
 mod sqlite_limit;
 mod system;
+mod verify;
+mod versions;
 
 use std::ffi::OsString;
 
@@ -78,7 +125,8 @@ fn main() -> Result<()> {
 }
 
 fn run_bench(args: &args::Args) -> Result<()> {
-    let coffer = cli::build()?;
+    // The versions group uses the library only: no CLI to build.
+    let coffer = if args.versions { None } else { Some(cli::build()?) };
     let parent = args
         .dir
         .canonicalize()
@@ -91,11 +139,23 @@ fn run_bench(args: &args::Args) -> Result<()> {
     eprintln!("work dir {} on {}", work.path().display(), system.disk);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
 
-    let large = large::run(&runtime, &coffer, work.path(), args.size_mib)?;
-    let small = small::run(&runtime, work.path(), args.small)?;
-    let sqlite = runtime.block_on(sqlite_limit::run(work.path(), args.sqlite_commits))?;
-    let disk = runtime.block_on(disk_limit::run(work.path(), args.small))?;
-
-    report::print(&system, &large, &small, &sqlite, (args.small, disk));
+    match coffer {
+        None => {
+            let sizes = versions::Sizes {
+                size_mib: args.size_mib,
+                history_versions: args.history_versions,
+                import_files: args.import_files,
+            };
+            let figures = versions::run(&runtime, work.path(), sizes)?;
+            report::print_versions(&system, &figures);
+        }
+        Some(coffer) => {
+            let large = large::run(&runtime, &coffer, work.path(), args.size_mib)?;
+            let small = small::run(&runtime, work.path(), args.small)?;
+            let sqlite = runtime.block_on(sqlite_limit::run(work.path(), args.sqlite_commits))?;
+            let disk = runtime.block_on(disk_limit::run(work.path(), args.small))?;
+            report::print(&system, &large, &small, &sqlite, (args.small, disk));
+        }
+    }
     work.close().context("cannot remove the work directory")
 }

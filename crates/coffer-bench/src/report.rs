@@ -2,11 +2,17 @@
 
 use std::time::Duration;
 
+use crate::history::{self, HistoryFigures};
+use crate::import::{self, ImportFigures};
 use crate::large::LargeFigures;
 use crate::measure::ChildRun;
+use crate::rollback::{self, RollbackFigures};
+use crate::samples::Samples;
 use crate::small::{self, SmallFigures};
 use crate::sqlite_limit::{self, SqliteFigures};
 use crate::system::System;
+use crate::verify::VerifyFigures;
+use crate::versions::VersionsFigures;
 
 /// Lowest acceptable coffer/plain throughput ratio.
 const MIN_RATIO: f64 = 0.90;
@@ -16,6 +22,14 @@ const MAX_RSS_MIB: f64 = 64.0;
 const MAX_COPY_MS: f64 = 50.0;
 /// Slowest acceptable small-put rate from one process, puts/s.
 const MIN_PUTS_PER_SEC: f64 = 2000.0;
+/// Slowest acceptable rollback, history or versions call, ms.
+const MAX_VERSIONS_CALL_MS: f64 = 50.0;
+/// Largest acceptable ratio of the large object's rollback time to the 1 KiB object's.
+const MAX_ROLLBACK_SIZE_RATIO: f64 = 2.0;
+/// Lowest acceptable coffer/peer throughput ratio of an import.
+const MIN_IMPORT_RATIO: f64 = 0.70;
+/// Lowest acceptable coffer/peer throughput ratio of a verify.
+const MIN_VERIFY_RATIO: f64 = 0.80;
 
 /// Print every figure to stdout.
 pub fn print(
@@ -36,6 +50,157 @@ pub fn print(
     );
     print_large(large);
     print_small(small, sqlite, disk);
+}
+
+/// Print the versions group's figures to stdout.
+pub fn print_versions(system: &System, figures: &VersionsFigures) {
+    let memory = system
+        .memory_gib
+        .map(|g| format!(", {g:.1} GiB RAM"))
+        .unwrap_or_default();
+    println!();
+    println!(
+        "coffer bench, versions group (work dir on {}, {} cores{memory})",
+        system.disk, system.cores
+    );
+    let load = |l: Option<f64>| l.map_or_else(|| "?".to_owned(), |l| format!("{l:.2}"));
+    println!(
+        "load average (1 min) {} before the group, {} after: other work on the machine skews the figures",
+        load(figures.load.0),
+        load(figures.load.1)
+    );
+    print_rollback(&figures.rollback);
+    print_history(&figures.history);
+    println!(
+        "import: {} jobs, into a fresh store / directory each run; medians; the sources were written and fsynced first, a sync precedes each run",
+        import::JOBS
+    );
+    println!("        (the page cache cannot be dropped without root: both sides read the sources from it)");
+    print_import(&figures.tree_import);
+    print_import(&figures.large_import);
+    print_verify(&figures.verify);
+}
+
+fn print_rollback(rollback: &RollbackFigures) {
+    let size_mib = rollback.size >> 20;
+    println!(
+        "rollback: {size_mib} MiB object (put in {:.2} s, {:.0} MB/s), {} rollbacks of each key, alternating",
+        rollback.put.as_secs_f64(),
+        mb_per_sec(rollback.size, rollback.put),
+        rollback.large.count()
+    );
+    let large_median = ms(rollback.large.median());
+    let large_max = ms(rollback.large.max());
+    println!(
+        "  {:<32} median {large_median:>7.1} ms  max {large_max:>7.1} ms   (target < {MAX_VERSIONS_CALL_MS:.0} ms: median {}, max {})",
+        format!("{size_mib} MiB object"),
+        verdict(large_median < MAX_VERSIONS_CALL_MS),
+        verdict(large_max < MAX_VERSIONS_CALL_MS),
+    );
+    println!(
+        "  {:<32} median {:>7.1} ms  max {:>7.1} ms   (the peer: the same rollback of a small object)",
+        format!("{} KiB object", rollback::SMALL_SIZE / 1024),
+        ms(rollback.small.median()),
+        ms(rollback.small.max()),
+    );
+    let ratio = large_median / ms(rollback.small.median());
+    println!(
+        "  {:<32} ratio {ratio:>6.2}   (of the medians; constant time: target <= {MAX_ROLLBACK_SIZE_RATIO:.2}: {})",
+        format!("{size_mib} MiB / {} KiB", rollback::SMALL_SIZE / 1024),
+        verdict(ratio <= MAX_ROLLBACK_SIZE_RATIO),
+    );
+}
+
+fn print_history(history: &HistoryFigures) {
+    println!(
+        "history: one key with {} versions of {} bytes (put in {:.2} s, {:.0} puts/s, {} in flight), {} calls of each, interleaved",
+        history.versions,
+        history::VERSION_SIZE,
+        history.fill.as_secs_f64(),
+        per_sec(history.versions, history.fill),
+        history::IN_FLIGHT,
+        history.history.count(),
+    );
+    let call_line = |what: &str, samples: &Samples| {
+        let (median, p95) = (ms(samples.median()), ms(samples.p95()));
+        println!(
+            "  {what:<32} median {median:>7.1} ms  p95 {p95:>7.1} ms   ratio to SQLite {:>5.2}   (target < {MAX_VERSIONS_CALL_MS:.0} ms: median {}, p95 {})",
+            median / ms(history.sqlite.median()),
+            verdict(median < MAX_VERSIONS_CALL_MS),
+            verdict(p95 < MAX_VERSIONS_CALL_MS),
+        );
+    };
+    call_line("Store::history(key)", &history.history);
+    call_line("Store::versions(key)", &history.versions_call);
+    println!(
+        "  {:<32} median {:>7.1} ms  p95 {:>7.1} ms   (the peer: SELECT * of the key's rows from catalog.db, read-only)",
+        "bare SQLite SELECT",
+        ms(history.sqlite.median()),
+        ms(history.sqlite.p95()),
+    );
+}
+
+fn print_import(import: &ImportFigures) {
+    let what = if import.files == 1 {
+        format!("1 file of {} MiB", import.bytes >> 20)
+    } else {
+        format!("{} x {} KiB", import.files, import::TREE_FILE_SIZE / 1024)
+    };
+    let line = |side: &str, samples: &Samples| {
+        let time = samples.median();
+        let files_per_sec = per_sec(import.files, time);
+        let digits = if files_per_sec < 10.0 { 2 } else { 0 };
+        println!(
+            "  {:<32} {:>7.2} s  {:>6.0} MB/s  {files_per_sec:>7.digits$} files/s   ({})",
+            format!("{what}, {side}"),
+            time.as_secs_f64(),
+            mb_per_sec(import.bytes, time),
+            runs(samples),
+        );
+    };
+    let (peer, coffer) = (import.peer.median(), import.coffer.median());
+    line("cp -r && sync", &import.peer);
+    line("coffer import", &import.coffer);
+    let ratio = peer.as_secs_f64() / coffer.as_secs_f64();
+    println!(
+        "  {:<32} ratio {ratio:>6.2}   (coffer/peer throughput; target >= {MIN_IMPORT_RATIO:.2}: {})",
+        "",
+        verdict(ratio >= MIN_IMPORT_RATIO)
+    );
+}
+
+fn print_verify(verify: &VerifyFigures) {
+    println!(
+        "verify: {} blobs, {} MiB in all, from the rollback store; medians; a sync precedes each run",
+        verify.blobs,
+        verify.bytes >> 20
+    );
+    let line = |side: &str, samples: &Samples| {
+        let time = samples.median();
+        println!(
+            "  {side:<32} {:>7.2} s  {:>6.0} MB/s   ({})",
+            time.as_secs_f64(),
+            mb_per_sec(verify.bytes, time),
+            runs(samples),
+        );
+    };
+    let (peer, coffer) = (verify.peer.median(), verify.coffer.median());
+    line("sha256sum of the blobs", &verify.peer);
+    line("Store::verify (clean)", &verify.coffer);
+    let ratio = peer.as_secs_f64() / coffer.as_secs_f64();
+    println!(
+        "  {:<32} ratio {ratio:>6.2}   (coffer/sha256sum throughput; target >= {MIN_VERIFY_RATIO:.2}: {})",
+        "",
+        verdict(ratio >= MIN_VERIFY_RATIO)
+    );
+    if let Some(openssl) = &verify.openssl {
+        line("openssl dgst -sha256 (reference)", openssl);
+        println!(
+            "  {:<32} ratio {:>6.2}   (coffer/openssl throughput, for reference: no target)",
+            "",
+            openssl.median().as_secs_f64() / coffer.as_secs_f64()
+        );
+    }
 }
 
 fn print_large(large: &LargeFigures) {
@@ -122,6 +287,20 @@ fn print_small(small: &SmallFigures, sqlite: &SqliteFigures, (files, disk): (usi
 
 fn mb_per_sec(bytes: u64, time: Duration) -> f64 {
     bytes as f64 / 1e6 / time.as_secs_f64()
+}
+
+/// "median of N: a, b, c s", the runs fastest first.
+fn runs(samples: &Samples) -> String {
+    let all: Vec<String> = samples
+        .sorted()
+        .iter()
+        .map(|t| format!("{:.2}", t.as_secs_f64()))
+        .collect();
+    format!("median of {}: {} s", samples.count(), all.join(", "))
+}
+
+fn ms(time: Duration) -> f64 {
+    time.as_secs_f64() * 1000.0
 }
 
 fn per_sec(count: usize, time: Duration) -> f64 {

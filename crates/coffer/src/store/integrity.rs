@@ -249,13 +249,24 @@ impl Store {
         let mut unrecorded: HashMap<String, Vec<(String, String)>> = HashMap::new();
         let listed: Vec<String> = self.backend.list(MANIFESTS_DIR).await?.try_collect().await?;
         let listed_set: HashSet<&String> = listed.iter().collect();
+        // Read, many at a time, the manifests of versions in scope and those of no version.
+        let in_scope = |path: &String| {
+            expected
+                .get(path)
+                .is_none_or(|(key, _)| key.starts_with(options.prefix.as_str()))
+        };
+        let mut read: HashMap<&String, Option<Manifest>> = futures::stream::iter(listed.iter().filter(|p| in_scope(p)))
+            .map(|path| async move { (path, self.read_manifest(path).await.ok()) })
+            .buffer_unordered(16)
+            .collect()
+            .await;
         let now = Timestamp::now();
         for path in &listed {
             match expected.get(path) {
                 Some((key, version_id)) if key.starts_with(options.prefix.as_str()) => {
-                    let readable = self.read_manifest(path).await;
+                    let readable = read.remove(path).flatten();
                     let sound =
-                        matches!(&readable, Ok(m) if m.key.as_str() == key && m.version_id.as_str() == version_id);
+                        matches!(&readable, Some(m) if m.key.as_str() == key && m.version_id.as_str() == version_id);
                     if !sound {
                         let detail = format!("manifest of {key} version {version_id} is unreadable or wrong");
                         self.restore_manifest("bad_manifest", detail, path, key, version_id, options, report)
@@ -265,7 +276,7 @@ impl Store {
                 Some(_) => {}
                 None => {
                     // An orphan: attribute it to its key when it can be read.
-                    let named = self.read_manifest(path).await.ok();
+                    let named = read.remove(path).flatten();
                     if let Some(Manifest {
                         sha256: Some(sha256),
                         key,

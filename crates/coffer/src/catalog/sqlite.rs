@@ -849,13 +849,12 @@ async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, actor: &str)
 /// versions must stay well under 50 ms. Tags and comments are grouped once
 /// for the key instead of looked up per version.
 async fn fetch_versions(conn: &mut SqliteConnection, key: &str, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
-    const SQL: &str = "SELECT json_group_array(json_object( \
-           'version_id', v.version_id, 'is_delete_marker', v.is_delete_marker, \
-           'is_latest', v.version_id = l.version_id, 'size', v.size, 'etag', v.etag, \
-           'sha256', v.blob_sha256, 'content_type', v.content_type, 'metadata', json(v.metadata), \
-           'created_at', v.created_at, 'created_by', v.created_by, 'blob_path', b.locator, \
-           'damaged', b.damaged, 'tags', json(COALESCE(t.tags, '{}')), \
-           'comments', json(COALESCE(c.comments, '[]'))) ORDER BY v.version_id DESC) \
+    // Each version is an array in `JsonVersion`'s field order (names would
+    // double the text to build and parse); Rust sorts the list afterwards.
+    const SQL: &str = "SELECT json_group_array(json_array( \
+           v.version_id, v.is_delete_marker, v.version_id = l.version_id, v.size, v.etag, v.blob_sha256, \
+           v.content_type, json(v.metadata), v.created_at, v.created_by, b.locator, b.damaged, \
+           json(COALESCE(t.tags, '{}')), json(COALESCE(c.comments, '[]')))) \
          FROM (SELECT * FROM versions WHERE key = ?1 ORDER BY version_id DESC LIMIT ?2) v \
          LEFT JOIN latest l ON l.key = ?1 \
          LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
@@ -870,7 +869,8 @@ async fn fetch_versions(conn: &mut SqliteConnection, key: &str, limit: Option<us
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error("listing versions", e))?;
-    let rows: Vec<JsonVersion> = json_column("version list JSON", &json)?;
+    let mut rows: Vec<JsonVersion> = json_column("version list JSON", &json)?;
+    rows.sort_unstable_by(|a, b| b.version_id.cmp(&a.version_id));
     let key = ObjectKey::new(key).map_err(|e| corrupt("key", e))?;
     rows.into_iter()
         .map(|row| {
@@ -895,7 +895,7 @@ async fn fetch_versions(conn: &mut SqliteConnection, key: &str, limit: Option<us
         .collect()
 }
 
-/// One version in the JSON list [`fetch_versions`] reads.
+/// One version in the JSON list [`fetch_versions`] reads: an array of these fields, in this order.
 #[derive(serde::Deserialize)]
 struct JsonVersion {
     version_id: String,

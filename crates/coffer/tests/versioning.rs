@@ -697,6 +697,13 @@ async fn import_and_export_a_tree() {
         .await
         .unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::Io);
+    let bad_prefix = ImportOptions {
+        prefix: "../escape/".into(),
+        ..ImportOptions::default()
+    };
+    let err = s.import_dir(&tree, &bad_prefix).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+    assert!(err.message().starts_with("invalid prefix"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use opendal::Operator;
-use tokio::io::AsyncWriteExt;
 
 use super::{Backend, ByteStream, Capabilities};
 use crate::body::WriteBehind;
@@ -19,6 +18,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Chunk size for reads: large enough for throughput, small enough for bounded memory.
 const READ_CHUNK: usize = 1 << 20;
+
+/// Largest body `write_deferred` holds in memory to write in one go.
+const DEFERRED_WRITE_LIMIT: usize = 8 << 20;
 
 /// A backend on an OpenDAL operator.
 pub struct OpendalBackend {
@@ -108,6 +110,35 @@ fn sync_dir_chain(root: &Path, dir: &Path, durable_dirs: &Mutex<HashSet<PathBuf>
         dirs.insert(dir.to_path_buf());
     }
     Ok(())
+}
+
+/// Write `chunks` to a new file at `path` (creating its directories if
+/// needed) without fsyncing; on failure nothing is left at `path`.
+fn write_file_now(path: &Path, chunks: &[Bytes]) -> Result<u64> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("cannot write {}: {e}", path.display()),
+        )
+        .with_source(e)
+    };
+    let mut file = match std::fs::File::create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(failed)?;
+            }
+            std::fs::File::create(path)
+        }
+        other => other,
+    }
+    .map_err(failed)?;
+    let written = chunks.iter().try_for_each(|chunk| file.write_all(chunk));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(path);
+        return Err(failed(e));
+    }
+    Ok(chunks.iter().map(|c| c.len() as u64).sum())
 }
 
 /// Flush the filesystem holding `root`, data and metadata, in one call: what
@@ -216,36 +247,27 @@ impl Backend for OpendalBackend {
 
     async fn write_deferred(&self, path: &str, mut body: ByteStream) -> Result<u64> {
         // OpenDAL's fs writer fsyncs every file on close; deferring that is the
-        // point here, so local files are written with tokio directly.
+        // point here, so local files are written with std directly, each in one
+        // blocking task (bulk imports write many small files).
         let Some(local) = &self.local_root else {
             return self.write(path, body).await;
         };
-        let file_path = local.root.join(path);
-        let failed = |e: std::io::Error| {
-            Error::new(
-                ErrorKind::BackendUnavailable,
-                format!("cannot write {}: {e}", file_path.display()),
-            )
-        };
-        if let Some(dir) = file_path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(failed)?;
-        }
-        let written: Result<u64> = async {
-            let mut file = tokio::fs::File::create(&file_path).await.map_err(failed)?;
-            let mut length = 0;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk?;
-                file.write_all(&chunk).await.map_err(failed)?;
-                length += chunk.len() as u64;
+        let mut chunks = Vec::new();
+        let mut held = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            held += chunk.len();
+            chunks.push(chunk);
+            if held > DEFERRED_WRITE_LIMIT {
+                // Too big to hold: write it durably now, which is more than asked.
+                let body = futures::stream::iter(chunks.into_iter().map(Ok)).chain(body).boxed();
+                return self.write(path, body).await;
             }
-            file.flush().await.map_err(failed)?;
-            Ok(length)
         }
-        .await;
-        if written.is_err() {
-            let _ = tokio::fs::remove_file(&file_path).await;
-        }
-        written
+        let file_path = local.root.join(path);
+        tokio::task::spawn_blocking(move || write_file_now(&file_path, &chunks))
+            .await
+            .map_err(|e| Error::new(ErrorKind::BackendUnavailable, format!("write task failed: {e}")))?
     }
 
     async fn sync(&self) -> Result<()> {

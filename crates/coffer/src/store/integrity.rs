@@ -396,7 +396,7 @@ impl Store {
             Some(path.to_owned()),
             versions,
         );
-        if options.repair && !self.is_referenced_now(path).await? {
+        if options.repair && !self.is_referenced_now(path, &found.versions).await? {
             self.catalog
                 .repair(&Repair::RemoveOrphan { path: path.to_owned() }, &self.actor)
                 .await?;
@@ -407,10 +407,20 @@ impl Store {
         Ok(())
     }
 
-    /// Checked again just before a removal, against commits made since the scan.
-    async fn is_referenced_now(&self, path: &str) -> Result<bool> {
+    /// Checked again just before a removal, against commits made since the
+    /// scan: a blob the catalog now points at, or a manifest of a version it
+    /// now holds, is no orphan.
+    async fn is_referenced_now(&self, path: &str, versions: &[(String, String)]) -> Result<bool> {
         if let Some(sha256) = layout::sha256_in_blob_path(path) {
             return Ok(self.catalog.blob(sha256).await?.is_some_and(|b| b.path == path));
+        }
+        if path.starts_with(MANIFESTS_DIR) {
+            for (key, version_id) in versions {
+                let key = crate::key::ObjectKey::new(key.as_str())?;
+                if self.catalog.version(&key, Some(&version_id.parse()?)).await?.is_some() {
+                    return Ok(true);
+                }
+            }
         }
         Ok(false)
     }

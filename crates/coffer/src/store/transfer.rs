@@ -10,6 +10,7 @@ use super::{Durability, GetOptions, Prepared, PutOptions, Store};
 use crate::body;
 use crate::catalog::{KeyQuery, ObjectVersion};
 use crate::error::{Error, Result};
+use crate::key::ObjectKey;
 use crate::progress::Progress;
 use crate::time::Timestamp;
 
@@ -129,6 +130,15 @@ impl Store {
     /// its relative path, `jobs` at a time. A file that fails is reported and
     /// the others go on; symbolic links are left out.
     pub async fn import_dir(&self, dir: &Path, options: &ImportOptions) -> Result<ImportReport> {
+        if !options.prefix.is_empty() {
+            // A prefix no key can start with fails here, not once per file.
+            ObjectKey::new(format!("{}file", options.prefix)).map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("invalid prefix {:?}: {}", options.prefix, e.message()),
+                )
+            })?;
+        }
         let root = dir.to_path_buf();
         let prefix = options.prefix.clone();
         let (found, skipped) = tokio::task::spawn_blocking(move || walk(&root, &prefix))

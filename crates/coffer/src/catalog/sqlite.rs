@@ -296,34 +296,50 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: &[WriteJob]) -> Result<Vec
     Ok(outcomes)
 }
 
-/// The columns of a version row joined with its blob and latest pointer, with
-/// its tags and comments as JSON.
-const VERSION_COLUMNS: &str = "v.key, v.version_id, v.is_delete_marker, (l.version_id IS NOT NULL) AS is_latest, \
-     v.size, v.etag, v.blob_sha256, v.content_type, v.metadata, v.created_at, v.created_by, b.locator, b.damaged, \
-     (SELECT json_group_object(t.name, t.value) FROM version_tags t \
-        WHERE t.key = v.key AND t.version_id = v.version_id) AS tags, \
-     (SELECT json_group_array(json_object('at', c.at, 'actor', c.actor, 'text', c.text) ORDER BY c.seq) \
-        FROM version_comments c WHERE c.key = v.key AND c.version_id = v.version_id) AS comments";
+/// How queries join a version (`v`) with its latest pointer and its blob.
 const VERSION_JOINS: &str = "LEFT JOIN latest l ON l.key = v.key AND l.version_id = v.version_id \
      LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
+/// A version's tags as a JSON object, looked up for the row.
+const TAGS_OF_ROW: &str = "(SELECT json_group_object(t.name, t.value) FROM version_tags t \
+     WHERE t.key = v.key AND t.version_id = v.version_id)";
+/// A version's comments as a JSON array, oldest first, looked up for the row.
+const COMMENTS_OF_ROW: &str = "(SELECT json_group_array(json_object('at', c.at, 'actor', c.actor, 'text', c.text) \
+     ORDER BY c.seq) FROM version_comments c WHERE c.key = v.key AND c.version_id = v.version_id)";
 
-#[derive(FromRow)]
-struct VersionRow {
+/// The aggregate that turns the versions a query selects (as `v`, joined by
+/// [`VERSION_JOINS`]) into one JSON array, each version an array in
+/// [`JsonVersion`]'s field order, with tags and comments from the SQL given.
+///
+/// Versions are read as one JSON document: handing rows one by one through
+/// sqlx costs several times what SQLite itself spends (`history` of a key
+/// with 10,000 versions must stay well under 50 ms), and arrays without field
+/// names halve the text to build and parse. The order is not kept: callers sort.
+fn versions_as_json(tags: &str, comments: &str) -> String {
+    format!(
+        "json_group_array(json_array(v.key, v.version_id, v.is_delete_marker, l.version_id IS NOT NULL, v.size, \
+         v.etag, v.blob_sha256, v.content_type, json(v.metadata), v.created_at, v.created_by, b.locator, \
+         b.damaged, json({tags}), json({comments})))"
+    )
+}
+
+/// One version in the JSON [`versions_as_json`] builds: an array of these fields, in this order.
+#[derive(serde::Deserialize)]
+struct JsonVersion {
     key: String,
     version_id: String,
-    is_delete_marker: bool,
-    is_latest: bool,
-    size: i64,
+    is_delete_marker: i64,
+    is_latest: i64,
+    size: u64,
     etag: Option<String>,
-    blob_sha256: Option<String>,
+    sha256: Option<String>,
     content_type: Option<String>,
-    metadata: String,
+    metadata: Metadata,
     created_at: i64,
     created_by: String,
-    locator: Option<String>,
+    blob_path: Option<String>,
     damaged: Option<String>,
-    tags: String,
-    comments: String,
+    tags: Tags,
+    comments: Vec<CommentRow>,
 }
 
 /// A comment as the catalog's JSON holds it.
@@ -334,45 +350,58 @@ struct CommentRow {
     text: String,
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid {what}: {e}")))
+impl From<CommentRow> for Comment {
+    fn from(row: CommentRow) -> Self {
+        Comment {
+            at: Timestamp::from_micros(row.at),
+            actor: row.actor,
+            text: row.text,
+        }
+    }
 }
 
-impl TryFrom<VersionRow> for ObjectVersion {
+impl TryFrom<JsonVersion> for ObjectVersion {
     type Error = Error;
-    fn try_from(row: VersionRow) -> Result<Self> {
-        let metadata: Metadata = json_column("metadata JSON", &row.metadata)?;
-        let tags: Tags = json_column("tags JSON", &row.tags)?;
-        let comments: Vec<CommentRow> = json_column("comments JSON", &row.comments)?;
+    fn try_from(row: JsonVersion) -> Result<Self> {
         Ok(ObjectVersion {
             key: ObjectKey::new(row.key).map_err(|e| corrupt("key", e))?,
             version_id: VersionId::from_str(&row.version_id).map_err(|e| corrupt("version id", e))?,
-            is_delete_marker: row.is_delete_marker,
-            is_latest: row.is_latest,
-            size: u64::try_from(row.size).unwrap_or(0),
+            is_delete_marker: row.is_delete_marker != 0,
+            is_latest: row.is_latest != 0,
+            size: row.size,
             etag: row.etag,
-            sha256: row.blob_sha256,
+            sha256: row.sha256,
             content_type: row.content_type,
-            metadata,
+            metadata: row.metadata,
             created_at: Timestamp::from_micros(row.created_at),
             created_by: row.created_by,
-            blob_path: row.locator,
-            tags,
-            comments: comments.into_iter().map(Comment::from).collect(),
+            blob_path: row.blob_path,
+            tags: row.tags,
+            comments: row.comments.into_iter().map(Comment::from).collect(),
             damaged: row.damaged,
         })
     }
 }
 
+/// Decode the JSON [`versions_as_json`] built.
+fn decode_versions(json: &str) -> Result<Vec<ObjectVersion>> {
+    let rows: Vec<JsonVersion> = serde_json::from_str(json)
+        .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid version JSON: {e}")))?;
+    rows.into_iter().map(ObjectVersion::try_from).collect()
+}
+
 async fn fetch_version(conn: &mut SqliteConnection, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
-    let sql = format!("SELECT {VERSION_COLUMNS} FROM versions v {VERSION_JOINS} WHERE v.key = ? AND v.version_id = ?");
-    let row: Option<VersionRow> = sqlx::query_as(&sql)
+    let sql = format!(
+        "SELECT {} FROM versions v {VERSION_JOINS} WHERE v.key = ? AND v.version_id = ?",
+        versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
+    );
+    let json: String = sqlx::query_scalar(&sql)
         .bind(key)
         .bind(version_id)
-        .fetch_optional(&mut *conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error("reading a version", e))?;
-    row.map(ObjectVersion::try_from).transpose()
+    Ok(decode_versions(&json)?.pop())
 }
 
 /// The key's current version as a precondition sees it.
@@ -843,85 +872,27 @@ async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, actor: &str)
         .map_err(|e| Refused::Dirty(db_error("recording a repair", e)))
 }
 
-/// A key's versions, newest first. SQLite builds the whole list as one JSON
-/// document: handing thousands of rows one by one through sqlx costs several
-/// times what SQLite itself spends, and `history` of a key with 10,000
-/// versions must stay well under 50 ms. Tags and comments are grouped once
-/// for the key instead of looked up per version.
+/// A key's versions, newest first. Tags and comments are grouped once for the
+/// key instead of looked up per version.
 async fn fetch_versions(conn: &mut SqliteConnection, key: &str, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
-    // Each version is an array in `JsonVersion`'s field order (names would
-    // double the text to build and parse); Rust sorts the list afterwards.
-    const SQL: &str = "SELECT json_group_array(json_array( \
-           v.version_id, v.is_delete_marker, v.version_id = l.version_id, v.size, v.etag, v.blob_sha256, \
-           v.content_type, json(v.metadata), v.created_at, v.created_by, b.locator, b.damaged, \
-           json(COALESCE(t.tags, '{}')), json(COALESCE(c.comments, '[]')))) \
-         FROM (SELECT * FROM versions WHERE key = ?1 ORDER BY version_id DESC LIMIT ?2) v \
-         LEFT JOIN latest l ON l.key = ?1 \
-         LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
+    let sql = format!(
+        "SELECT {} FROM (SELECT * FROM versions WHERE key = ?1 ORDER BY version_id DESC LIMIT ?2) v {VERSION_JOINS} \
          LEFT JOIN (SELECT version_id, json_group_object(name, value) AS tags FROM version_tags \
                     WHERE key = ?1 GROUP BY version_id) t ON t.version_id = v.version_id \
          LEFT JOIN (SELECT version_id, json_group_array(json_object('at', at, 'actor', actor, 'text', text) \
                     ORDER BY seq) AS comments FROM version_comments WHERE key = ?1 GROUP BY version_id) c \
-                   ON c.version_id = v.version_id";
-    let json: String = sqlx::query_scalar(SQL)
+                   ON c.version_id = v.version_id",
+        versions_as_json("COALESCE(t.tags, '{}')", "COALESCE(c.comments, '[]')")
+    );
+    let json: String = sqlx::query_scalar(&sql)
         .bind(key)
         .bind(limit.map_or(-1, |n| to_i64(n as u64)))
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error("listing versions", e))?;
-    let mut rows: Vec<JsonVersion> = json_column("version list JSON", &json)?;
-    rows.sort_unstable_by(|a, b| b.version_id.cmp(&a.version_id));
-    let key = ObjectKey::new(key).map_err(|e| corrupt("key", e))?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(ObjectVersion {
-                key: key.clone(),
-                version_id: VersionId::from_str(&row.version_id).map_err(|e| corrupt("version id", e))?,
-                is_delete_marker: row.is_delete_marker != 0,
-                is_latest: row.is_latest == Some(1),
-                size: row.size,
-                etag: row.etag,
-                sha256: row.sha256,
-                content_type: row.content_type,
-                metadata: row.metadata,
-                created_at: Timestamp::from_micros(row.created_at),
-                created_by: row.created_by,
-                blob_path: row.blob_path,
-                tags: row.tags,
-                comments: row.comments.into_iter().map(Comment::from).collect(),
-                damaged: row.damaged,
-            })
-        })
-        .collect()
-}
-
-/// One version in the JSON list [`fetch_versions`] reads: an array of these fields, in this order.
-#[derive(serde::Deserialize)]
-struct JsonVersion {
-    version_id: String,
-    is_delete_marker: i64,
-    is_latest: Option<i64>,
-    size: u64,
-    etag: Option<String>,
-    sha256: Option<String>,
-    content_type: Option<String>,
-    metadata: Metadata,
-    created_at: i64,
-    created_by: String,
-    blob_path: Option<String>,
-    damaged: Option<String>,
-    tags: Tags,
-    comments: Vec<CommentRow>,
-}
-
-impl From<CommentRow> for Comment {
-    fn from(row: CommentRow) -> Self {
-        Comment {
-            at: Timestamp::from_micros(row.at),
-            actor: row.actor,
-            text: row.text,
-        }
-    }
+    let mut versions = decode_versions(&json)?;
+    versions.sort_unstable_by(|a, b| b.version_id.cmp(&a.version_id));
+    Ok(versions)
 }
 
 impl fmt::Display for SqliteCatalog {
@@ -1057,15 +1028,16 @@ impl Catalog for SqliteCatalog {
             Some(id) => fetch_version(&mut conn, key.as_str(), id.as_str()).await,
             None => {
                 let sql = format!(
-                    "SELECT {VERSION_COLUMNS} FROM latest l2 \
-                     JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id {VERSION_JOINS} WHERE l2.key = ?"
+                    "SELECT {} FROM latest l2 \
+                     JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id {VERSION_JOINS} WHERE l2.key = ?",
+                    versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
                 );
-                let row: Option<VersionRow> = sqlx::query_as(&sql)
+                let json: String = sqlx::query_scalar(&sql)
                     .bind(key.as_str())
-                    .fetch_optional(&mut *conn)
+                    .fetch_one(&mut *conn)
                     .await
                     .map_err(|e| db_error("reading the latest version", e))?;
-                row.map(ObjectVersion::try_from).transpose()
+                Ok(decode_versions(&json)?.pop())
             }
         }
     }
@@ -1109,24 +1081,29 @@ impl Catalog for SqliteCatalog {
                  GROUP BY key"
             ),
         };
+        // The page's keys first, then their versions as JSON.
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM ({current}) cur \
-             JOIN versions v ON v.key = cur.key AND v.version_id = cur.version_id {VERSION_JOINS} \
-             WHERE 1 = 1 {live_only} ORDER BY v.key LIMIT ?"
+            "SELECT {} FROM (SELECT cur.key, cur.version_id FROM ({current}) cur \
+               JOIN versions v ON v.key = cur.key AND v.version_id = cur.version_id \
+               WHERE 1 = 1 {live_only} ORDER BY cur.key LIMIT ?) page \
+             JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
+            versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
         );
-        let mut q = sqlx::query_as::<_, VersionRow>(&sql).bind(lower);
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(lower);
         if let Some(upper) = upper {
             q = q.bind(upper);
         }
         if let Some(as_of) = query.as_of {
             q = q.bind(as_of.as_micros());
         }
-        let rows = q
+        let json = q
             .bind(to_i64(query.limit as u64))
-            .fetch_all(&self.readers)
+            .fetch_one(&self.readers)
             .await
             .map_err(|e| db_error("listing keys", e))?;
-        rows.into_iter().map(ObjectVersion::try_from).collect()
+        let mut versions = decode_versions(&json)?;
+        versions.sort_unstable_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        Ok(versions)
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {

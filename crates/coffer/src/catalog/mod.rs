@@ -11,8 +11,9 @@ use crate::key::{Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod rows;
 mod sqlite;
-pub(crate) use self::sqlite::prefix_upper_bound;
+pub(crate) use self::rows::prefix_upper_bound;
 
 pub use self::sqlite::SqliteCatalog;
 

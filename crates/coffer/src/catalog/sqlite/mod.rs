@@ -16,15 +16,16 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, FromRow, Row};
+use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::rows::{BlobRow, corrupt, decode_versions, prefix_upper_bound, to_i64};
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
     NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, VersionRef,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::{MAX_TAGS, Metadata, ObjectKey, Tags};
+use crate::key::{MAX_TAGS, ObjectKey};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -103,13 +104,6 @@ fn db_error(context: &str, err: sqlx::Error) -> Error {
         matches!(&err, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy"));
     let error = Error::new(ErrorKind::Catalog, format!("catalog: {context}: {err}")).with_source(err);
     if busy { error.retryable() } else { error }
-}
-
-fn corrupt(what: &str, err: Error) -> Error {
-    Error::new(
-        ErrorKind::Catalog,
-        format!("catalog holds an invalid {what}: {}", err.message()),
-    )
 }
 
 impl SqliteCatalog {
@@ -308,7 +302,7 @@ const COMMENTS_OF_ROW: &str = "(SELECT json_group_array(json_object('at', c.at, 
 
 /// The aggregate that turns the versions a query selects (as `v`, joined by
 /// [`VERSION_JOINS`]) into one JSON array, each version an array in
-/// [`JsonVersion`]'s field order, with tags and comments from the SQL given.
+/// [`super::rows::JsonVersion`]'s field order, with tags and comments from the SQL given.
 ///
 /// Versions are read as one JSON document: handing rows one by one through
 /// sqlx costs several times what SQLite itself spends (`history` of a key
@@ -320,74 +314,6 @@ fn versions_as_json(tags: &str, comments: &str) -> String {
          v.etag, v.blob_sha256, v.content_type, json(v.metadata), v.created_at, v.created_by, b.locator, \
          b.damaged, json({tags}), json({comments})))"
     )
-}
-
-/// One version in the JSON [`versions_as_json`] builds: an array of these fields, in this order.
-#[derive(serde::Deserialize)]
-struct JsonVersion {
-    key: String,
-    version_id: String,
-    is_delete_marker: i64,
-    is_latest: i64,
-    size: u64,
-    etag: Option<String>,
-    sha256: Option<String>,
-    content_type: Option<String>,
-    metadata: Metadata,
-    created_at: i64,
-    created_by: String,
-    blob_path: Option<String>,
-    damaged: Option<String>,
-    tags: Tags,
-    comments: Vec<CommentRow>,
-}
-
-/// A comment as the catalog's JSON holds it.
-#[derive(serde::Deserialize)]
-struct CommentRow {
-    at: i64,
-    actor: String,
-    text: String,
-}
-
-impl From<CommentRow> for Comment {
-    fn from(row: CommentRow) -> Self {
-        Comment {
-            at: Timestamp::from_micros(row.at),
-            actor: row.actor,
-            text: row.text,
-        }
-    }
-}
-
-impl TryFrom<JsonVersion> for ObjectVersion {
-    type Error = Error;
-    fn try_from(row: JsonVersion) -> Result<Self> {
-        Ok(ObjectVersion {
-            key: ObjectKey::new(row.key).map_err(|e| corrupt("key", e))?,
-            version_id: VersionId::from_str(&row.version_id).map_err(|e| corrupt("version id", e))?,
-            is_delete_marker: row.is_delete_marker != 0,
-            is_latest: row.is_latest != 0,
-            size: row.size,
-            etag: row.etag,
-            sha256: row.sha256,
-            content_type: row.content_type,
-            metadata: row.metadata,
-            created_at: Timestamp::from_micros(row.created_at),
-            created_by: row.created_by,
-            blob_path: row.blob_path,
-            tags: row.tags,
-            comments: row.comments.into_iter().map(Comment::from).collect(),
-            damaged: row.damaged,
-        })
-    }
-}
-
-/// Decode the JSON [`versions_as_json`] built.
-fn decode_versions(json: &str) -> Result<Vec<ObjectVersion>> {
-    let rows: Vec<JsonVersion> = serde_json::from_str(json)
-        .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid version JSON: {e}")))?;
-    rows.into_iter().map(ObjectVersion::try_from).collect()
 }
 
 async fn fetch_version(conn: &mut SqliteConnection, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
@@ -409,10 +335,6 @@ struct Current {
     version_id: String,
     is_delete_marker: bool,
     etag: Option<String>,
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, ?);";
@@ -907,41 +829,6 @@ impl fmt::Debug for SqliteCatalog {
     }
 }
 
-#[derive(FromRow)]
-struct BlobRow {
-    sha256: String,
-    size: i64,
-    locator: String,
-    refcount: i64,
-    damaged: Option<String>,
-}
-
-impl From<BlobRow> for BlobRecord {
-    fn from(row: BlobRow) -> Self {
-        BlobRecord {
-            sha256: row.sha256,
-            size: u64::try_from(row.size).unwrap_or(0),
-            path: row.locator,
-            refcount: u64::try_from(row.refcount).unwrap_or(0),
-            damaged: row.damaged,
-        }
-    }
-}
-
-/// The smallest string greater than every string that starts with `prefix`,
-/// or `None` if there is none (an empty prefix, or one of only U+10FFFF).
-pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion> {
@@ -1256,19 +1143,5 @@ impl Catalog for SqliteCatalog {
             problems.extend(found.into_iter().map(|item| format!("{what}: {item}")));
         }
         Ok(problems)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_upper_bound;
-
-    #[test]
-    fn upper_bounds_of_prefixes() {
-        assert_eq!(prefix_upper_bound("invoices/"), Some("invoices0".into()));
-        assert_eq!(prefix_upper_bound("a"), Some("b".into()));
-        assert_eq!(prefix_upper_bound(""), None);
-        assert_eq!(prefix_upper_bound("a\u{10FFFF}"), Some("b".into()));
-        assert_eq!(prefix_upper_bound("\u{D7FF}"), Some("\u{E000}".into()));
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::catalog::CatalogLocation;
 use crate::error::{Error, Result};
 
 /// Name of the config file looked for in the working directory.
@@ -38,7 +39,7 @@ impl Default for BackendConfig {
 pub struct Config {
     /// The embedded default's home: holds `catalog.db` and `store/`.
     pub data_dir: PathBuf,
-    /// The catalog: `sqlite://PATH` (default `sqlite://<data_dir>/catalog.db`).
+    /// The catalog: `sqlite://PATH` or `postgres://...` (default `sqlite://<data_dir>/catalog.db`).
     pub catalog_url: Option<String>,
     /// The backend.
     pub backend: BackendConfig,
@@ -73,12 +74,26 @@ impl fmt::Debug for Config {
     }
 }
 
-/// The URL with any password replaced by `***`, for logs and messages.
+/// The URL with any password (in the user part, or a `password=` query
+/// parameter) replaced by `***`, for logs and messages.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                    _ => param.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => url.to_owned(),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url;
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
@@ -86,7 +101,7 @@ pub fn redact_url(url: &str) -> String {
             let hidden = if userinfo.contains(':') { ":***" } else { "" };
             format!("{scheme}://{user}{hidden}@{host}{path}")
         }
-        None => url.to_owned(),
+        None => url,
     }
 }
 
@@ -100,7 +115,8 @@ impl Config {
     }
 
     /// Defaults, then the TOML file (`file`, else `./coffer.toml` if present),
-    /// then the environment: `COFFER_DATA_DIR`, `COFFER_CATALOG_URL`,
+    /// then the environment: `COFFER_DATA_DIR`, `COFFER_CATALOG_URL` (else
+    /// `DATABASE_URL`, when neither it nor the file names a catalog),
     /// `COFFER_BACKEND` (`fs` or `memory`), `COFFER_BACKEND_ROOT`, `COFFER_USER`,
     /// `COFFER_MAX_VERSIONS`.
     pub fn load(file: Option<&Path>) -> Result<Self> {
@@ -133,6 +149,10 @@ impl Config {
         }
         if let Some(url) = lookup("COFFER_CATALOG_URL") {
             self.catalog_url = Some(url);
+        }
+        // The ecosystem's variable, weaker than coffer's own setting in the file or the environment.
+        if self.catalog_url.is_none() {
+            self.catalog_url = lookup("DATABASE_URL").filter(|url| !url.is_empty());
         }
         if let Some(kind) = lookup("COFFER_BACKEND") {
             self.backend = match kind.as_str() {
@@ -173,25 +193,11 @@ impl Config {
         Ok(())
     }
 
-    /// The SQLite file the catalog lives in.
-    pub fn sqlite_path(&self) -> Result<PathBuf> {
+    /// Where the catalog lives: the configured URL, else the data directory's `catalog.db`.
+    pub fn catalog_location(&self) -> Result<CatalogLocation> {
         match &self.catalog_url {
-            None => Ok(self.data_dir.join("catalog.db")),
-            Some(url) => {
-                let path = url
-                    .strip_prefix("sqlite://")
-                    .or_else(|| url.strip_prefix("sqlite:"))
-                    .ok_or_else(|| {
-                        Error::invalid_input(format!(
-                            "unsupported catalog URL {:?}: this build supports sqlite://PATH",
-                            redact_url(url)
-                        ))
-                    })?;
-                if path.is_empty() {
-                    return Err(Error::invalid_input("catalog URL sqlite:// names no file"));
-                }
-                Ok(PathBuf::from(path))
-            }
+            None => Ok(CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))),
+            Some(url) => CatalogLocation::parse(url),
         }
     }
 
@@ -250,5 +256,34 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db:5432/coffer"), "{shown}");
+        assert_eq!(
+            redact_url("postgres://db/coffer?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/coffer?user=app&password=***&sslmode=require"
+        );
+    }
+
+    #[test]
+    fn database_url_is_the_weakest_catalog_setting() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+        };
+        let mut config = Config::default();
+        config
+            .apply_env(env(&[("DATABASE_URL", "postgres://db/a")]))
+            .expect("valid env");
+        assert_eq!(config.catalog_url.as_deref(), Some("postgres://db/a"));
+        let mut config = Config::default();
+        config
+            .apply_env(env(&[
+                ("DATABASE_URL", "postgres://db/a"),
+                ("COFFER_CATALOG_URL", "sqlite://x.db"),
+            ]))
+            .expect("valid env");
+        assert_eq!(config.catalog_url.as_deref(), Some("sqlite://x.db"));
+        let mut config = Config::from_toml("catalog_url = \"postgres://db/file\"").expect("valid toml");
+        config
+            .apply_env(env(&[("DATABASE_URL", "postgres://db/a")]))
+            .expect("valid env");
+        assert_eq!(config.catalog_url.as_deref(), Some("postgres://db/file"));
     }
 }

@@ -48,6 +48,8 @@ mod time;
 mod version;
 
 pub mod conformance;
+#[cfg(feature = "catalog-postgres")]
+pub mod testing;
 
 /// The README's Rust examples, run as doc tests so they stay true.
 #[cfg(doctest)]
@@ -56,9 +58,12 @@ pub struct ReadmeDoctests;
 
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
 pub use crate::body::{WriteBehind, reader_stream, save_to_file};
+#[cfg(feature = "catalog-postgres")]
+pub use crate::catalog::PostgresCatalog;
 pub use crate::catalog::{
-    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, Precondition, PrunePolicy, Repair, SqliteCatalog, VersionContent, VersionRef,
+    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Comment,
+    DeletedVersion, KeyQuery, NewVersion, ObjectVersion, Precondition, PrunePolicy, Repair, SqliteCatalog,
+    VersionContent, VersionRef,
 };
 pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url};
 pub use crate::error::{Error, ErrorKind, Result};

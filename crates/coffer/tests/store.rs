@@ -8,9 +8,9 @@ use futures::{StreamExt, TryStreamExt};
 
 mod common;
 
-use common::{fs_store, memory_store};
+use common::{fs_store, memory_store, pg_store};
 
-/// Run a scenario against a store on each backend.
+/// Run a scenario against a store on each backend, and on local disk with a PostgreSQL catalog.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod fs {
@@ -21,6 +21,11 @@ macro_rules! on_every_backend {
         mod memory {
             $(#[tokio::test(flavor = "multi_thread")]
             async fn $name() { super::$name(super::memory_store().await.store).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { let Some(f) = super::pg_store().await else { return }; super::$name(f.store.clone()).await }
             )*
         }
     };

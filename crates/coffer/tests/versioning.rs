@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer::{
-    AuditQuery, Config, CopyOptions, ErrorKind, ExportOptions, ImportOptions, Metadata, ObjectVersion, PrunePolicy,
-    PutOptions, SqliteCatalog, Store, Tags, TextDiff, Timestamp, VerifyOptions, VersionId,
+    AuditQuery, CatalogLocation, Config, CopyOptions, ErrorKind, ExportOptions, ImportOptions, Metadata, ObjectVersion,
+    PrunePolicy, PutOptions, SqliteCatalog, Store, Tags, TextDiff, Timestamp, VerifyOptions, VersionId,
 };
 use futures::TryStreamExt;
 
 mod common;
 
-use common::{Fixture, fs_store, memory_store};
+use common::{Fixture, fs_store, memory_store, pg_store};
 
-/// Run a scenario against a store on each backend.
+/// Run a scenario against a store on each backend, and on local disk with a PostgreSQL catalog.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod fs {
@@ -27,6 +27,11 @@ macro_rules! on_every_backend {
         mod memory {
             $(#[tokio::test(flavor = "multi_thread")]
             async fn $name() { let f = super::memory_store().await; super::$name(&f).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { let Some(f) = super::pg_store().await else { return }; super::$name(&f).await }
             )*
         }
     };
@@ -715,7 +720,9 @@ async fn reindex_after_the_catalog_is_deleted() {
     store.tag("k", &v.version_id, tags(&[("a", "b")]), &[]).await.unwrap();
     let before = store.versions("k").await.unwrap();
     drop(store);
-    let catalog = config.sqlite_path().unwrap();
+    let CatalogLocation::Sqlite(catalog) = config.catalog_location().unwrap() else {
+        panic!("the embedded default is SQLite")
+    };
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", catalog.display()));
     }

@@ -10,8 +10,8 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, ByteStream, OpendalBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
-    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SqliteCatalog,
-    VersionContent, prefix_upper_bound,
+    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, VersionContent,
+    prefix_upper_bound,
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -108,11 +108,7 @@ impl Store {
                 ));
             }
         };
-        let catalog_path = config.sqlite_path()?;
-        if let Some(dir) = catalog_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
-        }
-        let catalog = Arc::new(SqliteCatalog::open(&catalog_path).await?);
+        let catalog = config.catalog_location()?.open().await?;
         Ok(Store::from_parts(backend, catalog, config.actor()).with_max_versions(config.max_versions))
     }
 

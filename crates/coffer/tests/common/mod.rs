@@ -1,16 +1,19 @@
 //! Stores for the integration tests: one on local disk, one in memory, each
-//! with its SQLite catalog in a temporary directory.
+//! with its SQLite catalog in a temporary directory, and one on local disk
+//! with a PostgreSQL catalog in a database of its own.
 
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses what it needs
 
 use std::sync::Arc;
 
+use coffer::testing::TestDatabase;
 use coffer::{Config, OpendalBackend, SqliteCatalog, Store};
 
-/// A store and the directory that holds it (removed when dropped).
+/// A store and the directory (and database) that hold it, removed when dropped.
 pub struct Fixture {
     pub store: Store,
     pub dir: tempfile::TempDir,
+    pub database: Option<TestDatabase>,
 }
 
 /// The embedded default: local disk and SQLite, acting as `tester`.
@@ -20,7 +23,11 @@ pub async fn fs_store() -> Fixture {
         .await
         .unwrap()
         .with_actor("tester");
-    Fixture { store, dir }
+    Fixture {
+        store,
+        dir,
+        database: None,
+    }
 }
 
 /// The memory backend with a SQLite catalog, acting as `tester`.
@@ -28,5 +35,26 @@ pub async fn memory_store() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
     let store = Store::from_parts(Arc::new(OpendalBackend::memory().unwrap()), Arc::new(catalog), "tester");
-    Fixture { store, dir }
+    Fixture {
+        store,
+        dir,
+        database: None,
+    }
+}
+
+/// Local disk with a PostgreSQL catalog in a fresh database, acting as
+/// `tester`; `None` when no server answers (see `coffer::testing`).
+pub async fn pg_store() -> Option<Fixture> {
+    let database = TestDatabase::create().await.unwrap()?;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        catalog_url: Some(database.url().to_owned()),
+        ..Config::embedded(dir.path().join("data"))
+    };
+    let store = Store::open(&config).await.unwrap().with_actor("tester");
+    Some(Fixture {
+        store,
+        dir,
+        database: Some(database),
+    })
 }

@@ -1,0 +1,936 @@
+//! The shared catalog: PostgreSQL through sqlx, for many coffer processes.
+//!
+//! Every change runs in a transaction of its own on a pooled connection. Two
+//! changes to the same key (from any process) are serialized by a
+//! transaction-scoped advisory lock on the key, taken before the key's current
+//! version is read; blob reference counts change with single-row updates, so
+//! a blob row is only ever removed by the transaction that drops its last
+//! reference. Transactions that lose a deadlock or a serialization race are
+//! run again.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
+
+use super::rows::{BlobRow, corrupt, decode_versions, prefix_upper_bound, to_i64};
+use super::{
+    Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
+    NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, VersionRef,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::{MAX_TAGS, ObjectKey};
+use crate::time::Timestamp;
+use crate::version::VersionId;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per process; several processes share the server's limit.
+const POOL_SIZE: u32 = 8;
+/// How long a change waits for a connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a transaction that lost a deadlock or serialization race is tried.
+const ATTEMPTS: u32 = 8;
+
+/// A catalog in a PostgreSQL database.
+pub struct PostgresCatalog {
+    pool: PgPool,
+    /// The URL without its password, for display.
+    shown: String,
+}
+
+fn db_error(context: &str, err: sqlx::Error) -> Error {
+    // Lost races (serialization failure, deadlock) and dropped connections are worth another try.
+    let retry = match &err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        _ => false,
+    };
+    let error = Error::new(ErrorKind::Catalog, format!("catalog: {context}: {err}")).with_source(err);
+    if retry { error.retryable() } else { error }
+}
+
+impl PostgresCatalog {
+    /// Connect to the database at `url` (`postgres://user:password@host:port/db`),
+    /// creating or migrating the schema if needed.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let shown = crate::config::redact_url(url);
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid_input(format!("invalid catalog URL {shown}: {e}")))?
+            .application_name("coffer");
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| db_error(&format!("cannot connect to {shown}"), e))?;
+        // sqlx takes an advisory lock around migrations, so processes starting together are safe.
+        MIGRATOR.run(&pool).await.map_err(|e| {
+            Error::new(ErrorKind::Catalog, format!("catalog migration failed on {shown}: {e}")).with_source(e)
+        })?;
+        Ok(PostgresCatalog { pool, shown })
+    }
+}
+
+/// Run `$change` (an expression using `$conn: &mut PgConnection`) in a
+/// transaction of `$catalog`'s pool, again while it loses races with other
+/// writers. A macro rather than a function taking a closure: the futures of
+/// closures over borrowed arguments cannot be proven `Send` yet.
+macro_rules! in_transaction {
+    ($catalog:expr, |$conn:ident| $change:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome: Result<_> = async {
+                let mut pooled = $catalog.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
+                let mut tx = pooled
+                    .begin()
+                    .await
+                    .map_err(|e| db_error("starting a transaction", e))?;
+                let $conn: &mut PgConnection = &mut tx;
+                let value = $change.await?;
+                tx.commit().await.map_err(|e| db_error("committing", e))?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                outcome => break outcome,
+            }
+        }
+    }};
+}
+
+/// Serialize this transaction with every other one changing `key`, in any process.
+async fn lock_key(conn: &mut PgConnection, key: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| db_error("locking the key", e))
+}
+
+/// How queries join a version (`v`) with its latest pointer and its blob.
+const VERSION_JOINS: &str = "LEFT JOIN latest l ON l.key = v.key AND l.version_id = v.version_id \
+     LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
+/// A version's tags as a JSON object, looked up for the row.
+const TAGS_OF_ROW: &str = "COALESCE((SELECT json_object_agg(t.name, t.value) FROM version_tags t \
+     WHERE t.key = v.key AND t.version_id = v.version_id), '{}'::json)";
+/// A version's comments as a JSON array, oldest first, looked up for the row.
+const COMMENTS_OF_ROW: &str = "COALESCE((SELECT json_agg(json_build_object('at', c.at, 'actor', c.actor, \
+     'text', c.text) ORDER BY c.seq) FROM version_comments c WHERE c.key = v.key AND c.version_id = v.version_id), \
+     '[]'::json)";
+
+/// The aggregate that turns the versions a query selects (as `v`, joined by
+/// [`VERSION_JOINS`]) into one JSON array in the shape
+/// [`super::rows::JsonVersion`] decodes, as text (`NULL` when no row matched).
+fn versions_as_json(tags: &str, comments: &str) -> String {
+    format!(
+        "json_agg(json_build_array(v.key, v.version_id, v.is_delete_marker::int, (l.version_id IS NOT NULL)::int, \
+         v.size, v.etag, v.blob_sha256, v.content_type, v.metadata, v.created_at, v.created_by, b.locator, \
+         b.damaged, {tags}, {comments}))::text"
+    )
+}
+
+fn decode(json: Option<String>) -> Result<Vec<ObjectVersion>> {
+    json.map_or_else(|| Ok(Vec::new()), |json| decode_versions(&json))
+}
+
+async fn fetch_version(conn: &mut PgConnection, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
+    let sql = format!(
+        "SELECT {} FROM versions v {VERSION_JOINS} WHERE v.key = $1 AND v.version_id = $2",
+        versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
+    );
+    let json: Option<String> = sqlx::query_scalar(&sql)
+        .bind(key)
+        .bind(version_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error("reading a version", e))?;
+    Ok(decode(json)?.pop())
+}
+
+/// A key's versions, newest first; tags and comments are grouped once for the key.
+async fn fetch_versions(conn: &mut PgConnection, key: &str, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
+    let sql = format!(
+        "SELECT {} FROM (SELECT * FROM versions WHERE key = $1 ORDER BY version_id DESC LIMIT $2) v {VERSION_JOINS} \
+         LEFT JOIN (SELECT version_id, json_object_agg(name, value) AS tags FROM version_tags \
+                    WHERE key = $1 GROUP BY version_id) t ON t.version_id = v.version_id \
+         LEFT JOIN (SELECT version_id, json_agg(json_build_object('at', at, 'actor', actor, 'text', text) \
+                    ORDER BY seq) AS comments FROM version_comments WHERE key = $1 GROUP BY version_id) c \
+                   ON c.version_id = v.version_id",
+        versions_as_json("COALESCE(t.tags, '{}'::json)", "COALESCE(c.comments, '[]'::json)")
+    );
+    let json: Option<String> = sqlx::query_scalar(&sql)
+        .bind(key)
+        .bind(limit.map(|n| to_i64(n as u64)))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error("listing versions", e))?;
+    let mut versions = decode(json)?;
+    versions.sort_unstable_by(|a, b| b.version_id.cmp(&a.version_id));
+    Ok(versions)
+}
+
+/// Record a version. The key is locked first, so the current version read
+/// next is still current when the new one is written.
+async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<ObjectVersion> {
+    let key = new.key.as_str();
+    let version_id = new.version_id.as_str();
+    lock_key(conn, key).await?;
+    let current: Option<(String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT l.version_id, l.is_delete_marker, v.etag FROM latest l \
+         JOIN versions v ON v.key = l.key AND v.version_id = l.version_id WHERE l.key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db_error("reading the current version", e))?;
+    let live_etag = current
+        .as_ref()
+        .filter(|(_, is_marker, _)| !is_marker)
+        .map(|(_, _, etag)| etag.as_deref());
+    new.precondition.check(&new.key, live_etag)?;
+    let becomes_latest = current.as_ref().is_none_or(|(id, _, _)| version_id > id.as_str());
+
+    let blob = match &new.content {
+        VersionContent::Blob(blob) => Some(blob),
+        VersionContent::DeleteMarker => None,
+    };
+    let blob_path = match blob {
+        None => None,
+        Some(blob) => Some(reference_blob(conn, key, blob, new.created_at).await?),
+    };
+    let (sha256, size, etag) = match blob {
+        Some(b) => (Some(b.sha256.as_str()), b.size, Some(b.md5.as_str())),
+        None => (None, 0, None),
+    };
+    let metadata = serde_json::to_string(&new.metadata)
+        .map_err(|e| Error::invalid_input(format!("metadata cannot be encoded: {e}")))?;
+    let (tag_names, tag_values): (Vec<&str>, Vec<&str>) =
+        new.tags.iter().map(|(n, v)| (n.as_str(), v.as_str())).unzip();
+    let comment_at: Vec<i64> = new.comments.iter().map(|c| c.at.as_micros()).collect();
+    let comment_actors: Vec<&str> = new.comments.iter().map(|c| c.actor.as_str()).collect();
+    let comment_texts: Vec<&str> = new.comments.iter().map(|c| c.text.as_str()).collect();
+    // The version, its latest pointer, tags, comments and audit row in one
+    // statement: one round trip, and foreign keys are checked at its end.
+    sqlx::query(
+        "WITH v AS (INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, \
+                    content_type, metadata, created_at, created_by) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10) RETURNING key, version_id), \
+         l AS (INSERT INTO latest (key, version_id, is_delete_marker) SELECT key, version_id, $3 FROM v WHERE $11 \
+               ON CONFLICT (key) DO UPDATE SET version_id = excluded.version_id, \
+               is_delete_marker = excluded.is_delete_marker), \
+         t AS (INSERT INTO version_tags (key, version_id, name, value) \
+               SELECT v.key, v.version_id, n, val FROM v, unnest($12::text[], $13::text[]) AS tag(n, val)), \
+         c AS (INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
+               SELECT v.key, v.version_id, ord, at, actor, text FROM v, \
+               unnest($14::bigint[], $15::text[], $16::text[]) WITH ORDINALITY AS cm(at, actor, text, ord)) \
+         INSERT INTO audit (at, actor, action, key, version_id, detail) \
+         SELECT $9, $10, $17, key, version_id, $18::jsonb FROM v",
+    )
+    .bind(key)
+    .bind(version_id)
+    .bind(blob.is_none())
+    .bind(sha256)
+    .bind(to_i64(size))
+    .bind(etag)
+    .bind(&new.content_type)
+    .bind(metadata)
+    .bind(new.created_at.as_micros())
+    .bind(&new.created_by)
+    .bind(becomes_latest)
+    .bind(tag_names)
+    .bind(tag_values)
+    .bind(comment_at)
+    .bind(comment_actors)
+    .bind(comment_texts)
+    .bind(new.action)
+    .bind(new.audit_detail.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::conflict(format!("version {version_id} of {key} already exists"))
+        }
+        _ => db_error("recording the version", e),
+    })?;
+    Ok(ObjectVersion {
+        key: new.key.clone(),
+        version_id: new.version_id.clone(),
+        is_delete_marker: blob.is_none(),
+        is_latest: becomes_latest,
+        size,
+        etag: etag.map(str::to_owned),
+        sha256: sha256.map(str::to_owned),
+        content_type: new.content_type.clone(),
+        metadata: new.metadata.clone(),
+        created_at: new.created_at,
+        created_by: new.created_by.clone(),
+        blob_path,
+        tags: new.tags.clone(),
+        comments: new.comments.clone(),
+        damaged: None,
+    })
+}
+
+/// Take a reference on the version's blob and return where its bytes are.
+///
+/// With a fresh copy (`new_path`), the blob row is created, or its count goes
+/// up; a damaged stored copy is replaced by the fresh one (healed). Without
+/// one, the blob must be stored and sound. Both are single statements, so a
+/// concurrent removal of the last reference either happens before (and the
+/// fresh copy makes a new row) or waits for this transaction.
+async fn reference_blob(
+    conn: &mut PgConnection,
+    key: &str,
+    blob: &super::BlobRef,
+    created_at: Timestamp,
+) -> Result<String> {
+    if let Some(fresh) = &blob.new_path {
+        return sqlx::query_scalar(
+            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES ($1, $2, $3, $4, 1, $5) \
+             ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, \
+               locator = CASE WHEN blobs.damaged IS NULL THEN blobs.locator ELSE excluded.locator END, \
+               damaged = NULL \
+             RETURNING locator",
+        )
+        .bind(&blob.sha256)
+        .bind(&blob.md5)
+        .bind(to_i64(blob.size))
+        .bind(fresh)
+        .bind(created_at.as_micros())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error("recording the blob", e));
+    }
+    let referenced: Option<String> = sqlx::query_scalar(
+        "UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = $1 AND damaged IS NULL RETURNING locator",
+    )
+    .bind(&blob.sha256)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db_error("referencing the blob", e))?;
+    if let Some(path) = referenced {
+        return Ok(path);
+    }
+    let damage: Option<Option<String>> = sqlx::query_scalar("SELECT damaged FROM blobs WHERE sha256 = $1")
+        .bind(&blob.sha256)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| db_error("reading the blob", e))?;
+    Err(match damage {
+        Some(problem) => Error::new(
+            ErrorKind::IntegrityMismatch,
+            format!("the content of {key} is damaged ({})", problem.unwrap_or_default()),
+        ),
+        None => Error::not_found(format!("the content of {key} is no longer stored")),
+    })
+}
+
+async fn apply_delete_version(
+    conn: &mut PgConnection,
+    key: &ObjectKey,
+    version_id: &VersionId,
+    actor: &str,
+) -> Result<DeletedVersion> {
+    lock_key(conn, key.as_str()).await?;
+    let Some(version) = fetch_version(conn, key.as_str(), version_id.as_str()).await? else {
+        return Err(Error::not_found(format!("no version {version_id} of {key}")));
+    };
+    remove_version(conn, version, "delete_version", actor).await
+}
+
+/// Remove `version` (its tags and comments go with it), moving the latest
+/// pointer to the key's next newest version if it was the latest, and release
+/// its blob. The caller holds the key's lock.
+async fn remove_version(
+    conn: &mut PgConnection,
+    version: ObjectVersion,
+    action: &str,
+    actor: &str,
+) -> Result<DeletedVersion> {
+    let key = version.key.as_str();
+    let version_id = version.version_id.as_str();
+    if version.is_latest {
+        sqlx::query("DELETE FROM latest WHERE key = $1")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error("moving the latest pointer", e))?;
+    }
+    let detail = serde_json::json!({
+        "size": version.size, "sha256": version.sha256, "was_delete_marker": version.is_delete_marker,
+    });
+    sqlx::query(
+        "WITH gone AS (DELETE FROM versions WHERE key = $1 AND version_id = $2 RETURNING key, version_id) \
+         INSERT INTO audit (at, actor, action, key, version_id, detail) \
+         SELECT $3, $4, $5, key, version_id, $6::jsonb FROM gone",
+    )
+    .bind(key)
+    .bind(version_id)
+    .bind(Timestamp::now().as_micros())
+    .bind(actor)
+    .bind(action)
+    .bind(detail.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error("removing the version", e))?;
+    if version.is_latest {
+        sqlx::query(
+            "INSERT INTO latest (key, version_id, is_delete_marker) \
+             SELECT key, version_id, is_delete_marker FROM versions WHERE key = $1 \
+             ORDER BY version_id DESC LIMIT 1",
+        )
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("moving the latest pointer", e))?;
+    }
+    let unreferenced_blob = match &version.sha256 {
+        None => None,
+        Some(sha256) => release_blob(conn, sha256).await?,
+    };
+    Ok(DeletedVersion {
+        version,
+        unreferenced_blob,
+    })
+}
+
+/// Drop one reference on a blob; the last one takes the row with it, and its
+/// path is returned. The delete goes first: if another transaction adds a
+/// reference meanwhile, PostgreSQL re-checks `refcount = 1` and keeps the row.
+async fn release_blob(conn: &mut PgConnection, sha256: &str) -> Result<Option<String>> {
+    let released: Option<String> =
+        sqlx::query_scalar("DELETE FROM blobs WHERE sha256 = $1 AND refcount = 1 RETURNING locator")
+            .bind(sha256)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| db_error("releasing the blob", e))?;
+    if released.is_none() {
+        sqlx::query("UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = $1")
+            .bind(sha256)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error("releasing the blob", e))?;
+    }
+    Ok(released)
+}
+
+async fn apply_prune(
+    conn: &mut PgConnection,
+    key: &ObjectKey,
+    policy: PrunePolicy,
+    actor: &str,
+    dry_run: bool,
+) -> Result<Vec<DeletedVersion>> {
+    if policy.keep == 0 {
+        return Err(Error::invalid_input(format!(
+            "prune of {key} would remove its latest version: keep at least 1"
+        )));
+    }
+    lock_key(conn, key.as_str()).await?;
+    let versions = fetch_versions(conn, key.as_str(), None).await?;
+    if versions.is_empty() {
+        return Err(Error::not_found(format!("no such key: {key}")));
+    }
+    // Newest first: the first `keep` stay, and so do tagged ones if asked.
+    let mut doomed: Vec<ObjectVersion> = versions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && (v.tags.is_empty() || !policy.keep_tagged))
+        .map(|(_, v)| v)
+        .collect();
+    if dry_run {
+        return dry_run_removals(conn, doomed).await;
+    }
+    // Blobs are released in hash order, so two prunes sharing blobs cannot deadlock.
+    doomed.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    let mut removed = Vec::with_capacity(doomed.len());
+    for version in doomed {
+        removed.push(remove_version(conn, version, "prune", actor).await?);
+    }
+    removed.sort_by(|a, b| b.version.version_id.cmp(&a.version.version_id));
+    Ok(removed)
+}
+
+/// What removing `doomed` would release, without removing anything: a blob is
+/// released by the last of them to drop its final reference.
+async fn dry_run_removals(conn: &mut PgConnection, doomed: Vec<ObjectVersion>) -> Result<Vec<DeletedVersion>> {
+    let mut remaining = std::collections::HashMap::new();
+    for sha256 in doomed.iter().filter_map(|v| v.sha256.as_deref()) {
+        if !remaining.contains_key(sha256) {
+            let refcount: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| db_error("reading a blob", e))?;
+            remaining.insert(sha256.to_owned(), refcount);
+        }
+    }
+    Ok(doomed
+        .into_iter()
+        .map(|version| {
+            let released = version.sha256.as_ref().and_then(|sha256| {
+                let count = remaining.get_mut(sha256)?;
+                *count -= 1;
+                (*count == 0).then(|| version.blob_path.clone()).flatten()
+            });
+            DeletedVersion {
+                version,
+                unreferenced_blob: released,
+            }
+        })
+        .collect())
+}
+
+async fn apply_annotate(
+    conn: &mut PgConnection,
+    key: &ObjectKey,
+    version_id: &VersionId,
+    annotation: &Annotation,
+    actor: &str,
+) -> Result<ObjectVersion> {
+    let (k, v) = (key.as_str(), version_id.as_str());
+    lock_key(conn, k).await?;
+    let Some(mut version) = fetch_version(conn, k, v).await? else {
+        return Err(Error::not_found(format!("no version {version_id} of {key}")));
+    };
+    let now = Timestamp::now();
+    let (action, detail) = match annotation {
+        Annotation::Tags { set, remove } => {
+            for name in remove {
+                version.tags.remove(name);
+            }
+            version.tags.extend(set.clone());
+            if version.tags.len() > MAX_TAGS {
+                return Err(Error::invalid_input(format!(
+                    "version {version_id} of {key} would have {} tags; a version holds at most {MAX_TAGS}",
+                    version.tags.len()
+                )));
+            }
+            let (names, values): (Vec<&str>, Vec<&str>) = set.iter().map(|(n, v)| (n.as_str(), v.as_str())).unzip();
+            sqlx::query(
+                "WITH gone AS (DELETE FROM version_tags WHERE key = $1 AND version_id = $2 AND name = ANY($3)) \
+                 INSERT INTO version_tags (key, version_id, name, value) \
+                 SELECT $1, $2, n, val FROM unnest($4::text[], $5::text[]) AS tag(n, val) \
+                 ON CONFLICT (key, version_id, name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(k)
+            .bind(v)
+            .bind(remove)
+            .bind(names)
+            .bind(values)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error("tagging the version", e))?;
+            ("tag", serde_json::json!({ "set": set, "removed": remove }))
+        }
+        Annotation::Comment(text) => {
+            sqlx::query(
+                "INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
+                 SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM version_comments \
+                 WHERE key = $1 AND version_id = $2",
+            )
+            .bind(k)
+            .bind(v)
+            .bind(now.as_micros())
+            .bind(actor)
+            .bind(text)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error("commenting on the version", e))?;
+            version.comments.push(Comment {
+                at: now,
+                actor: actor.to_owned(),
+                text: text.clone(),
+            });
+            ("comment", serde_json::json!({ "text": text }))
+        }
+    };
+    insert_audit(conn, now, actor, action, Some(k), Some(v), &detail).await?;
+    Ok(version)
+}
+
+async fn insert_audit(
+    conn: &mut PgConnection,
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    key: Option<&str>,
+    version_id: Option<&str>,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES ($1, $2, $3, $4, $5, $6::jsonb)")
+        .bind(at.as_micros())
+        .bind(actor)
+        .bind(action)
+        .bind(key)
+        .bind(version_id)
+        .bind(detail.to_string())
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| db_error("writing the audit log", e))
+}
+
+async fn apply_repair(conn: &mut PgConnection, repair: &Repair, actor: &str) -> Result<()> {
+    let now = Timestamp::now();
+    match repair {
+        // One audit row for each version whose content this is.
+        Repair::MarkDamaged { sha256, problem } => sqlx::query(
+            "WITH marked AS (UPDATE blobs SET damaged = $1 WHERE sha256 = $2) \
+             INSERT INTO audit (at, actor, action, key, version_id, detail) \
+             SELECT $3, $4, 'repair', key, version_id, $5::jsonb FROM versions WHERE blob_sha256 = $2",
+        )
+        .bind(problem)
+        .bind(sha256)
+        .bind(now.as_micros())
+        .bind(actor)
+        .bind(serde_json::json!({ "marked_damaged": problem, "sha256": sha256 }).to_string())
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| db_error("recording a repair", e)),
+        Repair::RemoveOrphan { path } => {
+            let detail = serde_json::json!({ "removed_orphan": path });
+            insert_audit(conn, now, actor, "repair", None, None, &detail).await
+        }
+        Repair::RestoreManifest { key, version_id } => {
+            let detail = serde_json::json!({ "restored_manifest": true });
+            insert_audit(
+                conn,
+                now,
+                actor,
+                "repair",
+                Some(key.as_str()),
+                Some(version_id.as_str()),
+                &detail,
+            )
+            .await
+        }
+    }
+}
+
+/// Turn `?` placeholders into PostgreSQL's numbered `$n`, for queries built
+/// from optional filters.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+impl fmt::Display for PostgresCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Debug for PostgresCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresCatalog").field("url", &self.shown).finish()
+    }
+}
+
+#[async_trait]
+impl Catalog for PostgresCatalog {
+    async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion> {
+        in_transaction!(self, |conn| apply_commit(conn, &version))
+    }
+
+    async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion> {
+        in_transaction!(self, |conn| apply_delete_version(conn, key, version_id, actor))
+    }
+
+    async fn annotate(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        annotation: Annotation,
+        actor: &str,
+    ) -> Result<ObjectVersion> {
+        in_transaction!(self, |conn| apply_annotate(conn, key, version_id, &annotation, actor))
+    }
+
+    async fn prune(
+        &self,
+        key: &ObjectKey,
+        policy: PrunePolicy,
+        actor: &str,
+        dry_run: bool,
+    ) -> Result<Vec<DeletedVersion>> {
+        in_transaction!(self, |conn| apply_prune(conn, key, policy, actor, dry_run))
+    }
+
+    async fn repair(&self, repair: &Repair, actor: &str) -> Result<()> {
+        in_transaction!(self, |conn| apply_repair(conn, repair, actor))
+    }
+
+    async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {
+        let upper = prefix_upper_bound(prefix);
+        let sql = numbered(&format!(
+            "SELECT key, version_id, blob_sha256 FROM versions WHERE key >= ? {} ORDER BY key, version_id",
+            if upper.is_some() { "AND key < ?" } else { "" }
+        ));
+        let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(prefix);
+        if let Some(upper) = upper {
+            query = query.bind(upper);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing versions", e))?;
+        rows.into_iter()
+            .map(|(key, version_id, sha256)| {
+                Ok(VersionRef {
+                    key: ObjectKey::new(key).map_err(|e| corrupt("key", e))?,
+                    version_id: VersionId::from_str(&version_id).map_err(|e| corrupt("version id", e))?,
+                    sha256,
+                })
+            })
+            .collect()
+    }
+
+    async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
+        let mut conn = self.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
+        match version_id {
+            Some(id) => fetch_version(&mut conn, key.as_str(), id.as_str()).await,
+            None => {
+                let sql = format!(
+                    "SELECT {} FROM latest l2 \
+                     JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id {VERSION_JOINS} \
+                     WHERE l2.key = $1",
+                    versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
+                );
+                let json: Option<String> = sqlx::query_scalar(&sql)
+                    .bind(key.as_str())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| db_error("reading the latest version", e))?;
+                Ok(decode(json)?.pop())
+            }
+        }
+    }
+
+    async fn versions(&self, key: &ObjectKey, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
+        let mut conn = self.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
+        fetch_versions(&mut conn, key.as_str(), limit).await
+    }
+
+    async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
+        // The tightest of the lower bounds; `start_after` is the only exclusive one.
+        let mut lower = query.prefix.clone();
+        let mut exclusive = false;
+        if let Some(at) = query.start_at.as_ref().filter(|at| at.as_str() > lower.as_str()) {
+            lower = at.clone();
+        }
+        if let Some(after) = query
+            .start_after
+            .as_ref()
+            .filter(|after| after.as_str() >= lower.as_str())
+        {
+            lower = after.clone();
+            exclusive = true;
+        }
+        let upper = prefix_upper_bound(&query.prefix);
+        let key_range = format!(
+            "key {} ? {}",
+            if exclusive { ">" } else { ">=" },
+            if upper.is_some() { "AND key < ?" } else { "" },
+        );
+        let live_only = if query.include_deleted {
+            ""
+        } else {
+            "AND NOT v.is_delete_marker"
+        };
+        // Either the latest pointers, or each key's newest version made by `as_of`.
+        let current = match query.as_of {
+            None => format!("SELECT key, version_id FROM latest WHERE {key_range}"),
+            Some(_) => format!(
+                "SELECT key, MAX(version_id) AS version_id FROM versions WHERE {key_range} AND created_at <= ? \
+                 GROUP BY key"
+            ),
+        };
+        // The page's keys first, then their versions as JSON.
+        let sql = numbered(&format!(
+            "SELECT {} FROM (SELECT cur.key, cur.version_id FROM ({current}) cur \
+               JOIN versions v ON v.key = cur.key AND v.version_id = cur.version_id \
+               WHERE TRUE {live_only} ORDER BY cur.key LIMIT ?) page \
+             JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
+            versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
+        ));
+        let mut q = sqlx::query_scalar::<_, Option<String>>(&sql).bind(lower);
+        if let Some(upper) = upper {
+            q = q.bind(upper);
+        }
+        if let Some(as_of) = query.as_of {
+            q = q.bind(as_of.as_micros());
+        }
+        let json = q
+            .bind(to_i64(query.limit as u64))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("listing keys", e))?;
+        let mut versions = decode(json)?;
+        versions.sort_unstable_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        Ok(versions)
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
+        let row: Option<BlobRow> =
+            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_error("reading a blob", e))?;
+        Ok(row.map(BlobRecord::from))
+    }
+
+    async fn blobs(&self) -> Result<Vec<BlobRecord>> {
+        let rows: Vec<BlobRow> =
+            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs ORDER BY sha256")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("listing blobs", e))?;
+        Ok(rows.into_iter().map(BlobRecord::from).collect())
+    }
+
+    async fn stats(&self) -> Result<CatalogStats> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM latest WHERE NOT is_delete_marker), \
+               (SELECT COALESCE(SUM(v.size), 0)::bigint FROM latest l JOIN versions v \
+                  ON v.key = l.key AND v.version_id = l.version_id WHERE NOT l.is_delete_marker), \
+               (SELECT COUNT(*) FROM versions), \
+               (SELECT COALESCE(SUM(size), 0)::bigint FROM versions), \
+               (SELECT COUNT(*) FROM versions WHERE is_delete_marker), \
+               (SELECT COUNT(*) FROM blobs), \
+               (SELECT COALESCE(SUM(size), 0)::bigint FROM blobs)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error("computing totals", e))?;
+        let n = |i: usize| u64::try_from(row.get::<i64, _>(i)).unwrap_or(0);
+        Ok(CatalogStats {
+            objects: n(0),
+            object_bytes: n(1),
+            versions: n(2),
+            version_bytes: n(3),
+            delete_markers: n(4),
+            blobs: n(5),
+            blob_bytes: n(6),
+        })
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut filters = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        if let Some(key) = &query.key {
+            filters.push("key = ?");
+            texts.push(key.to_string());
+        }
+        if let Some(prefix) = query.prefix.as_deref().filter(|p| !p.is_empty()) {
+            filters.push("key >= ?");
+            texts.push(prefix.to_owned());
+            if let Some(upper) = prefix_upper_bound(prefix) {
+                filters.push("key < ?");
+                texts.push(upper);
+            }
+        }
+        if let Some(actor) = &query.actor {
+            filters.push("actor = ?");
+            texts.push(actor.clone());
+        }
+        if let Some(action) = &query.action {
+            filters.push("action = ?");
+            texts.push(action.clone());
+        }
+        let mut times = Vec::new();
+        if let Some(since) = query.since {
+            filters.push("at >= ?");
+            times.push(since.as_micros());
+        }
+        if let Some(until) = query.until {
+            filters.push("at < ?");
+            times.push(until.as_micros());
+        }
+        let sql = numbered(&format!(
+            "SELECT id, at, actor, action, key, version_id, detail::text FROM audit {} {} ORDER BY id DESC LIMIT ?",
+            if filters.is_empty() { "" } else { "WHERE" },
+            filters.join(" AND "),
+        ));
+        let mut q = sqlx::query_as::<_, (i64, i64, String, String, Option<String>, Option<String>, String)>(&sql);
+        for text in texts {
+            q = q.bind(text);
+        }
+        for time in times {
+            q = q.bind(time);
+        }
+        let rows = q
+            .bind(to_i64(query.limit as u64))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("reading the audit log", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, actor, action, key, version_id, detail)| AuditEntry {
+                id,
+                at: Timestamp::from_micros(at),
+                actor,
+                action,
+                key,
+                version_id,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
+    }
+
+    async fn check_consistency(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let checks: [(&str, &str); 4] = [
+            (
+                "version references a missing blob",
+                "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
+                 WHERE v.blob_sha256 IS NOT NULL AND b.sha256 IS NULL",
+            ),
+            (
+                "blob reference count is wrong",
+                "SELECT b.sha256 || ' refcount ' || b.refcount || ' but ' || r.n || ' versions' FROM blobs b \
+                 LEFT JOIN (SELECT blob_sha256, COUNT(*) AS n FROM versions GROUP BY blob_sha256) r \
+                 ON r.blob_sha256 = b.sha256 WHERE b.refcount <> COALESCE(r.n, 0)",
+            ),
+            (
+                "latest pointer is not the newest version",
+                "SELECT l.key FROM latest l JOIN (SELECT key, MAX(version_id) AS newest FROM versions GROUP BY key) m \
+                 ON m.key = l.key JOIN versions v ON v.key = l.key AND v.version_id = l.version_id \
+                 WHERE l.version_id <> m.newest OR l.is_delete_marker <> v.is_delete_marker",
+            ),
+            (
+                "key has versions but no latest pointer",
+                "SELECT DISTINCT v.key FROM versions v LEFT JOIN latest l ON l.key = v.key WHERE l.key IS NULL",
+            ),
+        ];
+        for (what, sql) in checks {
+            let found: Vec<String> = sqlx::query_scalar(sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("consistency check", e))?;
+            problems.extend(found.into_iter().map(|item| format!("{what}: {item}")));
+        }
+        Ok(problems)
+    }
+}

@@ -1,20 +1,26 @@
-//! A workload process: random puts, deletes and version removals against a
-//! store, printing a line for each change once the store has acknowledged it.
-//! The crash test SIGKILLs it at random points; the multi-process test runs
-//! several at once on one store.
+//! A workload process: random puts, copies, rollbacks, tags, deletes, prunes
+//! and version removals against a store, printing a line for each change
+//! once the store has acknowledged it. The crash test SIGKILLs it at random
+//! points; the multi-process tests run several at once on one store (and
+//! one catalog: `COFFER_CATALOG_URL` may name a shared PostgreSQL database).
 //!
 //! ```text
 //! cargo run --example workload -- DATA_DIR SEED OPERATIONS CONCURRENCY
 //! PUT <key> <version id> <sha256>     a put was acknowledged
+//! COPY <key> <version id> <sha256>    a copy into <key> was acknowledged
+//! ROLL <key> <version id> <sha256>    a rollback of <key> was acknowledged
 //! DEL <key> <version id>              a delete marker was acknowledged
+//! TAG <key> <version id> <name> <value>  a tag was acknowledged
 //! DROP <key> <version id>             a version removal is starting
 //! RMV <key> <version id>              a version removal was acknowledged
+//! PRUNE <key>                         a prune of <key> is starting
 //! ```
+//! Removals (by anyone) are read back from the audit log by the tests.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use coffer::{Config, ErrorKind, PutOptions, Store, VersionId};
+use coffer::{Config, CopyOptions, ErrorKind, PrunePolicy, PutOptions, Store, Tags, VersionId};
 
 const KEYS: u64 = 12;
 
@@ -43,6 +49,23 @@ fn emit(line: String) {
     let _ = out.flush();
 }
 
+/// Errors a concurrent writer can expect: another process removed the
+/// version or content this change referred to, or the key has none yet.
+fn expected(err: &coffer::Error) -> bool {
+    matches!(err.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput)
+}
+
+/// A version of `key` with content, picked at random, if it has any.
+async fn some_version(store: &Store, key: &str, rng: &mut Rng) -> coffer::Result<Option<VersionId>> {
+    let versions = match store.versions(key).await {
+        Ok(versions) => versions,
+        Err(e) if expected(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let live: Vec<_> = versions.into_iter().filter(|v| !v.is_delete_marker).collect();
+    Ok((!live.is_empty()).then(|| live[(rng.next() % live.len() as u64) as usize].version_id.clone()))
+}
+
 async fn worker(
     store: Store,
     seed: u64,
@@ -50,15 +73,16 @@ async fn worker(
     mine: Arc<Mutex<Vec<(String, VersionId)>>>,
 ) -> coffer::Result<()> {
     let mut rng = Rng(seed | 1);
+    let mut tags_set = 0u64;
     for _ in 0..operations {
         let key = format!("keys/k{}", rng.next() % KEYS);
-        match rng.next() % 10 {
-            0 => match store.delete(&key).await {
+        match rng.next() % 20 {
+            0 | 1 => match store.delete(&key).await {
                 Ok(marker) => emit(format!("DEL {key} {}", marker.version_id)),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) if expected(&e) => {}
                 Err(e) => return Err(e),
             },
-            1 => {
+            2 => {
                 let target = {
                     let mut mine = mine.lock().map_err(|_| coffer::Error::new(ErrorKind::Io, "poisoned"))?;
                     let len = mine.len() as u64;
@@ -67,8 +91,53 @@ async fn worker(
                 if let Some((key, version_id)) = target {
                     // Announced first: if the process dies mid-way, the version may or may not be gone.
                     emit(format!("DROP {key} {version_id}"));
-                    store.delete_version(&key, &version_id).await?;
-                    emit(format!("RMV {key} {version_id}"));
+                    match store.delete_version(&key, &version_id).await {
+                        Ok(_) => emit(format!("RMV {key} {version_id}")),
+                        // A prune (here or in another process) got there first.
+                        Err(e) if expected(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            3 | 4 => {
+                let source = format!("keys/k{}", rng.next() % KEYS);
+                match store.copy(&source, &key, CopyOptions::default()).await {
+                    Ok(v) => emit(format!("COPY {key} {} {}", v.version_id, v.sha256.unwrap_or_default())),
+                    Err(e) if expected(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            5 | 6 => {
+                if let Some(target) = some_version(&store, &key, &mut rng).await? {
+                    match store.rollback(&key, &target, Some("workload rollback")).await {
+                        Ok(v) => emit(format!("ROLL {key} {} {}", v.version_id, v.sha256.unwrap_or_default())),
+                        Err(e) if expected(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            7 | 8 => {
+                if let Some(target) = some_version(&store, &key, &mut rng).await? {
+                    tags_set += 1;
+                    let (name, value) = (format!("w{seed}"), tags_set.to_string());
+                    let tags = Tags::from([(name.clone(), value.clone())]);
+                    match store.tag(&key, &target, tags, &[]).await {
+                        Ok(_) => emit(format!("TAG {key} {target} {name} {value}")),
+                        Err(e) if expected(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            9 => {
+                emit(format!("PRUNE {key}"));
+                let policy = PrunePolicy {
+                    keep: 4,
+                    keep_tagged: false,
+                };
+                match store.prune(&key, policy, false).await {
+                    Ok(_) => {}
+                    Err(e) if expected(&e) => {}
+                    Err(e) => return Err(e),
                 }
             }
             _ => {
@@ -98,7 +167,11 @@ async fn main() -> coffer::Result<()> {
     };
     let number = |s: &String| s.parse::<u64>().map_err(|_| usage());
     let (seed, operations, concurrency) = (number(seed)?, number(operations)?, number(concurrency)?);
-    let store = Store::open(&Config::embedded(dir)).await?.with_actor("workload");
+    let config = Config {
+        catalog_url: std::env::var("COFFER_CATALOG_URL").ok(),
+        ..Config::embedded(dir)
+    };
+    let store = Store::open(&config).await?.with_actor("workload");
     let mine = Arc::new(Mutex::new(Vec::new()));
     let tasks: Vec<_> = (0..concurrency)
         .map(|i| tokio::spawn(worker(store.clone(), seed * 1000 + i + 1, operations, mine.clone())))

@@ -445,7 +445,11 @@ impl Store {
     /// Write a recorded version's manifest again (after its tags or comments changed,
     /// or when `verify --repair` finds it missing).
     async fn rewrite_manifest(&self, version: &ObjectVersion) -> Result<String> {
-        self.store_manifest(
+        // Written beside, then renamed over the old one: a crash mid-write must
+        // not leave a version with a torn manifest. (A leftover staged copy is
+        // an orphan upload, which `verify --repair` removes.)
+        let staged = layout::staging_path(&VersionId::generate());
+        self.write_manifest_at(
             &Manifest {
                 format: MANIFEST_FORMAT.to_owned(),
                 key: version.key.clone(),
@@ -461,17 +465,25 @@ impl Store {
                 tags: version.tags.clone(),
                 comments: version.comments.clone(),
             },
+            &staged,
             Durability::Now,
         )
-        .await
+        .await?;
+        let path = layout::manifest_path(&version.key, &version.version_id);
+        self.backend.rename(&staged, &path).await?;
+        Ok(path)
     }
 
     async fn store_manifest(&self, manifest: &Manifest, durability: Durability) -> Result<String> {
+        let path = layout::manifest_path(&manifest.key, &manifest.version_id);
+        self.write_manifest_at(manifest, &path, durability).await?;
+        Ok(path)
+    }
+
+    async fn write_manifest_at(&self, manifest: &Manifest, path: &str, durability: Durability) -> Result<()> {
         let json = serde_json::to_vec_pretty(manifest)
             .map_err(|e| Error::invalid_input(format!("manifest cannot be encoded: {e}")))?;
-        let path = layout::manifest_path(&manifest.key, &manifest.version_id);
-        self.write_object(&path, Bytes::from(json), durability).await?;
-        Ok(path)
+        self.write_object(path, Bytes::from(json), durability).await.map(|_| ())
     }
 
     async fn check_precondition(&self, key: &ObjectKey, precondition: &Precondition) -> Result<()> {

@@ -23,7 +23,7 @@ pub struct GlobalArgs {
     /// Data directory of the embedded store [default: ./coffer-data].
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Catalog URL, for example sqlite:///srv/coffer/catalog.db.
+    /// Catalog URL: sqlite://PATH or postgres://USER@HOST/DB [env: COFFER_CATALOG_URL, else DATABASE_URL].
     #[arg(long, global = true, value_name = "URL")]
     pub catalog: Option<String>,
     /// Who to record as the actor of changes [env: COFFER_USER; default: the OS user].
@@ -143,6 +143,9 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         into: PathBuf,
     },
+    /// Manage the catalog itself.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Store every file under DIR as PREFIX + its relative path.
     Import {
         /// The directory to import.
@@ -283,4 +286,18 @@ pub struct ListArgs {
     /// Start after this key (the previous page's next_start_after).
     #[arg(long, value_name = "KEY")]
     pub start_after: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Copy a SQLite catalog (versions, tags, comments, blobs, audit log: everything) into
+    /// PostgreSQL, then check both hold the same rows. Safe to run again; stop writers first.
+    Migrate {
+        /// The SQLite catalog to copy [default: the configured catalog].
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The PostgreSQL catalog to copy into (created and migrated if new).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }

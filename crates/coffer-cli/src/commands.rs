@@ -10,9 +10,9 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
-use crate::manage;
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
+use crate::{catalog, manage};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -51,9 +51,14 @@ fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = config(&cli.global)?;
-    let store = Store::open(&config).await?;
     let json = cli.global.json;
+    // Catalog commands work on catalogs alone, without opening (or creating) a store.
+    if let Command::Catalog(command) = cli.command {
+        return catalog::run(&config, command, json).await.map(|()| ExitCode::SUCCESS);
+    }
+    let store = Store::open(&config).await?;
     match cli.command {
+        Command::Catalog(_) => {}
         Command::Init => init(&store, &config, json).await?,
         Command::Put(args) => put(&store, args, json).await?,
         Command::Get(args) => get(&store, args, json).await?,

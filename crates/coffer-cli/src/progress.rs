@@ -16,33 +16,46 @@ pub struct TerminalProgress {
     total: Mutex<Option<u64>>,
     moved: Mutex<u64>,
     bar: Mutex<Option<ProgressBar>>,
+    /// What is counted, when not bytes (`rows` ...).
+    items: Option<&'static str>,
 }
 
 impl TerminalProgress {
     /// A reporter, or `None` when stderr is not a terminal (piped, redirected, CI).
     pub fn for_terminal(enabled: bool) -> Option<Arc<dyn coffer::Progress>> {
+        Self::new(enabled, None)
+    }
+
+    /// A reporter of a count of `items` (`rows` ...) rather than bytes.
+    pub fn counting(enabled: bool, items: &'static str) -> Option<Arc<dyn coffer::Progress>> {
+        Self::new(enabled, Some(items))
+    }
+
+    fn new(enabled: bool, items: Option<&'static str>) -> Option<Arc<dyn coffer::Progress>> {
         (enabled && std::io::stderr().is_terminal()).then(|| {
             Arc::new(TerminalProgress {
                 started: Instant::now(),
                 total: Mutex::new(None),
                 moved: Mutex::new(0),
                 bar: Mutex::new(None),
+                items,
             }) as Arc<dyn coffer::Progress>
         })
     }
 
     /// Set the size known before the transfer starts (a file's length).
-    fn new_bar(total: Option<u64>) -> ProgressBar {
+    fn new_bar(&self, total: Option<u64>) -> ProgressBar {
         let bar = match total {
             Some(total) => ProgressBar::new(total),
             None => ProgressBar::no_length(),
         };
-        let template = if total.is_some() {
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-        } else {
-            "{spinner} {bytes} {bytes_per_sec}"
+        let template = match (total, self.items) {
+            (Some(_), None) => "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}".to_owned(),
+            (None, None) => "{spinner} {bytes} {bytes_per_sec}".to_owned(),
+            (Some(_), Some(items)) => format!("{{bar:40}} {{pos}}/{{len}} {items} {{per_sec}} eta {{eta}}"),
+            (None, Some(items)) => format!("{{spinner}} {{pos}} {items} {{per_sec}}"),
         };
-        if let Ok(style) = ProgressStyle::with_template(template) {
+        if let Ok(style) = ProgressStyle::with_template(&template) {
             bar.set_style(style);
         }
         bar
@@ -64,7 +77,7 @@ impl coffer::Progress for TerminalProgress {
         let Ok(mut bar) = self.bar.lock() else { return };
         if bar.is_none() && self.started.elapsed() >= SHOW_AFTER {
             let total = self.total.lock().ok().and_then(|t| *t);
-            *bar = Some(Self::new_bar(total));
+            *bar = Some(self.new_bar(total));
         }
         if let Some(bar) = bar.as_ref() {
             bar.set_position(*moved);

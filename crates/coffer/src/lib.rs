@@ -58,13 +58,13 @@ pub struct ReadmeDoctests;
 
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
 pub use crate::body::{WriteBehind, reader_stream, save_to_file};
-#[cfg(feature = "catalog-postgres")]
-pub use crate::catalog::PostgresCatalog;
 pub use crate::catalog::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Comment,
     DeletedVersion, KeyQuery, NewVersion, ObjectVersion, Precondition, PrunePolicy, Repair, SqliteCatalog,
     VersionContent, VersionRef,
 };
+#[cfg(feature = "catalog-postgres")]
+pub use crate::catalog::{CatalogMigration, PostgresCatalog, TableMigration, migrate_catalog};
 pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::key::{

@@ -14,11 +14,15 @@ use crate::time::Timestamp;
 use crate::version::VersionId;
 
 #[cfg(feature = "catalog-postgres")]
+mod migrate;
+#[cfg(feature = "catalog-postgres")]
 mod postgres;
 mod rows;
 mod sqlite;
 pub(crate) use self::rows::prefix_upper_bound;
 
+#[cfg(feature = "catalog-postgres")]
+pub use self::migrate::{CatalogMigration, TableMigration, migrate_catalog};
 #[cfg(feature = "catalog-postgres")]
 pub use self::postgres::PostgresCatalog;
 pub use self::sqlite::SqliteCatalog;

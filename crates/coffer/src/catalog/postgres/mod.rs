@@ -8,6 +8,8 @@
 //! reference. Transactions that lose a deadlock or a serialization race are
 //! run again.
 
+mod transfer;
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -61,16 +63,20 @@ impl PostgresCatalog {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid_input(format!("invalid catalog URL {shown}: {e}")))?
             .application_name("coffer");
+        // One connection first: it fails at once when the server is down (a
+        // pool would retry until its timeout), and it runs the migrations.
+        // sqlx takes an advisory lock around them, so processes starting together are safe.
+        let mut first = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| db_error(&format!("cannot connect to {shown}"), e))?;
+        MIGRATOR.run(&mut first).await.map_err(|e| {
+            Error::new(ErrorKind::Catalog, format!("catalog migration failed on {shown}: {e}")).with_source(e)
+        })?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| db_error(&format!("cannot connect to {shown}"), e))?;
-        // sqlx takes an advisory lock around migrations, so processes starting together are safe.
-        MIGRATOR.run(&pool).await.map_err(|e| {
-            Error::new(ErrorKind::Catalog, format!("catalog migration failed on {shown}: {e}")).with_source(e)
-        })?;
+            .connect_lazy_with(options);
         Ok(PostgresCatalog { pool, shown })
     }
 }

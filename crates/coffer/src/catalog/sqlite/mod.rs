@@ -7,6 +7,9 @@
 //! refused change does not disturb the others in its batch. Separate processes
 //! serialize on SQLite's own lock.
 
+#[cfg(feature = "catalog-postgres")]
+mod transfer;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -1,0 +1,217 @@
+//! End-to-end tests of the PostgreSQL catalog through the built `coffer`
+//! binary: choosing it by flag or environment, and `catalog migrate` from the
+//! embedded SQLite catalog. Each test gets a database of its own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::path::Path;
+
+use coffer::testing::TestDatabase;
+use common::{coffer, coffer_in, fails, json, ok};
+use serde_json::Value;
+
+/// A fresh database, or `None` (the test skips) where no server answers and CI does not require one.
+fn database() -> Option<TestDatabase> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(TestDatabase::create()).unwrap()
+}
+
+fn put(d: &Path, args: &[&str], content: &[u8]) -> Value {
+    let mut all = vec!["put"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    json(coffer_in(d, &all, Some(content), &[]))
+}
+
+fn id(version: &Value) -> String {
+    version["version_id"].as_str().unwrap().to_owned()
+}
+
+/// Everything a user can read about the store, as JSON, with `extra` global arguments.
+fn snapshot(d: &Path, keys: &[&str], extra: &[&str]) -> Vec<Value> {
+    let mut seen = Vec::new();
+    for key in keys {
+        for command in [&["versions", key][..], &["history", key][..]] {
+            let mut args = command.to_vec();
+            args.extend_from_slice(extra);
+            args.push("--json");
+            seen.push(json(coffer(d, &args)));
+        }
+    }
+    for command in [&["audit", "--limit", "1000"][..], &["list", "--prefix", ""][..]] {
+        let mut args = command.to_vec();
+        args.extend_from_slice(extra);
+        args.push("--json");
+        seen.push(json(coffer(d, &args)));
+    }
+    seen
+}
+
+#[test]
+fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = put(
+        d,
+        &["docs/a.txt", "--tag", "qc=pending", "--metadata", "dept=finance"],
+        b"one",
+    );
+    put(d, &["docs/a.txt"], b"two");
+    ok(coffer(d, &["comment", "docs/a.txt", &id(&first), "first upload"]));
+    ok(coffer(d, &["tag", "docs/a.txt", &id(&first), "qc=approved"]));
+    ok(coffer(
+        d,
+        &["rollback", "docs/a.txt", &id(&first), "--comment", "back to one"],
+    ));
+    put(d, &["docs/b.txt"], b"one");
+    ok(coffer(d, &["delete", "docs/b.txt"]));
+    ok(coffer(d, &["copy", "docs/a.txt", "docs/c.txt"]));
+    let keys = ["docs/a.txt", "docs/b.txt", "docs/c.txt"];
+    let before = snapshot(d, &keys, &[]);
+    let info_before = json(coffer(d, &["info", "--json"]));
+
+    let report = json(coffer(d, &["catalog", "migrate", "--to", db.url(), "--json"]));
+    let tables: Vec<&str> = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "blobs",
+            "versions",
+            "latest",
+            "version_tags",
+            "version_comments",
+            "audit"
+        ]
+    );
+    let rows = |report: &Value, field: &str| -> Vec<u64> {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t[field].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(rows(&report, "inserted"), rows(&report, "rows"));
+    assert!(rows(&report, "rows").iter().all(|n| *n > 0));
+
+    // The same store, read through PostgreSQL, shows exactly what it showed through SQLite.
+    let on_postgres = ["--catalog", db.url()];
+    assert_eq!(snapshot(d, &keys, &on_postgres), before);
+    let mut info_after = json(coffer(d, &["info", "--json", "--catalog", db.url()]));
+    assert!(info_after["catalog"].as_str().unwrap().starts_with("postgres://"));
+    info_after["catalog"] = info_before["catalog"].clone();
+    assert_eq!(info_after, info_before);
+    assert_eq!(
+        ok(coffer(d, &["get", "docs/c.txt", "--catalog", db.url()])).stdout,
+        "one"
+    );
+
+    // Again: nothing new to insert, and the check still passes.
+    let again = json(coffer(d, &["catalog", "migrate", "--to", db.url(), "--json"]));
+    assert!(rows(&again, "inserted").iter().all(|n| *n == 0), "{again}");
+    assert_eq!(rows(&again, "rows"), rows(&report, "rows"));
+
+    // New changes go on from the copied audit log (the snapshot's audit page follows two reads per key).
+    let last_id = before[2 * keys.len()][0]["id"].as_i64().unwrap();
+    put(d, &["docs/d.txt", "--catalog", db.url()], b"new");
+    let audit = json(coffer(d, &["audit", "--limit", "1", "--json", "--catalog", db.url()]));
+    assert_eq!(audit[0]["id"].as_i64(), Some(last_id + 1));
+
+    // Now the destination holds more than the source: the check fails, and says where.
+    fails(
+        coffer(d, &["catalog", "migrate", "--to", db.url()]),
+        6,
+        "table blobs holds 3 rows in PostgreSQL and 2 in SQLite",
+    );
+}
+
+#[test]
+fn catalog_migrate_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fails(
+        coffer(d, &["catalog", "migrate", "--to", "sqlite://other.db"]),
+        5,
+        "copies into PostgreSQL",
+    );
+    fails(
+        coffer(
+            d,
+            &[
+                "catalog",
+                "migrate",
+                "--from",
+                "postgres://db/x",
+                "--to",
+                "postgres://db/y",
+            ],
+        ),
+        5,
+        "copies a SQLite catalog",
+    );
+    fails(
+        coffer(
+            d,
+            &[
+                "catalog",
+                "migrate",
+                "--from",
+                "sqlite://missing.db",
+                "--to",
+                "postgres://db/y",
+            ],
+        ),
+        3,
+        "no catalog at missing.db",
+    );
+    fails(
+        coffer(d, &["catalog", "migrate", "--to", "mysql://root:hunter2@db/y"]),
+        5,
+        "unsupported catalog URL mysql://root:***@db/y",
+    );
+    // Nothing was created on the way.
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
+}
+
+#[test]
+fn postgres_catalog_is_chosen_by_flag_or_environment() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(coffer_in(
+        d,
+        &["put", "k", "--catalog", db.url()],
+        Some(b"by flag"),
+        &[],
+    ));
+    ok(coffer_in(
+        d,
+        &["put", "k"],
+        Some(b"by COFFER_CATALOG_URL"),
+        &[("COFFER_CATALOG_URL", db.url())],
+    ));
+    ok(coffer_in(
+        d,
+        &["put", "k"],
+        Some(b"by DATABASE_URL"),
+        &[("DATABASE_URL", db.url())],
+    ));
+    let versions = json(coffer(d, &["versions", "k", "--json", "--catalog", db.url()]));
+    assert_eq!(versions.as_array().unwrap().len(), 3);
+    // The embedded catalog saw none of it.
+    fails(coffer(d, &["versions", "k"]), 3, "no such key: k");
+    // A catalog that does not answer is a catalog error, and its password never shows.
+    fails(
+        coffer(d, &["list", "--catalog", "postgres://nobody:s3cret@127.0.0.1:1/none"]),
+        9,
+        "postgres://nobody:***@127.0.0.1:1/none",
+    );
+}

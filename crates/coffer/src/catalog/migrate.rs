@@ -1,0 +1,281 @@
+//! Moving an embedded SQLite catalog into PostgreSQL: every table, row for
+//! row (versions, latest pointers, blobs and their reference counts, tags,
+//! comments and the audit log with its ids), then a check that both sides
+//! hold the same rows.
+//!
+//! Rows travel as JSON in pages ordered by primary key. The destination
+//! ignores rows it already has, so an interrupted migration is finished by
+//! running it again. Derived data (the search index) is not copied: the
+//! destination builds its own.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{PostgresCatalog, SqliteCatalog};
+use crate::error::{Error, ErrorKind, Result};
+use crate::progress::Progress;
+
+/// Rows moved per round trip.
+const PAGE: usize = 5_000;
+
+/// How a column's values are compared and carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Column {
+    Text,
+    Int,
+    /// Stored as 0/1 by SQLite, as `boolean` by PostgreSQL.
+    Bool,
+    /// JSON text in SQLite, `jsonb` in PostgreSQL.
+    Json,
+}
+
+/// A table both catalogs hold with the same columns.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub(crate) name: &'static str,
+    pub(crate) columns: &'static [(&'static str, Column)],
+    /// The primary key: pages are ordered and resumed by it.
+    pub(crate) key: &'static [&'static str],
+}
+
+impl Table {
+    /// The primary key's values of a row, for resuming after it.
+    fn key_of(&self, row: &Map<String, Value>) -> Vec<Value> {
+        self.key
+            .iter()
+            .map(|k| row.get(*k).cloned().unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+use Column::{Bool, Int, Json, Text};
+
+/// Every table with rows of its own, parents before children.
+pub(crate) const TABLES: &[Table] = &[
+    Table {
+        name: "blobs",
+        columns: &[
+            ("sha256", Text),
+            ("md5", Text),
+            ("size", Int),
+            ("locator", Text),
+            ("refcount", Int),
+            ("created_at", Int),
+            ("damaged", Text),
+        ],
+        key: &["sha256"],
+    },
+    Table {
+        name: "versions",
+        columns: &[
+            ("key", Text),
+            ("version_id", Text),
+            ("is_delete_marker", Bool),
+            ("blob_sha256", Text),
+            ("size", Int),
+            ("etag", Text),
+            ("content_type", Text),
+            ("metadata", Json),
+            ("created_at", Int),
+            ("created_by", Text),
+        ],
+        key: &["key", "version_id"],
+    },
+    Table {
+        name: "latest",
+        columns: &[("key", Text), ("version_id", Text), ("is_delete_marker", Bool)],
+        key: &["key"],
+    },
+    Table {
+        name: "version_tags",
+        columns: &[("key", Text), ("version_id", Text), ("name", Text), ("value", Text)],
+        key: &["key", "version_id", "name"],
+    },
+    Table {
+        name: "version_comments",
+        columns: &[
+            ("key", Text),
+            ("version_id", Text),
+            ("seq", Int),
+            ("at", Int),
+            ("actor", Text),
+            ("text", Text),
+        ],
+        key: &["key", "version_id", "seq"],
+    },
+    Table {
+        name: "audit",
+        columns: &[
+            ("id", Int),
+            ("at", Int),
+            ("actor", Text),
+            ("action", Text),
+            ("key", Text),
+            ("version_id", Text),
+            ("detail", Json),
+        ],
+        key: &["id"],
+    },
+];
+
+/// One row in the form both catalogs agree on: only the table's columns,
+/// booleans as booleans, JSON columns as JSON values, keys sorted.
+pub(crate) fn canonical_row(table: &Table, row: Value) -> Result<Map<String, Value>> {
+    let Value::Object(mut fields) = row else {
+        return Err(Error::new(
+            ErrorKind::Catalog,
+            format!("a row of {} is not an object", table.name),
+        ));
+    };
+    let mut out = Map::new();
+    for (name, column) in table.columns {
+        let value = fields.remove(*name).unwrap_or(Value::Null);
+        let value = match (column, value) {
+            (Bool, Value::Number(n)) => Value::Bool(n.as_i64() != Some(0)),
+            (Json, Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            (_, value) => value,
+        };
+        out.insert((*name).to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// What the migration found and did, per table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableMigration {
+    /// The table.
+    pub table: String,
+    /// Rows in the source (and, once verified, in the destination).
+    pub rows: u64,
+    /// Rows this run inserted (fewer on a re-run: the rest were already there).
+    pub inserted: u64,
+    /// Hex SHA-256 over the table's rows in key order, the same on both sides.
+    pub checksum: String,
+}
+
+/// The outcome of [`migrate_catalog`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CatalogMigration {
+    /// Each table, in the order copied.
+    pub tables: Vec<TableMigration>,
+}
+
+/// Running digest of a table's rows.
+struct Digest256 {
+    hasher: Sha256,
+    rows: u64,
+}
+
+impl Digest256 {
+    fn new() -> Self {
+        Digest256 {
+            hasher: Sha256::new(),
+            rows: 0,
+        }
+    }
+
+    fn add(&mut self, row: &Map<String, Value>) {
+        // serde_json's maps keep keys sorted, so equal rows give equal text.
+        self.hasher.update(Value::Object(row.clone()).to_string().as_bytes());
+        self.hasher.update(b"\n");
+        self.rows += 1;
+    }
+
+    fn finish(self) -> (u64, String) {
+        (self.rows, hex::encode(self.hasher.finalize()))
+    }
+}
+
+/// Copy every row of `from` into `to` and check that both hold the same rows
+/// (counts and checksums per table). Rows `to` already has are left as they
+/// are, so running it again after an interruption completes the copy; rows
+/// that differ make the check fail. `progress` counts rows.
+///
+/// Stop the processes that write to `from` first: changes made during the
+/// copy may be missed (the check then reports them).
+pub async fn migrate_catalog(
+    from: &SqliteCatalog,
+    to: &PostgresCatalog,
+    progress: &dyn Progress,
+) -> Result<CatalogMigration> {
+    let mut total = 0;
+    for table in TABLES {
+        total += from.count_rows(table).await?;
+    }
+    progress.start(Some(total));
+    let mut report = CatalogMigration::default();
+    let outcome = async {
+        for table in TABLES {
+            let mut source = Digest256::new();
+            let mut inserted = 0;
+            let mut after = None;
+            loop {
+                let rows = from.export_rows(table, after.as_deref(), PAGE).await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(table.key_of(last));
+                for row in &rows {
+                    source.add(row);
+                }
+                inserted += to.import_rows(table, &rows).await?;
+                progress.advance(rows.len() as u64);
+                if rows.len() < PAGE {
+                    break;
+                }
+            }
+            to.finish_import(table).await?;
+            let (rows, checksum) = source.finish();
+            let (copied_rows, copied_checksum) = digest_of(to, table).await?;
+            if (copied_rows, &copied_checksum) != (rows, &checksum) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "after the copy, table {} holds {copied_rows} rows in PostgreSQL and {rows} in SQLite, \
+                         and their checksums {}: was either catalog changed during the migration, or did the \
+                         destination already hold other data?",
+                        table.name,
+                        if copied_checksum == checksum { "agree" } else { "differ" }
+                    ),
+                ));
+            }
+            report.tables.push(TableMigration {
+                table: table.name.to_owned(),
+                rows,
+                inserted,
+                checksum,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    progress.finish();
+    outcome.map(|()| report)
+}
+
+async fn digest_of(catalog: &PostgresCatalog, table: &Table) -> Result<(u64, String)> {
+    let mut digest = Digest256::new();
+    let mut after = None;
+    loop {
+        let rows = catalog.export_rows(table, after.as_deref(), PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(table.key_of(last));
+        for row in &rows {
+            digest.add(row);
+        }
+        if rows.len() < PAGE {
+            break;
+        }
+    }
+    Ok(digest.finish())
+}
+
+/// `(k1, k2) > (?, ?)` for resuming after a key, or nothing on the first page.
+pub(crate) fn after_clause(table: &Table, after: Option<&[Value]>) -> String {
+    match after {
+        None => "TRUE".to_owned(),
+        Some(_) => format!(
+            "({}) > ({})",
+            table.key.join(", "),
+            vec!["?"; table.key.len()].join(", ")
+        ),
+    }
+}

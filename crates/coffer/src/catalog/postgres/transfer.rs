@@ -1,0 +1,90 @@
+//! Reading and loading a PostgreSQL catalog's tables row for row, for
+//! `catalog migrate`.
+
+use serde_json::{Map, Value};
+
+use super::{PostgresCatalog, db_error, numbered};
+use crate::catalog::migrate::{Column, Table, after_clause, canonical_row};
+use crate::error::{Error, ErrorKind, Result};
+
+impl PostgresCatalog {
+    /// Up to `limit` rows of `table` after the key `after`, in key order, in canonical form.
+    pub(crate) async fn export_rows(
+        &self,
+        table: &Table,
+        after: Option<&[Value]>,
+        limit: usize,
+    ) -> Result<Vec<Map<String, Value>>> {
+        let fields: Vec<String> = table
+            .columns
+            .iter()
+            .map(|(name, _)| format!("'{name}', {name}"))
+            .collect();
+        let order = table.key.join(", ");
+        let sql = numbered(&format!(
+            "SELECT COALESCE(json_agg(json_build_object({}) ORDER BY {order}), '[]')::text \
+             FROM (SELECT * FROM {} WHERE {} ORDER BY {order} LIMIT ?) page",
+            fields.join(", "),
+            table.name,
+            after_clause(table, after),
+        ));
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for value in after.unwrap_or_default() {
+            query = match value {
+                Value::Number(n) => query.bind(n.as_i64()),
+                Value::String(s) => query.bind(s.clone()),
+                _ => query.bind(None::<String>),
+            };
+        }
+        let json = query
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error(&format!("reading table {}", table.name), e))?;
+        let rows: Vec<Value> = serde_json::from_str(&json)
+            .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog returned invalid JSON: {e}")))?;
+        rows.into_iter().map(|row| canonical_row(table, row)).collect()
+    }
+
+    /// Insert `rows` (canonical form) into `table`, leaving rows whose key is
+    /// already there as they are; returns how many were inserted.
+    pub(crate) async fn import_rows(&self, table: &Table, rows: &[Map<String, Value>]) -> Result<u64> {
+        let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+        // A JSON `null` in a JSON column is the value null, not a missing one (SQL NULL).
+        let values: Vec<String> = table
+            .columns
+            .iter()
+            .map(|(name, column)| match column {
+                Column::Json => format!("COALESCE({name}, 'null'::jsonb)"),
+                _ => (*name).to_owned(),
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM json_populate_recordset(NULL::{table}, $1::json) \
+             ON CONFLICT DO NOTHING",
+            columns.join(", "),
+            values.join(", "),
+            table = table.name
+        );
+        let rows = Value::Array(rows.iter().cloned().map(Value::Object).collect());
+        let done = sqlx::query(&sql)
+            .bind(rows.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error(&format!("loading table {}", table.name), e))?;
+        Ok(done.rows_affected())
+    }
+
+    /// After loading `table`: new audit rows must number on from the copied ids.
+    pub(crate) async fn finish_import(&self, table: &Table) -> Result<()> {
+        if table.name == "audit" {
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('audit', 'id'), GREATEST((SELECT MAX(id) FROM audit), 1))",
+            )
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("renumbering the audit log", e))?;
+        }
+        Ok(())
+    }
+}

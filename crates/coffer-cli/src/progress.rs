@@ -23,15 +23,15 @@ pub struct TerminalProgress {
 impl TerminalProgress {
     /// A reporter, or `None` when stderr is not a terminal (piped, redirected, CI).
     pub fn for_terminal(enabled: bool) -> Option<Arc<dyn coffer::Progress>> {
-        Self::new(enabled, None)
+        Self::reporter(enabled, None)
     }
 
     /// A reporter of a count of `items` (`rows` ...) rather than bytes.
     pub fn counting(enabled: bool, items: &'static str) -> Option<Arc<dyn coffer::Progress>> {
-        Self::new(enabled, Some(items))
+        Self::reporter(enabled, Some(items))
     }
 
-    fn new(enabled: bool, items: Option<&'static str>) -> Option<Arc<dyn coffer::Progress>> {
+    fn reporter(enabled: bool, items: Option<&'static str>) -> Option<Arc<dyn coffer::Progress>> {
         (enabled && std::io::stderr().is_terminal()).then(|| {
             Arc::new(TerminalProgress {
                 started: Instant::now(),

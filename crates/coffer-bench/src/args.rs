@@ -6,11 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--versions] [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions | --catalog] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
   --versions     run only the versions group (issue 4): rollback, history and versions of a
                  key with 10000 versions, import of 10000 files of 16 KiB and of one large
                  file, verify; each beside a peer (cp -r && sync, sha256sum, bare SQLite)
+  --catalog     run only the catalog group (issue 5): SQLite and PostgreSQL each filled with
+                 1,000,000 versions of 200,000 keys (50,000 of 10,000 with --quick), then a
+                 list page, a search and one put's transaction timed side by side
   --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
@@ -34,6 +37,10 @@ pub struct Args {
     pub history_versions: usize,
     /// Files in the tree the versions group imports.
     pub import_files: usize,
+    /// Run the catalog group instead of the default groups.
+    pub catalog: bool,
+    /// Versions and keys the catalog group generates.
+    pub catalog_scale: (u64, u64),
 }
 
 impl Args {
@@ -44,6 +51,7 @@ impl Args {
         let mut dir = PathBuf::from(".");
         let mut quick = false;
         let mut versions = false;
+        let mut catalog = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -52,6 +60,7 @@ impl Args {
                 Some("--dir") => dir = PathBuf::from(rest.next().context("--dir needs a path")?),
                 Some("--quick") => quick = true,
                 Some("--versions") => versions = true,
+                Some("--catalog") => catalog = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -72,7 +81,12 @@ impl Args {
             versions,
             history_versions,
             import_files,
+            catalog,
+            catalog_scale: if quick { (50_000, 10_000) } else { (1_000_000, 200_000) },
         };
+        if versions && catalog {
+            bail!("--versions and --catalog are separate runs: pick one");
+        }
         if args.size_mib == 0 || args.small < 4 {
             bail!("--size-mib must be at least 1 and --small at least 4");
         }

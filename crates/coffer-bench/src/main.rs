@@ -3,10 +3,11 @@
 //! ```text
 //! cargo run --release -p coffer-bench -- [--size-mib N] [--small N] [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --versions [--size-mib N] [--dir PATH] [--quick]
+//! cargo run --release -p coffer-bench -- --catalog [--dir PATH] [--quick]
 //! ```
 //!
-//! Without `--versions` the bench runs the large-object and small-put groups
-//! below; with it, only the versions group (last section).
+//! Without `--versions` or `--catalog` the bench runs the large-object and
+//! small-put groups below; with one of them, only that group (last sections).
 //!
 //! Everything happens in a fresh temporary directory created inside `--dir`
 //! (default: the current directory, so the figures are for the disk the repo
@@ -92,8 +93,31 @@
 //!   For reference only, `openssl dgst -sha256` over the same files when there
 //!   is an `openssl`: coreutils' `sha256sum` may not use the CPU's SHA
 //!   instructions, which makes it a slow peer.
+//!
+//! # Catalog (`--catalog`: the speed targets of issue 5)
+//!
+//! A SQLite catalog in the work directory and a PostgreSQL catalog in a fresh
+//! database (on `COFFER_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, dropped at the end) are each
+//! filled with the same 1,000,000 generated versions of 200,000 keys (five
+//! each) through `Catalog::commit_version`, 64 in flight: keys
+//! `deptNN/YEAR/MM/TYPE_NNNNNN.pdf` under 50 department prefixes, metadata
+//! (customer from 2,000 made-up names, doc_type, status), a `qc` tag on one
+//! version in five and a comment on one in twenty. No blobs are written.
+//!
+//! - **fill**: versions per second over the whole fill, and the catalog's
+//!   size on disk afterwards (the SQLite file with its WAL; PostgreSQL's
+//!   `pg_database_size`).
+//! - **list page**: `list_latest` of the first 1,000 keys under a department
+//!   prefix, 50 times. Target: < 20 ms.
+//! - **search**: one customer name (matching about 500 versions, 100 of them
+//!   current) with a department prefix filter, 50 different queries. Target:
+//!   p95 < 50 ms.
+//! - **put transaction**: `commit_version` of a new version of an existing
+//!   key, one at a time, 500 times. Target: median < 2 ms on PostgreSQL.
 
 mod args;
+mod catalog;
 mod cli;
 mod data;
 mod disk_limit;
@@ -125,8 +149,8 @@ fn main() -> Result<()> {
 }
 
 fn run_bench(args: &args::Args) -> Result<()> {
-    // The versions group uses the library only: no CLI to build.
-    let coffer = if args.versions { None } else { Some(cli::build()?) };
+    // The versions and catalog groups use the library only: no CLI to build.
+    let coffer = if args.versions || args.catalog { None } else { Some(cli::build()?) };
     let parent = args
         .dir
         .canonicalize()
@@ -140,6 +164,11 @@ fn run_bench(args: &args::Args) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
 
     match coffer {
+        None if args.catalog => {
+            let (versions, keys) = args.catalog_scale;
+            let figures = catalog::run(&runtime, work.path(), catalog::Scale { versions, keys })?;
+            catalog::print(&system, &figures);
+        }
         None => {
             let sizes = versions::Sizes {
                 size_mib: args.size_mib,

@@ -640,6 +640,17 @@ fn numbered(sql: &str) -> String {
     out
 }
 
+impl PostgresCatalog {
+    /// Bytes the database takes on disk (tables, indexes, TOAST).
+    pub async fn database_size(&self) -> Result<u64> {
+        let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("measuring the database", e))?;
+        Ok(u64::try_from(size).unwrap_or(0))
+    }
+}
+
 impl fmt::Display for PostgresCatalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.shown)

@@ -1,0 +1,263 @@
+//! The catalog group (`--catalog`): both catalogs filled with the same
+//! generated versions, then timed side by side on the reads and writes a
+//! busy archive makes. No blobs: the catalogs are told of content that is
+//! never written.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use coffer::testing::TestDatabase;
+use coffer::{
+    BlobRef, Catalog, Comment, KeyQuery, Metadata, NewVersion, ObjectKey, PostgresCatalog, Precondition,
+    SqliteCatalog, Tags, Timestamp, VersionContent, VersionId,
+};
+use futures::StreamExt;
+use tokio::runtime::Runtime;
+
+use crate::samples::Samples;
+
+/// Commits in flight while filling.
+const FILL_CONCURRENCY: usize = 64;
+/// Departments: the top-level prefixes (each holds keys / DEPARTMENTS keys).
+const DEPARTMENTS: u64 = 50;
+/// Distinct customer names in the metadata.
+const CUSTOMERS: u64 = 2_000;
+/// Timed runs of each read.
+const READS: usize = 50;
+/// Timed single commits.
+const COMMITS: usize = 500;
+
+/// How much to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    /// Versions in all.
+    pub versions: u64,
+    /// Keys they are spread over.
+    pub keys: u64,
+}
+
+/// One catalog's figures.
+#[derive(Debug, Clone)]
+pub struct CatalogFigures {
+    /// `sqlite` or `postgres`.
+    pub name: &'static str,
+    /// Versions written by the fill.
+    pub filled: u64,
+    /// How long the fill took.
+    pub fill_time: Duration,
+    /// A page of 1,000 keys under a department prefix.
+    pub list_page: Samples,
+    /// One put's catalog transaction (`commit_version` of a new version), one at a time.
+    pub commit: Samples,
+    /// Bytes the catalog takes on disk.
+    pub size: u64,
+}
+
+/// Fill each catalog and time it.
+pub fn run(runtime: &Runtime, work: &std::path::Path, scale: Scale) -> Result<Vec<CatalogFigures>> {
+    let path = work.join("catalog.db");
+    let sqlite = Arc::new(runtime.block_on(SqliteCatalog::open(&path))?);
+    let mut on_sqlite = runtime.block_on(measure("sqlite", sqlite, scale))?;
+    on_sqlite.size = ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+
+    let database = runtime
+        .block_on(TestDatabase::create())?
+        .context("no PostgreSQL answers (COFFER_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432)")?;
+    let postgres = Arc::new(runtime.block_on(PostgresCatalog::connect(database.url()))?);
+    let mut on_postgres = runtime.block_on(measure("postgres", postgres.clone(), scale))?;
+    on_postgres.size = runtime.block_on(postgres.database_size())?;
+    Ok(vec![on_sqlite, on_postgres])
+}
+
+async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) -> Result<CatalogFigures> {
+    eprintln!("{name}: filling with {} versions of {} keys", scale.versions, scale.keys);
+    let started = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let commits = futures::stream::iter(0..scale.versions)
+        .map(|n| {
+            let catalog = catalog.clone();
+            let done = done.clone();
+            async move {
+                let version = generated_version(n, scale.keys)?;
+                catalog.commit_version(version).await?;
+                let count = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if count % 100_000 == 0 {
+                    eprintln!("  {count} versions, {:.0}/s", count as f64 / started.elapsed().as_secs_f64());
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(FILL_CONCURRENCY);
+    futures::pin_mut!(commits);
+    while let Some(outcome) = commits.next().await {
+        outcome?;
+    }
+    let fill_time = started.elapsed();
+
+    let mut list_page = Samples::default();
+    for run in 0..READS {
+        let department = (run as u64 * 7) % DEPARTMENTS;
+        let query = KeyQuery {
+            prefix: format!("dept{department:02}/"),
+            limit: 1000,
+            ..KeyQuery::default()
+        };
+        let started = Instant::now();
+        let page = catalog.list_latest(&query).await?;
+        list_page.push(started.elapsed());
+        anyhow::ensure!(page.len() == 1000 || scale.keys < DEPARTMENTS * 1000, "short page: {}", page.len());
+    }
+
+    let mut commit = Samples::default();
+    for run in 0..COMMITS as u64 {
+        let version = generated_version(scale.versions + run, scale.keys)?;
+        let started = Instant::now();
+        catalog.commit_version(version).await?;
+        commit.push(started.elapsed());
+    }
+
+    Ok(CatalogFigures {
+        name,
+        filled: scale.versions,
+        fill_time,
+        list_page,
+        commit,
+        size: 0,
+    })
+}
+
+/// A small deterministic generator, so both catalogs get the same data.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// A pronounceable made-up word for `n`: customer names and comment words.
+pub fn word(n: u64) -> String {
+    const SYLLABLES: [&str; 16] = [
+        "ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ber", "dan", "fel", "gor", "hal", "jin", "mor", "pel",
+    ];
+    let mut x = n;
+    let mut out = String::new();
+    for _ in 0..3 {
+        out.push_str(SYLLABLES[(x % 16) as usize]);
+        x /= 16;
+    }
+    out
+}
+
+/// The customer named in the metadata of version `n`.
+pub fn customer_of(n: u64) -> String {
+    word(mix(n) % CUSTOMERS)
+}
+
+const DOC_TYPES: [&str; 8] = [
+    "invoice", "receipt", "contract", "report", "statement", "order", "memo", "scan",
+];
+
+/// Version `n` of the fill: key `n % keys`, so every key gets its versions in turn.
+fn generated_version(n: u64, keys: u64) -> Result<NewVersion> {
+    let k = n % keys;
+    let department = k % DEPARTMENTS;
+    let key = ObjectKey::new(format!(
+        "dept{department:02}/{}/{:02}/{}_{k:06}.pdf",
+        2020 + (k / DEPARTMENTS) % 5,
+        1 + (k / 7) % 12,
+        DOC_TYPES[(k % 8) as usize]
+    ))?;
+    let r = mix(n);
+    let mut metadata = Metadata::new();
+    metadata.insert("customer".into(), customer_of(n));
+    metadata.insert("doc_type".into(), DOC_TYPES[(k % 8) as usize].into());
+    metadata.insert(
+        "status".into(),
+        ["approved", "pending", "rejected"][(r % 3) as usize].into(),
+    );
+    let mut tags = Tags::new();
+    if r % 5 == 0 {
+        tags.insert("qc".into(), ["approved", "rejected"][(r / 5 % 2) as usize].into());
+    }
+    let now = Timestamp::now();
+    let comments = if r % 20 == 1 {
+        vec![Comment {
+            at: now,
+            actor: "bench".into(),
+            text: format!("checked by {} for {}", word(r / 7 % 500), word(r / 11 % 500)),
+        }]
+    } else {
+        Vec::new()
+    };
+    let sha256 = format!("{:016x}{:016x}{:016x}{:016x}", n, r, mix(r), mix(n + 1));
+    Ok(NewVersion {
+        key,
+        version_id: VersionId::generate(),
+        content: VersionContent::Blob(BlobRef {
+            md5: sha256[..32].to_owned(),
+            new_path: Some(format!("blobs/{}/{sha256}", &sha256[..2])),
+            size: 1000 + r % 100_000,
+            sha256,
+        }),
+        content_type: Some("application/pdf".into()),
+        metadata,
+        created_at: now,
+        created_by: "bench".into(),
+        precondition: Precondition::None,
+        action: "put",
+        audit_detail: serde_json::Value::Null,
+        tags,
+        comments,
+    })
+}
+
+/// Slowest acceptable list page, ms.
+const MAX_LIST_MS: f64 = 20.0;
+/// Slowest acceptable put transaction median on PostgreSQL, ms.
+const MAX_POSTGRES_COMMIT_MS: f64 = 2.0;
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+/// Print the catalog group's figures side by side.
+pub fn print(system: &crate::system::System, figures: &[CatalogFigures]) {
+    println!();
+    println!(
+        "coffer bench, catalog group (work dir on {}, {} cores)",
+        system.disk, system.cores
+    );
+    let header: Vec<String> = figures.iter().map(|f| format!("{:>22}", f.name)).collect();
+    println!("{:<34}{}", "", header.join(""));
+    let row = |label: &str, cell: &dyn Fn(&CatalogFigures) -> String| {
+        let cells: Vec<String> = figures.iter().map(|f| format!("{:>22}", cell(f))).collect();
+        println!("{label:<34}{}", cells.join(""));
+    };
+    row("fill (versions/s)", &|f| {
+        format!("{:.0}", f.filled as f64 / f.fill_time.as_secs_f64())
+    });
+    row("fill time", &|f| format!("{:.1} s", f.fill_time.as_secs_f64()));
+    row("size on disk", &|f| format!("{:.0} MiB", f.size as f64 / 1_048_576.0));
+    row("list page of 1,000 p50 / p95", &|f| {
+        format!("{:.1} / {:.1} ms", ms(f.list_page.median()), ms(f.list_page.p95()))
+    });
+    row("  target p95 < 20 ms", &|f| verdict(ms(f.list_page.p95()) < MAX_LIST_MS).to_owned());
+    row("put transaction p50 / p95", &|f| {
+        format!("{:.2} / {:.2} ms", ms(f.commit.median()), ms(f.commit.p95()))
+    });
+    row("  target p50 < 2 ms (PostgreSQL)", &|f| match f.name {
+        "postgres" => verdict(ms(f.commit.median()) < MAX_POSTGRES_COMMIT_MS).to_owned(),
+        _ => "-".to_owned(),
+    });
+}

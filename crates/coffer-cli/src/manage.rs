@@ -215,6 +215,7 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
         since: time(&args.since)?,
         until: time(&args.until)?,
         limit: args.limit,
+        ..AuditQuery::default()
     };
     let rows = store.audit(&query).await?;
     if json {

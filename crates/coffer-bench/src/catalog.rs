@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use coffer::testing::TestDatabase;
 use coffer::{
-    BlobRef, Catalog, Comment, KeyQuery, Metadata, NewVersion, ObjectKey, PostgresCatalog, Precondition,
-    SqliteCatalog, Tags, Timestamp, VersionContent, VersionId,
+    BlobRef, Catalog, Comment, KeyQuery, Metadata, NewVersion, ObjectKey, PostgresCatalog, Precondition, SqliteCatalog,
+    Tags, Timestamp, VersionContent, VersionId,
 };
 use futures::StreamExt;
 use tokio::runtime::Runtime;
@@ -76,7 +76,10 @@ pub fn run(runtime: &Runtime, work: &std::path::Path, scale: Scale) -> Result<Ve
 }
 
 async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) -> Result<CatalogFigures> {
-    eprintln!("{name}: filling with {} versions of {} keys", scale.versions, scale.keys);
+    eprintln!(
+        "{name}: filling with {} versions of {} keys",
+        scale.versions, scale.keys
+    );
     let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
     let commits = futures::stream::iter(0..scale.versions)
@@ -88,7 +91,10 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
                 catalog.commit_version(version).await?;
                 let count = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if count % 100_000 == 0 {
-                    eprintln!("  {count} versions, {:.0}/s", count as f64 / started.elapsed().as_secs_f64());
+                    eprintln!(
+                        "  {count} versions, {:.0}/s",
+                        count as f64 / started.elapsed().as_secs_f64()
+                    );
                 }
                 anyhow::Ok(())
             }
@@ -111,7 +117,11 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
         let started = Instant::now();
         let page = catalog.list_latest(&query).await?;
         list_page.push(started.elapsed());
-        anyhow::ensure!(page.len() == 1000 || scale.keys < DEPARTMENTS * 1000, "short page: {}", page.len());
+        anyhow::ensure!(
+            page.len() == 1000 || scale.keys < DEPARTMENTS * 1000,
+            "short page: {}",
+            page.len()
+        );
     }
 
     let mut commit = Samples::default();
@@ -161,7 +171,14 @@ pub fn customer_of(n: u64) -> String {
 }
 
 const DOC_TYPES: [&str; 8] = [
-    "invoice", "receipt", "contract", "report", "statement", "order", "memo", "scan",
+    "invoice",
+    "receipt",
+    "contract",
+    "report",
+    "statement",
+    "order",
+    "memo",
+    "scan",
 ];
 
 /// Version `n` of the fill: key `n % keys`, so every key gets its versions in turn.
@@ -252,7 +269,9 @@ pub fn print(system: &crate::system::System, figures: &[CatalogFigures]) {
     row("list page of 1,000 p50 / p95", &|f| {
         format!("{:.1} / {:.1} ms", ms(f.list_page.median()), ms(f.list_page.p95()))
     });
-    row("  target p95 < 20 ms", &|f| verdict(ms(f.list_page.p95()) < MAX_LIST_MS).to_owned());
+    row("  target p95 < 20 ms", &|f| {
+        verdict(ms(f.list_page.p95()) < MAX_LIST_MS).to_owned()
+    });
     row("put transaction p50 / p95", &|f| {
         format!("{:.2} / {:.2} ms", ms(f.commit.median()), ms(f.commit.p95()))
     });

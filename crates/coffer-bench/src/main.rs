@@ -150,7 +150,11 @@ fn main() -> Result<()> {
 
 fn run_bench(args: &args::Args) -> Result<()> {
     // The versions and catalog groups use the library only: no CLI to build.
-    let coffer = if args.versions || args.catalog { None } else { Some(cli::build()?) };
+    let coffer = if args.versions || args.catalog {
+        None
+    } else {
+        Some(cli::build()?)
+    };
     let parent = args
         .dir
         .canonicalize()

@@ -133,7 +133,7 @@ pub enum Command {
     },
     /// Remove old versions of KEY (or of every key under --prefix), keeping the newest.
     Prune(PruneArgs),
-    /// The audit log, newest first.
+    /// The audit log, newest first; --export writes it to a file; `audit purge` removes old rows.
     Audit(AuditArgs),
     /// Re-hash every referenced blob and check every manifest; find orphans.
     Verify(VerifyArgs),
@@ -193,7 +193,10 @@ pub struct PruneArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
     /// Only rows about this key.
     #[arg(long)]
     pub key: Option<String>,
@@ -203,7 +206,8 @@ pub struct AuditArgs {
     /// Only rows by this actor.
     #[arg(long)]
     pub actor: Option<String>,
-    /// Only rows of this action: put, copy, delete, delete_version, rollback, tag, comment, prune, repair, reindex.
+    /// Only rows of this action: put, copy, delete, delete_version, rollback, tag, comment, prune, repair,
+    /// reindex, get (reads, with audit_reads on), audit_purge.
     #[arg(long)]
     pub action: Option<String>,
     /// Only rows at or after this time (RFC 3339, a date, or a span ago like 7d).
@@ -212,9 +216,26 @@ pub struct AuditArgs {
     /// Only rows before this time.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Show at most this many rows.
-    #[arg(long, default_value_t = 100)]
-    pub limit: usize,
+    /// Show at most this many rows, the newest [default: 100; with --export, every row].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Write the matching rows to FILE as JSON Lines, oldest first (FILE appears only once complete).
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Remove audit rows older than the configured audit_retention; the purge is itself audited.
+    Purge {
+        /// Remove only rows older than this, which must not be later than now minus the retention
+        /// (RFC 3339, a date, or a span ago like 8y).
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
+        /// Count the rows that would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]

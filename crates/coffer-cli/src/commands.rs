@@ -359,6 +359,16 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
             "stored",
             format!("{} blobs ({}) after dedup", s.blobs, human_size(s.blob_bytes)),
         ),
+        (
+            "audit",
+            format!(
+                "{}, reads {}",
+                info.audit_retention
+                    .as_ref()
+                    .map_or("no retention (never purged)".to_owned(), |r| format!("retention {r}")),
+                if info.audit_reads { "recorded" } else { "not recorded" }
+            ),
+        ),
     ]);
     Ok(())
 }

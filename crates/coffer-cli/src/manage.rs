@@ -10,7 +10,7 @@ use coffer::{
     Timestamp, ValueChange, VerifyOptions,
 };
 
-use crate::cli::{AuditArgs, PruneArgs, VerifyArgs};
+use crate::cli::{AuditArgs, AuditCommand, PruneArgs, VerifyArgs};
 use crate::commands::{invalid_input, parse_pairs, parse_version, report_change};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::TerminalProgress;
@@ -206,6 +206,9 @@ pub async fn prune(store: &Store, args: PruneArgs, json: bool) -> anyhow::Result
 }
 
 pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result<()> {
+    if let Some(AuditCommand::Purge { before, dry_run }) = args.command {
+        return audit_purge(store, before.as_deref(), dry_run, json).await;
+    }
     let time = |text: &Option<String>| text.as_deref().map(Timestamp::parse_human).transpose();
     let query = AuditQuery {
         key: args.key.map(ObjectKey::new).transpose()?,
@@ -214,8 +217,22 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
         action: args.action,
         since: time(&args.since)?,
         until: time(&args.until)?,
-        limit: args.limit,
+        // An export without --limit writes every row (the library's 0).
+        limit: match (&args.export, args.limit) {
+            (Some(_), Some(0)) => return Err(invalid_input("--limit must be at least 1")),
+            (Some(_), limit) => limit.unwrap_or(0),
+            (None, limit) => limit.unwrap_or(100),
+        },
+        ..AuditQuery::default()
     };
+    if let Some(file) = &args.export {
+        let rows = store.export_audit(&query, file).await?;
+        if json {
+            return print_json(&serde_json::json!({ "rows": rows, "file": file }));
+        }
+        println!("exported {rows} audit rows to {}", file.display());
+        return Ok(());
+    }
     let rows = store.audit(&query).await?;
     if json {
         return print_json(&rows);
@@ -239,6 +256,22 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
         })
         .collect();
     print_table(&["ID", "AT", "ACTOR", "ACTION", "KEY", "VERSION", "DETAIL"], &rows);
+    Ok(())
+}
+
+async fn audit_purge(store: &Store, before: Option<&str>, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let before = before.map(Timestamp::parse_human).transpose()?;
+    let report = store.purge_audit(before, dry_run).await?;
+    if json {
+        return print_json(&report);
+    }
+    println!(
+        "{} {} audit rows older than {} (retention {})",
+        if report.dry_run { "would remove" } else { "removed" },
+        report.removed,
+        report.before,
+        report.retention
+    );
     Ok(())
 }
 

@@ -3,8 +3,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::catalog::CatalogLocation;
 use crate::error::{Error, Result};
@@ -48,6 +49,41 @@ pub struct Config {
     /// Keep at most this many versions of a key: every put prunes older
     /// untagged versions beyond it. Unlimited when absent.
     pub max_versions: Option<usize>,
+    /// How long audit rows are kept at least (`"7y"`, `"90days"`): older rows
+    /// may be removed by an audit purge. Without it the audit log is never purged.
+    #[serde(deserialize_with = "retention_from_text")]
+    pub audit_retention: Option<Duration>,
+    /// Record every read of content (`get`) in the audit log.
+    pub audit_reads: bool,
+}
+
+fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
+    struct Span;
+    impl serde::de::Visitor<'_> for Span {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("audit_retention as a span in quotes, like \"7y\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> std::result::Result<Duration, E> {
+            parse_retention("audit_retention", text).map_err(|e| E::custom(e.message()))
+        }
+    }
+    deserializer.deserialize_str(Span).map(Some)
+}
+
+/// Parse the audit retention `setting` holds (`7y`, `7years`, `400d`); zero is refused.
+fn parse_retention(setting: &str, text: &str) -> Result<Duration> {
+    let retention = humantime::parse_duration(text.trim()).map_err(|e| {
+        Error::invalid_input(format!(
+            "{setting} {text:?}: {e}; expected a span like 7y, 7years or 400d"
+        ))
+    })?;
+    if retention.is_zero() {
+        return Err(Error::invalid_input(format!(
+            "{setting} {text:?} would let a purge remove every audit row: use a span like 7y"
+        )));
+    }
+    Ok(retention)
 }
 
 impl Default for Config {
@@ -58,6 +94,8 @@ impl Default for Config {
             backend: BackendConfig::default(),
             user: None,
             max_versions: None,
+            audit_retention: None,
+            audit_reads: false,
         }
     }
 }
@@ -70,6 +108,8 @@ impl fmt::Debug for Config {
             .field("backend", &self.backend)
             .field("user", &self.user)
             .field("max_versions", &self.max_versions)
+            .field("audit_retention", &self.audit_retention)
+            .field("audit_reads", &self.audit_reads)
             .finish()
     }
 }
@@ -118,7 +158,7 @@ impl Config {
     /// then the environment: `COFFER_DATA_DIR`, `COFFER_CATALOG_URL` (else
     /// `DATABASE_URL`, when neither it nor the file names a catalog),
     /// `COFFER_BACKEND` (`fs` or `memory`), `COFFER_BACKEND_ROOT`, `COFFER_USER`,
-    /// `COFFER_MAX_VERSIONS`.
+    /// `COFFER_MAX_VERSIONS`, `COFFER_AUDIT_RETENTION`, `COFFER_AUDIT_READS`.
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let mut config = match file {
             Some(path) => Self::from_file(path)?,
@@ -185,6 +225,20 @@ impl Config {
                 ))
             })?);
         }
+        if let Some(retention) = lookup("COFFER_AUDIT_RETENTION") {
+            self.audit_retention = Some(parse_retention("COFFER_AUDIT_RETENTION", &retention)?);
+        }
+        if let Some(reads) = lookup("COFFER_AUDIT_READS") {
+            self.audit_reads = match reads.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(Error::invalid_input(format!(
+                        "COFFER_AUDIT_READS={reads:?}: expected true, false, 1 or 0"
+                    )));
+                }
+            };
+        }
         if self.max_versions == Some(0) {
             return Err(Error::invalid_input(
                 "max_versions = 0 would remove every version: use at least 1",
@@ -245,6 +299,50 @@ mod tests {
     fn unknown_fields_are_errors() {
         let err = Config::from_toml("data_dri = \"x\"").expect_err("typo must fail");
         assert!(err.message().contains("data_dri"), "{}", err.message());
+    }
+
+    #[test]
+    fn audit_settings_from_file_and_env() {
+        let config = Config::from_toml("audit_retention = \"7y\"\naudit_reads = true\n").expect("valid toml");
+        assert_eq!(config.audit_retention, Some(Duration::from_secs(7 * 31_557_600)));
+        assert!(config.audit_reads);
+        let long = Config::from_toml("audit_retention = \"7years\"").expect("valid toml");
+        assert_eq!(long.audit_retention, config.audit_retention);
+        assert_eq!(Config::default().audit_retention, None);
+        assert!(!Config::default().audit_reads);
+
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "COFFER_AUDIT_RETENTION" => Some("90days".into()),
+                "COFFER_AUDIT_READS" => Some("1".into()),
+                _ => None,
+            })
+            .expect("valid env");
+        assert_eq!(config.audit_retention, Some(Duration::from_secs(90 * 86_400)));
+        assert!(config.audit_reads);
+    }
+
+    #[test]
+    fn bad_audit_settings_are_one_line_errors() {
+        for text in [
+            "audit_retention = \"seven years\"",
+            "audit_retention = \"0s\"",
+            "audit_retention = 7",
+        ] {
+            let err = Config::from_toml(text).expect_err(text);
+            assert!(err.message().contains("audit_retention"), "{}", err.message());
+            assert!(!err.message().contains('\n'), "{}", err.message());
+        }
+        let env = |name: &'static str, value: &'static str| move |n: &str| (n == name).then(|| value.to_owned());
+        let err = Config::default()
+            .apply_env(env("COFFER_AUDIT_RETENTION", "0d"))
+            .expect_err("zero");
+        assert!(err.message().starts_with("COFFER_AUDIT_RETENTION"), "{}", err.message());
+        let err = Config::default()
+            .apply_env(env("COFFER_AUDIT_READS", "yes"))
+            .expect_err("not a bool");
+        assert!(err.message().contains("COFFER_AUDIT_READS"), "{}", err.message());
     }
 
     #[test]

@@ -291,6 +291,9 @@ pub async fn catalog_suite(catalog: &dyn Catalog) -> Outcome {
     catalog_delete_version_moves_latest(catalog).await?;
     catalog_list_latest_pages(catalog).await?;
     catalog_concurrent_commits(catalog).await?;
+    catalog_audit_pages_by_id(catalog).await?;
+    catalog_record_read(catalog).await?;
+    catalog_purge_audit(catalog).await?;
     let problems = catalog.check_consistency().await.ctx("check_consistency")?;
     check!(problems.is_empty(), "consistency problems: {problems:?}");
     Ok(())
@@ -558,6 +561,192 @@ pub async fn catalog_concurrent_commits(catalog: &dyn Catalog) -> Outcome {
     check!(
         catalog.versions(&k, None).await.ctx("versions")?.len() == 50,
         "lost concurrent versions"
+    );
+    Ok(())
+}
+
+/// Audit rows page by id in either order: `after_id` continues where a page ended.
+pub async fn catalog_audit_pages_by_id(catalog: &dyn Catalog) -> Outcome {
+    let k = key(&unique("cat/audit-pages"))?;
+    for i in 0..5 {
+        catalog
+            .commit_version(blob_version(&k, &format!("page {i}"), Some(&unique("blobs/p"))))
+            .await
+            .ctx("commit")?;
+    }
+    let query = |after_id, oldest_first, limit| AuditQuery {
+        key: Some(k.clone()),
+        after_id,
+        oldest_first,
+        limit,
+        ..AuditQuery::default()
+    };
+    let all: Vec<i64> = catalog
+        .audit(&query(None, true, 10))
+        .await
+        .ctx("audit oldest first")?
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    check!(
+        all.len() == 5 && all.windows(2).all(|w| w[0] < w[1]),
+        "oldest first gave ids {all:?}"
+    );
+    let mut paged = Vec::new();
+    let mut after_id = None;
+    loop {
+        let page = catalog.audit(&query(after_id, true, 2)).await.ctx("audit page")?;
+        check!(page.len() <= 2, "a page of 2 held {} rows", page.len());
+        let Some(last) = page.last() else { break };
+        after_id = Some(last.id);
+        paged.extend(page.iter().map(|row| row.id));
+    }
+    check!(paged == all, "oldest-first pages gave {paged:?}, expected {all:?}");
+    let older: Vec<i64> = catalog
+        .audit(&query(Some(all[3]), false, 2))
+        .await
+        .ctx("audit newest first after an id")?
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    check!(
+        older == [all[2], all[1]],
+        "newest first after {} gave {older:?}",
+        all[3]
+    );
+    Ok(())
+}
+
+/// `record_read` appends a `get` row naming the key, version, actor and detail.
+pub async fn catalog_record_read(catalog: &dyn Catalog) -> Outcome {
+    let k = key(&unique("cat/read"))?;
+    let v = catalog
+        .commit_version(blob_version(&k, &unique("read me"), Some(&unique("blobs/r"))))
+        .await
+        .ctx("commit")?;
+    let reader = unique("reader");
+    let before = Timestamp::now();
+    catalog
+        .record_read(&k, &v.version_id, &reader, serde_json::json!({ "size": v.size }))
+        .await
+        .ctx("record_read")?;
+    let rows = catalog
+        .audit(&AuditQuery {
+            key: Some(k.clone()),
+            action: Some("get".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .ctx("audit")?;
+    let [row] = rows.as_slice() else {
+        return Err(format!("expected one get row, found {}", rows.len()));
+    };
+    check!(
+        row.actor == reader && row.version_id.as_deref() == Some(v.version_id.as_str()),
+        "get row names {} and {:?}",
+        row.actor,
+        row.version_id
+    );
+    check!(row.detail["size"] == v.size, "get row detail is {}", row.detail);
+    check!(row.at >= before, "get row at {} is before the read", row.at);
+    Ok(())
+}
+
+/// `purge_audit` removes rows older than its cutoff and keeps newer ones; it
+/// records an `audit_purge` row (even when it finds nothing), which survives;
+/// a dry run counts and changes nothing.
+///
+/// Old rows are made by committing versions with an old `created_at` (a
+/// commit's audit row carries it); the cutoff lies before any time the other
+/// checks use, so a shared catalog only loses rows this check wrote.
+pub async fn catalog_purge_audit(catalog: &dyn Catalog) -> Outcome {
+    let time = |text: &str| Timestamp::parse(text).map_err(|e| e.to_string());
+    let (old, cutoff, newer) = (
+        time("1990-06-01T00:00:00Z")?,
+        time("2000-01-01T00:00:00Z")?,
+        time("2010-06-01T00:00:00Z")?,
+    );
+    let k = key(&unique("cat/purge"))?;
+    for created_at in [old, newer] {
+        let version = NewVersion {
+            created_at,
+            ..blob_version(&k, &unique("purge"), Some(&unique("blobs/purge")))
+        };
+        catalog.commit_version(version).await.ctx("commit")?;
+    }
+    let times_of_key = || async {
+        let rows = catalog
+            .audit(&AuditQuery {
+                key: Some(k.clone()),
+                oldest_first: true,
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .ctx("audit of the key")?;
+        Ok::<_, String>(rows.iter().map(|row| row.at).collect::<Vec<_>>())
+    };
+    check!(
+        times_of_key().await? == [old, newer],
+        "audit rows carry the commits' times"
+    );
+    let purger = unique("purger");
+    let purges = || async {
+        catalog
+            .audit(&AuditQuery {
+                actor: Some(purger.clone()),
+                action: Some("audit_purge".into()),
+                oldest_first: true,
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .ctx("audit of the purges")
+    };
+    let detail = serde_json::json!({ "retention": "conformance" });
+
+    let would = catalog
+        .purge_audit(cutoff, &purger, detail.clone(), true)
+        .await
+        .ctx("dry-run purge")?;
+    check!(would >= 1, "a dry run counted {would} rows older than {cutoff}");
+    check!(times_of_key().await? == [old, newer], "a dry run removed rows");
+    check!(purges().await?.is_empty(), "a dry run recorded a purge");
+
+    let removed = catalog
+        .purge_audit(cutoff, &purger, detail.clone(), false)
+        .await
+        .ctx("purge")?;
+    check!(removed >= 1, "the purge removed {removed} rows");
+    check!(
+        times_of_key().await? == [newer],
+        "after the purge the key's rows are at {:?}",
+        times_of_key().await?
+    );
+    let recorded = purges().await?;
+    let [purge] = recorded.as_slice() else {
+        return Err(format!("expected one audit_purge row, found {}", recorded.len()));
+    };
+    check!(
+        purge.key.is_none()
+            && purge.detail["before"] == cutoff.to_string()
+            && purge.detail["removed"] == removed
+            && purge.detail["retention"] == "conformance",
+        "audit_purge row has key {:?} and detail {}",
+        purge.key,
+        purge.detail
+    );
+
+    let again = catalog
+        .purge_audit(cutoff, &purger, detail, false)
+        .await
+        .ctx("second purge")?;
+    check!(again == 0, "a second purge to the same cutoff removed {again} rows");
+    let recorded = purges().await?;
+    check!(
+        recorded.len() == 2 && recorded[0].id == purge.id && recorded[1].detail["removed"] == 0,
+        "after a purge that found nothing the purge rows are {recorded:?}"
     );
     Ok(())
 }

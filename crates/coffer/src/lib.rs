@@ -75,9 +75,9 @@ pub use crate::key::{
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::store::{
-    ByteRange, Comparison, CopyOptions, ExportOptions, ExportReport, GetOptions, GetResult, HistoryEntry,
-    ImportOptions, ImportReport, ListOptions, ListPage, MAX_LIST_KEYS, PruneReport, PutOptions, ReindexReport, Store,
-    StoreInfo, TextDiff, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
+    AuditPurgeReport, ByteRange, Comparison, CopyOptions, ExportOptions, ExportReport, GetOptions, GetResult,
+    HistoryEntry, ImportOptions, ImportReport, ListOptions, ListPage, MAX_LIST_KEYS, PruneReport, PutOptions,
+    ReindexReport, Store, StoreInfo, TextDiff, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

@@ -63,9 +63,13 @@ impl Timestamp {
     }
 }
 
+/// The last microsecond RFC 3339 can write (9999-12-31T23:59:59.999999Z).
+const MAX_RFC3339_MICROS: i64 = 253_402_300_799_999_999;
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let micros = u64::try_from(self.0).unwrap_or(0);
+        // Clamped to what RFC 3339 can write: a formatting error would panic in `to_string`.
+        let micros = u64::try_from(self.0.min(MAX_RFC3339_MICROS)).unwrap_or(0);
         let time = UNIX_EPOCH + Duration::from_micros(micros);
         write!(f, "{}", humantime::format_rfc3339_micros(time))
     }
@@ -94,5 +98,9 @@ mod tests {
         assert_eq!(t.to_string(), "2024-05-01T12:00:00.123456Z");
         assert_eq!(Timestamp::parse(&t.to_string()).ok(), Some(t));
         assert!(Timestamp::parse("yesterday").is_err());
+        assert_eq!(
+            Timestamp::from_micros(i64::MAX).to_string(),
+            "9999-12-31T23:59:59.999999Z"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use coffer::testing::TestDatabase;
-use coffer::{Backend, OpendalBackend, PostgresCatalog, SqliteCatalog, conformance};
+use coffer::{Backend, Catalog, OpendalBackend, PostgresCatalog, SqliteCatalog, conformance};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fs_backend_passes_the_backend_suite() {
@@ -42,4 +42,45 @@ async fn postgres_catalog_passes_the_catalog_suite() {
     // A second pool on the same database (as a second process would have) sees the same data and stays sound.
     let again = PostgresCatalog::connect(database.url()).await.unwrap();
     conformance::catalog_suite(&again).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_audit_rows_change_only_by_a_purge() {
+    use sqlx::Connection;
+    let Some(database) = TestDatabase::create().await.unwrap() else {
+        return;
+    };
+    let catalog = PostgresCatalog::connect(database.url()).await.unwrap();
+    let key = coffer::ObjectKey::new("k").unwrap();
+    catalog
+        .record_read(&key, &coffer::VersionId::generate(), "reader", serde_json::Value::Null)
+        .await
+        .unwrap();
+    // A stray client, even one that sets a cutoff older than the rows, can neither change nor remove them.
+    let mut raw = sqlx::PgConnection::connect(database.url()).await.unwrap();
+    for sql in [
+        "DELETE FROM audit",
+        "UPDATE audit SET actor = 'someone else'",
+        "BEGIN; SET LOCAL coffer.audit_purge_before = '1'; DELETE FROM audit; COMMIT",
+    ] {
+        let err = sqlx::raw_sql(sql).execute(&mut raw).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut raw).await;
+    }
+    let far_future = coffer::Timestamp::from_micros(i64::MAX);
+    let removed = catalog
+        .purge_audit(far_future, "purger", serde_json::Value::Null, false)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let rows = catalog
+        .audit(&coffer::AuditQuery {
+            limit: 10,
+            ..coffer::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the purge keeps the row that records it");
+    assert_eq!(rows[0].action, "audit_purge");
+    assert!(sqlx::raw_sql("DELETE FROM audit").execute(&mut raw).await.is_err());
 }

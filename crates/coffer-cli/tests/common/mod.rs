@@ -16,14 +16,17 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Run `coffer ARGS` in `dir`, with `stdin` piped in and `env` set (no COFFER_USER or COFFER_CONFIG otherwise).
+/// Run `coffer ARGS` in `dir`, with `stdin` piped in and `env` set (no COFFER_USER,
+/// COFFER_CONFIG or COFFER_AUDIT_* otherwise).
 pub fn coffer_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
     command
         .current_dir(dir)
         .args(args)
         .env_remove("COFFER_USER")
-        .env_remove("COFFER_CONFIG");
+        .env_remove("COFFER_CONFIG")
+        .env_remove("COFFER_AUDIT_RETENTION")
+        .env_remove("COFFER_AUDIT_READS");
     for (name, value) in env {
         command.env(name, value);
     }

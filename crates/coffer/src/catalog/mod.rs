@@ -395,7 +395,13 @@ pub struct AuditQuery {
     pub since: Option<Timestamp>,
     /// Only rows before this time.
     pub until: Option<Timestamp>,
-    /// At most this many, newest first.
+    /// Only rows after this one in the query's order: ids below it when newest
+    /// first, above it when oldest first. Pass the last id of a page to read
+    /// the next page (keyset paging).
+    pub after_id: Option<i64>,
+    /// Oldest first (ascending ids) instead of newest first.
+    pub oldest_first: bool,
+    /// At most this many.
     pub limit: usize,
 }
 
@@ -420,6 +426,21 @@ pub struct AuditQuery {
 /// - A blob marked damaged is replaced when a new version brings the same
 ///   content with a `new_path`: the blob then points at the new copy and is sound.
 /// - `check_consistency` returns a line per problem found (empty when sound).
+/// - Audit rows are append-only: nothing but `purge_audit` removes them, and
+///   nothing changes them.
+/// - `audit` returns the rows its query selects, in id order (newest first
+///   unless `oldest_first`), starting after `after_id`, at most `limit`.
+/// - `purge_audit` removes the audit rows with `at < before` that exist when it
+///   starts, in one or more transactions (batches, so that other writers are
+///   not held up for long). Each transaction also records one row of action
+///   `audit_purge` by `actor`, with no key, whose detail is `detail`'s fields
+///   (when it is a JSON object) plus `before` (RFC 3339) and `removed` (the rows
+///   that transaction removed); a purge that finds nothing still records one.
+///   Those rows are never removed by the purge that wrote them. Returns how
+///   many rows were removed. With `dry_run` it removes and records nothing and
+///   returns how many rows it would remove.
+/// - `record_read` appends one audit row of action `get` (key, version, actor,
+///   detail, the current time); `Ok` means committed and durable.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + Display {
     /// Record a new version (see the contract).
@@ -458,8 +479,24 @@ pub trait Catalog: Send + Sync + Debug + Display {
     async fn blobs(&self) -> Result<Vec<BlobRecord>>;
     /// Totals.
     async fn stats(&self) -> Result<CatalogStats>;
-    /// Audit rows, newest first.
+    /// Audit rows (see [`AuditQuery`]).
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Remove audit rows older than `before`, recording the purge (see the contract).
+    async fn purge_audit(
+        &self,
+        before: Timestamp,
+        actor: &str,
+        detail: serde_json::Value,
+        dry_run: bool,
+    ) -> Result<u64>;
+    /// Record that `actor` read a version (see the contract).
+    async fn record_read(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        actor: &str,
+        detail: serde_json::Value,
+    ) -> Result<()>;
     /// Problems with the catalog's own invariants.
     async fn check_consistency(&self) -> Result<Vec<String>>;
 }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use sqlx::FromRow;
 
-use super::{BlobRecord, Comment, ObjectVersion};
+use super::{AuditEntry, AuditQuery, BlobRecord, Comment, ObjectVersion};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
@@ -112,6 +112,72 @@ impl From<BlobRow> for BlobRecord {
             path: row.locator,
             refcount: u64::try_from(row.refcount).unwrap_or(0),
             damaged: row.damaged,
+        }
+    }
+}
+
+/// A value for a `?` placeholder of SQL that a shared builder wrote.
+pub(super) enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// An audit row as both catalogs select it: id, at, actor, action, key, version id, detail (JSON text).
+pub(super) type AuditRow = (i64, i64, String, String, Option<String>, Option<String>, String);
+
+/// The `SELECT` of the audit rows `query` asks for, with `?` placeholders and
+/// their values in order. `detail` is the expression that reads the detail as text.
+pub(super) fn audit_select(query: &AuditQuery, detail: &str) -> (String, Vec<Param>) {
+    let mut filters = Vec::new();
+    let mut params = Vec::new();
+    let mut filter = |sql: &'static str, param: Param| {
+        filters.push(sql);
+        params.push(param);
+    };
+    if let Some(key) = &query.key {
+        filter("key = ?", Param::Text(key.to_string()));
+    }
+    if let Some(prefix) = query.prefix.as_deref().filter(|p| !p.is_empty()) {
+        filter("key >= ?", Param::Text(prefix.to_owned()));
+        if let Some(upper) = prefix_upper_bound(prefix) {
+            filter("key < ?", Param::Text(upper));
+        }
+    }
+    if let Some(actor) = &query.actor {
+        filter("actor = ?", Param::Text(actor.clone()));
+    }
+    if let Some(action) = &query.action {
+        filter("action = ?", Param::Text(action.clone()));
+    }
+    if let Some(since) = query.since {
+        filter("at >= ?", Param::Int(since.as_micros()));
+    }
+    if let Some(until) = query.until {
+        filter("at < ?", Param::Int(until.as_micros()));
+    }
+    if let Some(after) = query.after_id {
+        filter(if query.oldest_first { "id > ?" } else { "id < ?" }, Param::Int(after));
+    }
+    params.push(Param::Int(to_i64(query.limit as u64)));
+    let sql = format!(
+        "SELECT id, at, actor, action, key, version_id, {detail} FROM audit {} {} ORDER BY id {} LIMIT ?",
+        if filters.is_empty() { "" } else { "WHERE" },
+        filters.join(" AND "),
+        if query.oldest_first { "ASC" } else { "DESC" },
+    );
+    (sql, params)
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from((id, at, actor, action, key, version_id, detail): AuditRow) -> Self {
+        AuditEntry {
+            id,
+            at: Timestamp::from_micros(at),
+            actor,
+            action,
+            key,
+            version_id,
+            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
         }
     }
 }

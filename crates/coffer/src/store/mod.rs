@@ -10,8 +10,7 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, ByteStream, OpendalBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
-    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, VersionContent,
-    prefix_upper_bound,
+    BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, VersionContent, prefix_upper_bound,
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -21,11 +20,13 @@ use crate::progress::Progress;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod audit;
 mod integrity;
 mod options;
 mod transfer;
 mod versioning;
 
+pub use self::audit::AuditPurgeReport;
 pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
@@ -87,6 +88,8 @@ pub struct Store {
     catalog: Arc<dyn Catalog>,
     actor: String,
     max_versions: Option<usize>,
+    audit_retention: Option<std::time::Duration>,
+    audit_reads: bool,
 }
 
 impl Store {
@@ -109,7 +112,10 @@ impl Store {
             }
         };
         let catalog = config.catalog_location()?.open().await?;
-        Ok(Store::from_parts(backend, catalog, config.actor()).with_max_versions(config.max_versions))
+        Ok(Store::from_parts(backend, catalog, config.actor())
+            .with_max_versions(config.max_versions)
+            .with_audit_retention(config.audit_retention)
+            .with_audit_reads(config.audit_reads))
     }
 
     /// A store over an existing backend and catalog, recording `actor` as the author of changes.
@@ -119,6 +125,8 @@ impl Store {
             catalog,
             actor: actor.into(),
             max_versions: None,
+            audit_retention: None,
+            audit_reads: false,
         }
     }
 
@@ -516,7 +524,9 @@ impl Store {
         }
     }
 
-    /// Read a version of `key`, or a byte range of it.
+    /// Read a version of `key`, or a byte range of it. With read auditing on
+    /// (see [`with_audit_reads`](Self::with_audit_reads)) the read is recorded
+    /// before the body is returned.
     pub async fn get(&self, key: &str, options: GetOptions) -> Result<GetResult> {
         let version = self.head(key, options.version_id.as_ref()).await?;
         if let Some(problem) = &version.damaged {
@@ -558,6 +568,15 @@ impl Store {
                 (0..version.size, body::verify_stream(body, sha256, version.size, what))
             }
         };
+        if self.audit_reads {
+            let mut detail = serde_json::json!({ "size": version.size });
+            if options.range.is_some() {
+                detail["range"] = format!("{}-{}", range.start, range.end.saturating_sub(1)).into();
+            }
+            self.catalog
+                .record_read(&version.key, &version.version_id, &self.actor, detail)
+                .await?;
+        }
         if let Some(progress) = options.progress.clone() {
             progress.start(Some(range.end - range.start));
             body = body
@@ -761,13 +780,12 @@ impl Store {
             backend: self.backend.to_string(),
             capabilities: self.backend.capabilities(),
             catalog: self.catalog.to_string(),
+            audit_retention: self
+                .audit_retention
+                .map(|retention| humantime::format_duration(retention).to_string()),
+            audit_reads: self.audit_reads,
             stats: self.catalog.stats().await?,
         })
-    }
-
-    /// Audit rows, newest first.
-    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.catalog.audit(query).await
     }
 
     /// Check that the catalog is sound and every blob it references is on the

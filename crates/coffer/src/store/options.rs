@@ -216,6 +216,10 @@ pub struct StoreInfo {
     pub capabilities: Capabilities,
     /// The catalog, by name (never with secrets).
     pub catalog: String,
+    /// How long audit rows are kept at least (`7years`), if a retention is configured.
+    pub audit_retention: Option<String>,
+    /// Whether reads are recorded in the audit log.
+    pub audit_reads: bool,
     /// Totals.
     #[serde(flatten)]
     pub stats: CatalogStats,

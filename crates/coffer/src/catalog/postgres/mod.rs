@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
-use super::rows::{BlobRow, corrupt, decode_versions, prefix_upper_bound, to_i64};
+use super::rows::{AuditRow, BlobRow, Param, audit_select, corrupt, decode_versions, prefix_upper_bound, to_i64};
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
     NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, VersionRef,
@@ -36,6 +36,8 @@ const POOL_SIZE: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a transaction that lost a deadlock or serialization race is tried.
 const ATTEMPTS: u32 = 8;
+/// Most audit rows one purge transaction removes, so other writers are not held up for long.
+const PURGE_BATCH: u64 = 20_000;
 
 /// A catalog in a PostgreSQL database.
 pub struct PostgresCatalog {
@@ -624,6 +626,45 @@ async fn apply_repair(conn: &mut PgConnection, repair: &Repair, actor: &str) -> 
     }
 }
 
+/// Remove up to [`PURGE_BATCH`] audit rows older than `before` (and no newer
+/// than `up_to_id`), oldest first, and record that in an `audit_purge` row.
+/// The transaction-local setting lets the `audit_no_delete` trigger pass these
+/// deletes only.
+async fn apply_purge_audit(
+    conn: &mut PgConnection,
+    before: Timestamp,
+    up_to_id: i64,
+    actor: &str,
+    detail: &serde_json::Map<String, serde_json::Value>,
+) -> Result<u64> {
+    let failed = |e| db_error("purging the audit log", e);
+    sqlx::query("SELECT set_config('coffer.audit_purge_before', $1, true)")
+        .bind(before.as_micros().to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(failed)?;
+    let removed = sqlx::query(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 AND id <= $2 ORDER BY id LIMIT $3)",
+    )
+    .bind(before.as_micros())
+    .bind(up_to_id)
+    .bind(to_i64(PURGE_BATCH))
+    .execute(&mut *conn)
+    .await
+    .map_err(failed)?
+    .rows_affected();
+    sqlx::query("SELECT set_config('coffer.audit_purge_before', '', true)")
+        .execute(&mut *conn)
+        .await
+        .map_err(failed)?;
+    let mut detail = detail.clone();
+    detail.insert("before".into(), before.to_string().into());
+    detail.insert("removed".into(), removed.into());
+    let detail = serde_json::Value::Object(detail);
+    insert_audit(conn, Timestamp::now(), actor, "audit_purge", None, None, &detail).await?;
+    Ok(removed)
+}
+
 /// Turn `?` placeholders into PostgreSQL's numbered `$n`, for queries built
 /// from optional filters.
 fn numbered(sql: &str) -> String {
@@ -695,6 +736,65 @@ impl Catalog for PostgresCatalog {
 
     async fn repair(&self, repair: &Repair, actor: &str) -> Result<()> {
         in_transaction!(self, |conn| apply_repair(conn, repair, actor))
+    }
+
+    async fn purge_audit(
+        &self,
+        before: Timestamp,
+        actor: &str,
+        detail: serde_json::Value,
+        dry_run: bool,
+    ) -> Result<u64> {
+        if dry_run {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE at < $1")
+                .bind(before.as_micros())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| db_error("counting audit rows", e))?;
+            return Ok(u64::try_from(count).unwrap_or(0));
+        }
+        // Rows the purge writes itself come after the rows that exist now.
+        let up_to_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("reading the audit log", e))?;
+        let detail = match detail {
+            serde_json::Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let mut total = 0;
+        loop {
+            let removed = in_transaction!(self, |conn| apply_purge_audit(
+                conn,
+                before,
+                up_to_id.unwrap_or(0),
+                actor,
+                &detail
+            ))?;
+            total += removed;
+            if removed < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn record_read(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        actor: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let (key, version_id) = (Some(key.as_str()), Some(version_id.as_str()));
+        in_transaction!(self, |conn| insert_audit(
+            conn,
+            Timestamp::now(),
+            actor,
+            "get",
+            key,
+            version_id,
+            &detail
+        ))
     }
 
     async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {
@@ -854,66 +954,20 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let mut filters = Vec::new();
-        let mut texts: Vec<String> = Vec::new();
-        if let Some(key) = &query.key {
-            filters.push("key = ?");
-            texts.push(key.to_string());
-        }
-        if let Some(prefix) = query.prefix.as_deref().filter(|p| !p.is_empty()) {
-            filters.push("key >= ?");
-            texts.push(prefix.to_owned());
-            if let Some(upper) = prefix_upper_bound(prefix) {
-                filters.push("key < ?");
-                texts.push(upper);
-            }
-        }
-        if let Some(actor) = &query.actor {
-            filters.push("actor = ?");
-            texts.push(actor.clone());
-        }
-        if let Some(action) = &query.action {
-            filters.push("action = ?");
-            texts.push(action.clone());
-        }
-        let mut times = Vec::new();
-        if let Some(since) = query.since {
-            filters.push("at >= ?");
-            times.push(since.as_micros());
-        }
-        if let Some(until) = query.until {
-            filters.push("at < ?");
-            times.push(until.as_micros());
-        }
-        let sql = numbered(&format!(
-            "SELECT id, at, actor, action, key, version_id, detail::text FROM audit {} {} ORDER BY id DESC LIMIT ?",
-            if filters.is_empty() { "" } else { "WHERE" },
-            filters.join(" AND "),
-        ));
-        let mut q = sqlx::query_as::<_, (i64, i64, String, String, Option<String>, Option<String>, String)>(&sql);
-        for text in texts {
-            q = q.bind(text);
-        }
-        for time in times {
-            q = q.bind(time);
+        let (sql, params) = audit_select(query, "detail::text");
+        let sql = numbered(&sql);
+        let mut q = sqlx::query_as::<_, AuditRow>(&sql);
+        for param in params {
+            q = match param {
+                Param::Text(text) => q.bind(text),
+                Param::Int(number) => q.bind(number),
+            };
         }
         let rows = q
-            .bind(to_i64(query.limit as u64))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("reading the audit log", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, at, actor, action, key, version_id, detail)| AuditEntry {
-                id,
-                at: Timestamp::from_micros(at),
-                actor,
-                action,
-                key,
-                version_id,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-            })
-            .collect())
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {

@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{BlobRow, corrupt, decode_versions, prefix_upper_bound, to_i64};
+use super::rows::{AuditRow, BlobRow, Param, audit_select, corrupt, decode_versions, prefix_upper_bound, to_i64};
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
     NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, VersionRef,
@@ -36,6 +36,12 @@ use crate::version::VersionId;
 const MAX_BATCH: usize = 512;
 /// How long a writer waits for another process's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most audit rows one purge transaction removes. A purge of years of rows
+/// runs as many transactions, each with its own `audit_purge` row, so the one
+/// writer (and other processes waiting on SQLite's lock) is never held for
+/// more than a fraction of a second; batches inside one transaction would
+/// still hold the lock until the end.
+const PURGE_BATCH: u64 = 20_000;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -69,11 +75,26 @@ enum WriteOp {
         repair: Repair,
         actor: String,
     },
+    /// One batch of an audit purge.
+    PurgeAudit {
+        before: Timestamp,
+        /// Only rows up to this id: those that existed when the purge began.
+        up_to_id: i64,
+        actor: String,
+        detail: serde_json::Map<String, serde_json::Value>,
+    },
+    RecordRead {
+        key: ObjectKey,
+        version_id: VersionId,
+        actor: String,
+        detail: serde_json::Value,
+    },
 }
 
 enum WriteOutcome {
     Version(Box<ObjectVersion>),
     Removed(Vec<DeletedVersion>),
+    Count(u64),
     Done,
 }
 
@@ -88,6 +109,13 @@ impl WriteOutcome {
     fn into_removed(self) -> Result<Vec<DeletedVersion>> {
         match self {
             WriteOutcome::Removed(removed) => Ok(removed),
+            _ => Err(wrong_answer()),
+        }
+    }
+
+    fn into_count(self) -> Result<u64> {
+        match self {
+            WriteOutcome::Count(count) => Ok(count),
             _ => Err(wrong_answer()),
         }
     }
@@ -240,6 +268,30 @@ async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome
             .await
             .map(WriteOutcome::Removed),
         WriteOp::Repair { repair, actor } => apply_repair(conn, repair, actor).await.map(|()| WriteOutcome::Done),
+        WriteOp::PurgeAudit {
+            before,
+            up_to_id,
+            actor,
+            detail,
+        } => apply_purge_audit(conn, *before, *up_to_id, actor, detail)
+            .await
+            .map(WriteOutcome::Count),
+        WriteOp::RecordRead {
+            key,
+            version_id,
+            actor,
+            detail,
+        } => sqlx::query(INSERT_AUDIT)
+            .bind(Timestamp::now().as_micros())
+            .bind(actor)
+            .bind("get")
+            .bind(key.as_str())
+            .bind(version_id.as_str())
+            .bind(detail.to_string())
+            .execute(&mut *conn)
+            .await
+            .map(|_| WriteOutcome::Done)
+            .map_err(|e| Refused::Dirty(db_error("recording a read", e))),
     }
 }
 
@@ -797,6 +849,49 @@ async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, actor: &str)
         .map_err(|e| Refused::Dirty(db_error("recording a repair", e)))
 }
 
+/// Remove up to [`PURGE_BATCH`] audit rows older than `before` (and no newer
+/// than `up_to_id`), oldest first, and record that in an `audit_purge` row.
+/// The guard row lets the `audit_no_delete` trigger pass these deletes only;
+/// it is gone again before the transaction commits.
+async fn apply_purge_audit(
+    conn: &mut SqliteConnection,
+    before: Timestamp,
+    up_to_id: i64,
+    actor: &str,
+    detail: &serde_json::Map<String, serde_json::Value>,
+) -> Result<u64, Refused> {
+    let failed = |e| Refused::Dirty(db_error("purging the audit log", e));
+    sqlx::query("INSERT INTO audit_purge_guard (before) VALUES (?)")
+        .bind(before.as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(failed)?;
+    let removed = sqlx::query(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND id <= ? ORDER BY id LIMIT ?)",
+    )
+    .bind(before.as_micros())
+    .bind(up_to_id)
+    .bind(to_i64(PURGE_BATCH))
+    .execute(&mut *conn)
+    .await
+    .map_err(failed)?
+    .rows_affected();
+    let mut detail = detail.clone();
+    detail.insert("before".into(), before.to_string().into());
+    detail.insert("removed".into(), removed.into());
+    sqlx::query(&format!("DELETE FROM audit_purge_guard; {INSERT_AUDIT}"))
+        .bind(Timestamp::now().as_micros())
+        .bind(actor)
+        .bind("audit_purge")
+        .bind(None::<&str>)
+        .bind(None::<&str>)
+        .bind(serde_json::Value::Object(detail).to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(failed)?;
+    Ok(removed)
+}
+
 /// A key's versions, newest first. Tags and comments are grouped once for the
 /// key instead of looked up per version.
 async fn fetch_versions(conn: &mut SqliteConnection, key: &str, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
@@ -883,6 +978,62 @@ impl Catalog for SqliteCatalog {
         let op = WriteOp::Repair {
             repair: repair.clone(),
             actor: actor.to_owned(),
+        };
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn purge_audit(
+        &self,
+        before: Timestamp,
+        actor: &str,
+        detail: serde_json::Value,
+        dry_run: bool,
+    ) -> Result<u64> {
+        if dry_run {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE at < ?")
+                .bind(before.as_micros())
+                .fetch_one(&self.readers)
+                .await
+                .map_err(|e| db_error("counting audit rows", e))?;
+            return Ok(u64::try_from(count).unwrap_or(0));
+        }
+        // Rows the purge writes itself come after the rows that exist now.
+        let up_to_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(|e| db_error("reading the audit log", e))?;
+        let detail = match detail {
+            serde_json::Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let mut total = 0;
+        loop {
+            let op = WriteOp::PurgeAudit {
+                before,
+                up_to_id: up_to_id.unwrap_or(0),
+                actor: actor.to_owned(),
+                detail: detail.clone(),
+            };
+            let removed = self.write(op).await?.into_count()?;
+            total += removed;
+            if removed < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn record_read(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        actor: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let op = WriteOp::RecordRead {
+            key: key.clone(),
+            version_id: version_id.clone(),
+            actor: actor.to_owned(),
+            detail,
         };
         self.write(op).await.map(|_| ())
     }
@@ -1043,66 +1194,20 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let mut filters = Vec::new();
-        let mut texts: Vec<String> = Vec::new();
-        if let Some(key) = &query.key {
-            filters.push("key = ?");
-            texts.push(key.to_string());
-        }
-        if let Some(prefix) = query.prefix.as_deref().filter(|p| !p.is_empty()) {
-            filters.push("key >= ?");
-            texts.push(prefix.to_owned());
-            if let Some(upper) = prefix_upper_bound(prefix) {
-                filters.push("key < ?");
-                texts.push(upper);
-            }
-        }
-        if let Some(actor) = &query.actor {
-            filters.push("actor = ?");
-            texts.push(actor.clone());
-        }
-        if let Some(action) = &query.action {
-            filters.push("action = ?");
-            texts.push(action.clone());
-        }
-        let mut times = Vec::new();
-        if let Some(since) = query.since {
-            filters.push("at >= ?");
-            times.push(since.as_micros());
-        }
-        if let Some(until) = query.until {
-            filters.push("at < ?");
-            times.push(until.as_micros());
-        }
-        let sql = format!(
-            "SELECT id, at, actor, action, key, version_id, detail FROM audit {} {} ORDER BY id DESC LIMIT ?",
-            if filters.is_empty() { "" } else { "WHERE" },
-            filters.join(" AND "),
-        );
-        let mut q = sqlx::query_as::<_, (i64, i64, String, String, Option<String>, Option<String>, String)>(&sql);
-        for text in texts {
-            q = q.bind(text);
-        }
-        for time in times {
-            q = q.bind(time);
+        let (sql, params) = audit_select(query, "detail");
+        let sql = sql;
+        let mut q = sqlx::query_as::<_, AuditRow>(&sql);
+        for param in params {
+            q = match param {
+                Param::Text(text) => q.bind(text),
+                Param::Int(number) => q.bind(number),
+            };
         }
         let rows = q
-            .bind(to_i64(query.limit as u64))
             .fetch_all(&self.readers)
             .await
             .map_err(|e| db_error("reading the audit log", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, at, actor, action, key, version_id, detail)| AuditEntry {
-                id,
-                at: Timestamp::from_micros(at),
-                actor,
-                action,
-                key,
-                version_id,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-            })
-            .collect())
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {
@@ -1146,5 +1251,132 @@ impl Catalog for SqliteCatalog {
             problems.extend(found.into_iter().map(|item| format!("{what}: {item}")));
         }
         Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+    use super::*;
+
+    /// Run `sql` on its own connection to the catalog's file, as a stray client would.
+    async fn raw(path: &Path, sql: &str) -> std::result::Result<u64, String> {
+        let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+            .await
+            .unwrap();
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn only_a_purge_removes_audit_rows_and_nothing_changes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let catalog = SqliteCatalog::open(&path).await.unwrap();
+        let key = ObjectKey::new("k").unwrap();
+        let version = VersionId::generate();
+        catalog
+            .record_read(&key, &version, "reader", serde_json::Value::Null)
+            .await
+            .unwrap();
+
+        for sql in [
+            "DELETE FROM audit",
+            "UPDATE audit SET actor = 'someone else'",
+            // A guard row lets through only rows older than its cutoff.
+            "INSERT INTO audit_purge_guard (before) VALUES (1); DELETE FROM audit",
+        ] {
+            let err = raw(&path, sql).await.expect_err(sql);
+            assert!(err.contains("append-only"), "{sql}: {err}");
+        }
+        let rows = catalog
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].actor, "reader");
+
+        let far_future = Timestamp::from_micros(i64::MAX);
+        assert_eq!(
+            catalog
+                .purge_audit(far_future, "purger", serde_json::Value::Null, false)
+                .await
+                .unwrap(),
+            1
+        );
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_purge_guard")
+            .fetch_one(&catalog.readers)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the guard row never outlives the purge");
+        let rows = catalog
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "the purge keeps the row that records it");
+        assert_eq!(
+            (rows[0].action.as_str(), rows[0].detail["removed"].as_u64()),
+            ("audit_purge", Some(1))
+        );
+        assert!(raw(&path, "DELETE FROM audit").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_large_purge_runs_in_batches_each_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
+        let rows = PURGE_BATCH * 2 + 10;
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+             INSERT INTO audit (at, actor, action, key, version_id, detail) SELECT i, 'old', 'put', NULL, NULL, '{}' FROM n",
+        )
+        .bind(to_i64(rows))
+        .execute(&catalog.readers)
+        .await
+        .unwrap();
+        let before = Timestamp::from_micros(1_000_000);
+        assert_eq!(
+            catalog
+                .purge_audit(before, "purger", serde_json::Value::Null, true)
+                .await
+                .unwrap(),
+            rows
+        );
+        assert_eq!(
+            catalog
+                .purge_audit(before, "purger", serde_json::Value::Null, false)
+                .await
+                .unwrap(),
+            rows
+        );
+        let purges = catalog
+            .audit(&AuditQuery {
+                action: Some("audit_purge".into()),
+                oldest_first: true,
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let removed: Vec<u64> = purges.iter().filter_map(|row| row.detail["removed"].as_u64()).collect();
+        assert_eq!(removed, [PURGE_BATCH, PURGE_BATCH, 10]);
+        let left = catalog
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(left.iter().all(|row| row.action == "audit_purge"), "{left:?}");
     }
 }

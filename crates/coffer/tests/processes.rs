@@ -159,7 +159,8 @@ async fn sigkill_at_random_points_loses_nothing_acknowledged() {
     }
     assert!(
         acknowledged.versions.len() > 50,
-        "the workload made too little progress to prove anything"
+        "the workload made too little progress to prove anything: {} versions acknowledged",
+        acknowledged.versions.len()
     );
 }
 

@@ -15,8 +15,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Row};
+use sha2::{Digest, Sha256};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
+use sqlx::{Connection, Executor, Row};
 
 use super::rows::{AuditRow, BlobRow, Param, audit_select, corrupt, decode_versions, prefix_upper_bound, to_i64};
 use super::{
@@ -78,30 +80,29 @@ impl PostgresCatalog {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A dead connection shows as an error, which is retried; a ping before each use would cost a round trip.
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(PostgresCatalog { pool, shown })
     }
 }
 
 /// Run `$change` (an expression using `$conn: &mut PgConnection`) in a
-/// transaction of `$catalog`'s pool, again while it loses races with other
-/// writers. A macro rather than a function taking a closure: the futures of
-/// closures over borrowed arguments cannot be proven `Send` yet.
+/// transaction on a connection of `$catalog`'s pool, holding the lock of the
+/// key `$lock` (an `Option<&str>`) if any, again while it loses races with
+/// other writers. A macro rather than a function taking a closure: the
+/// futures of closures over borrowed arguments cannot be proven `Send` yet.
 macro_rules! in_transaction {
-    ($catalog:expr, |$conn:ident| $change:expr) => {{
+    ($catalog:expr, $lock:expr, |$conn:ident| $change:expr) => {{
         let mut attempt = 0;
         loop {
             attempt += 1;
             let outcome: Result<_> = async {
                 let mut pooled = $catalog.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
-                let mut tx = pooled
-                    .begin()
-                    .await
-                    .map_err(|e| db_error("starting a transaction", e))?;
-                let $conn: &mut PgConnection = &mut tx;
-                let value = $change.await?;
-                tx.commit().await.map_err(|e| db_error("committing", e))?;
-                Ok(value)
+                begin(&mut pooled, $lock).await?;
+                let $conn: &mut PgConnection = &mut pooled;
+                let changed = $change.await;
+                finish(&mut pooled, changed).await
             }
             .await;
             match outcome {
@@ -114,14 +115,47 @@ macro_rules! in_transaction {
     }};
 }
 
-/// Serialize this transaction with every other one changing `key`, in any process.
-async fn lock_key(conn: &mut PgConnection, key: &str) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(key)
-        .execute(&mut *conn)
+/// Start a transaction and, for a change to one key, take the key's lock,
+/// which serializes it with every other change to that key in any process.
+/// One round trip: both go as one simple-protocol message, the lock's number
+/// written in (it is an integer computed here, never user text).
+async fn begin(conn: &mut PoolConnection<Postgres>, lock: Option<&str>) -> Result<()> {
+    let sql = match lock {
+        Some(key) => format!("BEGIN; SELECT pg_advisory_xact_lock({})", lock_number(key)),
+        None => "BEGIN".to_owned(),
+    };
+    let conn: &mut PgConnection = conn;
+    conn.execute(sql.as_str())
         .await
         .map(|_| ())
-        .map_err(|e| db_error("locking the key", e))
+        .map_err(|e| db_error("starting a transaction", e))
+}
+
+/// Commit if `changed` is `Ok`, else roll back; a connection whose
+/// transaction cannot be ended is closed rather than handed out again.
+async fn finish<T>(conn: &mut PoolConnection<Postgres>, changed: Result<T>) -> Result<T> {
+    let end = if changed.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = {
+        let conn: &mut PgConnection = conn;
+        conn.execute(end).await
+    };
+    if let Err(e) = ended {
+        conn.close_on_drop();
+        return Err(match changed {
+            Ok(_) => db_error("committing", e),
+            Err(err) => err,
+        });
+    }
+    changed
+}
+
+/// The advisory lock number of a key: the first 8 bytes of its SHA-256, the
+/// same in every process.
+fn lock_number(key: &str) -> i64 {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 /// How queries join a version (`v`) with its latest pointer and its blob.
@@ -191,30 +225,24 @@ async fn fetch_versions(conn: &mut PgConnection, key: &str, limit: Option<usize>
 async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<ObjectVersion> {
     let key = new.key.as_str();
     let version_id = new.version_id.as_str();
-    lock_key(conn, key).await?;
-    let current: Option<(String, bool, Option<String>)> = sqlx::query_as(
-        "SELECT l.version_id, l.is_delete_marker, v.etag FROM latest l \
-         JOIN versions v ON v.key = l.key AND v.version_id = l.version_id WHERE l.key = $1",
-    )
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| db_error("reading the current version", e))?;
+    let blob = match &new.content {
+        VersionContent::Blob(blob) => Some(blob),
+        VersionContent::DeleteMarker => None,
+    };
+    // The current version, read with the reference on the blob taken in the
+    // same statement: a failed precondition rolls the reference back.
+    let (current_id, current_marker, current_etag, blob_path) =
+        read_current_and_reference_blob(conn, key, blob, new.created_at).await?;
+    let current = current_id.map(|id| (id, current_marker.unwrap_or(false), current_etag));
     let live_etag = current
         .as_ref()
         .filter(|(_, is_marker, _)| !is_marker)
         .map(|(_, _, etag)| etag.as_deref());
     new.precondition.check(&new.key, live_etag)?;
     let becomes_latest = current.as_ref().is_none_or(|(id, _, _)| version_id > id.as_str());
-
-    let blob = match &new.content {
-        VersionContent::Blob(blob) => Some(blob),
-        VersionContent::DeleteMarker => None,
-    };
-    let blob_path = match blob {
-        None => None,
-        Some(blob) => Some(reference_blob(conn, key, blob, new.created_at).await?),
-    };
+    if let (Some(blob), None) = (blob, &blob_path) {
+        return Err(unreferenced_blob_error(conn, key, &blob.sha256).await);
+    }
     let (sha256, size, etag) = match blob {
         Some(b) => (Some(b.sha256.as_str()), b.size, Some(b.md5.as_str())),
         None => (None, 0, None),
@@ -288,58 +316,69 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     })
 }
 
-/// Take a reference on the version's blob and return where its bytes are.
+/// The key's current version (id, delete marker, ETag), and where the new
+/// version's bytes are once it holds a reference on their blob.
 ///
 /// With a fresh copy (`new_path`), the blob row is created, or its count goes
 /// up; a damaged stored copy is replaced by the fresh one (healed). Without
-/// one, the blob must be stored and sound. Both are single statements, so a
-/// concurrent removal of the last reference either happens before (and the
-/// fresh copy makes a new row) or waits for this transaction.
-async fn reference_blob(
+/// one, the blob must be stored and sound, else no path comes back. Each is a
+/// single-row change, so a concurrent removal of the last reference either
+/// happens before (and the fresh copy makes a new row) or waits for this
+/// transaction. The caller holds the key's lock, so the current version read
+/// here stays current.
+async fn read_current_and_reference_blob(
     conn: &mut PgConnection,
     key: &str,
-    blob: &super::BlobRef,
+    blob: Option<&super::BlobRef>,
     created_at: Timestamp,
-) -> Result<String> {
-    if let Some(fresh) = &blob.new_path {
-        return sqlx::query_scalar(
-            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES ($1, $2, $3, $4, 1, $5) \
+) -> Result<(Option<String>, Option<bool>, Option<String>, Option<String>)> {
+    let reference = match blob {
+        None => "SELECT NULL::text AS locator",
+        Some(b) if b.new_path.is_some() => {
+            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES ($2, $3, $4, $5, 1, $6) \
              ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, \
                locator = CASE WHEN blobs.damaged IS NULL THEN blobs.locator ELSE excluded.locator END, \
                damaged = NULL \
-             RETURNING locator",
-        )
-        .bind(&blob.sha256)
-        .bind(&blob.md5)
-        .bind(to_i64(blob.size))
-        .bind(fresh)
-        .bind(created_at.as_micros())
+             RETURNING locator"
+        }
+        Some(_) => "UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = $2 AND damaged IS NULL RETURNING locator",
+    };
+    let sql = format!(
+        "WITH b AS ({reference}) SELECT l.version_id, l.is_delete_marker, v.etag, (SELECT locator FROM b) \
+         FROM (SELECT 1) one LEFT JOIN latest l ON l.key = $1 \
+         LEFT JOIN versions v ON v.key = l.key AND v.version_id = l.version_id"
+    );
+    let mut query = sqlx::query_as(&sql).bind(key);
+    if let Some(blob) = blob {
+        query = query.bind(&blob.sha256);
+        if let Some(fresh) = &blob.new_path {
+            query = query
+                .bind(&blob.md5)
+                .bind(to_i64(blob.size))
+                .bind(fresh)
+                .bind(created_at.as_micros());
+        }
+    }
+    query
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| db_error("recording the blob", e));
-    }
-    let referenced: Option<String> = sqlx::query_scalar(
-        "UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = $1 AND damaged IS NULL RETURNING locator",
-    )
-    .bind(&blob.sha256)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| db_error("referencing the blob", e))?;
-    if let Some(path) = referenced {
-        return Ok(path);
-    }
-    let damage: Option<Option<String>> = sqlx::query_scalar("SELECT damaged FROM blobs WHERE sha256 = $1")
-        .bind(&blob.sha256)
+        .map_err(|e| db_error("reading the current version", e))
+}
+
+/// Why a version could not reference stored content: it is damaged, or gone.
+async fn unreferenced_blob_error(conn: &mut PgConnection, key: &str, sha256: &str) -> Error {
+    let damage: Result<Option<Option<String>>, _> = sqlx::query_scalar("SELECT damaged FROM blobs WHERE sha256 = $1")
+        .bind(sha256)
         .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| db_error("reading the blob", e))?;
-    Err(match damage {
-        Some(problem) => Error::new(
+        .await;
+    match damage {
+        Err(e) => db_error("reading the blob", e),
+        Ok(Some(problem)) => Error::new(
             ErrorKind::IntegrityMismatch,
             format!("the content of {key} is damaged ({})", problem.unwrap_or_default()),
         ),
-        None => Error::not_found(format!("the content of {key} is no longer stored")),
-    })
+        Ok(None) => Error::not_found(format!("the content of {key} is no longer stored")),
+    }
 }
 
 async fn apply_delete_version(
@@ -348,7 +387,6 @@ async fn apply_delete_version(
     version_id: &VersionId,
     actor: &str,
 ) -> Result<DeletedVersion> {
-    lock_key(conn, key.as_str()).await?;
     let Some(version) = fetch_version(conn, key.as_str(), version_id.as_str()).await? else {
         return Err(Error::not_found(format!("no version {version_id} of {key}")));
     };
@@ -443,7 +481,6 @@ async fn apply_prune(
             "prune of {key} would remove its latest version: keep at least 1"
         )));
     }
-    lock_key(conn, key.as_str()).await?;
     let versions = fetch_versions(conn, key.as_str(), None).await?;
     if versions.is_empty() {
         return Err(Error::not_found(format!("no such key: {key}")));
@@ -506,7 +543,6 @@ async fn apply_annotate(
     actor: &str,
 ) -> Result<ObjectVersion> {
     let (k, v) = (key.as_str(), version_id.as_str());
-    lock_key(conn, k).await?;
     let Some(mut version) = fetch_version(conn, k, v).await? else {
         return Err(Error::not_found(format!("no version {version_id} of {key}")));
     };
@@ -707,11 +743,13 @@ impl fmt::Debug for PostgresCatalog {
 #[async_trait]
 impl Catalog for PostgresCatalog {
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion> {
-        in_transaction!(self, |conn| apply_commit(conn, &version))
+        in_transaction!(self, Some(version.key.as_str()), |conn| apply_commit(conn, &version))
     }
 
     async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion> {
-        in_transaction!(self, |conn| apply_delete_version(conn, key, version_id, actor))
+        in_transaction!(self, Some(key.as_str()), |conn| apply_delete_version(
+            conn, key, version_id, actor
+        ))
     }
 
     async fn annotate(
@@ -721,7 +759,13 @@ impl Catalog for PostgresCatalog {
         annotation: Annotation,
         actor: &str,
     ) -> Result<ObjectVersion> {
-        in_transaction!(self, |conn| apply_annotate(conn, key, version_id, &annotation, actor))
+        in_transaction!(self, Some(key.as_str()), |conn| apply_annotate(
+            conn,
+            key,
+            version_id,
+            &annotation,
+            actor
+        ))
     }
 
     async fn prune(
@@ -731,11 +775,13 @@ impl Catalog for PostgresCatalog {
         actor: &str,
         dry_run: bool,
     ) -> Result<Vec<DeletedVersion>> {
-        in_transaction!(self, |conn| apply_prune(conn, key, policy, actor, dry_run))
+        in_transaction!(self, Some(key.as_str()), |conn| apply_prune(
+            conn, key, policy, actor, dry_run
+        ))
     }
 
     async fn repair(&self, repair: &Repair, actor: &str) -> Result<()> {
-        in_transaction!(self, |conn| apply_repair(conn, repair, actor))
+        in_transaction!(self, None, |conn| apply_repair(conn, repair, actor))
     }
 
     async fn purge_audit(
@@ -764,7 +810,7 @@ impl Catalog for PostgresCatalog {
         };
         let mut total = 0;
         loop {
-            let removed = in_transaction!(self, |conn| apply_purge_audit(
+            let removed = in_transaction!(self, None, |conn| apply_purge_audit(
                 conn,
                 before,
                 up_to_id.unwrap_or(0),
@@ -786,7 +832,7 @@ impl Catalog for PostgresCatalog {
         detail: serde_json::Value,
     ) -> Result<()> {
         let (key, version_id) = (Some(key.as_str()), Some(version_id.as_str()));
-        in_transaction!(self, |conn| insert_audit(
+        in_transaction!(self, None, |conn| insert_audit(
             conn,
             Timestamp::now(),
             actor,

@@ -1195,7 +1195,6 @@ impl Catalog for SqliteCatalog {
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let (sql, params) = audit_select(query, "detail");
-        let sql = sql;
         let mut q = sqlx::query_as::<_, AuditRow>(&sql);
         for param in params {
             q = match param {

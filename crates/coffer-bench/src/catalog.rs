@@ -90,7 +90,7 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
                 let version = generated_version(n, scale.keys)?;
                 catalog.commit_version(version).await?;
                 let count = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if count % 100_000 == 0 {
+                if count.is_multiple_of(100_000) {
                     eprintln!(
                         "  {count} versions, {:.0}/s",
                         count as f64 / started.elapsed().as_secs_f64()
@@ -200,7 +200,7 @@ fn generated_version(n: u64, keys: u64) -> Result<NewVersion> {
         ["approved", "pending", "rejected"][(r % 3) as usize].into(),
     );
     let mut tags = Tags::new();
-    if r % 5 == 0 {
+    if r.is_multiple_of(5) {
         tags.insert("qc".into(), ["approved", "rejected"][(r / 5 % 2) as usize].into());
     }
     let now = Timestamp::now();

@@ -11,9 +11,14 @@ use crate::key::{Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod search;
 mod sqlite;
 pub(crate) use self::sqlite::prefix_upper_bound;
 
+pub use self::search::{
+    MAX_SEARCH_LIMIT, MAX_SEARCH_TEXT_BYTES, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition,
+    SearchQuery, search_document, search_words,
+};
 pub use self::sqlite::SqliteCatalog;
 
 /// One version of a key, as the catalog records it.
@@ -343,6 +348,12 @@ pub struct AuditQuery {
 /// - A blob marked damaged is replaced when a new version brings the same
 ///   content with a `new_path`: the blob then points at the new copy and is sound.
 /// - `check_consistency` returns a line per problem found (empty when sound).
+/// - `search` checks the query with [`SearchQuery::plan`] and returns the hits
+///   the plan describes: every version not a delete marker (only keys' latest
+///   versions unless `all_versions`) whose [`search_document`], as of the last
+///   committed change to the version, has a word beginning with each query
+///   word, and that passes every filter; best first, ties by key then newest
+///   version, with a cursor that continues exactly after the page's last hit.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + Display {
     /// Record a new version (see the contract).
@@ -385,4 +396,6 @@ pub trait Catalog: Send + Sync + Debug + Display {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Problems with the catalog's own invariants.
     async fn check_consistency(&self) -> Result<Vec<String>>;
+    /// One page of the versions a full-text query finds (see the contract).
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage>;
 }

@@ -10,8 +10,8 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, ByteStream, OpendalBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
-    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SqliteCatalog,
-    VersionContent, prefix_upper_bound,
+    AuditEntry, AuditQuery, BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage,
+    SearchQuery, SqliteCatalog, VersionContent, prefix_upper_bound,
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -760,6 +760,13 @@ impl Store {
     /// Audit rows, newest first.
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         self.catalog.audit(query).await
+    }
+
+    /// One page of the versions a full-text query finds, best first (see
+    /// [`SearchQuery`]); pass the page's `next_cursor` to get the next one.
+    /// A malformed query or cursor is refused with `InvalidInput`.
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
+        self.catalog.search(query).await
     }
 
     /// Check that the catalog is sound and every blob it references is on the

@@ -35,6 +35,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    better_matches_rank_first,
     changes_are_findable_at_once,
     pages_visit_every_hit_once,
     bad_input_is_refused_and_changes_nothing,
@@ -63,6 +64,30 @@ fn found(page: &SearchPage) -> BTreeSet<String> {
 async fn keys(store: &Store, query: SearchQuery) -> Vec<String> {
     let page = store.search(&query).await.unwrap();
     page.hits.iter().map(|h| h.version.key.to_string()).collect()
+}
+
+async fn better_matches_rank_first(f: &Fixture) {
+    let store = &f.store;
+    // Rarer words weigh more: the two matches among a few other keys.
+    for key in [
+        "notes/acme.txt",
+        "notes/acme-acme-acme.txt",
+        "notes/a.txt",
+        "notes/b.txt",
+        "notes/c.txt",
+    ] {
+        store.put_bytes(key, "x", PutOptions::default()).await.unwrap();
+    }
+    let page = store.search(&query("acme")).await.unwrap();
+    let ranked: Vec<(&str, bool)> = page
+        .hits
+        .iter()
+        .map(|h| (h.version.key.as_str(), h.score > 0.0))
+        .collect();
+    assert_eq!(ranked, [("notes/acme-acme-acme.txt", true), ("notes/acme.txt", true)]);
+    assert!(page.hits[0].score > page.hits[1].score);
+    let unranked = store.search(&query("")).await.unwrap();
+    assert!(unranked.hits.iter().all(|h| h.score == 0.0));
 }
 
 async fn changes_are_findable_at_once(f: &Fixture) {

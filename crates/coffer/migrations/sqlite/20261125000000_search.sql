@@ -18,12 +18,12 @@ CREATE TABLE search_docs (
 -- that are not letters or digits, so on our documents, which hold nothing else
 -- but spaces, its tokens are exactly the words Rust made, in every script
 -- (`unicode61` would split again inside words at vowel signs, for example).
--- Positions are not kept (`detail = none`): queries are ANDs of single-word prefixes.
+-- Positions stay (the default `detail = full`): bm25 counts a word's
+-- occurrences through them, and scores every match 0 without.
 CREATE VIRTUAL TABLE search_fts USING fts5 (
     document,
     content = '',
     contentless_delete = 1,
-    detail = none,
     tokenize = 'ascii'
 );
 

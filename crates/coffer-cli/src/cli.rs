@@ -135,6 +135,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// The audit log, newest first; --export writes it to a file; `audit purge` removes old rows.
     Audit(AuditArgs),
+    /// Find versions by words of their key, metadata values, tags and comments, best first.
+    Search(SearchArgs),
     /// Re-hash every referenced blob and check every manifest; find orphans.
     Verify(VerifyArgs),
     /// Rebuild a catalog from the backend's manifests alone, into a new catalog file.
@@ -236,6 +238,40 @@ pub enum AuditCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words that must each begin a word of the version (case ignored); none: filters only.
+    #[arg(default_value = "")]
+    pub text: String,
+    /// Only keys starting with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only versions with this tag, repeatable.
+    #[arg(long = "tag", short = 't', value_name = "NAME=VALUE")]
+    pub tags: Vec<String>,
+    /// Only versions with this metadata entry, repeatable.
+    #[arg(long = "metadata", short = 'm', value_name = "NAME=VALUE")]
+    pub metadata: Vec<String>,
+    /// Only versions of this content type.
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Only versions made at or after this time (RFC 3339, a date, or a span ago like 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only versions made before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Search every version, not only the latest of keys that are not deleted.
+    #[arg(long)]
+    pub all_versions: bool,
+    /// Show at most this many hits (1-1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Go on from a previous page (its next cursor), with the same text and filters.
+    #[arg(long)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -103,6 +103,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Comment { key, version, text } => manage::comment(&store, &key, &version, &text, json).await?,
         Command::Prune(args) => manage::prune(&store, args, json).await?,
         Command::Audit(args) => manage::audit(&store, args, json).await?,
+        Command::Search(args) => manage::search(&store, args, json).await?,
         Command::Verify(args) => return manage::verify(&store, args, json).await,
         Command::Reindex { into } => manage::reindex(&store, &into, json).await?,
         Command::Import { dir, prefix, jobs } => return manage::import(&store, &dir, prefix, jobs, json).await,
@@ -127,14 +128,20 @@ pub fn invalid_input(message: &str) -> anyhow::Error {
 
 /// `NAME=VALUE` arguments (metadata, tags) as a map.
 pub fn parse_pairs(what: &str, pairs: &[String]) -> anyhow::Result<Metadata> {
-    let mut map = Metadata::new();
-    for pair in pairs {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| invalid_input(&format!("{what} {pair:?} is not NAME=VALUE")))?;
-        map.insert(name.to_owned(), value.to_owned());
-    }
-    Ok(map)
+    Ok(parse_pair_list(what, pairs)?.into_iter().collect())
+}
+
+/// `NAME=VALUE` arguments as a list, in the order given.
+pub fn parse_pair_list(what: &str, pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid_input(&format!("{what} {pair:?} is not NAME=VALUE")))?;
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 async fn init(store: &Store, config: &Config, json: bool) -> anyhow::Result<()> {

@@ -1,17 +1,17 @@
 //! Commands of version management and integrity: history, rollback, compare,
-//! tag, comment, prune, audit, verify, reindex, import and export.
+//! tag, comment, prune, audit, search, verify, reindex, import and export.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use coffer::{
-    AuditQuery, ExportOptions, ImportOptions, ObjectKey, PrunePolicy, PruneReport, SqliteCatalog, Store, TextDiff,
-    Timestamp, ValueChange, VerifyOptions,
+    AuditQuery, ExportOptions, ImportOptions, ObjectKey, PrunePolicy, PruneReport, SearchQuery, SqliteCatalog, Store,
+    TextDiff, Timestamp, ValueChange, VerifyOptions,
 };
 
-use crate::cli::{AuditArgs, AuditCommand, PruneArgs, VerifyArgs};
-use crate::commands::{invalid_input, parse_pairs, parse_version, report_change};
+use crate::cli::{AuditArgs, AuditCommand, PruneArgs, SearchArgs, VerifyArgs};
+use crate::commands::{invalid_input, parse_pair_list, parse_pairs, parse_version, report_change};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::TerminalProgress;
 
@@ -209,14 +209,13 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
     if let Some(AuditCommand::Purge { before, dry_run }) = args.command {
         return audit_purge(store, before.as_deref(), dry_run, json).await;
     }
-    let time = |text: &Option<String>| text.as_deref().map(Timestamp::parse_human).transpose();
     let query = AuditQuery {
         key: args.key.map(ObjectKey::new).transpose()?,
         prefix: args.prefix,
         actor: args.actor,
         action: args.action,
-        since: time(&args.since)?,
-        until: time(&args.until)?,
+        since: parse_time(&args.since)?,
+        until: parse_time(&args.until)?,
         // An export without --limit writes every row (the library's 0).
         limit: match (&args.export, args.limit) {
             (Some(_), Some(0)) => return Err(invalid_input("--limit must be at least 1")),
@@ -272,6 +271,59 @@ async fn audit_purge(store: &Store, before: Option<&str>, dry_run: bool, json: b
         report.before,
         report.retention
     );
+    Ok(())
+}
+
+/// A time argument (`--since`, `--until` ...), parsed like `audit` does.
+fn parse_time(text: &Option<String>) -> anyhow::Result<Option<Timestamp>> {
+    Ok(text.as_deref().map(Timestamp::parse_human).transpose()?)
+}
+
+pub async fn search(store: &Store, args: SearchArgs, json: bool) -> anyhow::Result<()> {
+    let query = SearchQuery {
+        text: args.text,
+        prefix: args.prefix,
+        tags: parse_pair_list("tag", &args.tags)?,
+        metadata: parse_pair_list("metadata", &args.metadata)?,
+        content_type: args.content_type,
+        since: parse_time(&args.since)?,
+        until: parse_time(&args.until)?,
+        all_versions: args.all_versions,
+        limit: args.limit,
+        cursor: args.cursor,
+    };
+    let page = store.search(&query).await?;
+    if json {
+        return print_json(&page);
+    }
+    let ranked = !query.text.trim().is_empty();
+    let rows: Vec<Vec<String>> = page
+        .hits
+        .iter()
+        .map(|hit| {
+            let v = &hit.version;
+            let mut row = vec![
+                v.key.to_string(),
+                v.version_id.to_string(),
+                if v.is_latest { "*".into() } else { String::new() },
+                human_size(v.size),
+                v.created_at.to_string(),
+                tags_cell(&v.tags),
+            ];
+            if ranked {
+                row.push(format!("{:.3}", hit.score));
+            }
+            row
+        })
+        .collect();
+    let mut header = vec!["KEY", "VERSION", "LATEST", "SIZE", "MODIFIED", "TAGS"];
+    if ranked {
+        header.push("SCORE");
+    }
+    print_table(&header, &rows);
+    if let Some(cursor) = &page.next_cursor {
+        println!("(more: --cursor {cursor})");
+    }
     Ok(())
 }
 

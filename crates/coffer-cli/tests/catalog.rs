@@ -113,6 +113,22 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
         ok(coffer(d, &["get", "docs/c.txt", "--catalog", db.url()])).stdout,
         "one"
     );
+    // The copied versions are searchable there, as they were here.
+    let search = |extra: &[&str]| {
+        let mut args = vec!["search", "finance", "--all-versions", "--json"];
+        args.extend_from_slice(extra);
+        let page = json(coffer(d, &args));
+        let mut found: Vec<String> = page["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| format!("{} {}", hit["key"], hit["version_id"]))
+            .collect();
+        found.sort();
+        found
+    };
+    assert!(!search(&[]).is_empty());
+    assert_eq!(search(&["--catalog", db.url()]), search(&[]));
 
     // Again: nothing new to insert, and the check still passes.
     let again = json(coffer(d, &["catalog", "migrate", "--to", db.url(), "--json"]));

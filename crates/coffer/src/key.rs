@@ -107,33 +107,39 @@ pub type Metadata = BTreeMap<String, String>;
 pub fn validate_metadata(metadata: &Metadata) -> Result<()> {
     let mut total = 0;
     for (name, value) in metadata {
-        let name_ok = !name.is_empty()
-            && name.len() <= MAX_METADATA_NAME_BYTES
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !name_ok {
-            return Err(Error::invalid_input(format!(
-                "invalid metadata name {:?}: use 1-{MAX_METADATA_NAME_BYTES} ASCII letters, digits, '-', '_' or '.'",
-                printable(name)
-            )));
-        }
-        if value.len() > MAX_METADATA_VALUE_BYTES {
-            return Err(Error::invalid_input(format!(
-                "metadata value of {name:?} is {} bytes; the limit is {MAX_METADATA_VALUE_BYTES}",
-                value.len()
-            )));
-        }
-        if value.chars().any(char::is_control) {
-            return Err(Error::invalid_input(format!(
-                "metadata value of {name:?} contains control characters"
-            )));
-        }
+        validate_metadata_entry(name, value)?;
         total += name.len() + value.len();
     }
     if total > MAX_METADATA_TOTAL_BYTES {
         return Err(Error::invalid_input(format!(
             "metadata totals {total} bytes; the limit is {MAX_METADATA_TOTAL_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Check one metadata entry: its name's characters and length, its value's length and characters.
+pub fn validate_metadata_entry(name: &str, value: &str) -> Result<()> {
+    let name_ok = !name.is_empty()
+        && name.len() <= MAX_METADATA_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !name_ok {
+        return Err(Error::invalid_input(format!(
+            "invalid metadata name {:?}: use 1-{MAX_METADATA_NAME_BYTES} ASCII letters, digits, '-', '_' or '.'",
+            printable(name)
+        )));
+    }
+    if value.len() > MAX_METADATA_VALUE_BYTES {
+        return Err(Error::invalid_input(format!(
+            "metadata value of {name:?} is {} bytes; the limit is {MAX_METADATA_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid_input(format!(
+            "metadata value of {name:?} contains control characters"
         )));
     }
     Ok(())
@@ -177,12 +183,18 @@ pub fn validate_tags(tags: &Tags) -> Result<()> {
         )));
     }
     for (name, value) in tags {
-        validate_tag_name(name)?;
-        if value.len() > MAX_TAG_VALUE_BYTES || value.chars().any(char::is_control) {
-            return Err(Error::invalid_input(format!(
-                "invalid value for tag {name:?}: at most {MAX_TAG_VALUE_BYTES} bytes, no control characters"
-            )));
-        }
+        validate_tag(name, value)?;
+    }
+    Ok(())
+}
+
+/// Check one tag: its name (see [`validate_tag_name`]) and its value's length and characters.
+pub fn validate_tag(name: &str, value: &str) -> Result<()> {
+    validate_tag_name(name)?;
+    if value.len() > MAX_TAG_VALUE_BYTES || value.chars().any(char::is_control) {
+        return Err(Error::invalid_input(format!(
+            "invalid value for tag {name:?}: at most {MAX_TAG_VALUE_BYTES} bytes, no control characters"
+        )));
     }
     Ok(())
 }

@@ -60,8 +60,9 @@ pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
 pub use crate::body::{WriteBehind, reader_stream, save_to_file};
 pub use crate::catalog::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Comment,
-    DeletedVersion, KeyQuery, NewVersion, ObjectVersion, Precondition, PrunePolicy, Repair, SqliteCatalog,
-    VersionContent, VersionRef,
+    DeletedVersion, KeyQuery, MAX_SEARCH_LIMIT, MAX_SEARCH_TEXT_BYTES, NewVersion, ObjectVersion, Precondition,
+    PrunePolicy, Repair, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery, SqliteCatalog,
+    VersionContent, VersionRef, search_document, search_words,
 };
 #[cfg(feature = "catalog-postgres")]
 pub use crate::catalog::{CatalogMigration, PostgresCatalog, TableMigration, migrate_catalog};
@@ -70,7 +71,8 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::key::{
     MAX_COMMENT_BYTES, MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
     MAX_METADATA_VALUE_BYTES, MAX_TAG_NAME_BYTES, MAX_TAG_VALUE_BYTES, MAX_TAGS, Metadata, ObjectKey, Tags,
-    validate_comment, validate_content_type, validate_metadata, validate_tag_name, validate_tags,
+    validate_comment, validate_content_type, validate_metadata, validate_metadata_entry, validate_tag,
+    validate_tag_name, validate_tags,
 };
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};

@@ -244,7 +244,7 @@ pub async fn migrate_catalog(
                 checksum,
             });
         }
-        Ok(())
+        to.index_for_search().await
     }
     .await;
     progress.finish();

@@ -18,6 +18,7 @@ mod migrate;
 #[cfg(feature = "catalog-postgres")]
 mod postgres;
 mod rows;
+mod search;
 mod sqlite;
 pub(crate) use self::rows::prefix_upper_bound;
 
@@ -25,6 +26,10 @@ pub(crate) use self::rows::prefix_upper_bound;
 pub use self::migrate::{CatalogMigration, TableMigration, migrate_catalog};
 #[cfg(feature = "catalog-postgres")]
 pub use self::postgres::PostgresCatalog;
+pub use self::search::{
+    MAX_SEARCH_LIMIT, MAX_SEARCH_TEXT_BYTES, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition,
+    SearchQuery, search_document, search_words,
+};
 pub use self::sqlite::SqliteCatalog;
 
 /// Where a catalog lives, as its URL names it.
@@ -441,6 +446,12 @@ pub struct AuditQuery {
 ///   returns how many rows it would remove.
 /// - `record_read` appends one audit row of action `get` (key, version, actor,
 ///   detail, the current time); `Ok` means committed and durable.
+/// - `search` checks the query with [`SearchQuery::plan`] and returns the hits
+///   the plan describes: every version not a delete marker (only keys' latest
+///   versions unless `all_versions`) whose [`search_document`], as of the last
+///   committed change to the version, has a word beginning with each query
+///   word, and that passes every filter; best first, ties by key then newest
+///   version, with a cursor that continues exactly after the page's last hit.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + Display {
     /// Record a new version (see the contract).
@@ -499,4 +510,6 @@ pub trait Catalog: Send + Sync + Debug + Display {
     ) -> Result<()>;
     /// Problems with the catalog's own invariants.
     async fn check_consistency(&self) -> Result<Vec<String>>;
+    /// One page of the versions a full-text query finds (see the contract).
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage>;
 }

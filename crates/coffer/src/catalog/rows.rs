@@ -86,9 +86,14 @@ impl TryFrom<JsonVersion> for ObjectVersion {
 
 /// Decode a JSON array of [`JsonVersion`]s.
 pub(super) fn decode_versions(json: &str) -> Result<Vec<ObjectVersion>> {
-    let rows: Vec<JsonVersion> = serde_json::from_str(json)
-        .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid version JSON: {e}")))?;
+    let rows: Vec<JsonVersion> = decode_json(json)?;
     rows.into_iter().map(ObjectVersion::try_from).collect()
+}
+
+/// Decode JSON a query built.
+pub(super) fn decode_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog holds invalid version JSON: {e}")))
 }
 
 pub(super) fn to_i64(n: u64) -> i64 {

@@ -10,7 +10,8 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, ByteStream, OpendalBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
-    BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, VersionContent, prefix_upper_bound,
+    BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
+    prefix_upper_bound,
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -786,6 +787,13 @@ impl Store {
             audit_reads: self.audit_reads,
             stats: self.catalog.stats().await?,
         })
+    }
+
+    /// One page of the versions a full-text query finds, best first (see
+    /// [`SearchQuery`]); pass the page's `next_cursor` to get the next one.
+    /// A malformed query or cursor is refused with `InvalidInput`.
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
+        self.catalog.search(query).await
     }
 
     /// Check that the catalog is sound and every blob it references is on the

@@ -8,6 +8,7 @@
 //! reference. Transactions that lose a deadlock or a serialization race are
 //! run again.
 
+mod search;
 mod transfer;
 
 use std::fmt;
@@ -23,7 +24,8 @@ use sqlx::{Connection, Executor, Row};
 use super::rows::{AuditRow, BlobRow, Param, audit_select, corrupt, decode_versions, prefix_upper_bound, to_i64};
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, VersionRef,
+    NewVersion, ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
+    search_document,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{MAX_TAGS, ObjectKey};
@@ -76,6 +78,7 @@ impl PostgresCatalog {
         MIGRATOR.run(&mut first).await.map_err(|e| {
             Error::new(ErrorKind::Catalog, format!("catalog migration failed on {shown}: {e}")).with_source(e)
         })?;
+        search::backfill(&mut first).await?;
         let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -173,10 +176,15 @@ const COMMENTS_OF_ROW: &str = "COALESCE((SELECT json_agg(json_build_object('at',
 /// [`VERSION_JOINS`]) into one JSON array in the shape
 /// [`super::rows::JsonVersion`] decodes, as text (`NULL` when no row matched).
 fn versions_as_json(tags: &str, comments: &str) -> String {
+    format!("json_agg({})::text", version_as_json(tags, comments))
+}
+
+/// One version (`v`, joined by [`VERSION_JOINS`]) as the JSON array [`versions_as_json`] collects.
+fn version_as_json(tags: &str, comments: &str) -> String {
     format!(
-        "json_agg(json_build_array(v.key, v.version_id, v.is_delete_marker::int, (l.version_id IS NOT NULL)::int, \
+        "json_build_array(v.key, v.version_id, v.is_delete_marker::int, (l.version_id IS NOT NULL)::int, \
          v.size, v.etag, v.blob_sha256, v.content_type, v.metadata, v.created_at, v.created_by, b.locator, \
-         b.damaged, {tags}, {comments}))::text"
+         b.damaged, {tags}, {comments})"
     )
 }
 
@@ -254,8 +262,12 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     let comment_at: Vec<i64> = new.comments.iter().map(|c| c.at.as_micros()).collect();
     let comment_actors: Vec<&str> = new.comments.iter().map(|c| c.actor.as_str()).collect();
     let comment_texts: Vec<&str> = new.comments.iter().map(|c| c.text.as_str()).collect();
-    // The version, its latest pointer, tags, comments and audit row in one
-    // statement: one round trip, and foreign keys are checked at its end.
+    // Delete markers have no document: they never match a search.
+    let document =
+        blob.map(|_| search::tsvector_literal(&search_document(key, &new.metadata, &new.tags, &new.comments)));
+    // The version, its latest pointer, tags, comments, search document and
+    // audit row in one statement: one round trip, and foreign keys are
+    // checked at its end.
     sqlx::query(
         "WITH v AS (INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, \
                     content_type, metadata, created_at, created_by) \
@@ -267,7 +279,9 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
                SELECT v.key, v.version_id, n, val FROM v, unnest($12::text[], $13::text[]) AS tag(n, val)), \
          c AS (INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
                SELECT v.key, v.version_id, ord, at, actor, text FROM v, \
-               unnest($14::bigint[], $15::text[], $16::text[]) WITH ORDINALITY AS cm(at, actor, text, ord)) \
+               unnest($14::bigint[], $15::text[], $16::text[]) WITH ORDINALITY AS cm(at, actor, text, ord)), \
+         s AS (INSERT INTO version_search (key, version_id, document) \
+               SELECT key, version_id, $19::tsvector FROM v WHERE $19 IS NOT NULL) \
          INSERT INTO audit (at, actor, action, key, version_id, detail) \
          SELECT $9, $10, $17, key, version_id, $18::jsonb FROM v",
     )
@@ -289,6 +303,7 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     .bind(comment_texts)
     .bind(new.action)
     .bind(new.audit_detail.to_string())
+    .bind(document)
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -598,6 +613,15 @@ async fn apply_annotate(
             ("comment", serde_json::json!({ "text": text }))
         }
     };
+    if let Some(document) = search::document_of(&version) {
+        sqlx::query("UPDATE version_search SET document = $3::tsvector WHERE key = $1 AND version_id = $2")
+            .bind(k)
+            .bind(v)
+            .bind(document)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error("indexing the version", e))?;
+    }
     insert_audit(conn, now, actor, action, Some(k), Some(v), &detail).await?;
     Ok(version)
 }
@@ -1016,9 +1040,13 @@ impl Catalog for PostgresCatalog {
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
+        search::search(&self.pool, query).await
+    }
+
     async fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
-        let checks: [(&str, &str); 4] = [
+        let checks: [(&str, &str); 5] = [
             (
                 "version references a missing blob",
                 "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
@@ -1039,6 +1067,11 @@ impl Catalog for PostgresCatalog {
             (
                 "key has versions but no latest pointer",
                 "SELECT DISTINCT v.key FROM versions v LEFT JOIN latest l ON l.key = v.key WHERE l.key IS NULL",
+            ),
+            (
+                "version has no search document",
+                "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN version_search s \
+                 ON s.key = v.key AND s.version_id = v.version_id WHERE NOT v.is_delete_marker AND s.key IS NULL",
             ),
         ];
         for (what, sql) in checks {

@@ -87,4 +87,19 @@ impl PostgresCatalog {
         }
         Ok(())
     }
+
+    /// After a load: give every version without a search document one.
+    pub(crate) async fn index_for_search(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
+        sqlx::query(
+            "INSERT INTO search_backfill (key, version_id) SELECT v.key, v.version_id FROM versions v \
+             WHERE NOT v.is_delete_marker AND NOT EXISTS (SELECT 1 FROM version_search s \
+               WHERE s.key = v.key AND s.version_id = v.version_id) \
+             ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("listing versions to index", e))?;
+        super::search::backfill(&mut conn).await
+    }
 }

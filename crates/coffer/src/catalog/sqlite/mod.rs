@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::rows::{AuditRow, BlobRow, Param, audit_select, corrupt, decode_versions, prefix_upper_bound, to_i64};
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, VersionRef,
+    NewVersion, ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
+    search_document,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{MAX_TAGS, ObjectKey};
@@ -42,6 +43,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// more than a fraction of a second; batches inside one transaction would
 /// still hold the lock until the end.
 const PURGE_BATCH: u64 = 20_000;
+
+mod search;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -149,6 +152,7 @@ impl SqliteCatalog {
             .foreign_keys(true);
         let mut writer = connect(&options, path).await?;
         migrate(&mut writer).await?;
+        search::backfill(&mut writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -364,10 +368,15 @@ const COMMENTS_OF_ROW: &str = "(SELECT json_group_array(json_object('at', c.at, 
 /// with 10,000 versions must stay well under 50 ms), and arrays without field
 /// names halve the text to build and parse. The order is not kept: callers sort.
 fn versions_as_json(tags: &str, comments: &str) -> String {
+    format!("json_group_array({})", version_as_json(tags, comments))
+}
+
+/// One version (`v`, joined by [`VERSION_JOINS`]) as the JSON array [`versions_as_json`] collects.
+fn version_as_json(tags: &str, comments: &str) -> String {
     format!(
-        "json_group_array(json_array(v.key, v.version_id, v.is_delete_marker, l.version_id IS NOT NULL, v.size, \
+        "json_array(v.key, v.version_id, v.is_delete_marker, l.version_id IS NOT NULL, v.size, \
          v.etag, v.blob_sha256, v.content_type, json(v.metadata), v.created_at, v.created_by, b.locator, \
-         b.damaged, json({tags}), json({comments})))"
+         b.damaged, json({tags}), json({comments}))"
     )
 }
 
@@ -487,6 +496,11 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
     for _ in &new.comments {
         sql.push_str(INSERT_COMMENT);
     }
+    // Delete markers have no document: they never match a search.
+    let document = blob.map(|_| search_document(key, &new.metadata, &new.tags, &new.comments));
+    if document.is_some() {
+        sql.push_str(search::INSERT_DOCUMENT);
+    }
     sql.push_str(INSERT_AUDIT);
 
     let metadata = serde_json::to_string(&new.metadata)
@@ -534,6 +548,9 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
             .bind(comment.at.as_micros())
             .bind(&comment.actor)
             .bind(&comment.text);
+    }
+    if let Some(document) = document {
+        query = query.bind(key).bind(version_id).bind(document);
     }
     query = query
         .bind(new.created_at.as_micros())
@@ -775,6 +792,11 @@ async fn apply_annotate(
             ("comment", serde_json::json!({ "text": text }))
         }
     };
+    let document = (!version.is_delete_marker)
+        .then(|| search_document(key.as_str(), &version.metadata, &version.tags, &version.comments));
+    if document.is_some() {
+        sql.push_str(search::REWRITE_DOCUMENT);
+    }
     sql.push_str(INSERT_AUDIT);
     let (k, v) = (key.as_str(), version_id.as_str());
     let mut query = sqlx::query(&sql);
@@ -797,6 +819,9 @@ async fn apply_annotate(
                 .bind(k)
                 .bind(v);
         }
+    }
+    if let Some(document) = document {
+        query = query.bind(document).bind(k).bind(v);
     }
     query = query
         .bind(now.as_micros())
@@ -1209,6 +1234,10 @@ impl Catalog for SqliteCatalog {
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
+        search::search(&self.readers, query).await
+    }
+
     async fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
@@ -1219,7 +1248,7 @@ impl Catalog for SqliteCatalog {
         if integrity != "ok" {
             problems.push(format!("sqlite integrity_check: {integrity}"));
         }
-        let checks: [(&str, &str); 4] = [
+        let checks: [(&str, &str); 6] = [
             (
                 "version references a missing blob",
                 "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
@@ -1240,6 +1269,15 @@ impl Catalog for SqliteCatalog {
             (
                 "key has versions but no latest pointer",
                 "SELECT DISTINCT v.key FROM versions v LEFT JOIN latest l ON l.key = v.key WHERE l.key IS NULL",
+            ),
+            (
+                "version has no search document",
+                "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN search_docs d \
+                 ON d.key = v.key AND d.version_id = v.version_id WHERE NOT v.is_delete_marker AND d.id IS NULL",
+            ),
+            (
+                "search index holds a removed document",
+                "SELECT 'id ' || f.rowid FROM search_fts f LEFT JOIN search_docs d ON d.id = f.rowid WHERE d.id IS NULL",
             ),
         ];
         for (what, sql) in checks {

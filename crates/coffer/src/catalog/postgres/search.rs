@@ -1,0 +1,245 @@
+//! Full-text search on PostgreSQL: a GIN index over tsvectors made of the
+//! exact words [`search_document`] builds (with their positions), written in
+//! the same transactions as the versions.
+
+use std::collections::BTreeMap;
+
+use sqlx::postgres::{PgConnection, PgPool};
+
+use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, VERSION_JOINS, db_error, numbered, version_as_json, versions_as_json};
+use crate::catalog::ObjectVersion;
+use crate::catalog::rows::{JsonVersion, decode_json, prefix_upper_bound, to_i64};
+use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::error::Result;
+
+/// Versions indexed per transaction when a catalog made before search connects.
+const BACKFILL_BATCH: i64 = 2000;
+
+/// A document as a tsvector literal: each word once, quoted, with the
+/// positions it holds (`'acme':3 'invoice':1,4`). Cast with `::tsvector`, it
+/// is taken as written: no parsing, no dictionary.
+pub(super) fn tsvector_literal(document: &str) -> String {
+    let mut positions: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (i, word) in document.split(' ').filter(|w| !w.is_empty()).enumerate() {
+        // PostgreSQL keeps positions up to 16383 and clamps the rest.
+        positions.entry(word).or_default().push((i + 1).min(16_383).to_string());
+    }
+    positions
+        .into_iter()
+        .map(|(word, at)| format!("{}:{}", quoted(word), at.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A lexeme in tsvector/tsquery syntax. Words hold only letters and digits;
+/// quotes and backslashes are escaped all the same, so no text becomes syntax.
+fn quoted(word: &str) -> String {
+    format!("'{}'", word.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The tsquery for `words`: each a prefix term, all required.
+fn tsquery_literal(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| format!("{}:*", quoted(word)))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
+
+/// The tsvector literal of a version's document (`None` for a delete marker, which has none).
+pub(super) fn document_of(version: &ObjectVersion) -> Option<String> {
+    (!version.is_delete_marker).then(|| {
+        tsvector_literal(&search_document(
+            version.key.as_str(),
+            &version.metadata,
+            &version.tags,
+            &version.comments,
+        ))
+    })
+}
+
+/// Index the versions that have no document yet (listed in `search_backfill`
+/// by the migration, or by a catalog migration), a batch per transaction.
+/// Several processes may do this at once: a document already written is kept.
+pub(super) async fn backfill(conn: &mut PgConnection) -> Result<()> {
+    loop {
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error("starting a transaction", e))?;
+        let sql = format!(
+            "SELECT {} FROM (SELECT key, version_id FROM search_backfill ORDER BY key, version_id LIMIT $1 \
+               FOR UPDATE SKIP LOCKED) p \
+             JOIN versions v ON v.key = p.key AND v.version_id = p.version_id {VERSION_JOINS}",
+            versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
+        );
+        let json: Option<String> = sqlx::query_scalar(&sql)
+            .bind(BACKFILL_BATCH)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db_error("reading versions to index", e))?;
+        let versions = match json {
+            Some(json) => crate::catalog::rows::decode_versions(&json)?,
+            None => Vec::new(),
+        };
+        if versions.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = versions.iter().map(|v| v.key.as_str()).collect();
+        let ids: Vec<&str> = versions.iter().map(|v| v.version_id.as_str()).collect();
+        let documents: Vec<String> = versions.iter().map(|v| document_of(v).unwrap_or_default()).collect();
+        sqlx::query(
+            "WITH indexed AS (INSERT INTO version_search (key, version_id, document) \
+               SELECT k, id, doc::tsvector FROM unnest($1::text[], $2::text[], $3::text[]) AS d(k, id, doc) \
+               ON CONFLICT DO NOTHING) \
+             DELETE FROM search_backfill WHERE (key, version_id) IN \
+               (SELECT k, id FROM unnest($1::text[], $2::text[]) AS d(k, id))",
+        )
+        .bind(keys)
+        .bind(ids)
+        .bind(documents)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_error("indexing versions", e))?;
+        tx.commit().await.map_err(|e| db_error("committing", e))?;
+    }
+}
+
+/// A value to bind, in the order the query's placeholders appear.
+enum Bind {
+    Text(String),
+    Int(i64),
+    Real(f64),
+}
+
+/// Run `query` (see [`SearchPlan`] for what a catalog must return).
+pub(super) async fn search(pool: &PgPool, query: &SearchQuery) -> Result<SearchPage> {
+    let plan = query.plan()?;
+    let (sql, binds) = search_sql(&plan);
+    let sql = numbered(&sql);
+    let mut q = sqlx::query_scalar::<_, Option<String>>(&sql);
+    for bind in binds {
+        q = match bind {
+            Bind::Text(text) => q.bind(text),
+            Bind::Int(n) => q.bind(n),
+            Bind::Real(x) => q.bind(x),
+        };
+    }
+    let json = q.fetch_one(pool).await.map_err(|e| db_error("searching", e))?;
+    let rows: Vec<(f64, JsonVersion)> = match json {
+        Some(json) => decode_json(&json)?,
+        None => Vec::new(),
+    };
+    let hits = rows
+        .into_iter()
+        .map(|(score, row)| {
+            Ok(SearchHit {
+                version: ObjectVersion::try_from(row)?,
+                score,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(plan.page(hits))
+}
+
+/// The statement for `plan` and its values, with `?` placeholders.
+fn search_sql(plan: &SearchPlan) -> (String, Vec<Bind>) {
+    let mut binds = Vec::new();
+    let mut filters: Vec<String> = Vec::new();
+    // `d` is the candidate: its `key` and `version_id` name the version.
+    let (mut from, score, order) = if plan.words.is_empty() {
+        filters.push("NOT d.is_delete_marker".into());
+        let table = if plan.all_versions { "versions" } else { "latest" };
+        (
+            format!("{table} d"),
+            "0.0::float8".to_owned(),
+            "d.key, d.version_id DESC",
+        )
+    } else {
+        let mut from = "version_search d CROSS JOIN (SELECT ?::tsquery AS q) words".to_owned();
+        binds.push(Bind::Text(tsquery_literal(&plan.words)));
+        if !plan.all_versions {
+            from.push_str(" JOIN latest cur ON cur.key = d.key AND cur.version_id = d.version_id");
+        }
+        filters.push("d.document @@ words.q".into());
+        let score = format!("round(ts_rank(d.document, words.q)::numeric, {SCORE_DECIMALS})::float8");
+        (from, score, "score DESC, d.key, d.version_id DESC")
+    };
+    if let Some(prefix) = &plan.prefix {
+        filters.push("d.key >= ?".into());
+        binds.push(Bind::Text(prefix.clone()));
+        if let Some(upper) = prefix_upper_bound(prefix) {
+            filters.push("d.key < ?".into());
+            binds.push(Bind::Text(upper));
+        }
+    }
+    for (name, value) in &plan.tags {
+        filters.push(
+            "EXISTS (SELECT 1 FROM version_tags t WHERE t.key = d.key AND t.version_id = d.version_id \
+             AND t.name = ? AND t.value = ?)"
+                .into(),
+        );
+        binds.push(Bind::Text(name.clone()));
+        binds.push(Bind::Text(value.clone()));
+    }
+    let needs_version =
+        !plan.metadata.is_empty() || plan.content_type.is_some() || plan.since.is_some() || plan.until.is_some();
+    if needs_version {
+        from.push_str(" JOIN versions fv ON fv.key = d.key AND fv.version_id = d.version_id");
+    }
+    for (name, value) in &plan.metadata {
+        filters.push("fv.metadata ->> ? = ?".into());
+        binds.push(Bind::Text(name.clone()));
+        binds.push(Bind::Text(value.clone()));
+    }
+    if let Some(content_type) = &plan.content_type {
+        filters.push("fv.content_type = ?".into());
+        binds.push(Bind::Text(content_type.clone()));
+    }
+    if let Some(since) = plan.since {
+        filters.push("fv.created_at >= ?".into());
+        binds.push(Bind::Int(since.as_micros()));
+    }
+    if let Some(until) = plan.until {
+        filters.push("fv.created_at < ?".into());
+        binds.push(Bind::Int(until.as_micros()));
+    }
+    if let Some(after) = &plan.after {
+        // Keyset: after the last hit in (score desc, key asc, version id desc) order.
+        if plan.words.is_empty() {
+            filters.push("d.key >= ?".into());
+            binds.push(Bind::Text(after.key.clone()));
+        }
+        filters.push(format!(
+            "({score} < ? OR ({score} = ? AND (d.key > ? OR (d.key = ? AND d.version_id < ?))))"
+        ));
+        binds.push(Bind::Real(after.score));
+        binds.push(Bind::Real(after.score));
+        binds.push(Bind::Text(after.key.clone()));
+        binds.push(Bind::Text(after.key.clone()));
+        binds.push(Bind::Text(after.version_id.clone()));
+    }
+    binds.push(Bind::Int(to_i64(plan.limit as u64 + 1)));
+    let sql = format!(
+        "SELECT json_agg(json_build_array(page.score, {version}))::text FROM \
+           (SELECT d.key, d.version_id, {score} AS score FROM {from} WHERE {filters} ORDER BY {order} LIMIT ?) page \
+         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
+        version = version_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW),
+        filters = filters.join(" AND "),
+    );
+    (sql, binds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tsquery_literal, tsvector_literal};
+
+    #[test]
+    fn documents_become_tsvectors_of_their_exact_words() {
+        assert_eq!(
+            tsvector_literal("docs inv 001 pdf inv"),
+            "'001':3 'docs':1 'inv':2,5 'pdf':4"
+        );
+        assert_eq!(tsvector_literal(""), "");
+        assert_eq!(tsquery_literal(&["acme".into(), "o'k".into()]), "'acme':* & 'o''k':*");
+    }
+}

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use coffer::testing::TestDatabase;
 use coffer::{
-    BlobRef, Catalog, Comment, KeyQuery, Metadata, NewVersion, ObjectKey, PostgresCatalog, Precondition, SqliteCatalog,
-    Tags, Timestamp, VersionContent, VersionId,
+    BlobRef, Catalog, Comment, KeyQuery, Metadata, NewVersion, ObjectKey, PostgresCatalog, Precondition, SearchQuery,
+    SqliteCatalog, Tags, Timestamp, VersionContent, VersionId,
 };
 use futures::StreamExt;
 use tokio::runtime::Runtime;
@@ -49,6 +49,12 @@ pub struct CatalogFigures {
     pub fill_time: Duration,
     /// A page of 1,000 keys under a department prefix.
     pub list_page: Samples,
+    /// A search for a customer's name under a department prefix (a selective word).
+    pub search_selective: Samples,
+    /// Hits the selective searches found, in all.
+    pub selective_hits: usize,
+    /// A search for a document type under a department prefix (a word in one key in eight).
+    pub search_common: Samples,
     /// One put's catalog transaction (`commit_version` of a new version), one at a time.
     pub commit: Samples,
     /// Bytes the catalog takes on disk.
@@ -124,6 +130,36 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
         );
     }
 
+    // Searches, each for a word of one of the latest versions (the fill's
+    // last `keys` versions) under that version's department prefix.
+    let mut search_selective = Samples::default();
+    let mut search_common = Samples::default();
+    let mut selective_hits = 0;
+    for run in 0..READS as u64 {
+        let n = scale.versions - 1 - run * 7919 % scale.keys;
+        let department = format!("dept{:02}/", (n % scale.keys) % DEPARTMENTS);
+        let selective = SearchQuery {
+            text: customer_of(n),
+            prefix: Some(department.clone()),
+            limit: 100,
+            ..SearchQuery::default()
+        };
+        let started = Instant::now();
+        let page = catalog.search(&selective).await?;
+        search_selective.push(started.elapsed());
+        anyhow::ensure!(!page.hits.is_empty(), "no hit for {selective:?}");
+        selective_hits += page.hits.len();
+        let common = SearchQuery {
+            text: DOC_TYPES[(run % 8) as usize].to_owned(),
+            prefix: Some(department),
+            limit: 100,
+            ..SearchQuery::default()
+        };
+        let started = Instant::now();
+        catalog.search(&common).await?;
+        search_common.push(started.elapsed());
+    }
+
     let mut commit = Samples::default();
     for run in 0..COMMITS as u64 {
         let version = generated_version(scale.versions + run, scale.keys)?;
@@ -137,6 +173,9 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
         filled: scale.versions,
         fill_time,
         list_page,
+        search_selective,
+        selective_hits,
+        search_common,
         commit,
         size: 0,
     })
@@ -152,7 +191,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// A pronounceable made-up word for `n`: customer names and comment words.
-pub fn word(n: u64) -> String {
+fn word(n: u64) -> String {
     const SYLLABLES: [&str; 16] = [
         "ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ber", "dan", "fel", "gor", "hal", "jin", "mor", "pel",
     ];
@@ -166,7 +205,7 @@ pub fn word(n: u64) -> String {
 }
 
 /// The customer named in the metadata of version `n`.
-pub fn customer_of(n: u64) -> String {
+fn customer_of(n: u64) -> String {
     word(mix(n) % CUSTOMERS)
 }
 
@@ -237,6 +276,8 @@ fn generated_version(n: u64, keys: u64) -> Result<NewVersion> {
 
 /// Slowest acceptable list page, ms.
 const MAX_LIST_MS: f64 = 20.0;
+/// Slowest acceptable search p95, ms.
+const MAX_SEARCH_MS: f64 = 50.0;
 /// Slowest acceptable put transaction median on PostgreSQL, ms.
 const MAX_POSTGRES_COMMIT_MS: f64 = 2.0;
 
@@ -271,6 +312,29 @@ pub fn print(system: &crate::system::System, figures: &[CatalogFigures]) {
     });
     row("  target p95 < 20 ms", &|f| {
         verdict(ms(f.list_page.p95()) < MAX_LIST_MS).to_owned()
+    });
+    row("search, selective word + prefix", &|f| {
+        format!(
+            "{:.1} / {:.1} ms",
+            ms(f.search_selective.median()),
+            ms(f.search_selective.p95())
+        )
+    });
+    row("  hits per search (mean)", &|f| {
+        format!("{:.1}", f.selective_hits as f64 / f.search_selective.count() as f64)
+    });
+    row("  target p95 < 50 ms", &|f| {
+        verdict(ms(f.search_selective.p95()) < MAX_SEARCH_MS).to_owned()
+    });
+    row("search, common word + prefix", &|f| {
+        format!(
+            "{:.1} / {:.1} ms",
+            ms(f.search_common.median()),
+            ms(f.search_common.p95())
+        )
+    });
+    row("  target p95 < 50 ms", &|f| {
+        verdict(ms(f.search_common.p95()) < MAX_SEARCH_MS).to_owned()
     });
     row("put transaction p50 / p95", &|f| {
         format!("{:.2} / {:.2} ms", ms(f.commit.median()), ms(f.commit.p95()))

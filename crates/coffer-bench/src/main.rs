@@ -110,9 +110,12 @@
 //!   `pg_database_size`).
 //! - **list page**: `list_latest` of the first 1,000 keys under a department
 //!   prefix, 50 times. Target: < 20 ms.
-//! - **search**: one customer name (matching about 500 versions, 100 of them
-//!   current) with a department prefix filter, 50 different queries. Target:
-//!   p95 < 50 ms.
+//! - **search**, 50 queries each, every one a word of one of the latest
+//!   versions with that version's department prefix as the filter (page of
+//!   100): a *selective* word, the customer's name (one version in 2,000
+//!   carries a given name, so about 100 current keys, 2 under one prefix), and
+//!   a *common* word, a document type (one key in eight: 25,000 current keys,
+//!   500 under one prefix, all of which must be ranked). Target: p95 < 50 ms.
 //! - **put transaction**: `commit_version` of a new version of an existing
 //!   key, one at a time, 500 times. Target: median < 2 ms on PostgreSQL.
 

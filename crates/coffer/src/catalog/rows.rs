@@ -9,7 +9,12 @@ use std::str::FromStr;
 
 use sqlx::FromRow;
 
-use super::{AuditEntry, AuditQuery, BlobRecord, Comment, ObjectVersion};
+use std::collections::HashMap;
+
+use super::{
+    AuditEntry, AuditQuery, BlobRecord, Comment, DeletedVersion, KeyQuery, ObjectVersion, PrunePolicy, SearchPlan,
+    VersionRef,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
@@ -125,6 +130,235 @@ impl From<BlobRow> for BlobRecord {
 pub(super) enum Param {
     Text(String),
     Int(i64),
+    Real(f64),
+}
+
+/// Bind `params` to `query`, in order.
+macro_rules! bind_params {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                $crate::catalog::rows::Param::Text(text) => query.bind(text),
+                $crate::catalog::rows::Param::Int(number) => query.bind(number),
+                $crate::catalog::rows::Param::Real(number) => query.bind(number),
+            };
+        }
+        query
+    }};
+}
+pub(super) use bind_params;
+
+/// The `SELECT` of one page of current versions (see [`KeyQuery`]) as one
+/// JSON value, with `?` placeholders and their values in order.
+/// `versions_json` aggregates the selected versions (`v`, joined by `joins`).
+pub(super) fn list_latest_select(query: &KeyQuery, versions_json: &str, joins: &str) -> (String, Vec<Param>) {
+    // The tightest of the lower bounds; `start_after` is the only exclusive one.
+    let mut lower = query.prefix.clone();
+    let mut exclusive = false;
+    if let Some(at) = query.start_at.as_ref().filter(|at| at.as_str() > lower.as_str()) {
+        lower = at.clone();
+    }
+    if let Some(after) = query
+        .start_after
+        .as_ref()
+        .filter(|after| after.as_str() >= lower.as_str())
+    {
+        lower = after.clone();
+        exclusive = true;
+    }
+    let upper = prefix_upper_bound(&query.prefix);
+    let key_range = format!(
+        "key {} ? {}",
+        if exclusive { ">" } else { ">=" },
+        if upper.is_some() { "AND key < ?" } else { "" },
+    );
+    let mut params = vec![Param::Text(lower)];
+    params.extend(upper.map(Param::Text));
+    let live_only = if query.include_deleted {
+        ""
+    } else {
+        "AND NOT cur.is_delete_marker"
+    };
+    // Either the latest pointers (which know whether they are delete markers,
+    // so no version is read before the page is chosen), or each key's newest
+    // version made by `as_of`.
+    let current = match query.as_of {
+        None => format!("SELECT key, version_id, is_delete_marker FROM latest WHERE {key_range}"),
+        Some(as_of) => {
+            params.push(Param::Int(as_of.as_micros()));
+            format!(
+                "SELECT m.key, m.version_id, v.is_delete_marker FROM (SELECT key, MAX(version_id) AS version_id \
+                 FROM versions WHERE {key_range} AND created_at <= ? GROUP BY key) m \
+                 JOIN versions v ON v.key = m.key AND v.version_id = m.version_id"
+            )
+        }
+    };
+    params.push(Param::Int(to_i64(query.limit as u64)));
+    // The page's keys first, then their versions as JSON.
+    let sql = format!(
+        "SELECT {versions_json} FROM (SELECT cur.key, cur.version_id FROM ({current}) cur \
+           WHERE 1 = 1 {live_only} ORDER BY cur.key LIMIT ?) page \
+         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {joins}"
+    );
+    (sql, params)
+}
+
+/// The `SELECT` of every version of the keys under `prefix` with its blob, in
+/// key and version order, with `?` placeholders and their values.
+pub(super) fn version_refs_select(prefix: &str) -> (String, Vec<Param>) {
+    let upper = prefix_upper_bound(prefix);
+    let sql = format!(
+        "SELECT key, version_id, blob_sha256 FROM versions WHERE key >= ? {} ORDER BY key, version_id",
+        if upper.is_some() { "AND key < ?" } else { "" }
+    );
+    let mut params = vec![Param::Text(prefix.to_owned())];
+    params.extend(upper.map(Param::Text));
+    (sql, params)
+}
+
+impl TryFrom<(String, String, Option<String>)> for VersionRef {
+    type Error = Error;
+    fn try_from((key, version_id, sha256): (String, String, Option<String>)) -> Result<Self> {
+        Ok(VersionRef {
+            key: ObjectKey::new(key).map_err(|e| corrupt("key", e))?,
+            version_id: VersionId::from_str(&version_id).map_err(|e| corrupt("version id", e))?,
+            sha256,
+        })
+    }
+}
+
+/// Where a search's candidates come from, as each catalog reads its index:
+/// rows `d` with a `key` and `version_id`, their score, their order, and the
+/// filters (and values) that make them match the query's words.
+pub(super) struct SearchSource {
+    pub(super) from: String,
+    pub(super) score: String,
+    pub(super) order: &'static str,
+    pub(super) filters: Vec<String>,
+    pub(super) params: Vec<Param>,
+}
+
+/// How a catalog's SQL for search differs beyond its source.
+pub(super) struct SearchDialect {
+    /// The filter on one metadata entry of `fv`: binds the name as
+    /// `metadata_name` writes it, then the value.
+    pub(super) metadata_filter: &'static str,
+    pub(super) metadata_name: fn(&str) -> String,
+    /// The select list that gathers the page (`page.score`, and the version
+    /// `v` joined by `joins`) into one JSON text of `[score, version]` pairs;
+    /// `{version}` stands for the version's JSON.
+    pub(super) hits_json: &'static str,
+    pub(super) version_json: String,
+    pub(super) joins: &'static str,
+}
+
+/// The statement that runs `plan` on `source`, with `?` placeholders and their values in order.
+pub(super) fn search_select(plan: &SearchPlan, source: SearchSource, dialect: &SearchDialect) -> (String, Vec<Param>) {
+    let SearchSource {
+        mut from,
+        score,
+        order,
+        mut filters,
+        mut params,
+    } = source;
+    if let Some(prefix) = &plan.prefix {
+        filters.push("d.key >= ?".into());
+        params.push(Param::Text(prefix.clone()));
+        if let Some(upper) = prefix_upper_bound(prefix) {
+            filters.push("d.key < ?".into());
+            params.push(Param::Text(upper));
+        }
+    }
+    for (name, value) in &plan.tags {
+        filters.push(
+            "EXISTS (SELECT 1 FROM version_tags t WHERE t.key = d.key AND t.version_id = d.version_id \
+             AND t.name = ? AND t.value = ?)"
+                .into(),
+        );
+        params.push(Param::Text(name.clone()));
+        params.push(Param::Text(value.clone()));
+    }
+    let needs_version =
+        !plan.metadata.is_empty() || plan.content_type.is_some() || plan.since.is_some() || plan.until.is_some();
+    if needs_version {
+        from.push_str(" JOIN versions fv ON fv.key = d.key AND fv.version_id = d.version_id");
+    }
+    for (name, value) in &plan.metadata {
+        filters.push(dialect.metadata_filter.into());
+        params.push(Param::Text((dialect.metadata_name)(name)));
+        params.push(Param::Text(value.clone()));
+    }
+    if let Some(content_type) = &plan.content_type {
+        filters.push("fv.content_type = ?".into());
+        params.push(Param::Text(content_type.clone()));
+    }
+    if let Some(since) = plan.since {
+        filters.push("fv.created_at >= ?".into());
+        params.push(Param::Int(since.as_micros()));
+    }
+    if let Some(until) = plan.until {
+        filters.push("fv.created_at < ?".into());
+        params.push(Param::Int(until.as_micros()));
+    }
+    if let Some(after) = &plan.after {
+        // Keyset: after the last hit in (score desc, key asc, version id desc) order;
+        // without words the first bound lets an index range start at the last key.
+        if plan.words.is_empty() {
+            filters.push("d.key >= ?".into());
+            params.push(Param::Text(after.key.clone()));
+        }
+        filters.push(format!(
+            "({score} < ? OR ({score} = ? AND (d.key > ? OR (d.key = ? AND d.version_id < ?))))"
+        ));
+        params.push(Param::Real(after.score));
+        params.push(Param::Real(after.score));
+        params.push(Param::Text(after.key.clone()));
+        params.push(Param::Text(after.key.clone()));
+        params.push(Param::Text(after.version_id.clone()));
+    }
+    params.push(Param::Int(to_i64(plan.limit as u64 + 1)));
+    let sql = format!(
+        "SELECT {hits} FROM \
+           (SELECT d.key, d.version_id, {score} AS score FROM {from} WHERE {filters} ORDER BY {order} LIMIT ?) page \
+         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {joins}",
+        hits = dialect.hits_json.replace("{version}", &dialect.version_json),
+        filters = filters.join(" AND "),
+        joins = dialect.joins,
+    );
+    (sql, params)
+}
+
+/// The versions of a key (given newest first) that `policy` removes: those
+/// past the newest `keep`, never the latest, and not tagged ones when the
+/// policy keeps those.
+pub(super) fn pruned_by(versions: Vec<ObjectVersion>, policy: PrunePolicy) -> Vec<ObjectVersion> {
+    versions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && (v.tags.is_empty() || !policy.keep_tagged))
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// What removing `doomed` would release, without removing anything, given
+/// the reference count of each of their blobs: a blob is released by the
+/// last of them to drop its final reference.
+pub(super) fn dry_run_release(doomed: Vec<ObjectVersion>, mut refcounts: HashMap<String, i64>) -> Vec<DeletedVersion> {
+    doomed
+        .into_iter()
+        .map(|version| {
+            let released = version.sha256.as_ref().and_then(|sha256| {
+                let count = refcounts.get_mut(sha256)?;
+                *count -= 1;
+                (*count == 0).then(|| version.blob_path.clone()).flatten()
+            });
+            DeletedVersion {
+                version,
+                unreferenced_blob: released,
+            }
+        })
+        .collect()
 }
 
 /// An audit row as both catalogs select it: id, at, actor, action, key, version id, detail (JSON text).

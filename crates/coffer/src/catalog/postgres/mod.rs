@@ -21,7 +21,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, Executor, Row};
 
-use super::rows::{AuditRow, BlobRow, Param, audit_select, corrupt, decode_versions, prefix_upper_bound, to_i64};
+use super::rows::{
+    AuditRow, BlobRow, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select, pruned_by,
+    to_i64, version_refs_select,
+};
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
     NewVersion, ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
@@ -500,13 +503,7 @@ async fn apply_prune(
     if versions.is_empty() {
         return Err(Error::not_found(format!("no such key: {key}")));
     }
-    // Newest first: the first `keep` stay, and so do tagged ones if asked.
-    let mut doomed: Vec<ObjectVersion> = versions
-        .into_iter()
-        .enumerate()
-        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && (v.tags.is_empty() || !policy.keep_tagged))
-        .map(|(_, v)| v)
-        .collect();
+    let mut doomed = pruned_by(versions, policy);
     if dry_run {
         return dry_run_removals(conn, doomed).await;
     }
@@ -520,34 +517,20 @@ async fn apply_prune(
     Ok(removed)
 }
 
-/// What removing `doomed` would release, without removing anything: a blob is
-/// released by the last of them to drop its final reference.
+/// What removing `doomed` would release, without removing anything.
 async fn dry_run_removals(conn: &mut PgConnection, doomed: Vec<ObjectVersion>) -> Result<Vec<DeletedVersion>> {
-    let mut remaining = std::collections::HashMap::new();
+    let mut refcounts = std::collections::HashMap::new();
     for sha256 in doomed.iter().filter_map(|v| v.sha256.as_deref()) {
-        if !remaining.contains_key(sha256) {
+        if !refcounts.contains_key(sha256) {
             let refcount: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = $1")
                 .bind(sha256)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(|e| db_error("reading a blob", e))?;
-            remaining.insert(sha256.to_owned(), refcount);
+            refcounts.insert(sha256.to_owned(), refcount);
         }
     }
-    Ok(doomed
-        .into_iter()
-        .map(|version| {
-            let released = version.sha256.as_ref().and_then(|sha256| {
-                let count = remaining.get_mut(sha256)?;
-                *count -= 1;
-                (*count == 0).then(|| version.blob_path.clone()).flatten()
-            });
-            DeletedVersion {
-                version,
-                unreferenced_blob: released,
-            }
-        })
-        .collect())
+    Ok(dry_run_release(doomed, refcounts))
 }
 
 async fn apply_annotate(
@@ -868,28 +851,13 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {
-        let upper = prefix_upper_bound(prefix);
-        let sql = numbered(&format!(
-            "SELECT key, version_id, blob_sha256 FROM versions WHERE key >= ? {} ORDER BY key, version_id",
-            if upper.is_some() { "AND key < ?" } else { "" }
-        ));
-        let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(prefix);
-        if let Some(upper) = upper {
-            query = query.bind(upper);
-        }
-        let rows = query
+        let (sql, params) = version_refs_select(prefix);
+        let sql = numbered(&sql);
+        let rows: Vec<(String, String, Option<String>)> = bind_params!(sqlx::query_as(&sql), params)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("listing versions", e))?;
-        rows.into_iter()
-            .map(|(key, version_id, sha256)| {
-                Ok(VersionRef {
-                    key: ObjectKey::new(key).map_err(|e| corrupt("key", e))?,
-                    version_id: VersionId::from_str(&version_id).map_err(|e| corrupt("version id", e))?,
-                    sha256,
-                })
-            })
-            .collect()
+        rows.into_iter().map(VersionRef::try_from).collect()
     }
 
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
@@ -919,56 +887,9 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
-        // The tightest of the lower bounds; `start_after` is the only exclusive one.
-        let mut lower = query.prefix.clone();
-        let mut exclusive = false;
-        if let Some(at) = query.start_at.as_ref().filter(|at| at.as_str() > lower.as_str()) {
-            lower = at.clone();
-        }
-        if let Some(after) = query
-            .start_after
-            .as_ref()
-            .filter(|after| after.as_str() >= lower.as_str())
-        {
-            lower = after.clone();
-            exclusive = true;
-        }
-        let upper = prefix_upper_bound(&query.prefix);
-        let key_range = format!(
-            "key {} ? {}",
-            if exclusive { ">" } else { ">=" },
-            if upper.is_some() { "AND key < ?" } else { "" },
-        );
-        let live_only = if query.include_deleted {
-            ""
-        } else {
-            "AND NOT v.is_delete_marker"
-        };
-        // Either the latest pointers, or each key's newest version made by `as_of`.
-        let current = match query.as_of {
-            None => format!("SELECT key, version_id FROM latest WHERE {key_range}"),
-            Some(_) => format!(
-                "SELECT key, MAX(version_id) AS version_id FROM versions WHERE {key_range} AND created_at <= ? \
-                 GROUP BY key"
-            ),
-        };
-        // The page's keys first, then their versions as JSON.
-        let sql = numbered(&format!(
-            "SELECT {} FROM (SELECT cur.key, cur.version_id FROM ({current}) cur \
-               JOIN versions v ON v.key = cur.key AND v.version_id = cur.version_id \
-               WHERE TRUE {live_only} ORDER BY cur.key LIMIT ?) page \
-             JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
-            versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
-        ));
-        let mut q = sqlx::query_scalar::<_, Option<String>>(&sql).bind(lower);
-        if let Some(upper) = upper {
-            q = q.bind(upper);
-        }
-        if let Some(as_of) = query.as_of {
-            q = q.bind(as_of.as_micros());
-        }
-        let json = q
-            .bind(to_i64(query.limit as u64))
+        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW), VERSION_JOINS);
+        let sql = numbered(&sql);
+        let json: Option<String> = bind_params!(sqlx::query_scalar(&sql), params)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| db_error("listing keys", e))?;
@@ -1026,14 +947,7 @@ impl Catalog for PostgresCatalog {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let (sql, params) = audit_select(query, "detail::text");
         let sql = numbered(&sql);
-        let mut q = sqlx::query_as::<_, AuditRow>(&sql);
-        for param in params {
-            q = match param {
-                Param::Text(text) => q.bind(text),
-                Param::Int(number) => q.bind(number),
-            };
-        }
-        let rows = q
+        let rows: Vec<AuditRow> = bind_params!(sqlx::query_as(&sql), params)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("reading the audit log", e))?;

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, VERSION_JOINS, db_error, numbered, version_as_json, versions_as_json};
 use crate::catalog::ObjectVersion;
-use crate::catalog::rows::{JsonVersion, decode_json, prefix_upper_bound, to_i64};
+use crate::catalog::rows::{JsonVersion, Param, SearchDialect, SearchSource, bind_params, decode_json, search_select};
 use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
 use crate::error::Result;
 
@@ -104,27 +104,15 @@ pub(super) async fn backfill(conn: &mut PgConnection) -> Result<()> {
     }
 }
 
-/// A value to bind, in the order the query's placeholders appear.
-enum Bind {
-    Text(String),
-    Int(i64),
-    Real(f64),
-}
-
 /// Run `query` (see [`SearchPlan`] for what a catalog must return).
 pub(super) async fn search(pool: &PgPool, query: &SearchQuery) -> Result<SearchPage> {
     let plan = query.plan()?;
     let (sql, binds) = search_sql(&plan);
     let sql = numbered(&sql);
-    let mut q = sqlx::query_scalar::<_, Option<String>>(&sql);
-    for bind in binds {
-        q = match bind {
-            Bind::Text(text) => q.bind(text),
-            Bind::Int(n) => q.bind(n),
-            Bind::Real(x) => q.bind(x),
-        };
-    }
-    let json = q.fetch_one(pool).await.map_err(|e| db_error("searching", e))?;
+    let json: Option<String> = bind_params!(sqlx::query_scalar(&sql), binds)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| db_error("searching", e))?;
     let rows: Vec<(f64, JsonVersion)> = match json {
         Some(json) => decode_json(&json)?,
         None => Vec::new(),
@@ -142,91 +130,37 @@ pub(super) async fn search(pool: &PgPool, query: &SearchQuery) -> Result<SearchP
 }
 
 /// The statement for `plan` and its values, with `?` placeholders.
-fn search_sql(plan: &SearchPlan) -> (String, Vec<Bind>) {
-    let mut binds = Vec::new();
-    let mut filters: Vec<String> = Vec::new();
-    // `d` is the candidate: its `key` and `version_id` name the version.
-    let (mut from, score, order) = if plan.words.is_empty() {
-        filters.push("NOT d.is_delete_marker".into());
+fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
+    let source = if plan.words.is_empty() {
         let table = if plan.all_versions { "versions" } else { "latest" };
-        (
-            format!("{table} d"),
-            "0.0::float8".to_owned(),
-            "d.key, d.version_id DESC",
-        )
+        SearchSource {
+            from: format!("{table} d"),
+            score: "0.0::float8".to_owned(),
+            order: "d.key, d.version_id DESC",
+            filters: vec!["NOT d.is_delete_marker".into()],
+            params: Vec::new(),
+        }
     } else {
         let mut from = "version_search d CROSS JOIN (SELECT ?::tsquery AS q) words".to_owned();
-        binds.push(Bind::Text(tsquery_literal(&plan.words)));
         if !plan.all_versions {
             from.push_str(" JOIN latest cur ON cur.key = d.key AND cur.version_id = d.version_id");
         }
-        filters.push("d.document @@ words.q".into());
-        let score = format!("round(ts_rank(d.document, words.q)::numeric, {SCORE_DECIMALS})::float8");
-        (from, score, "score DESC, d.key, d.version_id DESC")
+        SearchSource {
+            from,
+            score: format!("round(ts_rank(d.document, words.q)::numeric, {SCORE_DECIMALS})::float8"),
+            order: "score DESC, d.key, d.version_id DESC",
+            filters: vec!["d.document @@ words.q".into()],
+            params: vec![Param::Text(tsquery_literal(&plan.words))],
+        }
     };
-    if let Some(prefix) = &plan.prefix {
-        filters.push("d.key >= ?".into());
-        binds.push(Bind::Text(prefix.clone()));
-        if let Some(upper) = prefix_upper_bound(prefix) {
-            filters.push("d.key < ?".into());
-            binds.push(Bind::Text(upper));
-        }
-    }
-    for (name, value) in &plan.tags {
-        filters.push(
-            "EXISTS (SELECT 1 FROM version_tags t WHERE t.key = d.key AND t.version_id = d.version_id \
-             AND t.name = ? AND t.value = ?)"
-                .into(),
-        );
-        binds.push(Bind::Text(name.clone()));
-        binds.push(Bind::Text(value.clone()));
-    }
-    let needs_version =
-        !plan.metadata.is_empty() || plan.content_type.is_some() || plan.since.is_some() || plan.until.is_some();
-    if needs_version {
-        from.push_str(" JOIN versions fv ON fv.key = d.key AND fv.version_id = d.version_id");
-    }
-    for (name, value) in &plan.metadata {
-        filters.push("fv.metadata ->> ? = ?".into());
-        binds.push(Bind::Text(name.clone()));
-        binds.push(Bind::Text(value.clone()));
-    }
-    if let Some(content_type) = &plan.content_type {
-        filters.push("fv.content_type = ?".into());
-        binds.push(Bind::Text(content_type.clone()));
-    }
-    if let Some(since) = plan.since {
-        filters.push("fv.created_at >= ?".into());
-        binds.push(Bind::Int(since.as_micros()));
-    }
-    if let Some(until) = plan.until {
-        filters.push("fv.created_at < ?".into());
-        binds.push(Bind::Int(until.as_micros()));
-    }
-    if let Some(after) = &plan.after {
-        // Keyset: after the last hit in (score desc, key asc, version id desc) order.
-        if plan.words.is_empty() {
-            filters.push("d.key >= ?".into());
-            binds.push(Bind::Text(after.key.clone()));
-        }
-        filters.push(format!(
-            "({score} < ? OR ({score} = ? AND (d.key > ? OR (d.key = ? AND d.version_id < ?))))"
-        ));
-        binds.push(Bind::Real(after.score));
-        binds.push(Bind::Real(after.score));
-        binds.push(Bind::Text(after.key.clone()));
-        binds.push(Bind::Text(after.key.clone()));
-        binds.push(Bind::Text(after.version_id.clone()));
-    }
-    binds.push(Bind::Int(to_i64(plan.limit as u64 + 1)));
-    let sql = format!(
-        "SELECT json_agg(json_build_array(page.score, {version}))::text FROM \
-           (SELECT d.key, d.version_id, {score} AS score FROM {from} WHERE {filters} ORDER BY {order} LIMIT ?) page \
-         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
-        version = version_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW),
-        filters = filters.join(" AND "),
-    );
-    (sql, binds)
+    let dialect = SearchDialect {
+        metadata_filter: "fv.metadata ->> ? = ?",
+        metadata_name: str::to_owned,
+        hits_json: "json_agg(json_build_array(page.score, {version}))::text",
+        version_json: version_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW),
+        joins: VERSION_JOINS,
+    };
+    search_select(plan, source, &dialect)
 }
 
 #[cfg(test)]

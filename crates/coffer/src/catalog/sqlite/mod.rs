@@ -12,7 +12,6 @@ mod transfer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,7 +21,10 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{AuditRow, BlobRow, Param, audit_select, corrupt, decode_versions, prefix_upper_bound, to_i64};
+use super::rows::{
+    AuditRow, BlobRow, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select, pruned_by,
+    to_i64, version_refs_select,
+};
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
     NewVersion, ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
@@ -35,6 +37,10 @@ use crate::version::VersionId;
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// How much of the catalog file each connection maps into memory.
+const MMAP_BYTES: u64 = 1 << 30;
+/// Page cache of each connection, KiB.
+const CACHE_KIB: u64 = 32 * 1024;
 /// How long a writer waits for another process's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most audit rows one purge transaction removes. A purge of years of rows
@@ -149,7 +155,11 @@ impl SqliteCatalog {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Large catalogs: reads map the file instead of copying each page
+            // in with a system call, and keep more pages of their own.
+            .pragma("mmap_size", MMAP_BYTES.to_string())
+            .pragma("cache_size", format!("-{CACHE_KIB}"));
         let mut writer = connect(&options, path).await?;
         migrate(&mut writer).await?;
         search::backfill(&mut writer).await?;
@@ -694,13 +704,7 @@ async fn apply_prune(
     if versions.is_empty() {
         return Err(Refused::Clean(Error::not_found(format!("no such key: {key}"))));
     }
-    // Newest first: the first `keep` stay, and so do tagged ones if asked.
-    let doomed: Vec<ObjectVersion> = versions
-        .into_iter()
-        .enumerate()
-        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && (v.tags.is_empty() || !policy.keep_tagged))
-        .map(|(_, v)| v)
-        .collect();
+    let doomed = pruned_by(versions, policy);
     if dry_run {
         return dry_run_removals(conn, doomed).await.map_err(Refused::Clean);
     }
@@ -711,34 +715,20 @@ async fn apply_prune(
     Ok(removed)
 }
 
-/// What removing `doomed` would release, without removing anything: a blob is
-/// released by the last of them to drop its final reference.
+/// What removing `doomed` would release, without removing anything.
 async fn dry_run_removals(conn: &mut SqliteConnection, doomed: Vec<ObjectVersion>) -> Result<Vec<DeletedVersion>> {
-    let mut remaining = std::collections::HashMap::new();
+    let mut refcounts = std::collections::HashMap::new();
     for sha256 in doomed.iter().filter_map(|v| v.sha256.as_deref()) {
-        if !remaining.contains_key(sha256) {
+        if !refcounts.contains_key(sha256) {
             let refcount: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = ?")
                 .bind(sha256)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(|e| db_error("reading a blob", e))?;
-            remaining.insert(sha256.to_owned(), refcount);
+            refcounts.insert(sha256.to_owned(), refcount);
         }
     }
-    Ok(doomed
-        .into_iter()
-        .map(|version| {
-            let released = version.sha256.as_ref().and_then(|sha256| {
-                let count = remaining.get_mut(sha256)?;
-                *count -= 1;
-                (*count == 0).then(|| version.blob_path.clone()).flatten()
-            });
-            DeletedVersion {
-                version,
-                unreferenced_blob: released,
-            }
-        })
-        .collect())
+    Ok(dry_run_release(doomed, refcounts))
 }
 
 async fn apply_annotate(
@@ -1064,28 +1054,12 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {
-        let upper = prefix_upper_bound(prefix);
-        let sql = format!(
-            "SELECT key, version_id, blob_sha256 FROM versions WHERE key >= ? {} ORDER BY key, version_id",
-            if upper.is_some() { "AND key < ?" } else { "" }
-        );
-        let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(prefix);
-        if let Some(upper) = upper {
-            query = query.bind(upper);
-        }
-        let rows = query
+        let (sql, params) = version_refs_select(prefix);
+        let rows: Vec<(String, String, Option<String>)> = bind_params!(sqlx::query_as(&sql), params)
             .fetch_all(&self.readers)
             .await
             .map_err(|e| db_error("listing versions", e))?;
-        rows.into_iter()
-            .map(|(key, version_id, sha256)| {
-                Ok(VersionRef {
-                    key: ObjectKey::new(key).map_err(|e| corrupt("key", e))?,
-                    version_id: VersionId::from_str(&version_id).map_err(|e| corrupt("version id", e))?,
-                    sha256,
-                })
-            })
-            .collect()
+        rows.into_iter().map(VersionRef::try_from).collect()
     }
 
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
@@ -1114,56 +1088,8 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
-        // The tightest of the lower bounds; `start_after` is the only exclusive one.
-        let mut lower = query.prefix.clone();
-        let mut exclusive = false;
-        if let Some(at) = query.start_at.as_ref().filter(|at| at.as_str() > lower.as_str()) {
-            lower = at.clone();
-        }
-        if let Some(after) = query
-            .start_after
-            .as_ref()
-            .filter(|after| after.as_str() >= lower.as_str())
-        {
-            lower = after.clone();
-            exclusive = true;
-        }
-        let upper = prefix_upper_bound(&query.prefix);
-        let key_range = format!(
-            "key {} ? {}",
-            if exclusive { ">" } else { ">=" },
-            if upper.is_some() { "AND key < ?" } else { "" },
-        );
-        let live_only = if query.include_deleted {
-            ""
-        } else {
-            "AND NOT v.is_delete_marker"
-        };
-        // Either the latest pointers, or each key's newest version made by `as_of`.
-        let current = match query.as_of {
-            None => format!("SELECT key, version_id FROM latest WHERE {key_range}"),
-            Some(_) => format!(
-                "SELECT key, MAX(version_id) AS version_id FROM versions WHERE {key_range} AND created_at <= ? \
-                 GROUP BY key"
-            ),
-        };
-        // The page's keys first, then their versions as JSON.
-        let sql = format!(
-            "SELECT {} FROM (SELECT cur.key, cur.version_id FROM ({current}) cur \
-               JOIN versions v ON v.key = cur.key AND v.version_id = cur.version_id \
-               WHERE 1 = 1 {live_only} ORDER BY cur.key LIMIT ?) page \
-             JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
-            versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(lower);
-        if let Some(upper) = upper {
-            q = q.bind(upper);
-        }
-        if let Some(as_of) = query.as_of {
-            q = q.bind(as_of.as_micros());
-        }
-        let json = q
-            .bind(to_i64(query.limit as u64))
+        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW), VERSION_JOINS);
+        let json: String = bind_params!(sqlx::query_scalar(&sql), params)
             .fetch_one(&self.readers)
             .await
             .map_err(|e| db_error("listing keys", e))?;
@@ -1220,14 +1146,7 @@ impl Catalog for SqliteCatalog {
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let (sql, params) = audit_select(query, "detail");
-        let mut q = sqlx::query_as::<_, AuditRow>(&sql);
-        for param in params {
-            q = match param {
-                Param::Text(text) => q.bind(text),
-                Param::Int(number) => q.bind(number),
-            };
-        }
-        let rows = q
+        let rows: Vec<AuditRow> = bind_params!(sqlx::query_as(&sql), params)
             .fetch_all(&self.readers)
             .await
             .map_err(|e| db_error("reading the audit log", e))?;

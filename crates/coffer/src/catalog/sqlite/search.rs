@@ -5,7 +5,9 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, VERSION_JOINS, db_error, exec, version_as_json, versions_as_json};
 use crate::catalog::ObjectVersion;
-use crate::catalog::rows::{JsonVersion, decode_json, decode_versions, prefix_upper_bound, to_i64};
+use crate::catalog::rows::{
+    JsonVersion, Param, SearchDialect, SearchSource, bind_params, decode_json, decode_versions, search_select,
+};
 use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -82,13 +84,6 @@ async fn backfill_batch(conn: &mut SqliteConnection) -> Result<usize> {
     Ok(versions.len())
 }
 
-/// A value to bind, in the order the query's placeholders appear.
-enum Bind {
-    Text(String),
-    Int(i64),
-    Real(f64),
-}
-
 /// The FTS5 query for `words`: each a quoted prefix term, all required. Words
 /// hold only letters and digits; quotes are doubled all the same, so no text
 /// can become FTS5 syntax.
@@ -106,15 +101,10 @@ fn fts5_query(words: &[String]) -> String {
 pub(super) async fn search(readers: &SqlitePool, query: &SearchQuery) -> Result<SearchPage> {
     let plan = query.plan()?;
     let (sql, binds) = search_sql(&plan);
-    let mut q = sqlx::query_scalar::<_, String>(&sql);
-    for bind in binds {
-        q = match bind {
-            Bind::Text(text) => q.bind(text),
-            Bind::Int(n) => q.bind(n),
-            Bind::Real(x) => q.bind(x),
-        };
-    }
-    let json = q.fetch_one(readers).await.map_err(|e| db_error("searching", e))?;
+    let json: String = bind_params!(sqlx::query_scalar(&sql), binds)
+        .fetch_one(readers)
+        .await
+        .map_err(|e| db_error("searching", e))?;
     let rows: Vec<(f64, JsonVersion)> = decode_json(&json)?;
     let hits = rows
         .into_iter()
@@ -129,90 +119,40 @@ pub(super) async fn search(readers: &SqlitePool, query: &SearchQuery) -> Result<
 }
 
 /// The statement for `plan` and its values.
-fn search_sql(plan: &SearchPlan) -> (String, Vec<Bind>) {
-    let mut binds = Vec::new();
-    let mut filters: Vec<String> = Vec::new();
-    // `d` is the candidate: its `key` and `version_id` name the version.
-    let (mut from, score, order) = if plan.words.is_empty() {
-        filters.push("NOT d.is_delete_marker".into());
+fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
+    let source = if plan.words.is_empty() {
         let table = if plan.all_versions { "versions" } else { "latest" };
-        (format!("{table} d"), "0.0".to_owned(), "d.key, d.version_id DESC")
+        SearchSource {
+            from: format!("{table} d"),
+            score: "0.0".to_owned(),
+            order: "d.key, d.version_id DESC",
+            filters: vec!["NOT d.is_delete_marker".into()],
+            params: Vec::new(),
+        }
     } else {
         // CROSS JOIN keeps the index first: the planner cannot tell how many rows a MATCH yields.
         let mut from = "search_fts CROSS JOIN search_docs d ON d.id = search_fts.rowid".to_owned();
         if !plan.all_versions {
             from.push_str(" CROSS JOIN latest cur ON cur.key = d.key AND cur.version_id = d.version_id");
         }
-        filters.push("search_fts MATCH ?".into());
-        binds.push(Bind::Text(fts5_query(&plan.words)));
-        // bm25 is lower for better matches; scores are higher.
-        let score = format!("round(-bm25(search_fts), {SCORE_DECIMALS})");
-        (from, score, "score DESC, d.key, d.version_id DESC")
+        SearchSource {
+            from,
+            // bm25 is lower for better matches; scores are higher.
+            score: format!("round(-bm25(search_fts), {SCORE_DECIMALS})"),
+            order: "score DESC, d.key, d.version_id DESC",
+            filters: vec!["search_fts MATCH ?".into()],
+            params: vec![Param::Text(fts5_query(&plan.words))],
+        }
     };
-    if let Some(prefix) = &plan.prefix {
-        filters.push("d.key >= ?".into());
-        binds.push(Bind::Text(prefix.clone()));
-        if let Some(upper) = prefix_upper_bound(prefix) {
-            filters.push("d.key < ?".into());
-            binds.push(Bind::Text(upper));
-        }
-    }
-    for (name, value) in &plan.tags {
-        filters.push(
-            "EXISTS (SELECT 1 FROM version_tags t WHERE t.key = d.key AND t.version_id = d.version_id \
-             AND t.name = ? AND t.value = ?)"
-                .into(),
-        );
-        binds.push(Bind::Text(name.clone()));
-        binds.push(Bind::Text(value.clone()));
-    }
-    let needs_version =
-        !plan.metadata.is_empty() || plan.content_type.is_some() || plan.since.is_some() || plan.until.is_some();
-    if needs_version {
-        from.push_str(" JOIN versions fv ON fv.key = d.key AND fv.version_id = d.version_id");
-    }
-    for (name, value) in &plan.metadata {
+    let dialect = SearchDialect {
         // Metadata names are letters, digits and `-_.`: safe inside a quoted JSON path.
-        filters.push("json_extract(fv.metadata, ?) = ?".into());
-        binds.push(Bind::Text(format!("$.\"{name}\"")));
-        binds.push(Bind::Text(value.clone()));
-    }
-    if let Some(content_type) = &plan.content_type {
-        filters.push("fv.content_type = ?".into());
-        binds.push(Bind::Text(content_type.clone()));
-    }
-    if let Some(since) = plan.since {
-        filters.push("fv.created_at >= ?".into());
-        binds.push(Bind::Int(since.as_micros()));
-    }
-    if let Some(until) = plan.until {
-        filters.push("fv.created_at < ?".into());
-        binds.push(Bind::Int(until.as_micros()));
-    }
-    if let Some(after) = &plan.after {
-        // Keyset: after the last hit in (score desc, key asc, version id desc) order;
-        // the first bound lets an index range start at the last key.
-        let rest = format!("({score} < ? OR ({score} = ? AND (d.key > ? OR (d.key = ? AND d.version_id < ?))))");
-        if plan.words.is_empty() {
-            filters.push("d.key >= ?".into());
-            binds.push(Bind::Text(after.key.clone()));
-        }
-        filters.push(rest);
-        binds.push(Bind::Real(after.score));
-        binds.push(Bind::Real(after.score));
-        binds.push(Bind::Text(after.key.clone()));
-        binds.push(Bind::Text(after.key.clone()));
-        binds.push(Bind::Text(after.version_id.clone()));
-    }
-    binds.push(Bind::Int(to_i64(plan.limit as u64 + 1)));
-    let sql = format!(
-        "SELECT json_group_array(json_array(page.score, {version})) FROM \
-           (SELECT d.key, d.version_id, {score} AS score FROM {from} WHERE {filters} ORDER BY {order} LIMIT ?) page \
-         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
-        version = version_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW),
-        filters = filters.join(" AND "),
-    );
-    (sql, binds)
+        metadata_filter: "json_extract(fv.metadata, ?) = ?",
+        metadata_name: |name| format!("$.\"{name}\""),
+        hits_json: "json_group_array(json_array(page.score, {version}))",
+        version_json: version_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW),
+        joins: VERSION_JOINS,
+    };
+    search_select(plan, source, &dialect)
 }
 
 #[cfg(test)]

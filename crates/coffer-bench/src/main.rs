@@ -109,7 +109,8 @@
 //!   size on disk afterwards (the SQLite file with its WAL; PostgreSQL's
 //!   `pg_database_size`).
 //! - **list page**: `list_latest` of the first 1,000 keys under a department
-//!   prefix, 50 times. Target: < 20 ms.
+//!   prefix, for 50 departments: the first read of that range, then the same
+//!   page again at once. Target: < 20 ms.
 //! - **search**, 50 queries each, every one a word of one of the latest
 //!   versions with that version's department prefix as the filter (page of
 //!   100): a *selective* word, the customer's name (one version in 2,000
@@ -118,6 +119,9 @@
 //!   500 under one prefix, all of which must be ranked). Target: p95 < 50 ms.
 //! - **put transaction**: `commit_version` of a new version of an existing
 //!   key, one at a time, 500 times. Target: median < 2 ms on PostgreSQL.
+//!
+//! With `COFFER_BENCH_KEEP=1` in the environment the work directory and the
+//! PostgreSQL database are kept (their paths are printed) for inspection.
 
 mod args;
 mod catalog;
@@ -192,6 +196,11 @@ fn run_bench(args: &args::Args) -> Result<()> {
             let disk = runtime.block_on(disk_limit::run(work.path(), args.small))?;
             report::print(&system, &large, &small, &sqlite, (args.small, disk));
         }
+    }
+    if std::env::var_os("COFFER_BENCH_KEEP").is_some() {
+        let kept = work.keep();
+        eprintln!("work directory kept: {}", kept.display());
+        return Ok(());
     }
     work.close().context("cannot remove the work directory")
 }

@@ -126,6 +126,12 @@ impl From<BlobRow> for BlobRecord {
     }
 }
 
+/// How queries join a version (`v`) with its latest pointer (`l`) and its blob (`b`).
+pub(super) const VERSION_JOINS: &str = "LEFT JOIN latest l ON l.key = v.key AND l.version_id = v.version_id \
+     LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
+/// How a list page joins its versions (`v`) with their blobs (`b`).
+const BLOB_JOIN: &str = "LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
+
 /// A value for a `?` placeholder of SQL that a shared builder wrote.
 pub(super) enum Param {
     Text(String),
@@ -151,8 +157,8 @@ pub(super) use bind_params;
 
 /// The `SELECT` of one page of current versions (see [`KeyQuery`]) as one
 /// JSON value, with `?` placeholders and their values in order.
-/// `versions_json` aggregates the selected versions (`v`, joined by `joins`).
-pub(super) fn list_latest_select(query: &KeyQuery, versions_json: &str, joins: &str) -> (String, Vec<Param>) {
+/// `versions_json` aggregates the selected versions (`v`, joined as by [`VERSION_JOINS`]).
+pub(super) fn list_latest_select(query: &KeyQuery, versions_json: &str) -> (String, Vec<Param>) {
     // The tightest of the lower bounds; `start_after` is the only exclusive one.
     let mut lower = query.prefix.clone();
     let mut exclusive = false;
@@ -195,11 +201,16 @@ pub(super) fn list_latest_select(query: &KeyQuery, versions_json: &str, joins: &
         }
     };
     params.push(Param::Int(to_i64(query.limit as u64)));
-    // The page's keys first, then their versions as JSON.
+    // The page's keys first, then their versions as JSON. Without `as_of` the
+    // page is made of latest pointers, so it stands for `l` itself.
+    let (page, joins) = match query.as_of {
+        None => ("l", BLOB_JOIN),
+        Some(_) => ("page", VERSION_JOINS),
+    };
     let sql = format!(
         "SELECT {versions_json} FROM (SELECT cur.key, cur.version_id FROM ({current}) cur \
-           WHERE 1 = 1 {live_only} ORDER BY cur.key LIMIT ?) page \
-         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {joins}"
+           WHERE 1 = 1 {live_only} ORDER BY cur.key LIMIT ?) {page} \
+         JOIN versions v ON v.key = {page}.key AND v.version_id = {page}.version_id {joins}"
     );
     (sql, params)
 }

@@ -22,8 +22,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Post
 use sqlx::{Connection, Executor, Row};
 
 use super::rows::{
-    AuditRow, BlobRow, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select, pruned_by,
-    to_i64, version_refs_select,
+    AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select,
+    pruned_by, to_i64, version_refs_select,
 };
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
@@ -164,9 +164,6 @@ fn lock_number(key: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
-/// How queries join a version (`v`) with its latest pointer and its blob.
-const VERSION_JOINS: &str = "LEFT JOIN latest l ON l.key = v.key AND l.version_id = v.version_id \
-     LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
 /// A version's tags as a JSON object, looked up for the row.
 const TAGS_OF_ROW: &str = "COALESCE((SELECT json_object_agg(t.name, t.value) FROM version_tags t \
      WHERE t.key = v.key AND t.version_id = v.version_id), '{}'::json)";
@@ -887,7 +884,7 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
-        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW), VERSION_JOINS);
+        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW));
         let sql = numbered(&sql);
         let json: Option<String> = bind_params!(sqlx::query_scalar(&sql), params)
             .fetch_one(&self.pool)

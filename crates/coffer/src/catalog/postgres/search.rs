@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 
 use sqlx::postgres::{PgConnection, PgPool};
 
-use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, VERSION_JOINS, db_error, numbered, version_as_json, versions_as_json};
+use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, db_error, numbered, version_as_json, versions_as_json};
 use crate::catalog::ObjectVersion;
-use crate::catalog::rows::{JsonVersion, Param, SearchDialect, SearchSource, bind_params, decode_json, search_select};
+use crate::catalog::rows::{
+    JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, search_select,
+};
 use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
 use crate::error::Result;
 

@@ -22,8 +22,8 @@ use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{
-    AuditRow, BlobRow, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select, pruned_by,
-    to_i64, version_refs_select,
+    AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select,
+    pruned_by, to_i64, version_refs_select,
 };
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
@@ -359,9 +359,6 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: &[WriteJob]) -> Result<Vec
     Ok(outcomes)
 }
 
-/// How queries join a version (`v`) with its latest pointer and its blob.
-const VERSION_JOINS: &str = "LEFT JOIN latest l ON l.key = v.key AND l.version_id = v.version_id \
-     LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
 /// A version's tags as a JSON object, looked up for the row.
 const TAGS_OF_ROW: &str = "(SELECT json_group_object(t.name, t.value) FROM version_tags t \
      WHERE t.key = v.key AND t.version_id = v.version_id)";
@@ -1088,7 +1085,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
-        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW), VERSION_JOINS);
+        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW));
         let json: String = bind_params!(sqlx::query_scalar(&sql), params)
             .fetch_one(&self.readers)
             .await

@@ -3,10 +3,11 @@
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
-use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, VERSION_JOINS, db_error, exec, version_as_json, versions_as_json};
+use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, db_error, exec, version_as_json, versions_as_json};
 use crate::catalog::ObjectVersion;
 use crate::catalog::rows::{
-    JsonVersion, Param, SearchDialect, SearchSource, bind_params, decode_json, decode_versions, search_select,
+    JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, decode_versions,
+    search_select,
 };
 use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
 use crate::error::{Error, ErrorKind, Result};

@@ -11,6 +11,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::rows::Param;
 use super::{PostgresCatalog, SqliteCatalog};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
@@ -268,14 +269,34 @@ async fn digest_of(catalog: &PostgresCatalog, table: &Table) -> Result<(u64, Str
     Ok(digest.finish())
 }
 
-/// `(k1, k2) > (?, ?)` for resuming after a key, or nothing on the first page.
-pub(crate) fn after_clause(table: &Table, after: Option<&[Value]>) -> String {
-    match after {
+/// `(k1, k2) > (?, ?)` for resuming after a key (`TRUE` on the first page),
+/// and the values for its placeholders followed by `limit`'s.
+pub(crate) fn after_clause(table: &Table, after: Option<&[Value]>, limit: usize) -> (String, Vec<Param>) {
+    let clause = match after {
         None => "TRUE".to_owned(),
         Some(_) => format!(
             "({}) > ({})",
             table.key.join(", "),
             vec!["?"; table.key.len()].join(", ")
         ),
-    }
+    };
+    // Key columns are text or integers, never null.
+    let mut params: Vec<Param> = after
+        .unwrap_or_default()
+        .iter()
+        .map(|value| match value {
+            Value::Number(n) => Param::Int(n.as_i64().unwrap_or(i64::MAX)),
+            Value::String(s) => Param::Text(s.clone()),
+            other => Param::Text(other.to_string()),
+        })
+        .collect();
+    params.push(Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    (clause, params)
+}
+
+/// The rows of `table` a catalog returned as one JSON array, in canonical form.
+pub(crate) fn parse_rows(table: &Table, json: &str) -> Result<Vec<Map<String, Value>>> {
+    let rows: Vec<Value> = serde_json::from_str(json)
+        .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog returned invalid JSON: {e}")))?;
+    rows.into_iter().map(|row| canonical_row(table, row)).collect()
 }

@@ -4,8 +4,9 @@
 use serde_json::{Map, Value};
 
 use super::{PostgresCatalog, db_error, numbered};
-use crate::catalog::migrate::{Column, Table, after_clause, canonical_row};
-use crate::error::{Error, ErrorKind, Result};
+use crate::catalog::migrate::{Column, Table, after_clause, parse_rows};
+use crate::catalog::rows::bind_params;
+use crate::error::Result;
 
 impl PostgresCatalog {
     /// Up to `limit` rows of `table` after the key `after`, in key order, in canonical form.
@@ -21,29 +22,19 @@ impl PostgresCatalog {
             .map(|(name, _)| format!("'{name}', {name}"))
             .collect();
         let order = table.key.join(", ");
+        let (after, params) = after_clause(table, after, limit);
         let sql = numbered(&format!(
             "SELECT COALESCE(json_agg(json_build_object({}) ORDER BY {order}), '[]')::text \
              FROM (SELECT * FROM {} WHERE {} ORDER BY {order} LIMIT ?) page",
             fields.join(", "),
             table.name,
-            after_clause(table, after),
+            after,
         ));
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for value in after.unwrap_or_default() {
-            query = match value {
-                Value::Number(n) => query.bind(n.as_i64()),
-                Value::String(s) => query.bind(s.clone()),
-                _ => query.bind(None::<String>),
-            };
-        }
-        let json = query
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        let json: String = bind_params!(sqlx::query_scalar(&sql), params)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| db_error(&format!("reading table {}", table.name), e))?;
-        let rows: Vec<Value> = serde_json::from_str(&json)
-            .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog returned invalid JSON: {e}")))?;
-        rows.into_iter().map(|row| canonical_row(table, row)).collect()
+        parse_rows(table, &json)
     }
 
     /// Insert `rows` (canonical form) into `table`, leaving rows whose key is

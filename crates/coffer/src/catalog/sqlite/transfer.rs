@@ -5,8 +5,9 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use super::{SqliteCatalog, db_error};
-use crate::catalog::migrate::{Column, Table, after_clause, canonical_row};
-use crate::error::{Error, ErrorKind, Result};
+use crate::catalog::migrate::{Column, Table, after_clause, parse_rows};
+use crate::catalog::rows::bind_params;
+use crate::error::Result;
 
 impl SqliteCatalog {
     /// How many rows `table` holds.
@@ -33,32 +34,19 @@ impl SqliteCatalog {
                 _ => format!("'{name}', {name}"),
             })
             .collect();
+        let (after, params) = after_clause(table, after, limit);
         let sql = format!(
             "SELECT json_group_array(json_object({})) FROM (SELECT * FROM {} WHERE {} ORDER BY {} LIMIT ?)",
             fields.join(", "),
             table.name,
-            after_clause(table, after),
+            after,
             table.key.join(", ")
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for value in after.unwrap_or_default() {
-            query = match value {
-                Value::Number(n) => query.bind(n.as_i64()),
-                Value::String(s) => query.bind(s.clone()),
-                _ => query.bind(None::<String>),
-            };
-        }
-        let json = query
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        let json: String = bind_params!(sqlx::query_scalar(&sql), params)
             .fetch_one(&self.readers)
             .await
             .map_err(|e| db_error(&format!("reading table {}", table.name), e))?;
-        let rows: Vec<Value> = serde_json::from_str(&json)
-            .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog returned invalid JSON: {e}")))?;
-        let mut rows = rows
-            .into_iter()
-            .map(|row| canonical_row(table, row))
-            .collect::<Result<Vec<_>>>()?;
+        let mut rows = parse_rows(table, &json)?;
         // The aggregate need not keep the subquery's order.
         rows.sort_by(|a, b| compare_keys(table, a, b));
         Ok(rows)

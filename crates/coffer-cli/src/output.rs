@@ -33,6 +33,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Catalog => 9,
         ErrorKind::Io => 10,
         ErrorKind::Unsupported => 11,
+        ErrorKind::Delivery => 12,
         _ => EXIT_OTHER,
     }
 }

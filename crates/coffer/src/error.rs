@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Io,
     /// The operation is not supported by this backend or build.
     Unsupported,
+    /// A hook could not deliver an event to its receiver.
+    Delivery,
 }
 
 impl ErrorKind {
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Catalog => "catalog",
             ErrorKind::Io => "io",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Delivery => "delivery",
         }
     }
 }

@@ -40,6 +40,7 @@ mod body;
 mod catalog;
 mod config;
 mod error;
+pub mod events;
 mod key;
 mod layout;
 mod progress;

@@ -55,6 +55,8 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     /// Record every read of content (`get`) in the audit log.
     pub audit_reads: bool,
+    /// Fire an `object.retrieved` event on every read of content (`get`).
+    pub read_events: bool,
 }
 
 fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
@@ -69,6 +71,17 @@ fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::resul
         }
     }
     deserializer.deserialize_str(Span).map(Some)
+}
+
+/// Parse a true/false environment setting.
+fn parse_flag(setting: &str, text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::invalid_input(format!(
+            "{setting}={text:?}: expected true, false, 1 or 0"
+        ))),
+    }
 }
 
 /// Parse the audit retention `setting` holds (`7y`, `7years`, `400d`); zero is refused.
@@ -96,6 +109,7 @@ impl Default for Config {
             max_versions: None,
             audit_retention: None,
             audit_reads: false,
+            read_events: false,
         }
     }
 }
@@ -110,6 +124,7 @@ impl fmt::Debug for Config {
             .field("max_versions", &self.max_versions)
             .field("audit_retention", &self.audit_retention)
             .field("audit_reads", &self.audit_reads)
+            .field("read_events", &self.read_events)
             .finish()
     }
 }
@@ -229,15 +244,10 @@ impl Config {
             self.audit_retention = Some(parse_retention("COFFER_AUDIT_RETENTION", &retention)?);
         }
         if let Some(reads) = lookup("COFFER_AUDIT_READS") {
-            self.audit_reads = match reads.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(Error::invalid_input(format!(
-                        "COFFER_AUDIT_READS={reads:?}: expected true, false, 1 or 0"
-                    )));
-                }
-            };
+            self.audit_reads = parse_flag("COFFER_AUDIT_READS", &reads)?;
+        }
+        if let Some(reads) = lookup("COFFER_READ_EVENTS") {
+            self.read_events = parse_flag("COFFER_READ_EVENTS", &reads)?;
         }
         if self.max_versions == Some(0) {
             return Err(Error::invalid_input(

@@ -60,9 +60,10 @@ pub struct ReadmeDoctests;
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
 pub use crate::body::{WriteBehind, reader_stream, save_to_file};
 pub use crate::catalog::{
-    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Comment,
-    DeletedVersion, KeyQuery, MAX_SEARCH_LIMIT, MAX_SEARCH_TEXT_BYTES, NewVersion, ObjectVersion, Precondition,
-    PrunePolicy, Repair, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery, SqliteCatalog,
+    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Claim,
+    ClaimRequest, ClaimScope, Comment, DeadLetter, DeletedVersion, HookCounters, KeyQuery, MAX_SEARCH_LIMIT,
+    MAX_SEARCH_TEXT_BYTES, NewVersion, ObjectVersion, Outbox, OutboxCounters, Outcome, Precondition, PrunePolicy,
+    Repair, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery, Settlement, SqliteCatalog,
     VersionContent, VersionRef, search_document, search_words,
 };
 #[cfg(feature = "catalog-postgres")]
@@ -78,9 +79,10 @@ pub use crate::key::{
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::store::{
-    AuditPurgeReport, ByteRange, Comparison, CopyOptions, ExportOptions, ExportReport, GetOptions, GetResult,
-    HistoryEntry, ImportOptions, ImportReport, ListOptions, ListPage, MAX_LIST_KEYS, PruneReport, PutOptions,
-    ReindexReport, Store, StoreInfo, TextDiff, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
+    AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DispatcherHandle, ExportOptions,
+    ExportReport, GetOptions, GetResult, HistoryEntry, ImportOptions, ImportReport, ListOptions, ListPage,
+    MAX_LIST_KEYS, PruneReport, PutOptions, ReindexReport, Store, StoreInfo, TextDiff, ValueChange, VerifyOptions,
+    VerifyProblem, VerifyReport,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

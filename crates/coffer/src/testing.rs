@@ -134,3 +134,6 @@ mod tests {
         );
     }
 }
+
+mod receiver;
+pub use self::receiver::{ReceivedRequest, WebhookReceiver};

@@ -15,6 +15,7 @@ use crate::version::VersionId;
 
 #[cfg(feature = "catalog-postgres")]
 mod migrate;
+mod outbox;
 #[cfg(feature = "catalog-postgres")]
 mod postgres;
 mod rows;
@@ -24,6 +25,9 @@ pub(crate) use self::rows::prefix_upper_bound;
 
 #[cfg(feature = "catalog-postgres")]
 pub use self::migrate::{CatalogMigration, TableMigration, migrate_catalog};
+pub use self::outbox::{
+    Claim, ClaimRequest, ClaimScope, DeadLetter, HookCounters, Outbox, OutboxCounters, Outcome, Settlement,
+};
 #[cfg(feature = "catalog-postgres")]
 pub use self::postgres::PostgresCatalog;
 pub use self::search::{
@@ -453,7 +457,7 @@ pub struct AuditQuery {
 ///   word, and that passes every filter; best first, ties by key then newest
 ///   version, with a cursor that continues exactly after the page's last hit.
 #[async_trait]
-pub trait Catalog: Send + Sync + Debug + Display {
+pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     /// Record a new version (see the contract).
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion>;
     /// Remove one version for good.

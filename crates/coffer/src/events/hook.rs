@@ -39,7 +39,9 @@ impl HookDefinition {
         let name = &self.name;
         let valid_name = !name.is_empty()
             && name.len() <= MAX_HOOK_NAME_BYTES
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if !valid_name {
             return Err(Error::invalid_input(format!(
                 "invalid hook name {name:?}: use letters, digits, '.', '_' and '-', at most {MAX_HOOK_NAME_BYTES} bytes"
@@ -233,7 +235,10 @@ impl EventFilter {
             }
         }
         self.metadata.iter().all(|predicate| {
-            let value = event.metadata().find(|(name, _)| *name == predicate.name).map(|(_, v)| v);
+            let value = event
+                .metadata()
+                .find(|(name, _)| *name == predicate.name)
+                .map(|(_, v)| v);
             (value == Some(predicate.value.as_str())) != predicate.negated
         })
     }
@@ -244,7 +249,11 @@ mod tests {
     use super::*;
 
     fn event(event_type: &str, key: &str, metadata: serde_json::Value) -> Event {
-        Event::new(event_type, Some(key), serde_json::json!({ "key": key, "metadata": metadata }))
+        Event::new(
+            event_type,
+            Some(key),
+            serde_json::json!({ "key": key, "metadata": metadata }),
+        )
     }
 
     #[test]

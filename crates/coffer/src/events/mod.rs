@@ -6,14 +6,21 @@
 //! it through the hook's [`Sink`], at least once, retrying with backoff until
 //! the hook's attempt limit, after which the delivery is dead-lettered.
 
+pub(crate) mod built_in;
+mod dispatcher;
 mod hook;
+pub(crate) mod runtime;
 mod sink;
 pub mod sinks;
+mod stats;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::dispatcher::{DispatchReport, Dispatcher, DispatcherOptions};
 pub use self::hook::{EventFilter, HookDefinition, HookSpec, MetadataPredicate};
+pub use self::runtime::{Backoff, Callback, callback};
 pub use self::sink::Sink;
+pub use self::stats::{HISTOGRAM_BUCKETS, HookStats, HooksReport, LatencyHistogram};
 
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -133,7 +140,9 @@ pub fn validate_event_type(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= MAX_EVENT_TYPE_BYTES
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if valid {
         Ok(())
     } else {

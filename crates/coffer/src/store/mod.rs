@@ -15,6 +15,7 @@ use crate::catalog::{
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::runtime::HookRuntime;
 use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
 use crate::progress::Progress;
@@ -22,12 +23,14 @@ use crate::time::Timestamp;
 use crate::version::VersionId;
 
 mod audit;
+mod hooks;
 mod integrity;
 mod options;
 mod transfer;
 mod versioning;
 
 pub use self::audit::AuditPurgeReport;
+pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
@@ -91,6 +94,8 @@ pub struct Store {
     max_versions: Option<usize>,
     audit_retention: Option<std::time::Duration>,
     audit_reads: bool,
+    read_events: bool,
+    hooks: Arc<HookRuntime>,
 }
 
 impl Store {
@@ -116,18 +121,21 @@ impl Store {
         Ok(Store::from_parts(backend, catalog, config.actor())
             .with_max_versions(config.max_versions)
             .with_audit_retention(config.audit_retention)
-            .with_audit_reads(config.audit_reads))
+            .with_audit_reads(config.audit_reads)
+            .with_read_events(config.read_events))
     }
 
     /// A store over an existing backend and catalog, recording `actor` as the author of changes.
     pub fn from_parts(backend: Arc<dyn Backend>, catalog: Arc<dyn Catalog>, actor: impl Into<String>) -> Store {
         Store {
+            hooks: Arc::new(HookRuntime::new(catalog.clone())),
             backend,
             catalog,
             actor: actor.into(),
             max_versions: None,
             audit_retention: None,
             audit_reads: false,
+            read_events: false,
         }
     }
 
@@ -381,6 +389,9 @@ impl Store {
         if let (true, Some(damaged)) = (upload_in_use, &damaged_copy) {
             let _ = self.backend.delete(damaged).await;
         }
+        if outcome.is_ok() {
+            self.events_written(&version.key).await;
+        }
         outcome
     }
 
@@ -389,9 +400,13 @@ impl Store {
     /// if the catalog refuses.
     async fn commit_described(&self, version: NewVersion) -> Result<ObjectVersion> {
         let manifest_path = self.write_manifest(&version, Durability::Now).await?;
+        let key = version.key.clone();
         let outcome = self.catalog.commit_version(version).await;
-        if outcome.is_err() {
-            let _ = self.backend.delete(&manifest_path).await;
+        match &outcome {
+            Ok(_) => self.events_written(&key).await,
+            Err(_) => {
+                let _ = self.backend.delete(&manifest_path).await;
+            }
         }
         outcome
     }
@@ -578,6 +593,9 @@ impl Store {
                 .record_read(&version.key, &version.version_id, &self.actor, detail)
                 .await?;
         }
+        if self.read_events {
+            self.fire_read_event(&version).await?;
+        }
         if let Some(progress) = options.progress.clone() {
             progress.start(Some(range.end - range.start));
             body = body
@@ -761,6 +779,7 @@ impl Store {
     pub async fn delete_version(&self, key: &str, version_id: &VersionId) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
         let deleted = self.catalog.delete_version(&key, version_id, &self.actor).await?;
+        self.events_written(&key).await;
         self.remove_leftovers(std::slice::from_ref(&deleted)).await;
         Ok(deleted.version)
     }
@@ -785,6 +804,7 @@ impl Store {
                 .audit_retention
                 .map(|retention| humantime::format_duration(retention).to_string()),
             audit_reads: self.audit_reads,
+            read_events: self.read_events,
             stats: self.catalog.stats().await?,
         })
     }

@@ -220,6 +220,8 @@ pub struct StoreInfo {
     pub audit_retention: Option<String>,
     /// Whether reads are recorded in the audit log.
     pub audit_reads: bool,
+    /// Whether reads fire `object.retrieved` events.
+    pub read_events: bool,
     /// Totals.
     #[serde(flatten)]
     pub stats: CatalogStats,

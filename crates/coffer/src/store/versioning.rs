@@ -269,6 +269,7 @@ impl Store {
 
     async fn annotate(&self, key: &ObjectKey, version_id: &VersionId, annotation: Annotation) -> Result<ObjectVersion> {
         let version = self.catalog.annotate(key, version_id, annotation, &self.actor).await?;
+        self.events_written(key).await;
         // The catalog holds the change; the manifest follows so that reindex
         // can restore it. If this write fails, `verify --repair` redoes it.
         let _ = self.rewrite_manifest(&version).await;
@@ -315,6 +316,7 @@ impl Store {
     async fn prune_key(&self, key: &ObjectKey, policy: PrunePolicy, dry_run: bool) -> Result<Vec<DeletedVersion>> {
         let removed = self.catalog.prune(key, policy, &self.actor, dry_run).await?;
         if !dry_run {
+            self.events_written(key).await;
             self.remove_leftovers(&removed).await;
         }
         Ok(removed)

@@ -31,6 +31,7 @@ use super::{
     search_document,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::built_in;
 use crate::key::{MAX_TAGS, ObjectKey};
 use crate::time::Timestamp;
 use crate::version::VersionId;
@@ -120,6 +121,8 @@ macro_rules! in_transaction {
         }
     }};
 }
+
+mod outbox;
 
 /// Start a transaction and, for a change to one key, take the key's lock,
 /// which serializes it with every other change to that key in any process.
@@ -312,7 +315,7 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
         }
         _ => db_error("recording the version", e),
     })?;
-    Ok(ObjectVersion {
+    let committed = ObjectVersion {
         key: new.key.clone(),
         version_id: new.version_id.clone(),
         is_delete_marker: blob.is_none(),
@@ -328,7 +331,11 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
         tags: new.tags.clone(),
         comments: new.comments.clone(),
         damaged: None,
-    })
+    };
+    let had_live_version = current.as_ref().is_some_and(|(_, is_marker, _)| !is_marker);
+    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
+    outbox::insert_events(conn, &events).await?;
+    Ok(committed)
 }
 
 /// The key's current version (id, delete marker, ETag), and where the new
@@ -458,6 +465,8 @@ async fn remove_version(
         None => None,
         Some(sha256) => release_blob(conn, sha256).await?,
     };
+    let event = built_in::removed_version(&version, action, actor, Timestamp::now());
+    outbox::insert_events(conn, &[event]).await?;
     Ok(DeletedVersion {
         version,
         unreferenced_blob,
@@ -603,6 +612,7 @@ async fn apply_annotate(
             .map_err(|e| db_error("indexing the version", e))?;
     }
     insert_audit(conn, now, actor, action, Some(k), Some(v), &detail).await?;
+    outbox::insert_events(conn, &[built_in::annotated(&version, action, actor, &detail, now)]).await?;
     Ok(version)
 }
 

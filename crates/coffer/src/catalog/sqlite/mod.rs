@@ -31,6 +31,7 @@ use super::{
     search_document,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::built_in;
 use crate::key::{MAX_TAGS, ObjectKey};
 use crate::time::Timestamp;
 use crate::version::VersionId;
@@ -50,6 +51,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// still hold the lock until the end.
 const PURGE_BATCH: u64 = 20_000;
 
+mod outbox;
 mod search;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -98,6 +100,7 @@ enum WriteOp {
         actor: String,
         detail: serde_json::Value,
     },
+    Outbox(Box<outbox::OutboxOp>),
 }
 
 enum WriteOutcome {
@@ -105,6 +108,7 @@ enum WriteOutcome {
     Removed(Vec<DeletedVersion>),
     Count(u64),
     Done,
+    Outbox(outbox::OutboxReply),
 }
 
 impl WriteOutcome {
@@ -306,6 +310,7 @@ async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome
             .await
             .map(|_| WriteOutcome::Done)
             .map_err(|e| Refused::Dirty(db_error("recording a read", e))),
+        WriteOp::Outbox(op) => outbox::apply(conn, op).await.map(WriteOutcome::Outbox),
     }
 }
 
@@ -574,7 +579,7 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
             _ => db_error("recording the version", e),
         })
     })?;
-    Ok(ObjectVersion {
+    let committed = ObjectVersion {
         key: new.key.clone(),
         version_id: new.version_id.clone(),
         is_delete_marker: blob.is_none(),
@@ -590,7 +595,11 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         tags: new.tags.clone(),
         comments: new.comments.clone(),
         damaged: None,
-    })
+    };
+    let had_live_version = current.as_ref().is_some_and(|c| !c.is_delete_marker);
+    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
+    outbox::insert_events(conn, &events).await.map_err(Refused::Dirty)?;
+    Ok(committed)
 }
 
 const INSERT_TAG: &str = "INSERT INTO version_tags (key, version_id, name, value) VALUES (?, ?, ?, ?) \
@@ -679,6 +688,8 @@ async fn remove_version(
         .await
         .map_err(|e| Refused::Dirty(db_error("removing the version", e)))?;
     let unreferenced_blob = released.first().map(|row| row.get::<String, _>(0));
+    let event = built_in::removed_version(&version, action, actor, Timestamp::now());
+    outbox::insert_events(conn, &[event]).await.map_err(Refused::Dirty)?;
     Ok(DeletedVersion {
         version,
         unreferenced_blob,
@@ -821,6 +832,8 @@ async fn apply_annotate(
         .execute(&mut *conn)
         .await
         .map_err(|e| Refused::Dirty(db_error("annotating the version", e)))?;
+    let event = built_in::annotated(&version, action, actor, &detail, now);
+    outbox::insert_events(conn, &[event]).await.map_err(Refused::Dirty)?;
     Ok(version)
 }
 

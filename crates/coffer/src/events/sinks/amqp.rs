@@ -24,12 +24,15 @@ pub struct AmqpConfig {
 
 impl AmqpConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        require(self.url.starts_with("amqp://") || self.url.starts_with("amqps://"), || {
-            format!(
-                "AMQP URL must start with amqp:// or amqps://, not {}",
-                crate::config::redact_url(&self.url)
-            )
-        })?;
+        require(
+            self.url.starts_with("amqp://") || self.url.starts_with("amqps://"),
+            || {
+                format!(
+                    "AMQP URL must start with amqp:// or amqps://, not {}",
+                    crate::config::redact_url(&self.url)
+                )
+            },
+        )?;
         require(!self.routing_key.is_empty() || !self.exchange.is_empty(), || {
             "an AMQP hook needs an exchange or a routing key".to_owned()
         })

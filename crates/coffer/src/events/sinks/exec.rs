@@ -28,7 +28,9 @@ pub struct ExecConfig {
 
 impl ExecConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        require(!self.command.trim().is_empty(), || "an exec hook needs a command".to_owned())?;
+        require(!self.command.trim().is_empty(), || {
+            "an exec hook needs a command".to_owned()
+        })?;
         require(self.timeout_ms > 0, || "exec timeout must be above zero".to_owned())
     }
 }

@@ -33,7 +33,9 @@ pub struct FileLogConfig {
 
 impl FileLogConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        require(!self.path.as_os_str().is_empty(), || "a file log needs a path".to_owned())
+        require(!self.path.as_os_str().is_empty(), || {
+            "a file log needs a path".to_owned()
+        })
     }
 }
 

@@ -29,9 +29,10 @@ pub struct NatsConfig {
 
 impl NatsConfig {
     pub(crate) fn validate(&self) -> Result<()> {
-        require(self.url.starts_with("nats://") || self.url.starts_with("tls://"), || {
-            format!("NATS URL must start with nats:// or tls://, not {:?}", self.url)
-        })?;
+        require(
+            self.url.starts_with("nats://") || self.url.starts_with("tls://"),
+            || format!("NATS URL must start with nats:// or tls://, not {:?}", self.url),
+        )?;
         require(!self.subject.is_empty(), || "a NATS hook needs a subject".to_owned())
     }
 

@@ -31,9 +31,10 @@ impl SqsConfig {
             || format!("SQS queue URL must be http:// or https://, not {:?}", self.queue_url),
         )?;
         require(!self.region.is_empty(), || "an SQS hook needs a region".to_owned())?;
-        require(!self.access_key_id.is_empty() && !self.secret_access_key.is_empty(), || {
-            "an SQS hook needs an access key id and a secret access key".to_owned()
-        })
+        require(
+            !self.access_key_id.is_empty() && !self.secret_access_key.is_empty(),
+            || "an SQS hook needs an access key id and a secret access key".to_owned(),
+        )
     }
 
     pub(crate) fn redacted(&self) -> Self {

@@ -90,7 +90,11 @@ impl WebhookConfig {
             url: self.shown_url(),
             secret: self.secret.as_ref().map(|_| REDACTED.to_owned()),
             // Header values often carry tokens (`Authorization: Bearer ...`).
-            headers: self.headers.keys().map(|name| (name.clone(), REDACTED.to_owned())).collect(),
+            headers: self
+                .headers
+                .keys()
+                .map(|name| (name.clone(), REDACTED.to_owned()))
+                .collect(),
             ..self.clone()
         }
     }
@@ -134,8 +138,8 @@ fn signing_key(secret: &str) -> Result<Vec<u8>> {
 /// The Standard Webhooks signature header value for a body.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String> {
     let key = signing_key(secret)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key)
-        .map_err(|_| Error::invalid_input("webhook secret cannot key an HMAC"))?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(&key).map_err(|_| Error::invalid_input("webhook secret cannot key an HMAC"))?;
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
@@ -188,7 +192,13 @@ impl fmt::Debug for WebhookSink {
 
 impl fmt::Display for WebhookSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "webhook {} ({} {})", self.name, self.config.method, self.config.shown_url())
+        write!(
+            f,
+            "webhook {} ({} {})",
+            self.name,
+            self.config.method,
+            self.config.shown_url()
+        )
     }
 }
 
@@ -197,7 +207,11 @@ impl Sink for WebhookSink {
     async fn deliver(&self, event: &Event, payload: &str) -> Result<()> {
         let body = self.body(event, payload)?;
         let timestamp = crate::time::Timestamp::now().as_micros() / 1_000_000;
-        let method = if self.config.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
+        let method = if self.config.method == "PUT" {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::POST
+        };
         let mut request = self
             .client
             .request(method, &self.config.url)
@@ -206,7 +220,10 @@ impl Sink for WebhookSink {
             .header("webhook-id", &event.id)
             .header("webhook-timestamp", timestamp.to_string());
         if let Some(secret) = &self.config.secret {
-            request = request.header("webhook-signature", sign(secret, &event.id, timestamp, body.as_bytes())?);
+            request = request.header(
+                "webhook-signature",
+                sign(secret, &event.id, timestamp, body.as_bytes())?,
+            );
         }
         for (name, value) in &self.config.headers {
             request = request.header(name, value);
@@ -250,7 +267,10 @@ mod tests {
         config.headers.insert("Authorization".into(), "Bearer sekrit".into());
         config.validate().unwrap();
         let shown = format!("{config:?}");
-        assert!(!shown.contains("sekrit") && !shown.contains("MfKQ9r8") && !shown.contains("abc"), "{shown}");
+        assert!(
+            !shown.contains("sekrit") && !shown.contains("MfKQ9r8") && !shown.contains("abc"),
+            "{shown}"
+        );
         config.method = "GET".into();
         assert!(config.validate().is_err());
         let mut bad_template = WebhookConfig::new("http://127.0.0.1:1/");

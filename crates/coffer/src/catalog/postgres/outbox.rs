@@ -1,0 +1,384 @@
+//! The outbox on PostgreSQL: dispatchers in any number of processes share
+//! the deliveries through row locks (`FOR UPDATE SKIP LOCKED`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgConnection;
+
+use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish, insert_audit};
+use crate::catalog::outbox::{
+    Claim, ClaimRequest, ClaimScope, DeadLetter, Outbox, OutboxCounters, Outcome, hook_stats_update, outbox_counters,
+    parse_hook, plan_fan_out, settlement_columns,
+};
+use crate::error::{Error, Result};
+use crate::events::{Event, HookDefinition};
+use crate::time::Timestamp;
+
+/// Events one purge transaction removes.
+const PURGE_BATCH: i64 = 10_000;
+
+/// Write `events` into the outbox (inside the caller's transaction).
+pub(super) async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let keys: Vec<Option<&str>> = events.iter().map(|e| e.subject.as_deref()).collect();
+    let times: Vec<i64> = events.iter().map(|e| e.time.as_micros()).collect();
+    let payloads: Vec<String> = events.iter().map(Event::to_json).collect();
+    sqlx::query(
+        "INSERT INTO outbox (event_id, type, key, at, payload) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])",
+    )
+    .bind(ids)
+    .bind(types)
+    .bind(keys)
+    .bind(times)
+    .bind(payloads)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(|e| db_error("writing events to the outbox", e))
+}
+
+async fn save_hook(conn: &mut PgConnection, hook: &HookDefinition, replace: bool) -> Result<()> {
+    let definition =
+        serde_json::to_string(hook).map_err(|e| Error::invalid_input(format!("hook cannot be encoded: {e}")))?;
+    let existed: Option<bool> = sqlx::query_scalar(
+        "WITH old AS (SELECT name FROM hooks WHERE name = $1 FOR UPDATE), \
+         saved AS (INSERT INTO hooks (name, definition, first_event) \
+                   SELECT $1, $2, (SELECT COALESCE(MAX(id), 0) + 1 FROM outbox) WHERE $3 OR NOT EXISTS (SELECT 1 FROM old) \
+                   ON CONFLICT (name) DO UPDATE SET definition = excluded.definition RETURNING name) \
+         SELECT EXISTS (SELECT 1 FROM old) FROM saved",
+    )
+    .bind(&hook.name)
+    .bind(definition)
+    .bind(replace)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::conflict(format!("hook {} already exists", hook.name))
+        }
+        _ => db_error("saving the hook", e),
+    })?;
+    let Some(replaced) = existed else {
+        return Err(Error::conflict(format!("hook {} already exists", hook.name)));
+    };
+    sqlx::query("INSERT INTO hook_stats (hook) VALUES ($1) ON CONFLICT (hook) DO NOTHING")
+        .bind(&hook.name)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("saving the hook", e))?;
+    let detail = serde_json::json!({ "hook": hook.name, "kind": hook.spec.kind(), "replaced": replaced });
+    insert_audit(
+        conn,
+        Timestamp::now(),
+        &hook.created_by,
+        "hook_add",
+        None,
+        None,
+        &detail,
+    )
+    .await
+}
+
+async fn remove_hook(conn: &mut PgConnection, name: &str, actor: &str) -> Result<bool> {
+    let removed = sqlx::query("DELETE FROM hooks WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("removing the hook", e))?
+        .rows_affected();
+    if removed == 0 {
+        return Ok(false);
+    }
+    // Deliveries go with the hook (ON DELETE CASCADE); its counters go here.
+    sqlx::query("DELETE FROM hook_stats WHERE hook = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("removing the hook", e))?;
+    let detail = serde_json::json!({ "hook": name });
+    insert_audit(conn, Timestamp::now(), actor, "hook_remove", None, None, &detail).await?;
+    Ok(true)
+}
+
+async fn fan_out(conn: &mut PgConnection, limit: usize) -> Result<usize> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, payload FROM outbox WHERE NOT fanned_out ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_error("reading the outbox", e))?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let hooks: Vec<(String, i64)> = sqlx::query_as("SELECT definition, first_event FROM hooks")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("reading hooks", e))?;
+    let hooks = hooks
+        .into_iter()
+        .map(|(definition, first_event)| parse_hook(&definition).map(|hook| (hook, first_event)))
+        .collect::<Result<Vec<_>>>()?;
+    if !hooks.is_empty() {
+        let events = rows
+            .iter()
+            .map(|(id, payload)| Event::from_json(payload).map(|event| (*id, event)))
+            .collect::<Result<Vec<_>>>()?;
+        let (names, event_ids): (Vec<String>, Vec<i64>) = plan_fan_out(&events, &hooks).into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO hook_deliveries (hook, event, due_at) SELECT h, e, $3 FROM unnest($1::text[], $2::bigint[]) \
+             AS d(h, e) ON CONFLICT (hook, event) DO NOTHING",
+        )
+        .bind(names)
+        .bind(event_ids)
+        .bind(Timestamp::now().as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("adding deliveries", e))?;
+    }
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    sqlx::query(
+        "WITH marked AS (UPDATE outbox SET fanned_out = TRUE WHERE id = ANY($1) RETURNING id) \
+         UPDATE outbox_counters SET value = value + (SELECT COUNT(*) FROM marked) WHERE name = 'events_fanned_out'",
+    )
+    .bind(ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error("marking events fanned out", e))?;
+    Ok(rows.len())
+}
+
+async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Claim>> {
+    let scope = match &request.scope {
+        ClaimScope::All => "",
+        ClaimScope::Key(_) => "AND d.event IN (SELECT id FROM outbox WHERE key = $6)",
+        ClaimScope::Events(_) => "AND d.event IN (SELECT id FROM outbox WHERE event_id = ANY($7))",
+    };
+    let sql = format!(
+        "WITH c AS (SELECT d.id FROM hook_deliveries d WHERE d.state = 'pending' AND d.due_at <= $3 \
+                    AND d.hook = ANY($4) {scope} ORDER BY d.due_at, d.id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+         UPDATE hook_deliveries d SET claimed_by = $1, due_at = $2, attempts = d.attempts + 1 FROM c \
+         WHERE d.id = c.id RETURNING d.id, d.hook, d.attempts, (SELECT payload FROM outbox o WHERE o.id = d.event)"
+    );
+    let (key, event_ids) = match &request.scope {
+        ClaimScope::All => (None, Vec::new()),
+        ClaimScope::Key(key) => (Some(key.as_str()), Vec::new()),
+        ClaimScope::Events(ids) => (None, ids.iter().map(String::as_str).collect()),
+    };
+    let rows = sqlx::query(&sql)
+        .bind(&request.owner)
+        .bind(request.until.as_micros())
+        .bind(Timestamp::now().as_micros())
+        .bind(&request.hooks)
+        .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+        .bind(key)
+        .bind(event_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("claiming deliveries", e))?;
+    let mut claims = Vec::with_capacity(rows.len());
+    for row in rows {
+        let payload: String = row.get(3);
+        claims.push(Claim {
+            delivery: row.get(0),
+            hook: row.get(1),
+            attempt: u32::try_from(row.get::<i32, _>(2)).unwrap_or(u32::MAX),
+            event: Event::from_json(&payload)?,
+            payload,
+        });
+    }
+    claims.sort_by_key(|claim| claim.delivery);
+    Ok(claims)
+}
+
+async fn settle(conn: &mut PgConnection, owner: &str, outcomes: &[Outcome]) -> Result<()> {
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let mut states = Vec::with_capacity(outcomes.len());
+    let mut due = Vec::with_capacity(outcomes.len());
+    let mut errors = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        let (state, due_at, error) = settlement_columns(&outcome.settlement);
+        ids.push(outcome.delivery);
+        states.push(state);
+        due.push(due_at);
+        errors.push(error);
+    }
+    sqlx::query(
+        "UPDATE hook_deliveries d SET state = j.state, due_at = COALESCE(j.due_at, d.due_at), claimed_by = NULL, \
+         last_error = j.error, finished_at = CASE WHEN j.state = 'pending' THEN NULL ELSE $5 END \
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS j(id, state, due_at, error) \
+         WHERE d.id = j.id AND d.claimed_by = $6",
+    )
+    .bind(ids)
+    .bind(states)
+    .bind(due)
+    .bind(errors)
+    .bind(Timestamp::now().as_micros())
+    .bind(owner)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error("recording deliveries", e))?;
+    let mut hooks: Vec<&str> = outcomes.iter().map(|o| o.hook.as_str()).collect();
+    hooks.sort_unstable();
+    hooks.dedup();
+    // Locked in name order, so dispatchers settling the same hooks never deadlock.
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT hook, histogram FROM hook_stats WHERE hook = ANY($1) ORDER BY hook FOR UPDATE")
+            .bind(hooks)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_error("reading hook counters", e))?;
+    for update in hook_stats_update(stored, outcomes)? {
+        sqlx::query(
+            "UPDATE hook_stats SET executed = executed + $1, failed = failed + $2, \
+             total_micros = total_micros + $3, histogram = $4 WHERE hook = $5",
+        )
+        .bind(update.executed)
+        .bind(update.failed)
+        .bind(update.micros)
+        .bind(update.histogram)
+        .bind(update.hook)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("updating hook counters", e))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Outbox for PostgresCatalog {
+    async fn append_events(&self, events: &[Event]) -> Result<()> {
+        in_transaction!(self, None, |conn| insert_events(conn, events))
+    }
+
+    async fn save_hook(&self, hook: &HookDefinition, replace: bool) -> Result<()> {
+        hook.validate()?;
+        in_transaction!(self, None, |conn| save_hook(conn, hook, replace))
+    }
+
+    async fn remove_hook(&self, name: &str, actor: &str) -> Result<bool> {
+        in_transaction!(self, None, |conn| remove_hook(conn, name, actor))
+    }
+
+    async fn hooks(&self) -> Result<Vec<HookDefinition>> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM hooks ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("reading hooks", e))?;
+        rows.iter().map(|definition| parse_hook(definition)).collect()
+    }
+
+    async fn fan_out(&self, limit: usize) -> Result<usize> {
+        in_transaction!(self, None, |conn| fan_out(conn, limit))
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Claim>> {
+        in_transaction!(self, None, |conn| claim(conn, request))
+    }
+
+    async fn settle(&self, owner: &str, outcomes: &[Outcome]) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        in_transaction!(self, None, |conn| settle(conn, owner, outcomes))
+    }
+
+    async fn replay(&self, hook: Option<&str>) -> Result<u64> {
+        sqlx::query(
+            "UPDATE hook_deliveries SET state = 'pending', attempts = 0, due_at = $1, claimed_by = NULL, \
+             finished_at = NULL WHERE state = 'dead' AND ($2::text IS NULL OR hook = $2)",
+        )
+        .bind(Timestamp::now().as_micros())
+        .bind(hook)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(|e| db_error("replaying dead deliveries", e))
+    }
+
+    async fn dead_letters(&self, hook: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.hook, o.event_id, o.type, o.key, d.attempts, d.last_error, d.finished_at \
+             FROM hook_deliveries d JOIN outbox o ON o.id = d.event \
+             WHERE d.state = 'dead' AND ($1::text IS NULL OR d.hook = $1) ORDER BY d.id DESC LIMIT $2",
+        )
+        .bind(hook)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("reading dead deliveries", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| DeadLetter {
+                delivery: row.get(0),
+                hook: row.get(1),
+                event_id: row.get(2),
+                event_type: row.get(3),
+                subject: row.get(4),
+                attempts: u32::try_from(row.get::<i32, _>(5)).unwrap_or(0),
+                error: row.get(6),
+                at: row.get::<Option<i64>, _>(7).map(Timestamp::from_micros),
+            })
+            .collect())
+    }
+
+    async fn outbox_counters(&self) -> Result<OutboxCounters> {
+        let (fanned_out, waiting): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT value FROM outbox_counters WHERE name = 'events_fanned_out'), \
+             (SELECT COUNT(*) FROM outbox WHERE NOT fanned_out)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error("counting events", e))?;
+        let hooks: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT h.name, COALESCE(s.executed, 0), COALESCE(s.failed, 0), COALESCE(s.total_micros, 0), \
+             COALESCE(s.histogram, '[]') FROM hooks h LEFT JOIN hook_stats s ON s.hook = h.name ORDER BY h.name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("reading hook counters", e))?;
+        let states: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT hook, state, COUNT(*) FROM hook_deliveries GROUP BY hook, state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("counting deliveries", e))?;
+        outbox_counters(fanned_out, waiting, hooks, states)
+    }
+
+    /// Dispatchers on PostgreSQL need no lease: claims lock rows.
+    async fn acquire_lease(&self, _owner: &str, _ttl: Duration) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn release_lease(&self, _owner: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn purge_events(&self, before: Timestamp) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let removed = sqlx::query(
+                "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE o.fanned_out AND o.at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.event = o.id AND d.state <> 'delivered') \
+                 ORDER BY o.id LIMIT $2)",
+            )
+            .bind(before.as_micros())
+            .bind(PURGE_BATCH)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("purging old events", e))?
+            .rows_affected();
+            total += removed;
+            if removed < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}

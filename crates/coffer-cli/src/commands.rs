@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{catalog, manage};
+use crate::{catalog, hooks, manage};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -59,6 +59,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config).await?;
     match cli.command {
         Command::Catalog(_) => {}
+        Command::Hooks(command) => return hooks::run(&store, command, json).await,
+        Command::Events(command) => hooks::events(&store, command, json).await?,
         Command::Init => init(&store, &config, json).await?,
         Command::Put(args) => put(&store, args, json).await?,
         Command::Get(args) => get(&store, args, json).await?,

@@ -3,6 +3,7 @@
 mod catalog;
 mod cli;
 mod commands;
+mod hooks;
 mod manage;
 mod output;
 mod progress;

@@ -19,7 +19,8 @@ Exit codes:
   8  backend unavailable
   9  catalog error
  10  I/O error reading input or writing output
- 11  unsupported by this backend or build";
+ 11  unsupported by this backend or build
+ 12  a hook could not deliver (hooks test)";
 
 /// The exit code for an error kind.
 pub fn exit_code(kind: ErrorKind) -> u8 {

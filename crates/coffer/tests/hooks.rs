@@ -284,8 +284,11 @@ mod postgres {
                 .await
                 .unwrap();
         }
+        // A slow receiver and small batches: neither dispatcher can finish alone before the other starts.
+        receiver.delay(Duration::from_millis(5));
         let options = DispatcherOptions {
-            batch: 50,
+            batch: 20,
+            concurrency: 4,
             ..fast_options()
         };
         let all_delivered = || async {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use serde::Serialize;
 
 use super::runtime::{Backoff, HookRuntime};
@@ -187,23 +188,23 @@ impl Dispatcher {
         self.runtime.catalog().release_lease(&self.owner).await
     }
 
-    /// Run until `shutdown` completes, then give the lease up. Errors of
-    /// the catalog (a restart, say) are retried after a pause.
+    /// Run until `shutdown` completes, then give the lease up. A pass under
+    /// way when it completes is finished first, so that every claim is
+    /// settled. Errors of the catalog (a restart, say) are retried after a pause.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<DispatchReport> {
         let mut total = DispatchReport::default();
         tokio::pin!(shutdown);
         loop {
-            let worked = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                outcome = self.pass() => match outcome {
-                    Ok(report) => {
-                        total.add(&report);
-                        report.attempts > 0 || report.fanned_out > 0
-                    }
-                    Err(_) => false,
-                },
+            let worked = match self.pass().await {
+                Ok(report) => {
+                    total.add(&report);
+                    report.attempts > 0 || report.fanned_out > 0
+                }
+                Err(_) => false,
             };
+            if shutdown.as_mut().now_or_never().is_some() {
+                break;
+            }
             self.purge_old_events().await;
             if !worked {
                 let runtime = self.runtime.clone();

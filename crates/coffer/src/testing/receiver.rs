@@ -31,6 +31,8 @@ struct State {
     failures_left: u64,
     /// Answer 500 to every request.
     always_fail: bool,
+    /// Wait this long before answering.
+    delay: std::time::Duration,
     requests: u64,
     accepted: Vec<ReceivedRequest>,
     seen_ids: HashSet<String>,
@@ -79,6 +81,11 @@ impl WebhookReceiver {
         self.with(|state| state.always_fail = fail);
     }
 
+    /// Wait this long before answering each request (a slow receiver).
+    pub fn delay(&self, delay: std::time::Duration) {
+        self.with(|state| state.delay = delay);
+    }
+
     /// Requests received, failed ones included.
     pub fn requests(&self) -> u64 {
         self.with(|state| state.requests)
@@ -115,6 +122,10 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream);
     while let Ok(Some(request)) = read_request(&mut reader).await {
+        let delay = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let status = {
             let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             state.requests += 1;

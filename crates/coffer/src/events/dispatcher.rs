@@ -171,7 +171,20 @@ impl Dispatcher {
 
     /// Run passes until nothing is due now: every waiting event fanned out
     /// and every due delivery tried (retries scheduled for later are left).
+    ///
+    /// Where another dispatcher holds the lease (SQLite), this waits for it
+    /// to run out (a dispatcher that died) for up to twice its length, then
+    /// fails with `Conflict`: a live dispatcher is delivering already.
     pub async fn drain(&mut self) -> Result<DispatchReport> {
+        let waiting_since = Instant::now();
+        while !self.hold_lease().await? {
+            if waiting_since.elapsed() > self.options.lease_ttl * 2 {
+                return Err(crate::Error::conflict(
+                    "another dispatcher holds the lease and is delivering these events",
+                ));
+            }
+            tokio::time::sleep(self.options.lease_ttl / 8).await;
+        }
         let mut total = DispatchReport::default();
         loop {
             let report = self.pass().await?;

@@ -474,23 +474,29 @@ async fn remove_version(
 }
 
 /// Drop one reference on a blob; the last one takes the row with it, and its
-/// path is returned. The delete goes first: if another transaction adds a
-/// reference meanwhile, PostgreSQL re-checks `refcount = 1` and keeps the row.
+/// path is returned. The row is locked first: two transactions releasing the
+/// same blob (for different keys) then take turns, and each sees the count
+/// the other left.
 async fn release_blob(conn: &mut PgConnection, sha256: &str) -> Result<Option<String>> {
-    let released: Option<String> =
-        sqlx::query_scalar("DELETE FROM blobs WHERE sha256 = $1 AND refcount = 1 RETURNING locator")
-            .bind(sha256)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| db_error("releasing the blob", e))?;
-    if released.is_none() {
+    let failed = |e| db_error("releasing the blob", e);
+    let refcount: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = $1 FOR UPDATE")
+        .bind(sha256)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(failed)?;
+    if refcount > 1 {
         sqlx::query("UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = $1")
             .bind(sha256)
             .execute(&mut *conn)
             .await
-            .map_err(|e| db_error("releasing the blob", e))?;
+            .map_err(failed)?;
+        return Ok(None);
     }
-    Ok(released)
+    sqlx::query_scalar("DELETE FROM blobs WHERE sha256 = $1 RETURNING locator")
+        .bind(sha256)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed)
 }
 
 async fn apply_prune(

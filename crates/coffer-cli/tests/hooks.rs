@@ -234,6 +234,8 @@ async fn a_dispatcher_killed_at_random_points_loses_no_event() {
         .await;
     assert!(fired.iter().all(Result::is_ok));
 
+    // A slow receiver, so that the kills land while deliveries are in flight.
+    receiver.delay(Duration::from_millis(10));
     let args = [
         "hooks",
         "run",
@@ -242,9 +244,9 @@ async fn a_dispatcher_killed_at_random_points_loses_no_event() {
         "--claim-timeout",
         "5s",
         "--batch",
-        "200",
+        "100",
         "--concurrency",
-        "16",
+        "8",
     ];
     let mut kills = 0;
     let mut seed = SystemTime::now()
@@ -252,7 +254,7 @@ async fn a_dispatcher_killed_at_random_points_loses_no_event() {
         .unwrap()
         .subsec_nanos() as u64;
     let started = Instant::now();
-    while kills < 6 && receiver.accepted_count() < EVENTS {
+    while kills < 8 && receiver.accepted_count() < EVENTS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
             .current_dir(d)
             .args(args)
@@ -271,6 +273,13 @@ async fn a_dispatcher_killed_at_random_points_loses_no_event() {
     }
     assert!(started.elapsed() < Duration::from_secs(120));
     let delivered_while_killed = receiver.accepted_count();
+    assert!(
+        delivered_while_killed < EVENTS,
+        "the kills came before the end ({kills} kills, {} requests, {:?})",
+        receiver.requests(),
+        started.elapsed()
+    );
+    receiver.delay(Duration::ZERO);
     // The last run waits for the dead dispatcher's lease, then finishes.
     ok(coffer(d, &["hooks", "run", "--once", "--lease", "1s"]));
     assert_eq!(

@@ -194,3 +194,35 @@ async fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<Receiv
         body: String::from_utf8_lossy(&body).into_owned(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_receiver_answers_after_its_delay_and_drops_duplicates() {
+        let receiver = WebhookReceiver::start().await.unwrap();
+        receiver.delay(std::time::Duration::from_millis(50));
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        for id in ["a", "b", "a"] {
+            let answer = client
+                .post(receiver.url())
+                .header("webhook-id", id)
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success());
+        }
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(150),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            (receiver.requests(), receiver.accepted_count(), receiver.duplicates()),
+            (3, 2, 1)
+        );
+    }
+}

@@ -353,7 +353,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
-    /// Copy a SQLite catalog (versions, tags, comments, blobs, audit log: everything) into
+    /// Copy a SQLite catalog (versions, tags, comments, blobs, audit log, hooks and events: everything) into
     /// PostgreSQL, then check both hold the same rows. Safe to run again; stop writers first.
     Migrate {
         /// The SQLite catalog to copy [default: the configured catalog].

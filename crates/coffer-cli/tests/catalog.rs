@@ -69,8 +69,13 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     put(d, &["docs/b.txt"], b"one");
     ok(coffer(d, &["delete", "docs/b.txt"]));
     ok(coffer(d, &["copy", "docs/a.txt", "docs/c.txt"]));
+    // A hook with its deliveries and counters comes along too.
+    ok(coffer(d, &["hooks", "add", "filelog", "log", "events.jsonl"]));
+    ok(coffer(d, &["events", "fire", "batch.completed", "--key", "docs/a.txt"]));
+    ok(coffer(d, &["hooks", "run", "--once"]));
     let keys = ["docs/a.txt", "docs/b.txt", "docs/c.txt"];
     let before = snapshot(d, &keys, &[]);
+    let hooks_before = json(coffer(d, &["hooks", "stats", "--json"]));
     let info_before = json(coffer(d, &["info", "--json"]));
 
     let report = json(coffer(d, &["catalog", "migrate", "--to", db.url(), "--json"]));
@@ -88,7 +93,12 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
             "latest",
             "version_tags",
             "version_comments",
-            "audit"
+            "audit",
+            "hooks",
+            "outbox",
+            "hook_deliveries",
+            "hook_stats",
+            "outbox_counters"
         ]
     );
     let rows = |report: &Value, field: &str| -> Vec<u64> {
@@ -105,6 +115,9 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     // The same store, read through PostgreSQL, shows exactly what it showed through SQLite.
     let on_postgres = ["--catalog", db.url()];
     assert_eq!(snapshot(d, &keys, &on_postgres), before);
+    let hooks_after = json(coffer(d, &["hooks", "stats", "--json", "--catalog", db.url()]));
+    assert_eq!(hooks_after["total"]["delivered"], 1);
+    assert_eq!(hooks_after, hooks_before);
     let mut info_after = json(coffer(d, &["info", "--json", "--catalog", db.url()]));
     assert!(info_after["catalog"].as_str().unwrap().starts_with("postgres://"));
     info_after["catalog"] = info_before["catalog"].clone();

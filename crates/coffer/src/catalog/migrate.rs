@@ -1,7 +1,7 @@
 //! Moving an embedded SQLite catalog into PostgreSQL: every table, row for
 //! row (versions, latest pointers, blobs and their reference counts, tags,
-//! comments and the audit log with its ids), then a check that both sides
-//! hold the same rows.
+//! comments, the audit log with its ids, hooks, the outbox and its
+//! deliveries and counters), then a check that both sides hold the same rows.
 //!
 //! Rows travel as JSON in pages ordered by primary key. The destination
 //! ignores rows it already has, so an interrupted migration is finished by
@@ -37,6 +37,11 @@ pub(crate) struct Table {
     pub(crate) columns: &'static [(&'static str, Column)],
     /// The primary key: pages are ordered and resumed by it.
     pub(crate) key: &'static [&'static str],
+    /// The key is a serial number: the destination's sequence moves on past the copied ids.
+    pub(crate) serial: bool,
+    /// A copied row replaces the destination's row of the same key (counters
+    /// that a new catalog starts at zero) instead of leaving it.
+    pub(crate) overwrite: bool,
 }
 
 impl Table {
@@ -65,6 +70,8 @@ pub(crate) const TABLES: &[Table] = &[
             ("damaged", Text),
         ],
         key: &["sha256"],
+        serial: false,
+        overwrite: false,
     },
     Table {
         name: "versions",
@@ -81,16 +88,22 @@ pub(crate) const TABLES: &[Table] = &[
             ("created_by", Text),
         ],
         key: &["key", "version_id"],
+        serial: false,
+        overwrite: false,
     },
     Table {
         name: "latest",
         columns: &[("key", Text), ("version_id", Text), ("is_delete_marker", Bool)],
         key: &["key"],
+        serial: false,
+        overwrite: false,
     },
     Table {
         name: "version_tags",
         columns: &[("key", Text), ("version_id", Text), ("name", Text), ("value", Text)],
         key: &["key", "version_id", "name"],
+        serial: false,
+        overwrite: false,
     },
     Table {
         name: "version_comments",
@@ -103,6 +116,8 @@ pub(crate) const TABLES: &[Table] = &[
             ("text", Text),
         ],
         key: &["key", "version_id", "seq"],
+        serial: false,
+        overwrite: false,
     },
     Table {
         name: "audit",
@@ -116,6 +131,67 @@ pub(crate) const TABLES: &[Table] = &[
             ("detail", Json),
         ],
         key: &["id"],
+        serial: true,
+        overwrite: false,
+    },
+    Table {
+        name: "hooks",
+        columns: &[("name", Text), ("definition", Text), ("first_event", Int)],
+        key: &["name"],
+        serial: false,
+        overwrite: false,
+    },
+    Table {
+        name: "outbox",
+        columns: &[
+            ("id", Int),
+            ("event_id", Text),
+            ("type", Text),
+            ("key", Text),
+            ("at", Int),
+            ("payload", Text),
+            ("fanned_out", Bool),
+        ],
+        key: &["id"],
+        serial: true,
+        overwrite: false,
+    },
+    Table {
+        name: "hook_deliveries",
+        columns: &[
+            ("id", Int),
+            ("hook", Text),
+            ("event", Int),
+            ("state", Text),
+            ("attempts", Int),
+            ("due_at", Int),
+            ("claimed_by", Text),
+            ("last_error", Text),
+            ("finished_at", Int),
+        ],
+        key: &["id"],
+        serial: true,
+        overwrite: false,
+    },
+    Table {
+        name: "hook_stats",
+        columns: &[
+            ("hook", Text),
+            ("executed", Int),
+            ("failed", Int),
+            ("total_micros", Int),
+            ("histogram", Text),
+        ],
+        key: &["hook"],
+        serial: false,
+        overwrite: false,
+    },
+    Table {
+        name: "outbox_counters",
+        columns: &[("name", Text), ("value", Int)],
+        key: &["name"],
+        serial: false,
+        overwrite: true,
     },
 ];
 

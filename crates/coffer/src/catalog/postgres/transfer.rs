@@ -50,9 +50,23 @@ impl PostgresCatalog {
                 _ => (*name).to_owned(),
             })
             .collect();
+        let on_conflict = if table.overwrite {
+            let updates: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+            let mine: Vec<String> = columns.iter().map(|c| format!("{}.{c}", table.name)).collect();
+            let theirs: Vec<String> = columns.iter().map(|c| format!("excluded.{c}")).collect();
+            // Only a row that differs counts as inserted, so that a second run reports none.
+            format!(
+                "ON CONFLICT ({}) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+                table.key.join(", "),
+                updates.join(", "),
+                mine.join(", "),
+                theirs.join(", ")
+            )
+        } else {
+            "ON CONFLICT DO NOTHING".to_owned()
+        };
         let sql = format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM json_populate_recordset(NULL::{table}, $1::json) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO {table} ({}) SELECT {} FROM json_populate_recordset(NULL::{table}, $1::json) {on_conflict}",
             columns.join(", "),
             values.join(", "),
             table = table.name
@@ -66,15 +80,17 @@ impl PostgresCatalog {
         Ok(done.rows_affected())
     }
 
-    /// After loading `table`: new audit rows must number on from the copied ids.
+    /// After loading `table`: new rows of a serial key number on from the copied ids.
     pub(crate) async fn finish_import(&self, table: &Table) -> Result<()> {
-        if table.name == "audit" {
-            sqlx::query(
-                "SELECT setval(pg_get_serial_sequence('audit', 'id'), GREATEST((SELECT MAX(id) FROM audit), 1))",
-            )
+        if table.serial {
+            let key = table.key.first().copied().unwrap_or("id");
+            sqlx::query(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', '{key}'), GREATEST((SELECT MAX({key}) FROM {table}), 1))",
+                table = table.name
+            ))
             .execute(&self.pool)
             .await
-            .map_err(|e| db_error("renumbering the audit log", e))?;
+            .map_err(|e| db_error(&format!("renumbering table {}", table.name), e))?;
         }
         Ok(())
     }

@@ -392,7 +392,9 @@ impl AmqpSink {
     }
 
     /// Declare `queue` durable and bind it to the exchange, which is declared
-    /// as a durable topic exchange unless it exists.
+    /// as a durable topic exchange unless it exists. The binding key is the
+    /// routing key with `{type}` as `#`, which suits a topic exchange; an
+    /// existing exchange of another type gets the same key.
     async fn declare(&self, connection: &Connection, queue: &str) -> Result<(), DeclareError> {
         let exchange = &self.config.exchange;
         if !exchange.is_empty() {
@@ -402,12 +404,12 @@ impl AmqpSink {
                 within(probe.exchange_declare(ExchangeDeclareArguments::new(exchange, "topic").passive(true).finish()))
                     .await
                     .is_ok();
-            let _ = probe.close().await;
+            let _ = within(probe.close()).await;
             if !exists {
                 let channel = within(connection.open_channel(None)).await?;
                 let declare = ExchangeDeclareArguments::new(exchange, "topic").durable(true).finish();
                 within(channel.exchange_declare(declare)).await?;
-                let _ = channel.close().await;
+                let _ = within(channel.close()).await;
             }
         }
         let channel = within(connection.open_channel(None)).await?;
@@ -416,7 +418,7 @@ impl AmqpSink {
             let binding = self.config.routing_key_for("#");
             within(channel.queue_bind(QueueBindArguments::new(queue, exchange, &binding))).await?;
         }
-        let _ = channel.close().await;
+        let _ = within(channel.close()).await;
         Ok(())
     }
 }

@@ -12,11 +12,14 @@
 #![cfg(feature = "catalog-postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use coffer::PutOptions;
 use coffer::events::sinks::{AmqpConfig, NatsConfig, SqsConfig, connect_sink};
-use coffer::events::{Event, HookSpec, Sink};
+use coffer::events::{Backoff, DispatcherOptions, Event, EventFilter, HookSpec, Sink};
 use coffer::testing::{service_available, sqs_call};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
@@ -126,8 +129,13 @@ async fn nats_read_all(jetstream: &async_nats::jetstream::Context, stream: &str)
             .and_then(|h| h.get("Nats-Msg-Id"))
             .unwrap()
             .to_string();
-        assert_eq!(Event::from_json(&payload).unwrap().id, id);
-        assert!(message.subject.ends_with(".object.archived"), "{}", message.subject);
+        let event = Event::from_json(&payload).unwrap();
+        assert_eq!(event.id, id);
+        assert!(
+            message.subject.ends_with(&format!(".{}", event.event_type)),
+            "{}",
+            message.subject
+        );
         message.ack().await.unwrap();
         assert!(received.insert(id, payload).is_none(), "a message arrived twice");
     }
@@ -481,4 +489,104 @@ async fn sqs_errors_name_the_aws_error_code_but_not_the_secret() {
         "{message}"
     );
     assert!(!message.contains("secret-testing"), "{message}");
+}
+
+// ---------------------------------------------------------------- all three through a store
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_delivers_its_changes_to_all_three_brokers() {
+    // Check every service first, so a missing one skips (or fails) before anything is made.
+    let (Some(nats), Some(amqp), Some(_)) = (nats_url(), amqp_url(), sqs_config("http://placeholder/")) else {
+        return;
+    };
+    let id = unique();
+    let (nats_spec, stream) = nats_spec(&nats, &id);
+    let (exchange, queue) = (format!("coffer-test-{id}"), format!("coffer-test-{id}"));
+    let amqp_spec = HookSpec::Amqp(AmqpConfig {
+        url: amqp.clone(),
+        exchange: exchange.clone(),
+        routing_key: "coffer.{type}".to_owned(),
+        queue: Some(queue.clone()),
+    });
+    let sqs = sqs_queue(&format!("coffer-test-{id}"), json!({})).await.unwrap();
+
+    let fixture = common::fs_store().await;
+    let store = &fixture.store;
+    for (name, spec) in [
+        ("nats", nats_spec),
+        ("amqp", amqp_spec),
+        ("sqs", HookSpec::Sqs(sqs.clone())),
+    ] {
+        let hook = store.new_hook(name, spec, EventFilter::default());
+        store.add_hook(&hook, false).await.unwrap();
+    }
+    for i in 0..20 {
+        store
+            .put_bytes(&format!("docs/{i}.txt"), format!("body {i}"), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    store
+        .fire_event("batch.completed", None, json!({ "batch": id }))
+        .await
+        .unwrap();
+
+    let options = DispatcherOptions {
+        backoff: Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(50),
+        },
+        ..DispatcherOptions::default()
+    };
+    let mut dispatcher = store.dispatcher(options);
+    let mut settled = false;
+    for _ in 0..200 {
+        dispatcher.drain().await.unwrap();
+        let report = store.hook_stats().await.unwrap();
+        if report.events_waiting == 0 && report.total.queue_depth == 0 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dispatcher.release().await.unwrap();
+    let dead = store.dead_letters(None, 10).await.unwrap();
+
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats.as_str()).await.unwrap());
+    let from_nats = nats_read_all(&jetstream, &stream).await;
+    jetstream.delete_stream(&stream).await.unwrap();
+    let (connection, channel) = amqp_channel(&amqp).await;
+    let from_amqp = amqp_read_all(&channel, &queue).await;
+    channel
+        .queue_delete(amqprs::channel::QueueDeleteArguments::new(&queue))
+        .await
+        .unwrap();
+    channel
+        .exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(&exchange))
+        .await
+        .unwrap();
+    channel.close().await.unwrap();
+    connection.close().await.unwrap();
+    let from_sqs = sqs_read_all(&sqs, 41).await;
+    sqs_delete_queue(&sqs).await;
+
+    assert!(settled, "deliveries did not settle");
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    // 20 puts of new keys (object.archived and version.created each) and one event of the application's own.
+    let types = from_nats
+        .values()
+        .map(|payload| Event::from_json(payload).unwrap().event_type)
+        .fold(BTreeMap::<String, usize>::new(), |mut counts, t| {
+            *counts.entry(t).or_default() += 1;
+            counts
+        });
+    let expected: BTreeMap<String, usize> = [("batch.completed", 1), ("object.archived", 20), ("version.created", 20)]
+        .into_iter()
+        .map(|(t, n)| (t.to_owned(), n))
+        .collect();
+    assert_eq!(types, expected);
+    assert_eq!(from_amqp, from_nats, "AMQP got the same documents as NATS");
+    assert_eq!(from_sqs, from_nats, "SQS got the same documents as NATS");
+    let ids: BTreeSet<&String> = from_nats.keys().collect();
+    assert_eq!(ids.len(), 41);
 }

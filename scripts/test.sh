@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, conformance, store, crash/multi-process, CLI
-# end-to-end and doc tests, on SQLite and on PostgreSQL. Starts (or installs
-# and starts) PostgreSQL on 127.0.0.1:5432 first when nothing answers there;
-# each PostgreSQL test creates and drops a database of its own.
+# end-to-end and doc tests, on SQLite and on PostgreSQL, and the queue sinks
+# against real brokers. Starts (or installs and starts) PostgreSQL on
+# 127.0.0.1:5432, NATS with JetStream on :4222, RabbitMQ on :5672 and the moto
+# SQS emulator on :5000 first, each only when nothing answers on its port;
+# each test creates and drops a database, stream or queue of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services/postgres.sh
+scripts/services/nats.sh
+scripts/services/rabbitmq.sh
+scripts/services/moto.sh
 exec cargo test --workspace --locked "$@"

@@ -1,5 +1,7 @@
 //! Helpers for tests that need a PostgreSQL server: each test gets a
-//! database of its own, created on the server and dropped afterwards.
+//! database of its own, created on the server and dropped afterwards. Also
+//! a check that other services (the brokers the queue sinks deliver to)
+//! answer, and a signed SQS call to read back what a sink sent.
 //!
 //! The server is named by `COFFER_TEST_POSTGRES` (a URL to an existing
 //! database, used only to create and drop others; default
@@ -20,6 +22,47 @@ const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// True when a test must fail rather than skip for want of a service.
 pub fn services_required() -> bool {
     std::env::var("COFFER_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Whether service `name` answers on `addr` (`127.0.0.1:4222`). When it
+/// does not, this prints one loud line and returns `Ok(false)` so the test
+/// can skip, or fails when services are required (`COFFER_REQUIRE_SERVICES=1`).
+pub fn service_available(name: &str, addr: &str) -> Result<bool> {
+    let unreachable = |why: String| {
+        if services_required() {
+            Err(Error::new(
+                ErrorKind::BackendUnavailable,
+                format!("{name} is required (COFFER_REQUIRE_SERVICES=1) but {why}"),
+            ))
+        } else {
+            eprintln!("SKIPPED: no {name} at {addr} ({why}); start it with scripts/services/");
+            Ok(false)
+        }
+    };
+    let addrs = match std::net::ToSocketAddrs::to_socket_addrs(addr) {
+        Ok(addrs) => addrs.collect::<Vec<_>>(),
+        Err(e) => return unreachable(format!("{addr} does not resolve: {e}")),
+    };
+    let mut last = format!("{addr} resolves to nothing");
+    for socket in addrs {
+        match std::net::TcpStream::connect_timeout(&socket, std::time::Duration::from_secs(2)) {
+            Ok(_) => return Ok(true),
+            Err(e) => last = format!("nothing answers on {socket}: {e}"),
+        }
+    }
+    unreachable(last)
+}
+
+/// One signed call of the SQS JSON API (`CreateQueue`, `ReceiveMessage`,
+/// `DeleteQueue` ...) with `config`'s endpoint and credentials: the answer's
+/// JSON. The SQS sink signs its `SendMessage` calls the same way.
+pub async fn sqs_call(
+    config: &crate::events::sinks::SqsConfig,
+    action: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value> {
+    let client = crate::events::sinks::SqsClient::new(config.clone(), crate::events::sinks::http_client()?)?;
+    client.call(action, body).await
 }
 
 /// A database made for one test, dropped (with its connections) when this is dropped.

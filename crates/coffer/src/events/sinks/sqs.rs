@@ -1,9 +1,26 @@
 //! Amazon SQS: each event sent as a message, signed with AWS Signature Version 4.
+//!
+//! `SendMessage` goes over the AWS JSON 1.0 protocol with the CloudEvents
+//! document as the body and the event's type and id as the message
+//! attributes `type` and `id`. A FIFO queue (its URL ends in `.fifo`) also
+//! gets the event's subject (or `coffer`) as the message group and the event
+//! id as the deduplication id, so SQS drops a redelivery within its
+//! five-minute window.
 
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
+use super::sigv4::{self, Credentials};
 use super::{REDACTED, require};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{Event, Sink};
+
+/// How long SQS has to answer a call.
+const SQS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of an SQS hook.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,5 +74,274 @@ impl std::fmt::Debug for SqsConfig {
             .field("secret_access_key", &shown.secret_access_key)
             .field("session_token", &shown.session_token)
             .finish()
+    }
+}
+
+/// Signed calls of the SQS JSON API for one configuration.
+pub(crate) struct SqsClient {
+    config: SqsConfig,
+    /// Where calls go: the endpoint, or the queue URL's origin.
+    endpoint: reqwest::Url,
+    /// `host[:port]` as the request sends it, which is signed.
+    host: String,
+    http: reqwest::Client,
+}
+
+impl SqsClient {
+    /// A client for `config`, sending through `http`.
+    pub(crate) fn new(config: SqsConfig, http: reqwest::Client) -> Result<Self> {
+        config.validate()?;
+        let target = config.endpoint.as_deref().unwrap_or(&config.queue_url);
+        let mut endpoint = reqwest::Url::parse(target)
+            .map_err(|e| Error::invalid_input(format!("invalid SQS endpoint {target:?}: {e}")))?;
+        require(matches!(endpoint.scheme(), "http" | "https"), || {
+            format!("SQS endpoint must be http:// or https://, not {target:?}")
+        })?;
+        if config.endpoint.is_none() {
+            // The JSON protocol posts to the service's root; the queue URL goes in the body.
+            endpoint.set_path("/");
+        }
+        endpoint.set_query(None);
+        endpoint.set_fragment(None);
+        let host = match (endpoint.host_str(), endpoint.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => return Err(Error::invalid_input(format!("SQS endpoint {target:?} has no host"))),
+        };
+        Ok(SqsClient {
+            config,
+            endpoint,
+            host,
+            http,
+        })
+    }
+
+    /// Call `action` (`SendMessage`, `ReceiveMessage` ...) with a JSON body;
+    /// the answer's JSON (`{}` when empty). An error answer's message names
+    /// AWS's error code and message.
+    pub(crate) async fn call(&self, action: &str, body: &Value) -> Result<Value> {
+        let body = body.to_string();
+        let target = format!("AmazonSQS.{action}");
+        let amz_date = sigv4::amz_date(SystemTime::now());
+        let mut headers = vec![
+            ("content-type", "application/x-amz-json-1.0"),
+            ("host", self.host.as_str()),
+            ("x-amz-date", amz_date.as_str()),
+            ("x-amz-target", target.as_str()),
+        ];
+        if let Some(token) = &self.config.session_token {
+            headers.push(("x-amz-security-token", token.as_str()));
+        }
+        let authorization = sigv4::authorization(
+            &Credentials {
+                access_key_id: &self.config.access_key_id,
+                secret_access_key: &self.config.secret_access_key,
+            },
+            &sigv4::Request {
+                method: "POST",
+                path: self.endpoint.path(),
+                headers: &headers,
+                payload: body.as_bytes(),
+                region: &self.config.region,
+                service: "sqs",
+                amz_date: &amz_date,
+            },
+        );
+        let mut request = self.http.post(self.endpoint.clone()).timeout(SQS_TIMEOUT);
+        // reqwest sets Host itself, from the same URL.
+        for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .header("authorization", authorization)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                Error::new(
+                    ErrorKind::Delivery,
+                    format!("SQS {action} to {}: {what}", self.endpoint),
+                )
+                .retryable()
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Delivery, format!("SQS {action}: the answer broke off")).retryable())?;
+        let answer: Value = if text.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| json!({ "message": text.chars().take(200).collect::<String>() }))
+        };
+        if status.is_success() {
+            return Ok(answer);
+        }
+        // `__type` is `com.amazonaws.sqs#QueueDoesNotExist` or just `QueueDoesNotExist`.
+        let code = answer
+            .get("__type")
+            .and_then(Value::as_str)
+            .map_or("unknown error", |t| t.rsplit('#').next().unwrap_or(t));
+        let message = answer
+            .get("message")
+            .or_else(|| answer.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let error = Error::new(
+            ErrorKind::Delivery,
+            format!("SQS {action}: HTTP {status} {code}: {message}"),
+        );
+        let throttled = code.contains("Throttl") || code == "RequestThrottled";
+        Err(if status.is_server_error() || throttled {
+            error.retryable()
+        } else {
+            error
+        })
+    }
+}
+
+/// Sends events to an SQS queue.
+pub(crate) struct SqsSink {
+    name: String,
+    client: SqsClient,
+    fifo: bool,
+}
+
+impl SqsSink {
+    /// A sink for hook `name`, sending through `http` (shared with other hooks).
+    pub(crate) fn new(name: &str, config: SqsConfig, http: reqwest::Client) -> Result<Self> {
+        let fifo = config.queue_url.trim_end_matches('/').ends_with(".fifo");
+        Ok(SqsSink {
+            name: name.to_owned(),
+            client: SqsClient::new(config, http)?,
+            fifo,
+        })
+    }
+
+    /// The `SendMessage` request for one event.
+    fn send_message(&self, event: &Event, payload: &str) -> Value {
+        let attribute = |value: &str| json!({ "DataType": "String", "StringValue": value });
+        let mut body = json!({
+            "QueueUrl": self.client.config.queue_url,
+            "MessageBody": payload,
+            "MessageAttributes": { "type": attribute(&event.event_type), "id": attribute(&event.id) },
+        });
+        if self.fifo {
+            body["MessageGroupId"] = json!(event.subject.as_deref().unwrap_or("coffer"));
+            body["MessageDeduplicationId"] = json!(event.id);
+        }
+        body
+    }
+}
+
+impl fmt::Display for SqsSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sqs hook {} ({})", self.name, self.client.config.queue_url)
+    }
+}
+
+impl fmt::Debug for SqsSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqsSink")
+            .field("name", &self.name)
+            .field("config", &self.client.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Sink for SqsSink {
+    async fn deliver(&self, event: &Event, payload: &str) -> Result<()> {
+        let body = self.send_message(event, payload);
+        match self.client.call("SendMessage", &body).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let retryable = e.is_retryable();
+                let error = Error::new(ErrorKind::Delivery, format!("{self}: {}", e.message()));
+                Err(if retryable { error.retryable() } else { error })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(queue_url: &str, endpoint: Option<&str>) -> SqsConfig {
+        SqsConfig {
+            queue_url: queue_url.into(),
+            region: "eu-west-1".into(),
+            endpoint: endpoint.map(str::to_owned),
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "very-secret-key".into(),
+            session_token: Some("very-secret-token".into()),
+        }
+    }
+
+    #[test]
+    fn calls_go_to_the_service_root_or_the_endpoint() {
+        let aws = SqsClient::new(
+            config("https://sqs.eu-west-1.amazonaws.com/123456789012/events", None),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(aws.endpoint.as_str(), "https://sqs.eu-west-1.amazonaws.com/");
+        assert_eq!(aws.host, "sqs.eu-west-1.amazonaws.com");
+        let local = SqsClient::new(
+            config(
+                "http://127.0.0.1:5000/123456789012/events",
+                Some("http://127.0.0.1:5000"),
+            ),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            (local.endpoint.as_str(), local.host.as_str()),
+            ("http://127.0.0.1:5000/", "127.0.0.1:5000")
+        );
+    }
+
+    #[test]
+    fn fifo_queues_get_a_group_and_a_deduplication_id() {
+        let event = Event::new("object.archived", Some("k/1"), json!({ "key": "k/1" }));
+        let payload = event.to_json();
+        let standard = SqsSink::new(
+            "q",
+            config("https://sqs.eu-west-1.amazonaws.com/1/events", None),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        let body = standard.send_message(&event, &payload);
+        assert_eq!(body["MessageBody"], json!(payload));
+        assert_eq!(
+            body["MessageAttributes"]["type"]["StringValue"],
+            json!("object.archived")
+        );
+        assert_eq!(body["MessageAttributes"]["id"]["StringValue"], json!(event.id));
+        assert!(body.get("MessageGroupId").is_none());
+        let fifo = SqsSink::new(
+            "q",
+            config("https://sqs.eu-west-1.amazonaws.com/1/events.fifo", None),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        let body = fifo.send_message(&event, &payload);
+        assert_eq!(body["MessageGroupId"], json!("k/1"));
+        assert_eq!(body["MessageDeduplicationId"], json!(event.id));
+        let shown = format!("{fifo} {fifo:?}");
+        assert!(
+            shown.starts_with("sqs hook q (https://sqs.eu-west-1.amazonaws.com/1/events.fifo)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("very-secret"), "{shown}");
     }
 }

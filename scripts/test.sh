@@ -10,5 +10,10 @@ cd "$(dirname "$0")/.."
 scripts/services/postgres.sh
 scripts/services/nats.sh
 scripts/services/rabbitmq.sh
+# moto is the project's own process, not a machine service: stop it again
+# at the end if this run started it.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null; then
+    trap 'pkill -f "moto_server -H 127.0.0.1 -p 5000" || true' EXIT
+fi
 scripts/services/moto.sh
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"

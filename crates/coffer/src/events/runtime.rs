@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 
-use super::sinks::{ExecSink, FileLogSink, WebhookSink, connect_queue_sink};
+use super::sinks::build_sink;
 use super::{Event, HookDefinition, HookSpec, Sink};
 use crate::catalog::{Catalog, Claim, ClaimRequest, ClaimScope, Outcome, Settlement};
 use crate::error::{Error, ErrorKind, Result};
@@ -157,9 +157,6 @@ impl HookRuntime {
             return Ok(sink.clone());
         }
         let sink: Arc<dyn Sink> = match &hook.spec {
-            HookSpec::Webhook(config) => Arc::new(WebhookSink::new(&hook.name, config.clone(), self.http.clone())?),
-            HookSpec::Filelog(config) => Arc::new(FileLogSink::new(&hook.name, config.clone())?),
-            HookSpec::Exec(config) => Arc::new(ExecSink::new(&hook.name, config.clone())?),
             HookSpec::Callback => {
                 let callback = self.callbacks.read().ok().and_then(|c| c.get(&hook.name).cloned());
                 let callback = callback.ok_or_else(|| {
@@ -173,7 +170,7 @@ impl HookRuntime {
                     callback,
                 })
             }
-            spec => Arc::from(connect_queue_sink(&hook.name, spec).await?),
+            spec => Arc::from(build_sink(&hook.name, spec, &self.http).await?),
         };
         sinks.insert(hook.name.clone(), (hook.spec.clone(), sink.clone()));
         Ok(sink)

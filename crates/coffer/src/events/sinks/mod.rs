@@ -9,16 +9,16 @@ mod sqs;
 mod webhook;
 
 pub use self::amqp::AmqpConfig;
-pub(crate) use self::amqp::AmqpSink;
-pub(crate) use self::exec::ExecSink;
+use self::amqp::AmqpSink;
+use self::exec::ExecSink;
 pub use self::exec::{DEFAULT_EXEC_TIMEOUT, ExecConfig};
-pub(crate) use self::filelog::FileLogSink;
+use self::filelog::FileLogSink;
 pub use self::filelog::{FileLogConfig, FileLogFormat};
 pub use self::nats::NatsConfig;
-pub(crate) use self::nats::NatsSink;
+use self::nats::NatsSink;
 pub use self::sqs::SqsConfig;
 pub(crate) use self::sqs::{SqsClient, SqsSink};
-pub(crate) use self::webhook::WebhookSink;
+use self::webhook::WebhookSink;
 pub use self::webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookConfig, sign};
 
 use super::{HookSpec, Sink};
@@ -27,33 +27,32 @@ use crate::error::{Error, ErrorKind, Result};
 /// What redacted settings show instead of a secret.
 pub const REDACTED: &str = "***";
 
-/// Connect the sink of a queue hook (NATS, AMQP, SQS): connect to the
-/// broker and, where the settings ask for it, create the stream or queue.
-pub(crate) async fn connect_queue_sink(name: &str, spec: &HookSpec) -> Result<Box<dyn Sink>> {
-    match spec {
-        HookSpec::Nats(config) => Ok(Box::new(NatsSink::connect(name, config.clone()).await?)),
-        HookSpec::Amqp(config) => Ok(Box::new(AmqpSink::connect(name, config.clone()).await?)),
-        HookSpec::Sqs(config) => Ok(Box::new(SqsSink::new(name, config.clone(), http_client()?)?)),
-        other => Err(Error::invalid_input(format!(
-            "hook {name}: a {} hook is not a queue hook",
-            other.kind()
-        ))),
-    }
+/// Build the sink of hook `name`, sharing `http`'s connections for the
+/// kinds that speak HTTP; queue sinks connect to their broker and, where the
+/// settings ask for it, create the stream or queue they deliver to.
+/// Callbacks have no settings to build from: they are functions registered
+/// with `Store::on_event`.
+pub(crate) async fn build_sink(name: &str, spec: &HookSpec, http: &reqwest::Client) -> Result<Box<dyn Sink>> {
+    Ok(match spec {
+        HookSpec::Webhook(config) => Box::new(WebhookSink::new(name, config.clone(), http.clone())?),
+        HookSpec::Filelog(config) => Box::new(FileLogSink::new(name, config.clone())?),
+        HookSpec::Exec(config) => Box::new(ExecSink::new(name, config.clone())?),
+        HookSpec::Nats(config) => Box::new(NatsSink::connect(name, config.clone()).await?),
+        HookSpec::Amqp(config) => Box::new(AmqpSink::connect(name, config.clone()).await?),
+        HookSpec::Sqs(config) => Box::new(SqsSink::new(name, config.clone(), http.clone())?),
+        HookSpec::Callback => {
+            return Err(Error::invalid_input(format!(
+                "hook {name} is a callback: register its function with Store::on_event"
+            )));
+        }
+    })
 }
 
-/// Open the sink of hook `name`: connect to its receiver and, where the
-/// settings ask for it, create the stream or queue it delivers to.
-///
-/// Built here: `nats`, `amqp` and `sqs` hooks; other kinds are refused with
-/// an invalid-input error for now.
+/// Open the sink of hook `name` on its own (what a dispatcher does on
+/// first use): connect to its receiver and, where the settings ask for it,
+/// create the stream or queue it delivers to.
 pub async fn connect_sink(name: &str, spec: &HookSpec) -> Result<Box<dyn Sink>> {
-    match spec {
-        HookSpec::Nats(_) | HookSpec::Amqp(_) | HookSpec::Sqs(_) => connect_queue_sink(name, spec).await,
-        other => Err(Error::invalid_input(format!(
-            "hook {name}: connect_sink cannot build {} sinks yet",
-            other.kind()
-        ))),
-    }
+    build_sink(name, spec, &http_client()?).await
 }
 
 /// An HTTP client for the sinks that speak HTTP.

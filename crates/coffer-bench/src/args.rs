@@ -6,14 +6,18 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--versions | --catalog] [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions | --catalog | --hooks] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
   --versions     run only the versions group (issue 4): rollback, history and versions of a
                  key with 10000 versions, import of 10000 files of 16 KiB and of one large
                  file, verify; each beside a peer (cp -r && sync, sha256sum, bare SQLite)
-  --catalog     run only the catalog group (issue 5): SQLite and PostgreSQL each filled with
+  --catalog      run only the catalog group (issue 5): SQLite and PostgreSQL each filled with
                  1,000,000 versions of 200,000 keys (50,000 of 10,000 with --quick), then a
                  list page, a search and one put's transaction timed side by side
+  --hooks        run only the hooks group (integration hooks): on SQLite and PostgreSQL side by
+                 side, 100,000 events (20,000 with --quick) delivered to a webhook on 127.0.0.1
+                 by a dispatcher in the bench and by `coffer hooks run --once`, and the cost of
+                 a put's events (commits of a put against those of a silent reindex)
   --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
@@ -41,6 +45,10 @@ pub struct Args {
     pub catalog: bool,
     /// Versions and keys the catalog group generates.
     pub catalog_scale: (u64, u64),
+    /// Run the hooks group instead of the default groups.
+    pub hooks: bool,
+    /// Events in each batch the hooks group delivers.
+    pub hook_events: usize,
 }
 
 impl Args {
@@ -52,6 +60,7 @@ impl Args {
         let mut quick = false;
         let mut versions = false;
         let mut catalog = false;
+        let mut hooks = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -61,6 +70,7 @@ impl Args {
                 Some("--quick") => quick = true,
                 Some("--versions") => versions = true,
                 Some("--catalog") => catalog = true,
+                Some("--hooks") => hooks = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -83,9 +93,11 @@ impl Args {
             import_files,
             catalog,
             catalog_scale: if quick { (50_000, 10_000) } else { (1_000_000, 200_000) },
+            hooks,
+            hook_events: if quick { 20_000 } else { 100_000 },
         };
-        if versions && catalog {
-            bail!("--versions and --catalog are separate runs: pick one");
+        if [versions, catalog, hooks].into_iter().filter(|&group| group).count() > 1 {
+            bail!("--versions, --catalog and --hooks are separate runs: pick one");
         }
         if args.size_mib == 0 || args.small < 4 {
             bail!("--size-mib must be at least 1 and --small at least 4");

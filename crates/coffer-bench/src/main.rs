@@ -4,15 +4,18 @@
 //! cargo run --release -p coffer-bench -- [--size-mib N] [--small N] [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --versions [--size-mib N] [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --catalog [--dir PATH] [--quick]
+//! cargo run --release -p coffer-bench -- --hooks [--dir PATH] [--quick]
 //! ```
 //!
-//! Without `--versions` or `--catalog` the bench runs the large-object and
-//! small-put groups below; with one of them, only that group (last sections).
+//! Without `--versions`, `--catalog` or `--hooks` the bench runs the
+//! large-object and small-put groups below; with one of them, only that group
+//! (last sections).
 //!
 //! Everything happens in a fresh temporary directory created inside `--dir`
 //! (default: the current directory, so the figures are for the disk the repo
 //! is on, not a tmpfs), removed at the end. The coffer CLI is built first
-//! (`cargo build -p coffer-cli` in the bench's own profile) so the figures are
+//! (`cargo build -p coffer-cli` in the bench's own profile; not for the
+//! versions and catalog groups, which use the library only) so the figures are
 //! never those of a stale binary.
 //!
 //! # Large object (`--size-mib`, default 1024)
@@ -120,6 +123,47 @@
 //! - **put transaction**: `commit_version` of a new version of an existing
 //!   key, one at a time, 500 times. Target: median < 2 ms on PostgreSQL.
 //!
+//! # Hooks (`--hooks`: the speed targets of the integration hooks)
+//!
+//! A store with a SQLite catalog (the embedded default, in the work
+//! directory) and one with a PostgreSQL catalog (a fresh database, as in the
+//! catalog group; the bench fails if no server answers) are measured in
+//! turn, each with a webhook hook (no filter, default settings) to a
+//! receiver on 127.0.0.1 that runs in the bench process
+//! (`coffer::testing::WebhookReceiver`: HTTP/1.1 with keep-alive; it shares
+//! the machine's cores with the senders).
+//!
+//! - **fill**: 100,000 application events (20,000 with `--quick`),
+//!   `Store::fire_event("batch.completed", ..)`, 64 in flight; events per
+//!   second.
+//! - **delivery, in process**: a dispatcher with the default options
+//!   (`Dispatcher::drain`, then `release`) fans every event out and delivers
+//!   it; the dispatcher must report every one delivered and the receiver must
+//!   have accepted every one. Events per second over the drain, and the
+//!   webhook's mean and p95 attempt time from `Store::hook_stats`.
+//! - **delivery, `coffer hooks run --once`**: a fresh batch of as many
+//!   events is fired (untimed), then the CLI delivers it as a child process,
+//!   as a user runs it (`--data-dir`, plus `--catalog` for PostgreSQL); wall
+//!   time with process start and store open, and peak RSS (as for the large
+//!   object). The receiver must then hold both batches, with nothing left
+//!   waiting or dead-lettered.
+//!
+//! Target: >= 5,000 events/s delivered, on each catalog, both ways.
+//!
+//! - **event cost**: a change writes its events in its own transaction, so
+//!   their cost is measured by A/B: 1,000 `Catalog::commit_version` of a put
+//!   (the version, its blob and audit rows, and 2 outbox events,
+//!   `object.archived` and `version.created`) interleaved with 1,000 of a
+//!   `reindex` (the same rows, and no events: a reindex is silent), each the
+//!   first version of a new key with a blob of its own (never written) and
+//!   three metadata entries, one commit at a time. The outbox must have grown
+//!   by exactly 2 events per put. The event cost is the difference of the
+//!   medians.
+//! - **put**: `Store::put_bytes` of 4 KiB of distinct content on a new key,
+//!   one at a time, 1,000 times: what a user's put costs, events included.
+//!
+//! Target: event cost < 10% of the put's median, on each catalog.
+//!
 //! With `COFFER_BENCH_KEEP=1` in the environment the work directory and the
 //! PostgreSQL database are kept (their paths are printed) for inspection.
 
@@ -129,6 +173,7 @@ mod cli;
 mod data;
 mod disk_limit;
 mod history;
+mod hooks;
 mod import;
 mod large;
 mod limit;
@@ -188,6 +233,10 @@ fn run_bench(args: &args::Args) -> Result<()> {
             };
             let figures = versions::run(&runtime, work.path(), sizes)?;
             report::print_versions(&system, &figures);
+        }
+        Some(coffer) if args.hooks => {
+            let figures = hooks::run(&runtime, &coffer, work.path(), args.hook_events)?;
+            hooks::print(&system, &figures);
         }
         Some(coffer) => {
             let large = large::run(&runtime, &coffer, work.path(), args.size_mib)?;

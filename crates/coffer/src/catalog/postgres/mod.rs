@@ -268,8 +268,28 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     // Delete markers have no document: they never match a search.
     let document =
         blob.map(|_| search::tsvector_literal(&search_document(key, &new.metadata, &new.tags, &new.comments)));
-    // The version, its latest pointer, tags, comments, search document and
-    // audit row in one statement: one round trip, and foreign keys are
+    let committed = ObjectVersion {
+        key: new.key.clone(),
+        version_id: new.version_id.clone(),
+        is_delete_marker: blob.is_none(),
+        is_latest: becomes_latest,
+        size,
+        etag: etag.map(str::to_owned),
+        sha256: sha256.map(str::to_owned),
+        content_type: new.content_type.clone(),
+        metadata: new.metadata.clone(),
+        created_at: new.created_at,
+        created_by: new.created_by.clone(),
+        blob_path: blob_path.clone(),
+        tags: new.tags.clone(),
+        comments: new.comments.clone(),
+        damaged: None,
+    };
+    let had_live_version = current.as_ref().is_some_and(|(_, is_marker, _)| !is_marker);
+    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
+    let columns = outbox::EventColumns::of(&events);
+    // The version, its latest pointer, tags, comments, search document,
+    // audit row and events in one statement: one round trip, and foreign keys are
     // checked at its end.
     sqlx::query(
         "WITH v AS (INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, \
@@ -284,7 +304,9 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
                SELECT v.key, v.version_id, ord, at, actor, text FROM v, \
                unnest($14::bigint[], $15::text[], $16::text[]) WITH ORDINALITY AS cm(at, actor, text, ord)), \
          s AS (INSERT INTO version_search (key, version_id, document) \
-               SELECT key, version_id, $19::tsvector FROM v WHERE $19 IS NOT NULL) \
+               SELECT key, version_id, $19::tsvector FROM v WHERE $19 IS NOT NULL), \
+         e AS (INSERT INTO outbox (event_id, type, key, at, payload) \
+               SELECT * FROM unnest($20::text[], $21::text[], $22::text[], $23::bigint[], $24::text[])) \
          INSERT INTO audit (at, actor, action, key, version_id, detail) \
          SELECT $9, $10, $17, key, version_id, $18::jsonb FROM v",
     )
@@ -307,6 +329,11 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     .bind(new.action)
     .bind(new.audit_detail.to_string())
     .bind(document)
+    .bind(columns.ids)
+    .bind(columns.types)
+    .bind(columns.keys)
+    .bind(columns.times)
+    .bind(columns.payloads)
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -315,26 +342,6 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
         }
         _ => db_error("recording the version", e),
     })?;
-    let committed = ObjectVersion {
-        key: new.key.clone(),
-        version_id: new.version_id.clone(),
-        is_delete_marker: blob.is_none(),
-        is_latest: becomes_latest,
-        size,
-        etag: etag.map(str::to_owned),
-        sha256: sha256.map(str::to_owned),
-        content_type: new.content_type.clone(),
-        metadata: new.metadata.clone(),
-        created_at: new.created_at,
-        created_by: new.created_by.clone(),
-        blob_path,
-        tags: new.tags.clone(),
-        comments: new.comments.clone(),
-        damaged: None,
-    };
-    let had_live_version = current.as_ref().is_some_and(|(_, is_marker, _)| !is_marker);
-    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
-    outbox::insert_events(conn, &events).await?;
     Ok(committed)
 }
 

@@ -19,25 +19,42 @@ use crate::time::Timestamp;
 /// Events one purge transaction removes.
 const PURGE_BATCH: i64 = 10_000;
 
+/// Events as the columns of the outbox, for `unnest`.
+pub(super) struct EventColumns<'a> {
+    pub(super) ids: Vec<&'a str>,
+    pub(super) types: Vec<&'a str>,
+    pub(super) keys: Vec<Option<&'a str>>,
+    pub(super) times: Vec<i64>,
+    pub(super) payloads: Vec<String>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub(super) fn of(events: &'a [Event]) -> Self {
+        EventColumns {
+            ids: events.iter().map(|e| e.id.as_str()).collect(),
+            types: events.iter().map(|e| e.event_type.as_str()).collect(),
+            keys: events.iter().map(|e| e.subject.as_deref()).collect(),
+            times: events.iter().map(|e| e.time.as_micros()).collect(),
+            payloads: events.iter().map(Event::to_json).collect(),
+        }
+    }
+}
+
 /// Write `events` into the outbox (inside the caller's transaction).
 pub(super) async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let keys: Vec<Option<&str>> = events.iter().map(|e| e.subject.as_deref()).collect();
-    let times: Vec<i64> = events.iter().map(|e| e.time.as_micros()).collect();
-    let payloads: Vec<String> = events.iter().map(Event::to_json).collect();
+    let columns = EventColumns::of(events);
     sqlx::query(
         "INSERT INTO outbox (event_id, type, key, at, payload) \
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])",
     )
-    .bind(ids)
-    .bind(types)
-    .bind(keys)
-    .bind(times)
-    .bind(payloads)
+    .bind(columns.ids)
+    .bind(columns.types)
+    .bind(columns.keys)
+    .bind(columns.times)
+    .bind(columns.payloads)
     .execute(&mut *conn)
     .await
     .map(|_| ())

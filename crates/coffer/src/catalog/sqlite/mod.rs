@@ -483,6 +483,31 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         }
     };
 
+    let (sha256, size, etag) = match blob {
+        Some(b) => (Some(b.sha256.as_str()), b.size, Some(b.md5.as_str())),
+        None => (None, 0, None),
+    };
+    let committed = ObjectVersion {
+        key: new.key.clone(),
+        version_id: new.version_id.clone(),
+        is_delete_marker: blob.is_none(),
+        is_latest: becomes_latest,
+        size,
+        etag: etag.map(str::to_owned),
+        sha256: sha256.map(str::to_owned),
+        content_type: new.content_type.clone(),
+        metadata: new.metadata.clone(),
+        created_at: new.created_at,
+        created_by: new.created_by.clone(),
+        blob_path,
+        tags: new.tags.clone(),
+        comments: new.comments.clone(),
+        damaged: None,
+    };
+    let had_live_version = current.as_ref().is_some_and(|c| !c.is_delete_marker);
+    // The events go in the same statement as the version: no extra round trip.
+    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
+
     let mut sql = String::new();
     sql.push_str(match blob_change {
         BlobChange::None => "",
@@ -514,13 +539,12 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         sql.push_str(search::INSERT_DOCUMENT);
     }
     sql.push_str(INSERT_AUDIT);
+    if !events.is_empty() {
+        sql.push_str(&outbox::insert_events_sql(events.len()));
+    }
 
     let metadata = serde_json::to_string(&new.metadata)
         .map_err(|e| Refused::Clean(Error::invalid_input(format!("metadata cannot be encoded: {e}"))))?;
-    let (sha256, size, etag) = match blob {
-        Some(b) => (Some(b.sha256.as_str()), b.size, Some(b.md5.as_str())),
-        None => (None, 0, None),
-    };
     let mut query = sqlx::query(&sql);
     if let Some(blob) = blob {
         query = match blob_change {
@@ -529,10 +553,10 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
                 .bind(&blob.sha256)
                 .bind(&blob.md5)
                 .bind(to_i64(blob.size))
-                .bind(&blob_path)
+                .bind(&committed.blob_path)
                 .bind(new.created_at.as_micros()),
             BlobChange::Reference => query.bind(&blob.sha256),
-            BlobChange::Heal => query.bind(&blob_path).bind(&blob.sha256),
+            BlobChange::Heal => query.bind(&committed.blob_path).bind(&blob.sha256),
         };
     }
     query = query
@@ -571,6 +595,7 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         .bind(key)
         .bind(version_id)
         .bind(new.audit_detail.to_string());
+    query = outbox::bind_events(query, &events);
     query.execute(&mut *conn).await.map_err(|e| {
         Refused::Dirty(match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -579,26 +604,6 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
             _ => db_error("recording the version", e),
         })
     })?;
-    let committed = ObjectVersion {
-        key: new.key.clone(),
-        version_id: new.version_id.clone(),
-        is_delete_marker: blob.is_none(),
-        is_latest: becomes_latest,
-        size,
-        etag: etag.map(str::to_owned),
-        sha256: sha256.map(str::to_owned),
-        content_type: new.content_type.clone(),
-        metadata: new.metadata.clone(),
-        created_at: new.created_at,
-        created_by: new.created_by.clone(),
-        blob_path,
-        tags: new.tags.clone(),
-        comments: new.comments.clone(),
-        damaged: None,
-    };
-    let had_live_version = current.as_ref().is_some_and(|c| !c.is_delete_marker);
-    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
-    outbox::insert_events(conn, &events).await.map_err(Refused::Dirty)?;
     Ok(committed)
 }
 

@@ -45,21 +45,34 @@ pub(super) enum OutboxReply {
     Granted(bool),
 }
 
+/// The statement that writes `count` events (`count` > 0) into the outbox;
+/// [`bind_events`] binds them.
+pub(super) fn insert_events_sql(count: usize) -> String {
+    let rows = vec!["(?, ?, ?, ?, ?)"; count].join(", ");
+    format!("INSERT INTO outbox (event_id, type, key, at, payload) VALUES {rows};")
+}
+
+/// Bind the events of [`insert_events_sql`].
+pub(super) fn bind_events<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    events: &'q [Event],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for event in events {
+        query = query
+            .bind(&event.id)
+            .bind(&event.event_type)
+            .bind(&event.subject)
+            .bind(event.time.as_micros())
+            .bind(event.to_json());
+    }
+    query
+}
+
 /// Write `events` into the outbox (inside the caller's transaction).
 pub(super) async fn insert_events(conn: &mut SqliteConnection, events: &[Event]) -> Result<()> {
     for chunk in events.chunks(EVENTS_PER_INSERT) {
-        let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!("INSERT INTO outbox (event_id, type, key, at, payload) VALUES {rows}");
-        let mut query = sqlx::query(&sql);
-        for event in chunk {
-            query = query
-                .bind(&event.id)
-                .bind(&event.event_type)
-                .bind(&event.subject)
-                .bind(event.time.as_micros())
-                .bind(event.to_json());
-        }
-        query
+        let sql = insert_events_sql(chunk.len());
+        bind_events(sqlx::query(&sql), chunk)
             .execute(&mut *conn)
             .await
             .map_err(|e| db_error("writing events to the outbox", e))?;

@@ -274,6 +274,33 @@ pub struct NewVersion {
     pub comments: Vec<Comment>,
 }
 
+impl NewVersion {
+    /// The version as a catalog records it: the latest or not, its content at `blob_path`.
+    pub(crate) fn recorded(&self, is_latest: bool, blob_path: Option<String>) -> ObjectVersion {
+        let blob = match &self.content {
+            VersionContent::Blob(blob) => Some(blob),
+            VersionContent::DeleteMarker => None,
+        };
+        ObjectVersion {
+            key: self.key.clone(),
+            version_id: self.version_id.clone(),
+            is_delete_marker: blob.is_none(),
+            is_latest,
+            size: blob.map_or(0, |b| b.size),
+            etag: blob.map(|b| b.md5.clone()),
+            sha256: blob.map(|b| b.sha256.clone()),
+            content_type: self.content_type.clone(),
+            metadata: self.metadata.clone(),
+            created_at: self.created_at,
+            created_by: self.created_by.clone(),
+            blob_path,
+            tags: self.tags.clone(),
+            comments: self.comments.clone(),
+            damaged: None,
+        }
+    }
+}
+
 /// The outcome of deleting one version for good.
 #[derive(Debug, Clone)]
 pub struct DeletedVersion {

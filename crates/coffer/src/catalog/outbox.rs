@@ -304,3 +304,43 @@ pub(crate) fn outbox_counters(
         hooks: counters,
     })
 }
+
+/// `outbox_counters` reads these: the fanned-out count and the events waiting;
+/// each hook's counters; deliveries per hook and state.
+pub(crate) const EVENT_COUNTS_SQL: &str = "SELECT (SELECT value FROM outbox_counters WHERE name = 'events_fanned_out'), \
+     (SELECT COUNT(*) FROM outbox WHERE NOT fanned_out)";
+pub(crate) const HOOK_COUNTERS_SQL: &str = "SELECT h.name, COALESCE(s.executed, 0), COALESCE(s.failed, 0), \
+     COALESCE(s.total_micros, 0), COALESCE(s.histogram, '[]') FROM hooks h LEFT JOIN hook_stats s ON s.hook = h.name \
+     ORDER BY h.name";
+pub(crate) const DELIVERY_STATES_SQL: &str = "SELECT hook, state, COUNT(*) FROM hook_deliveries GROUP BY hook, state";
+
+/// The columns of a dead letter, as [`DeadLetterRow`] reads them.
+pub(crate) const DEAD_LETTER_COLUMNS: &str = "d.id, d.hook, o.event_id, o.type, o.key, CAST(d.attempts AS BIGINT), \
+     d.last_error, d.finished_at";
+
+/// A row of [`DEAD_LETTER_COLUMNS`].
+pub(crate) type DeadLetterRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A dead letter from its row.
+pub(crate) fn dead_letter(row: DeadLetterRow) -> DeadLetter {
+    let (delivery, hook, event_id, event_type, subject, attempts, error, at) = row;
+    DeadLetter {
+        delivery,
+        hook,
+        event_id,
+        event_type,
+        subject,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        error,
+        at: at.map(Timestamp::from_micros),
+    }
+}

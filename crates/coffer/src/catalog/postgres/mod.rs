@@ -268,23 +268,7 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     // Delete markers have no document: they never match a search.
     let document =
         blob.map(|_| search::tsvector_literal(&search_document(key, &new.metadata, &new.tags, &new.comments)));
-    let committed = ObjectVersion {
-        key: new.key.clone(),
-        version_id: new.version_id.clone(),
-        is_delete_marker: blob.is_none(),
-        is_latest: becomes_latest,
-        size,
-        etag: etag.map(str::to_owned),
-        sha256: sha256.map(str::to_owned),
-        content_type: new.content_type.clone(),
-        metadata: new.metadata.clone(),
-        created_at: new.created_at,
-        created_by: new.created_by.clone(),
-        blob_path: blob_path.clone(),
-        tags: new.tags.clone(),
-        comments: new.comments.clone(),
-        damaged: None,
-    };
+    let committed = new.recorded(becomes_latest, blob_path.clone());
     let had_live_version = current.as_ref().is_some_and(|(_, is_marker, _)| !is_marker);
     let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
     let columns = outbox::EventColumns::of(&events);

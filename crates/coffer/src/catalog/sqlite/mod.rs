@@ -487,23 +487,7 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         Some(b) => (Some(b.sha256.as_str()), b.size, Some(b.md5.as_str())),
         None => (None, 0, None),
     };
-    let committed = ObjectVersion {
-        key: new.key.clone(),
-        version_id: new.version_id.clone(),
-        is_delete_marker: blob.is_none(),
-        is_latest: becomes_latest,
-        size,
-        etag: etag.map(str::to_owned),
-        sha256: sha256.map(str::to_owned),
-        content_type: new.content_type.clone(),
-        metadata: new.metadata.clone(),
-        created_at: new.created_at,
-        created_by: new.created_by.clone(),
-        blob_path,
-        tags: new.tags.clone(),
-        comments: new.comments.clone(),
-        damaged: None,
-    };
+    let committed = new.recorded(becomes_latest, blob_path);
     let had_live_version = current.as_ref().is_some_and(|c| !c.is_delete_marker);
     // The events go in the same statement as the version: no extra round trip.
     let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);

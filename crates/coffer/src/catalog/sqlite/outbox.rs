@@ -10,8 +10,9 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::{Refused, SqliteCatalog, WriteOp, WriteOutcome, db_error, wrong_answer};
 use crate::catalog::outbox::{
-    Claim, ClaimRequest, ClaimScope, DeadLetter, Outbox, OutboxCounters, Outcome, hook_stats_update, outbox_counters,
-    parse_hook, plan_fan_out, settlement_columns,
+    Claim, ClaimRequest, ClaimScope, DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow,
+    EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL, Outbox, OutboxCounters, Outcome, dead_letter, hook_stats_update,
+    outbox_counters, parse_hook, plan_fan_out, settlement_columns,
 };
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition};
@@ -462,52 +463,32 @@ impl Outbox for SqliteCatalog {
     }
 
     async fn dead_letters(&self, hook: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>> {
-        let rows = sqlx::query(
-            "SELECT d.id, d.hook, o.event_id, o.type, o.key, d.attempts, d.last_error, d.finished_at \
-             FROM hook_deliveries d JOIN outbox o ON o.id = d.event \
-             WHERE d.state = 'dead' AND (? IS NULL OR d.hook = ?) ORDER BY d.id DESC LIMIT ?",
-        )
-        .bind(hook)
-        .bind(hook)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| db_error("reading dead deliveries", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| DeadLetter {
-                delivery: row.get(0),
-                hook: row.get(1),
-                event_id: row.get(2),
-                event_type: row.get(3),
-                subject: row.get(4),
-                attempts: u32::try_from(row.get::<i64, _>(5)).unwrap_or(0),
-                error: row.get(6),
-                at: row.get::<Option<i64>, _>(7).map(Timestamp::from_micros),
-            })
-            .collect())
+        let sql = format!(
+            "SELECT {DEAD_LETTER_COLUMNS} FROM hook_deliveries d JOIN outbox o ON o.id = d.event \
+             WHERE d.state = 'dead' AND (?1 IS NULL OR d.hook = ?1) ORDER BY d.id DESC LIMIT ?2"
+        );
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(&sql)
+            .bind(hook)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| db_error("reading dead deliveries", e))?;
+        Ok(rows.into_iter().map(dead_letter).collect())
     }
 
     async fn outbox_counters(&self) -> Result<OutboxCounters> {
-        let (fanned_out, waiting): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT value FROM outbox_counters WHERE name = 'events_fanned_out'), \
-             (SELECT COUNT(*) FROM outbox WHERE NOT fanned_out)",
-        )
-        .fetch_one(&self.readers)
-        .await
-        .map_err(|e| db_error("counting events", e))?;
-        let hooks: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
-            "SELECT h.name, COALESCE(s.executed, 0), COALESCE(s.failed, 0), COALESCE(s.total_micros, 0), \
-             COALESCE(s.histogram, '[]') FROM hooks h LEFT JOIN hook_stats s ON s.hook = h.name ORDER BY h.name",
-        )
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| db_error("reading hook counters", e))?;
-        let states: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT hook, state, COUNT(*) FROM hook_deliveries GROUP BY hook, state")
-                .fetch_all(&self.readers)
-                .await
-                .map_err(|e| db_error("counting deliveries", e))?;
+        let (fanned_out, waiting): (i64, i64) = sqlx::query_as(EVENT_COUNTS_SQL)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(|e| db_error("counting events", e))?;
+        let hooks: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(HOOK_COUNTERS_SQL)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| db_error("reading hook counters", e))?;
+        let states: Vec<(String, String, i64)> = sqlx::query_as(DELIVERY_STATES_SQL)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| db_error("counting deliveries", e))?;
         outbox_counters(fanned_out, waiting, hooks, states)
     }
 

@@ -26,6 +26,9 @@ pub enum BackendConfig {
     },
     /// Process memory: gone when the process ends.
     Memory,
+    /// An S3 bucket (AWS or an S3-compatible store).
+    #[cfg(feature = "backend-s3")]
+    S3(Box<crate::backend::S3Config>),
 }
 
 impl Default for BackendConfig {
@@ -213,19 +216,40 @@ impl Config {
             self.backend = match kind.as_str() {
                 "fs" | "local" => BackendConfig::Fs { root: None },
                 "memory" => BackendConfig::Memory,
+                #[cfg(feature = "backend-s3")]
+                "s3" => BackendConfig::S3(Box::default()),
                 other => {
                     return Err(Error::invalid_input(format!(
-                        "COFFER_BACKEND={other:?}: expected fs or memory"
+                        "COFFER_BACKEND={other:?}: expected fs, memory or s3"
                     )));
                 }
             };
         }
+        #[cfg(feature = "backend-s3")]
+        if let BackendConfig::S3(s3) = &mut self.backend {
+            if let Some(bucket) = lookup("COFFER_S3_BUCKET") {
+                s3.bucket = bucket;
+            }
+            for (name, setting) in [
+                ("COFFER_S3_REGION", &mut s3.region),
+                ("COFFER_S3_ENDPOINT", &mut s3.endpoint),
+                ("COFFER_S3_PREFIX", &mut s3.prefix),
+                ("COFFER_S3_STORAGE_CLASS", &mut s3.storage_class),
+            ] {
+                if let Some(value) = lookup(name) {
+                    *setting = Some(value);
+                }
+            }
+            if let Some(create) = lookup("COFFER_S3_CREATE_BUCKET") {
+                s3.create_bucket = parse_flag("COFFER_S3_CREATE_BUCKET", &create)?;
+            }
+        }
         if let Some(root) = lookup("COFFER_BACKEND_ROOT") {
             match &mut self.backend {
                 BackendConfig::Fs { root: r } => *r = Some(PathBuf::from(root)),
-                BackendConfig::Memory => {
+                _ => {
                     return Err(Error::invalid_input(
-                        "COFFER_BACKEND_ROOT is set but the backend is memory",
+                        "COFFER_BACKEND_ROOT is set but the backend is not local",
                     ));
                 }
             }

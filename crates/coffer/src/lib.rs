@@ -44,6 +44,7 @@ pub mod events;
 mod key;
 mod layout;
 mod progress;
+mod sigv4;
 mod store;
 mod time;
 mod version;
@@ -58,6 +59,8 @@ pub mod testing;
 pub struct ReadmeDoctests;
 
 pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
+#[cfg(feature = "backend-s3")]
+pub use crate::backend::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
 pub use crate::body::{WriteBehind, reader_stream, save_to_file};
 pub use crate::catalog::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Claim,

@@ -180,3 +180,23 @@ mod tests {
 
 mod receiver;
 pub use self::receiver::{ReceivedRequest, WebhookReceiver};
+
+/// Settings for a fresh bucket on the S3 emulator (moto, on
+/// `COFFER_TEST_S3`, default `127.0.0.1:5000`), created on first use; `None`
+/// (with a loud line) when it does not answer and services are not required.
+#[cfg(feature = "backend-s3")]
+pub fn moto_bucket() -> Result<Option<crate::backend::S3Config>> {
+    let addr = std::env::var("COFFER_TEST_S3").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
+    if !service_available("the S3 emulator (moto)", &addr)? {
+        return Ok(None);
+    }
+    Ok(Some(crate::backend::S3Config {
+        bucket: format!("coffer-test-{}", uuid::Uuid::now_v7().simple()),
+        region: Some("us-east-1".to_owned()),
+        endpoint: Some(format!("http://{addr}")),
+        access_key_id: Some("test".to_owned()),
+        secret_access_key: Some("test".to_owned()),
+        create_bucket: true,
+        ..crate::backend::S3Config::default()
+    }))
+}

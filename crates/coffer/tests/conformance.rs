@@ -23,6 +23,19 @@ async fn memory_backend_passes_the_backend_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn s3_backend_on_the_emulator_passes_the_backend_suite() {
+    let Some(mut config) = coffer::testing::moto_bucket().unwrap() else {
+        return;
+    };
+    config.secret_access_key = Some("s3cr3t-value".into());
+    let backend = OpendalBackend::s3(&config).await.unwrap();
+    conformance::backend_suite(&backend).await.unwrap();
+    for shown in [backend.to_string(), format!("{backend:?}"), format!("{config:?}")] {
+        assert!(!shown.contains("s3cr3t"), "no secret in {shown}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sqlite_catalog_passes_the_catalog_suite() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap());

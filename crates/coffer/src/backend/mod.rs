@@ -14,8 +14,12 @@ use futures::stream::BoxStream;
 use crate::error::Result;
 
 mod opendal;
+#[cfg(feature = "backend-s3")]
+mod s3;
 
 pub use self::opendal::OpendalBackend;
+#[cfg(feature = "backend-s3")]
+pub use self::s3::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
 
 /// A stream of bytes: a body going in or coming out.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;

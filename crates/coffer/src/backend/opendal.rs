@@ -26,6 +26,8 @@ const DEFERRED_WRITE_LIMIT: usize = 8 << 20;
 pub struct OpendalBackend {
     op: Operator,
     description: String,
+    /// Remote stores: large bodies go up in parts of this size, this many at once.
+    multipart: Option<(usize, usize)>,
     /// Set for the local filesystem, where we fsync directories ourselves.
     local_root: Option<LocalRoot>,
 }
@@ -52,6 +54,7 @@ impl OpendalBackend {
         Ok(OpendalBackend {
             op,
             description: format!("fs:{}", root.display()),
+            multipart: None,
             local_root: Some(LocalRoot {
                 root,
                 durable_dirs: Arc::default(),
@@ -66,8 +69,21 @@ impl OpendalBackend {
         Ok(OpendalBackend {
             op,
             description: "memory".into(),
+            multipart: None,
             local_root: None,
         })
+    }
+
+    /// A backend on a remote store's operator, uploading large bodies in
+    /// parts of `part_size` bytes, `concurrency` at once.
+    #[cfg(feature = "backend-s3")]
+    pub(super) fn remote(op: Operator, description: String, part_size: usize, concurrency: usize) -> Self {
+        OpendalBackend {
+            op,
+            description,
+            multipart: Some((part_size, concurrency)),
+            local_root: None,
+        }
     }
 
     /// Write bytes already in memory in one call, durably.
@@ -175,7 +191,7 @@ fn fsync_dir(dir: &Path) -> Result<()> {
     })
 }
 
-fn backend_error(err: opendal::Error) -> Error {
+pub(super) fn backend_error(err: opendal::Error) -> Error {
     let kind = match err.kind() {
         opendal::ErrorKind::NotFound => ErrorKind::NotFound,
         opendal::ErrorKind::Unsupported => ErrorKind::Unsupported,
@@ -212,7 +228,11 @@ impl Backend for OpendalBackend {
             return self.write_whole(path, first).await;
         };
         let mut body = futures::stream::iter([Ok(first), Ok(second)]).chain(body).boxed();
-        let mut writer = self.op.writer(path).await.map_err(backend_error)?;
+        let mut writer = match self.multipart {
+            Some((part_size, concurrency)) => self.op.writer_with(path).chunk(part_size).concurrent(concurrency).await,
+            None => self.op.writer(path).await,
+        }
+        .map_err(backend_error)?;
         let mut written = 0u64;
         let mut write_behind = self
             .local_root
@@ -316,7 +336,12 @@ impl Backend for OpendalBackend {
             self.op.rename(from, to).await.map_err(backend_error)?;
             return self.sync_parent_dir(to).await;
         }
-        // No native rename (the memory service): stream a copy, then drop the source.
+        // No native rename: a copy inside the store where it can (S3), else a
+        // streamed copy (the memory service); then drop the source.
+        if self.op.info().capability().copy {
+            self.op.copy(from, to).await.map_err(backend_error)?;
+            return self.delete(from).await;
+        }
         let body = self.read(from, None).await?;
         self.write(to, body).await?;
         self.delete(from).await

@@ -109,6 +109,8 @@ impl Store {
             }
             #[cfg(feature = "backend-memory")]
             BackendConfig::Memory => Arc::new(OpendalBackend::memory()?),
+            #[cfg(feature = "backend-s3")]
+            BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3(s3).await?),
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::new(

@@ -4,7 +4,6 @@ mod amqp;
 mod exec;
 mod filelog;
 mod nats;
-mod sigv4;
 mod sqs;
 mod webhook;
 

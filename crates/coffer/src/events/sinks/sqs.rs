@@ -14,10 +14,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::sigv4::{self, Credentials};
 use super::{REDACTED, require};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, Sink};
+use crate::sigv4::{self, Credentials};
 
 /// How long SQS has to answer a call.
 const SQS_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,4 +1,5 @@
-//! AWS Signature Version 4, for the few AWS calls the sinks make.
+//! AWS Signature Version 4, for the few AWS calls coffer makes itself
+//! (SQS messages, creating an S3 bucket).
 //!
 //! <https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>:
 //! a canonical request (method, path, query, the signed headers, the payload's

@@ -95,6 +95,70 @@ pub(crate) fn authorization(credentials: &Credentials<'_>, request: &Request<'_>
     )
 }
 
+/// Where a signed request goes and what it carries.
+pub(crate) struct Call<'a> {
+    /// `POST`, `PUT` ...
+    pub method: reqwest::Method,
+    /// The full URL (its path needs no further encoding for S3: coffer signs
+    /// only paths of plain bucket names there).
+    pub url: &'a reqwest::Url,
+    /// Headers to send and sign besides `host`, `x-amz-date` and the session token's.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body.
+    pub body: String,
+    /// Temporary credentials' session token, sent as `x-amz-security-token`.
+    pub session_token: Option<&'a str>,
+    /// The region.
+    pub region: &'a str,
+    /// The service: `sqs`, `s3`.
+    pub service: &'a str,
+}
+
+/// The `host` header a request to `url` sends (and signs): `host[:port]`,
+/// the port only when the URL names one that is not its scheme's default.
+pub(crate) fn host_header(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// `call` as a request of `http`, its headers signed now; the caller adds a
+/// timeout and sends it.
+pub(crate) fn signed_request(
+    http: &reqwest::Client,
+    credentials: &Credentials<'_>,
+    call: Call<'_>,
+) -> reqwest::RequestBuilder {
+    let host = host_header(call.url);
+    let amz_date = amz_date(SystemTime::now());
+    let mut headers = call.headers.to_vec();
+    headers.push(("host", host.as_str()));
+    headers.push(("x-amz-date", amz_date.as_str()));
+    if let Some(token) = call.session_token {
+        headers.push(("x-amz-security-token", token));
+    }
+    let authorization = authorization(
+        credentials,
+        &Request {
+            method: call.method.as_str(),
+            path: call.url.path(),
+            headers: &headers,
+            payload: call.body.as_bytes(),
+            region: call.region,
+            service: call.service,
+            amz_date: &amz_date,
+        },
+    );
+    let mut request = http.request(call.method, call.url.clone());
+    // reqwest sets Host itself, from the same URL.
+    for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
+        request = request.header(*name, *value);
+    }
+    request.header("authorization", authorization).body(call.body)
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC takes keys of any length, so this never falls back to the empty default.
     Hmac::<Sha256>::new_from_slice(key)

@@ -2,7 +2,7 @@
 //! B2) through OpenDAL's s3 service, with retries and timeouts as layers.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use opendal::Operator;
 use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -221,54 +221,31 @@ impl S3Config {
                  <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
             )
         };
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
-        };
-        let amz_date = sigv4::amz_date(SystemTime::now());
         let payload_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()));
-        let mut headers = vec![
-            ("host", host.as_str()),
-            ("x-amz-content-sha256", payload_hash.as_str()),
-            ("x-amz-date", amz_date.as_str()),
-        ];
         let token = self
             .session_token
             .clone()
             .or_else(|| std::env::var("AWS_SESSION_TOKEN").ok());
-        if let Some(token) = &token {
-            headers.push(("x-amz-security-token", token.as_str()));
-        }
-        let authorization = sigv4::authorization(
-            &Credentials {
-                access_key_id: &key,
-                secret_access_key: &secret,
-            },
-            &sigv4::Request {
-                method: "PUT",
-                path: url.path(),
-                headers: &headers,
-                payload: body.as_bytes(),
-                region: &region,
-                service: "s3",
-                amz_date: &amz_date,
-            },
-        );
-        let mut request = reqwest::Client::new().put(url.clone()).timeout(REQUEST_TIMEOUT);
-        for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
-            request = request.header(*name, *value);
-        }
-        let response = request
-            .header("authorization", authorization)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::BackendUnavailable,
-                    format!("cannot reach {} to create the bucket: {e}", self.describe()),
-                )
-            })?;
+        let credentials = Credentials {
+            access_key_id: &key,
+            secret_access_key: &secret,
+        };
+        let call = sigv4::Call {
+            method: reqwest::Method::PUT,
+            url: &url,
+            headers: &[("x-amz-content-sha256", &payload_hash)],
+            body,
+            session_token: token.as_deref(),
+            region: &region,
+            service: "s3",
+        };
+        let request = sigv4::signed_request(&reqwest::Client::new(), &credentials, call).timeout(REQUEST_TIMEOUT);
+        let response = request.send().await.map_err(|e| {
+            Error::new(
+                ErrorKind::BackendUnavailable,
+                format!("cannot reach {} to create the bucket: {e}", self.describe()),
+            )
+        })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if status.is_success() || text.contains("BucketAlreadyOwnedByYou") {

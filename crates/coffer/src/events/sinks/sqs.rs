@@ -8,7 +8,7 @@
 //! five-minute window.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -82,8 +82,6 @@ pub(crate) struct SqsClient {
     config: SqsConfig,
     /// Where calls go: the endpoint, or the queue URL's origin.
     endpoint: reqwest::Url,
-    /// `host[:port]` as the request sends it, which is signed.
-    host: String,
     http: reqwest::Client,
 }
 
@@ -103,74 +101,48 @@ impl SqsClient {
         }
         endpoint.set_query(None);
         endpoint.set_fragment(None);
-        let host = match (endpoint.host_str(), endpoint.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(Error::invalid_input(format!("SQS endpoint {target:?} has no host"))),
-        };
-        Ok(SqsClient {
-            config,
-            endpoint,
-            host,
-            http,
-        })
+        if endpoint.host_str().is_none() {
+            return Err(Error::invalid_input(format!("SQS endpoint {target:?} has no host")));
+        }
+        Ok(SqsClient { config, endpoint, http })
     }
 
     /// Call `action` (`SendMessage`, `ReceiveMessage` ...) with a JSON body;
     /// the answer's JSON (`{}` when empty). An error answer's message names
     /// AWS's error code and message.
     pub(crate) async fn call(&self, action: &str, body: &Value) -> Result<Value> {
-        let body = body.to_string();
         let target = format!("AmazonSQS.{action}");
-        let amz_date = sigv4::amz_date(SystemTime::now());
-        let mut headers = vec![
-            ("content-type", "application/x-amz-json-1.0"),
-            ("host", self.host.as_str()),
-            ("x-amz-date", amz_date.as_str()),
-            ("x-amz-target", target.as_str()),
-        ];
-        if let Some(token) = &self.config.session_token {
-            headers.push(("x-amz-security-token", token.as_str()));
-        }
-        let authorization = sigv4::authorization(
-            &Credentials {
-                access_key_id: &self.config.access_key_id,
-                secret_access_key: &self.config.secret_access_key,
-            },
-            &sigv4::Request {
-                method: "POST",
-                path: self.endpoint.path(),
-                headers: &headers,
-                payload: body.as_bytes(),
-                region: &self.config.region,
-                service: "sqs",
-                amz_date: &amz_date,
-            },
-        );
-        let mut request = self.http.post(self.endpoint.clone()).timeout(SQS_TIMEOUT);
-        // reqwest sets Host itself, from the same URL.
-        for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
-            request = request.header(*name, *value);
-        }
-        let response = request
-            .header("authorization", authorization)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "cannot connect"
-                } else {
-                    "request failed"
-                };
-                Error::new(
-                    ErrorKind::Delivery,
-                    format!("SQS {action} to {}: {what}", self.endpoint),
-                )
-                .retryable()
-            })?;
+        let credentials = Credentials {
+            access_key_id: &self.config.access_key_id,
+            secret_access_key: &self.config.secret_access_key,
+        };
+        let call = sigv4::Call {
+            method: reqwest::Method::POST,
+            url: &self.endpoint,
+            headers: &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", &target),
+            ],
+            body: body.to_string(),
+            session_token: self.config.session_token.as_deref(),
+            region: &self.config.region,
+            service: "sqs",
+        };
+        let request = sigv4::signed_request(&self.http, &credentials, call).timeout(SQS_TIMEOUT);
+        let response = request.send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "cannot connect"
+            } else {
+                "request failed"
+            };
+            Error::new(
+                ErrorKind::Delivery,
+                format!("SQS {action} to {}: {what}", self.endpoint),
+            )
+            .retryable()
+        })?;
         let status = response.status();
         let text = response
             .text()
@@ -295,7 +267,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(aws.endpoint.as_str(), "https://sqs.eu-west-1.amazonaws.com/");
-        assert_eq!(aws.host, "sqs.eu-west-1.amazonaws.com");
+        assert_eq!(crate::sigv4::host_header(&aws.endpoint), "sqs.eu-west-1.amazonaws.com");
         let local = SqsClient::new(
             config(
                 "http://127.0.0.1:5000/123456789012/events",
@@ -305,7 +277,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (local.endpoint.as_str(), local.host.as_str()),
+            (
+                local.endpoint.as_str(),
+                crate::sigv4::host_header(&local.endpoint).as_str()
+            ),
             ("http://127.0.0.1:5000/", "127.0.0.1:5000")
         );
     }

@@ -16,6 +16,7 @@ use coffer::{
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 
+use crate::report::{ms, verdict};
 use crate::samples::Samples;
 
 /// Commits in flight while filling.
@@ -291,14 +292,6 @@ const MAX_LIST_MS: f64 = 20.0;
 const MAX_SEARCH_MS: f64 = 50.0;
 /// Slowest acceptable put transaction median on PostgreSQL, ms.
 const MAX_POSTGRES_COMMIT_MS: f64 = 2.0;
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISSED" }
-}
 
 /// Print the catalog group's figures side by side.
 pub fn print(system: &crate::system::System, figures: &[CatalogFigures]) {

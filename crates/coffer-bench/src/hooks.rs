@@ -23,6 +23,7 @@ use tokio::runtime::Runtime;
 use crate::data::XorShift;
 use crate::limit;
 use crate::measure::{ChildRun, measure};
+use crate::report::{ms, per_sec, verdict};
 use crate::samples::Samples;
 
 /// Events fired at once while filling the outbox.
@@ -307,18 +308,6 @@ async fn puts(store: &Store) -> Result<Samples> {
 const MIN_EVENTS_PER_SEC: f64 = 5_000.0;
 /// Largest acceptable ratio of a put's events' cost to the put's median.
 const MAX_EVENT_COST_RATIO: f64 = 0.10;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn per_sec(count: usize, time: Duration) -> f64 {
-    count as f64 / time.as_secs_f64()
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISSED" }
-}
 
 /// Print the hooks group's figures side by side.
 pub fn print(system: &crate::system::System, figures: &[HooksFigures]) {

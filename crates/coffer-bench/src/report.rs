@@ -299,14 +299,17 @@ fn runs(samples: &Samples) -> String {
     format!("median of {}: {} s", samples.count(), all.join(", "))
 }
 
-fn ms(time: Duration) -> f64 {
+/// Milliseconds of `time`.
+pub(crate) fn ms(time: Duration) -> f64 {
     time.as_secs_f64() * 1000.0
 }
 
-fn per_sec(count: usize, time: Duration) -> f64 {
+/// `count` per second of `time`.
+pub(crate) fn per_sec(count: usize, time: Duration) -> f64 {
     count as f64 / time.as_secs_f64()
 }
 
-fn verdict(met: bool) -> &'static str {
+/// A target's verdict as the tables print it.
+pub(crate) fn verdict(met: bool) -> &'static str {
     if met { "ok" } else { "MISSED" }
 }

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 
-use super::sinks::build_sink;
+use super::sinks::{build_sink, http_client};
 use super::{Event, HookDefinition, HookSpec, Sink};
 use crate::catalog::{Catalog, Claim, ClaimRequest, ClaimScope, Outcome, Settlement};
 use crate::error::{Error, ErrorKind, Result};
@@ -71,7 +71,8 @@ type SinkCache = HashMap<String, (HookSpec, Arc<dyn Sink>)>;
 /// The hooks of one store, shared by the store's clones and its dispatchers.
 pub(crate) struct HookRuntime {
     catalog: Arc<dyn Catalog>,
-    http: reqwest::Client,
+    /// Shared by the HTTP sinks; built on first use, so a store without hooks never builds it.
+    http: OnceLock<reqwest::Client>,
     callbacks: RwLock<HashMap<String, Callback>>,
     sinks: tokio::sync::Mutex<SinkCache>,
     definitions: Mutex<Option<(Instant, Arc<Vec<HookDefinition>>)>>,
@@ -87,18 +88,22 @@ impl fmt::Debug for HookRuntime {
 
 impl HookRuntime {
     pub(crate) fn new(catalog: Arc<dyn Catalog>) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         HookRuntime {
             catalog,
-            http,
+            http: OnceLock::new(),
             callbacks: RwLock::new(HashMap::new()),
             sinks: tokio::sync::Mutex::new(HashMap::new()),
             definitions: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
         }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = http_client()?;
+        Ok(self.http.get_or_init(|| client))
     }
 
     pub(crate) fn catalog(&self) -> &Arc<dyn Catalog> {
@@ -170,7 +175,7 @@ impl HookRuntime {
                     callback,
                 })
             }
-            spec => Arc::from(build_sink(&hook.name, spec, &self.http).await?),
+            spec => Arc::from(build_sink(&hook.name, spec, self.http()?).await?),
         };
         sinks.insert(hook.name.clone(), (hook.spec.clone(), sink.clone()));
         Ok(sink)

@@ -46,12 +46,13 @@ impl Store {
     /// After a change to `key` committed (with its events): wake this
     /// process's dispatchers, and deliver to synchronous hooks before returning.
     pub(super) async fn events_written(&self, key: &ObjectKey) {
+        self.events_committed(ClaimScope::Key(key.as_str().to_owned())).await;
+    }
+
+    async fn events_committed(&self, scope: ClaimScope) {
         self.hooks.wake.notify_waiters();
-        // The change is committed: a failed delivery is retried by a dispatcher and counted in the stats.
-        let _ = self
-            .hooks
-            .deliver_synchronous(ClaimScope::Key(key.as_str().to_owned()))
-            .await;
+        // The events are committed: a failed delivery is retried by a dispatcher and counted in the stats.
+        let _ = self.hooks.deliver_synchronous(scope).await;
     }
 
     pub(super) async fn fire_read_event(&self, version: &ObjectVersion) -> Result<()> {
@@ -81,11 +82,7 @@ impl Store {
         }
         let event = Event::new(event_type, subject.as_ref().map(ObjectKey::as_str), data);
         self.catalog.append_events(std::slice::from_ref(&event)).await?;
-        self.hooks.wake.notify_waiters();
-        let _ = self
-            .hooks
-            .deliver_synchronous(ClaimScope::Events(vec![event.id.clone()]))
-            .await;
+        self.events_committed(ClaimScope::Events(vec![event.id.clone()])).await;
         Ok(event)
     }
 

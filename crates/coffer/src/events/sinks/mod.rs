@@ -54,9 +54,11 @@ pub async fn connect_sink(name: &str, spec: &HookSpec) -> Result<Box<dyn Sink>> 
     build_sink(name, spec, &http_client()?).await
 }
 
-/// An HTTP client for the sinks that speak HTTP.
+/// An HTTP client for the sinks that speak HTTP; a dispatcher keeps up to
+/// its concurrency of connections to one receiver open.
 pub(crate) fn http_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| Error::new(ErrorKind::Delivery, format!("cannot set up an HTTP client: {e}")))
 }

@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, conformance, store, crash/multi-process, CLI
-# end-to-end and doc tests, on SQLite and on PostgreSQL, and the queue sinks
-# against real brokers. Starts (or installs and starts) PostgreSQL on
-# 127.0.0.1:5432, NATS with JetStream on :4222, RabbitMQ on :5672 and the moto
-# SQS emulator on :5000 first, each only when nothing answers on its port;
-# each test creates and drops a database, stream or queue of its own.
+# end-to-end and doc tests, on SQLite and on PostgreSQL, the queue sinks
+# against real brokers, and the object-store backends against real servers.
+# Starts (or installs and starts) PostgreSQL on 127.0.0.1:5432, NATS with
+# JetStream on :4222, RabbitMQ on :5672, the moto S3/SQS emulator on :5000,
+# Garage (S3) on :3900 and Azurite (Azure Blob) on :10000 first, each only
+# when nothing answers on its port; each test creates and drops a database,
+# stream, queue, bucket or container of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services/postgres.sh
 scripts/services/nats.sh
 scripts/services/rabbitmq.sh
-# moto is the project's own process, not a machine service: stop it again
-# at the end if this run started it.
-if ! (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null; then
-    trap 'pkill -f "moto_server -H 127.0.0.1 -p 5000" || true' EXIT
-fi
+# moto, Garage and Azurite are the project's own processes, not machine
+# services: stop each again at the end if this run started it.
+stop=()
+port_silent() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_silent 5000 && stop+=("moto_server -H 127.0.0.1 -p 5000")
+port_silent 3900 && stop+=("garage-node/garage.toml server")
+port_silent 10000 && stop+=("azurite-blob --blobHost 127.0.0.1")
+cleanup() {
+    for pattern in "${stop[@]}"; do
+        pkill -f "$pattern" || true
+    done
+}
+trap cleanup EXIT
 scripts/services/moto.sh
+scripts/services/garage.sh
+scripts/services/azurite.sh
 cargo test --workspace --locked "$@"

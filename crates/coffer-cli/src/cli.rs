@@ -32,6 +32,80 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A local directory that takes writes while the backend does not answer [env: COFFER_SPOOL].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Which backend to use, overriding the config file (secrets are better
+/// left to the environment: AWS_ACCESS_KEY_ID, AZURE_STORAGE_ACCOUNT_KEY ...).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Backend")]
+pub struct BackendArgs {
+    /// A named store of the config file ([stores.NAME]) instead of its [backend].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub store: Option<String>,
+    /// The kind of backend.
+    #[arg(long, global = true, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Local backend: the directory that holds the blobs [default: <data-dir>/store].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// S3: the bucket.
+    #[arg(long, global = true)]
+    pub bucket: Option<String>,
+    /// S3: the region [env: AWS_REGION].
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// S3 or Azure: the endpoint URL (an S3-compatible store, Azurite ...).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3: the access key id [env: AWS_ACCESS_KEY_ID].
+    #[arg(long, global = true, value_name = "ID")]
+    pub access_key: Option<String>,
+    /// S3: the secret access key [env: AWS_SECRET_ACCESS_KEY].
+    #[arg(long, global = true, value_name = "SECRET", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// S3: the storage class of new objects (STANDARD, STANDARD_IA, GLACIER ...).
+    #[arg(long, global = true, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// S3: address the bucket as BUCKET.ENDPOINT instead of ENDPOINT/BUCKET.
+    #[arg(long, global = true)]
+    pub virtual_host_style: bool,
+    /// Azure: the container.
+    #[arg(long, global = true)]
+    pub container: Option<String>,
+    /// Azure: the storage account [env: AZURE_STORAGE_ACCOUNT_NAME].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub account_name: Option<String>,
+    /// Azure: the account key [env: AZURE_STORAGE_ACCOUNT_KEY].
+    #[arg(long, global = true, value_name = "KEY")]
+    pub account_key: Option<String>,
+    /// Azure: a SAS token instead of the account key [env: AZURE_STORAGE_SAS_TOKEN].
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub sas_token: Option<String>,
+    /// Azure: a connection string [env: AZURE_STORAGE_CONNECTION_STRING].
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub connection_string: Option<String>,
+    /// Azure: the access tier of blobs (Hot, Cool, Cold, Archive).
+    #[arg(long, global = true, value_name = "TIER")]
+    pub access_tier: Option<String>,
+    /// S3 or Azure: create the bucket or container when it does not exist.
+    #[arg(long, global = true)]
+    pub create_bucket: bool,
+}
+
+/// The kinds of backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// A local directory (or NAS mount).
+    Local,
+    /// An S3 bucket (AWS or an S3-compatible store).
+    S3,
+    /// An Azure Blob container.
+    Azure,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +156,19 @@ pub enum Command {
     },
     /// The backend, catalog and totals of the store.
     Info,
+    /// Whether the backend answers: its name, capabilities and latency (exit 8 when it does not).
+    Health,
+    /// Move what the local spool holds to the backend, verifying each file (exit 8 while it does not answer).
+    Sync {
+        /// Keep going: drain again every --interval until stopped (SIGINT/SIGTERM).
+        #[arg(long)]
+        watch: bool,
+        /// How often --watch drains.
+        #[arg(long, value_name = "SPAN", requires = "watch")]
+        interval: Option<String>,
+    },
+    /// A presigned URL: read a version, or upload the next one, without credentials (S3, Azure).
+    Url(UrlArgs),
     /// The versions of KEY, newest first, with author, tags, comments and size change.
     History {
         /// The object key.
@@ -318,6 +405,33 @@ pub struct PutArgs {
     /// Only write if the key does not exist; the only accepted value is '*'.
     #[arg(long, value_name = "*")]
     pub if_none_match: Option<String>,
+    /// Commit the bytes uploaded through `coffer url KEY --method put` (its upload id) instead of reading input.
+    #[arg(long, value_name = "ID", conflicts_with = "file")]
+    pub upload: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    /// The object key.
+    pub key: String,
+    /// A version other than the latest (GET only).
+    #[arg(long, value_name = "ID")]
+    pub version: Option<String>,
+    /// Seconds until the URL stops working (1 to 604800).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub expires: u64,
+    /// GET reads the version; PUT uploads the bytes of the next one, committed with `coffer put KEY --upload ID`.
+    #[arg(long, value_enum, default_value = "get")]
+    pub method: UrlMethod,
+}
+
+/// What a presigned URL is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UrlMethod {
+    /// Read a version.
+    Get,
+    /// Upload the next version.
+    Put,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{catalog, hooks, manage};
+use crate::{catalog, hooks, manage, remote};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -45,6 +45,10 @@ fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
     }
     if let Some(user) = &global.user {
         config.user = Some(user.clone());
+    }
+    remote::apply_backend_args(&mut config, &global.backend)?;
+    if let Some(spool) = &global.spool {
+        config.spool = Some(spool.clone());
     }
     Ok(config)
 }
@@ -91,6 +95,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Versions { key } => versions(&store, &key, json).await?,
         Command::Info => info(&store, json).await?,
+        Command::Health => return remote::health(&store, json).await,
+        Command::Url(args) => remote::url(&store, args, json).await?,
+        Command::Sync { watch, interval } => return remote::sync(&store, watch, interval.as_deref(), json).await,
         Command::History { key, limit } => manage::history(&store, &key, limit, json).await?,
         Command::Rollback { key, version, comment } => {
             manage::rollback(&store, &key, &version, comment.as_deref(), json).await?
@@ -196,6 +203,11 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
         if_none_match,
         progress: progress.clone(),
     };
+    if let Some(upload) = &args.upload {
+        let upload_id = parse_version(Some(upload))?.ok_or_else(|| anyhow::anyhow!("an upload id is needed"))?;
+        let version = store.commit_upload(&args.key, &upload_id, options).await?;
+        return report_change(&version, "stored (from the upload)", json);
+    }
     let version = match &args.file {
         Some(path) => {
             let file = tokio::fs::File::open(path)
@@ -208,6 +220,17 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
         }
         None => store.put(&args.key, tokio::io::stdin(), options).await?,
     };
+    if store.is_spooled(&version).await {
+        // Stored and durable, but on this machine until the backend answers again.
+        if json {
+            let mut shown = serde_json::to_value(&version)?;
+            shown["spooled"] = true.into();
+            return print_json(&shown);
+        }
+        report_change(&version, "stored", json)?;
+        eprintln!("coffer: the backend did not answer; the content waits in the local spool (coffer sync moves it)");
+        return Ok(());
+    }
     report_change(&version, "stored", json)
 }
 
@@ -346,6 +369,26 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
     let caps = &info.capabilities;
     print_fields(&[
         ("backend", info.backend.clone()),
+        (
+            "status",
+            match &info.backend_error {
+                None => "ok".to_owned(),
+                Some(error) => format!("unreachable: {error}"),
+            },
+        ),
+        (
+            "spool",
+            match &info.spool {
+                None => "none".to_owned(),
+                Some(spool) if spool.files == 0 => format!("{} (empty)", spool.path),
+                Some(spool) => format!(
+                    "{}: {} files ({}) waiting for the backend (coffer sync)",
+                    spool.path,
+                    spool.files,
+                    human_size(spool.bytes)
+                ),
+            },
+        ),
         (
             "capabilities",
             format!(

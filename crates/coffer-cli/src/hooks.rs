@@ -382,7 +382,7 @@ async fn run_dispatcher(store: &Store, args: RunArgs, json: bool) -> anyhow::Res
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

@@ -7,6 +7,7 @@ mod hooks;
 mod manage;
 mod output;
 mod progress;
+mod remote;
 
 use std::process::ExitCode;
 

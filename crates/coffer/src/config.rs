@@ -1,6 +1,7 @@
 //! Configuration: defaults, then a TOML file, then `COFFER_*` environment
 //! variables; callers (the CLI's flags) override the result last.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub enum BackendConfig {
     /// An S3 bucket (AWS or an S3-compatible store).
     #[cfg(feature = "backend-s3")]
     S3(Box<crate::backend::S3Config>),
+    /// An Azure Blob container.
+    #[cfg(feature = "backend-azblob")]
+    Azure(Box<crate::backend::AzureConfig>),
 }
 
 impl Default for BackendConfig {
@@ -47,6 +51,12 @@ pub struct Config {
     pub catalog_url: Option<String>,
     /// The backend.
     pub backend: BackendConfig,
+    /// Other backends by name (`[stores.archive]`): `--store NAME` uses one
+    /// instead of `backend`, and `migrate --to NAME` copies into one.
+    pub stores: BTreeMap<String, BackendConfig>,
+    /// A local directory to spool writes in while the backend does not
+    /// answer; `coffer sync` (or a long-running process) moves them on.
+    pub spool: Option<PathBuf>,
     /// The actor recorded for changes; the OS user when absent.
     pub user: Option<String>,
     /// Keep at most this many versions of a key: every put prunes older
@@ -108,6 +118,8 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             catalog_url: None,
             backend: BackendConfig::default(),
+            stores: BTreeMap::new(),
+            spool: None,
             user: None,
             max_versions: None,
             audit_retention: None,
@@ -123,6 +135,8 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("catalog_url", &self.catalog_url.as_deref().map(redact_url))
             .field("backend", &self.backend)
+            .field("stores", &self.stores)
+            .field("spool", &self.spool)
             .field("user", &self.user)
             .field("max_versions", &self.max_versions)
             .field("audit_retention", &self.audit_retention)
@@ -218,12 +232,32 @@ impl Config {
                 "memory" => BackendConfig::Memory,
                 #[cfg(feature = "backend-s3")]
                 "s3" => BackendConfig::S3(Box::default()),
+                #[cfg(feature = "backend-azblob")]
+                "azure" | "azblob" => BackendConfig::Azure(Box::default()),
                 other => {
                     return Err(Error::invalid_input(format!(
-                        "COFFER_BACKEND={other:?}: expected fs, memory or s3"
+                        "COFFER_BACKEND={other:?}: expected fs, memory, s3 or azure"
                     )));
                 }
             };
+        }
+        #[cfg(feature = "backend-azblob")]
+        if let BackendConfig::Azure(azure) = &mut self.backend {
+            if let Some(container) = lookup("COFFER_AZURE_CONTAINER") {
+                azure.container = container;
+            }
+            for (name, setting) in [
+                ("COFFER_AZURE_ENDPOINT", &mut azure.endpoint),
+                ("COFFER_AZURE_PREFIX", &mut azure.prefix),
+                ("COFFER_AZURE_ACCESS_TIER", &mut azure.access_tier),
+            ] {
+                if let Some(value) = lookup(name) {
+                    *setting = Some(value);
+                }
+            }
+            if let Some(create) = lookup("COFFER_AZURE_CREATE_CONTAINER") {
+                azure.create_container = parse_flag("COFFER_AZURE_CREATE_CONTAINER", &create)?;
+            }
         }
         #[cfg(feature = "backend-s3")]
         if let BackendConfig::S3(s3) = &mut self.backend {
@@ -257,6 +291,9 @@ impl Config {
         if let Some(user) = lookup("COFFER_USER") {
             self.user = Some(user);
         }
+        if let Some(spool) = lookup("COFFER_SPOOL") {
+            self.spool = Some(PathBuf::from(spool));
+        }
         if let Some(max) = lookup("COFFER_MAX_VERSIONS") {
             self.max_versions = Some(max.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 Error::invalid_input(format!(
@@ -279,6 +316,29 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Use the named store of `[stores.NAME]` as the backend.
+    pub fn select_store(&mut self, name: &str) -> Result<()> {
+        match self.stores.get(name) {
+            Some(backend) => {
+                self.backend = backend.clone();
+                Ok(())
+            }
+            None => Err(Error::invalid_input(format!(
+                "no store named {name:?} in the config ({})",
+                self.store_names()
+            ))),
+        }
+    }
+
+    /// The named stores, for messages: `stores: a, b` or `no [stores.NAME] sections`.
+    fn store_names(&self) -> String {
+        if self.stores.is_empty() {
+            "it has no [stores.NAME] sections".to_owned()
+        } else {
+            format!("stores: {}", self.stores.keys().cloned().collect::<Vec<_>>().join(", "))
+        }
     }
 
     /// Where the catalog lives: the configured URL, else the data directory's `catalog.db`.

@@ -58,7 +58,12 @@ pub mod testing;
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
-pub use crate::backend::{Backend, ByteStream, Capabilities, OpendalBackend};
+#[cfg(feature = "backend-azblob")]
+pub use crate::backend::{ACCESS_TIERS, AzureConfig};
+pub use crate::backend::{
+    Backend, ByteStream, Capabilities, DrainReport, IncompleteUpload, OpendalBackend, PresignMethod, PresignRequest,
+    PresignedUrl, SpoolBackend, SpoolStatus,
+};
 #[cfg(feature = "backend-s3")]
 pub use crate::backend::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
 pub use crate::body::{WriteBehind, reader_stream, save_to_file};
@@ -83,9 +88,9 @@ pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::store::{
     AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DispatcherHandle, ExportOptions,
-    ExportReport, GetOptions, GetResult, HistoryEntry, ImportOptions, ImportReport, ListOptions, ListPage,
-    MAX_LIST_KEYS, PruneReport, PutOptions, ReindexReport, Store, StoreInfo, TextDiff, ValueChange, VerifyOptions,
-    VerifyProblem, VerifyReport,
+    ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportOptions, ImportReport, ListOptions, ListPage,
+    MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, PresignedUpload, PruneReport, PutOptions, ReindexReport, Store, StoreInfo,
+    SyncHandle, TextDiff, ValueChange, VerifyOptions, VerifyProblem, VerifyReport, open_backend,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

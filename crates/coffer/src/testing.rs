@@ -200,3 +200,141 @@ pub fn moto_bucket() -> Result<Option<crate::backend::S3Config>> {
         ..crate::backend::S3Config::default()
     }))
 }
+
+/// The access key of the test key that `scripts/services/garage.sh` imports.
+pub const GARAGE_ACCESS_KEY: &str = "GK000000000000000000c0ffee";
+/// Its secret key (a test value, not a secret).
+pub const GARAGE_SECRET_KEY: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff";
+
+/// Settings for a fresh bucket on a local Garage node (on
+/// `COFFER_TEST_GARAGE`, default `127.0.0.1:3900`, with the test key), created
+/// on first use; `None` (with a loud line) when it does not answer and
+/// services are not required.
+#[cfg(feature = "backend-s3")]
+pub fn garage_bucket() -> Result<Option<crate::backend::S3Config>> {
+    let addr = std::env::var("COFFER_TEST_GARAGE").unwrap_or_else(|_| "127.0.0.1:3900".to_owned());
+    if !service_available("Garage", &addr)? {
+        return Ok(None);
+    }
+    Ok(Some(crate::backend::S3Config {
+        bucket: format!("coffer-test-{}", uuid::Uuid::now_v7().simple()),
+        region: Some("garage".to_owned()),
+        endpoint: Some(format!("http://{addr}")),
+        access_key_id: Some(GARAGE_ACCESS_KEY.to_owned()),
+        secret_access_key: Some(GARAGE_SECRET_KEY.to_owned()),
+        create_bucket: true,
+        ..crate::backend::S3Config::default()
+    }))
+}
+
+/// Settings for a fresh container on the Azure emulator (Azurite, on
+/// `COFFER_TEST_AZURITE`, default `127.0.0.1:10000`, with its well-known
+/// account), created on first use; `None` (with a loud line) when it does not
+/// answer and services are not required.
+#[cfg(feature = "backend-azblob")]
+pub fn azurite_container() -> Result<Option<crate::backend::AzureConfig>> {
+    let addr = std::env::var("COFFER_TEST_AZURITE").unwrap_or_else(|_| "127.0.0.1:10000".to_owned());
+    if !service_available("the Azure emulator (Azurite)", &addr)? {
+        return Ok(None);
+    }
+    Ok(Some(crate::backend::AzureConfig {
+        container: format!("coffer-test-{}", uuid::Uuid::now_v7().simple()),
+        connection_string: Some(format!(
+            "UseDevelopmentStorage=true;BlobEndpoint=http://{addr}/devstoreaccount1"
+        )),
+        create_container: true,
+        ..crate::backend::AzureConfig::default()
+    }))
+}
+
+/// A TCP forwarder to a server, which a test can stop and start again on
+/// the same port: to the client, the server goes away (connections refused,
+/// open ones cut) and comes back, while the server itself keeps its data.
+#[derive(Debug)]
+pub struct TcpProxy {
+    listen: std::net::SocketAddr,
+    upstream: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    /// Forward a free port on 127.0.0.1 to `upstream` (`127.0.0.1:3900`).
+    pub async fn start(upstream: &str) -> Result<TcpProxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Error::io("cannot bind the proxy", e))?;
+        let listen = listener.local_addr().map_err(|e| Error::io("proxy address", e))?;
+        let mut proxy = TcpProxy {
+            listen,
+            upstream: upstream.to_owned(),
+            task: None,
+        };
+        proxy.serve(listener);
+        Ok(proxy)
+    }
+
+    /// `http://ADDR` of the proxy.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stop: refuse new connections and cut the open ones.
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Listen again on the same port.
+    pub async fn resume(&mut self) -> Result<()> {
+        self.stop();
+        // The aborted listener may take a moment to release the port.
+        for _ in 0..50 {
+            match tokio::net::TcpListener::bind(self.listen).await {
+                Ok(listener) => {
+                    self.serve(listener);
+                    return Ok(());
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        Err(Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("cannot listen on {} again", self.listen),
+        ))
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How many multipart uploads are in progress in the bucket `config` names
+/// (a raw `ListMultipartUploads`, independent of the store).
+#[cfg(feature = "backend-s3")]
+pub async fn s3_multipart_uploads(config: &crate::backend::S3Config) -> Result<usize> {
+    let backend = crate::backend::OpendalBackend::s3(config).await?;
+    let all = crate::backend::Backend::incomplete_uploads(
+        &backend,
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+    )
+    .await?;
+    Ok(all.len())
+}

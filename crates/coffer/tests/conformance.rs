@@ -36,6 +36,33 @@ async fn s3_backend_on_the_emulator_passes_the_backend_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn s3_backend_on_garage_passes_the_backend_suite() {
+    let Some(config) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    let backend = OpendalBackend::s3(&config).await.unwrap();
+    conformance::backend_suite(&backend).await.unwrap();
+    assert!(backend.capabilities().presign);
+    backend.health().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_backend_on_azurite_passes_the_backend_suite() {
+    let Some(config) = coffer::testing::azurite_container().unwrap() else {
+        return;
+    };
+    let backend = OpendalBackend::azure(&config).await.unwrap();
+    conformance::backend_suite(&backend).await.unwrap();
+    assert!(backend.capabilities().presign, "an account key signs SAS URLs");
+    backend.health().await.unwrap();
+    for shown in [backend.to_string(), format!("{backend:?}"), format!("{config:?}")] {
+        assert!(!shown.contains("Eby8vdM02"), "no account key in {shown}");
+    }
+    // A second open of the same container (it exists now) works too.
+    OpendalBackend::azure(&config).await.unwrap().health().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sqlite_catalog_passes_the_catalog_suite() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap());

@@ -6,20 +6,27 @@
 
 use std::fmt::{Debug, Display};
 use std::ops::Range;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
+#[cfg(feature = "backend-azblob")]
+mod azure;
 mod opendal;
 #[cfg(feature = "backend-s3")]
 mod s3;
+mod spool;
 
+#[cfg(feature = "backend-azblob")]
+pub use self::azure::{ACCESS_TIERS, AzureConfig};
 pub use self::opendal::OpendalBackend;
 #[cfg(feature = "backend-s3")]
 pub use self::s3::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
+pub use self::spool::{DrainReport, SpoolBackend, SpoolStatus};
 
 /// A stream of bytes: a body going in or coming out.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
@@ -33,6 +40,62 @@ pub struct Capabilities {
     pub persistent: bool,
     /// The backend can hand out presigned URLs.
     pub presign: bool,
+}
+
+/// A multipart upload that was begun and never completed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IncompleteUpload {
+    /// The backend path it was for.
+    pub path: String,
+    /// The store's id of the upload.
+    pub upload_id: String,
+}
+
+/// What a presigned URL lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresignMethod {
+    /// Read the object (`GET`).
+    Get,
+    /// Upload the object (`PUT`).
+    Put,
+}
+
+impl PresignMethod {
+    /// The HTTP method the URL must be used with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresignMethod::Get => "GET",
+            PresignMethod::Put => "PUT",
+        }
+    }
+}
+
+/// A presigned request asked of a backend.
+#[derive(Debug, Clone)]
+pub struct PresignRequest<'a> {
+    /// The backend path.
+    pub path: &'a str,
+    /// Read or upload.
+    pub method: PresignMethod,
+    /// How long the URL stays valid.
+    pub expires: Duration,
+    /// For reads: the `Content-Type` the response carries.
+    pub content_type: Option<&'a str>,
+    /// For reads: the file name a browser saves the download as.
+    pub filename: Option<&'a str>,
+}
+
+/// A URL that grants one kind of access to one object for a limited time,
+/// without credentials.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PresignedUrl {
+    /// The HTTP method to use it with.
+    pub method: String,
+    /// The URL.
+    pub url: String,
+    /// Headers the request must carry (Azure's `x-ms-blob-type` for uploads ...).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Moves bytes. Implemented once per kind of storage; the store does the rest.
@@ -53,6 +116,11 @@ pub struct Capabilities {
 ///   returns. Bulk writers (import) write many files this way and sync once.
 ///   Backends whose writes are durable when acknowledged keep the defaults.
 /// - `health` answers whether the storage can be reached right now.
+/// - `incomplete_uploads` and `abort_upload` find and free the parts of
+///   multipart uploads that never completed (a write cut off by a crash or
+///   an outage); backends without such leftovers keep the defaults.
+/// - `presign` hands out a URL for one path, or fails with `Unsupported`
+///   where the backend cannot (the default; `capabilities().presign` tells).
 #[async_trait]
 pub trait Backend: Send + Sync + Debug + Display {
     /// Write `body` to `path`, durably; returns the number of bytes written.
@@ -79,4 +147,30 @@ pub trait Backend: Send + Sync + Debug + Display {
     fn capabilities(&self) -> Capabilities;
     /// Check that the storage answers.
     async fn health(&self) -> Result<()>;
+    /// Multipart uploads begun before `cutoff` and never finished: their
+    /// parts take space on stores that keep them (S3). Empty elsewhere.
+    async fn incomplete_uploads(&self, cutoff: std::time::SystemTime) -> Result<Vec<IncompleteUpload>> {
+        let _ = cutoff;
+        Ok(Vec::new())
+    }
+    /// Abort an incomplete multipart upload, freeing its parts.
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        let _ = upload;
+        Ok(())
+    }
+    /// A URL for `request.path` that works without credentials until it expires.
+    async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {
+        let _ = request;
+        Err(cannot_presign(self))
+    }
+}
+
+/// The error of a backend that cannot hand out presigned URLs.
+pub(crate) fn cannot_presign(backend: &(impl Display + ?Sized)) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "{backend} cannot hand out presigned URLs: S3 and Azure stores can (links to local files come with the HTTP server)"
+        ),
+    )
 }

@@ -12,7 +12,9 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use opendal::Operator;
 
-use super::{Backend, ByteStream, Capabilities};
+use super::{
+    Backend, ByteStream, Capabilities, IncompleteUpload, PresignMethod, PresignRequest, PresignedUrl, cannot_presign,
+};
 use crate::body::WriteBehind;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -30,6 +32,13 @@ pub struct OpendalBackend {
     multipart: Option<(usize, usize)>,
     /// Set for the local filesystem, where we fsync directories ourselves.
     local_root: Option<LocalRoot>,
+    /// Azure only: what OpenDAL's azblob service lacks (SAS URLs from the
+    /// account key, access tiers).
+    #[cfg(feature = "backend-azblob")]
+    azure: Option<super::azure::AzureExtras>,
+    /// S3 only: the settings, for the calls OpenDAL does not make (multipart cleanup).
+    #[cfg(feature = "backend-s3")]
+    s3: Option<Arc<super::S3Config>>,
 }
 
 /// OpenDAL's fs service fsyncs files on close but not the directories that name
@@ -59,6 +68,10 @@ impl OpendalBackend {
                 root,
                 durable_dirs: Arc::default(),
             }),
+            #[cfg(feature = "backend-azblob")]
+            azure: None,
+            #[cfg(feature = "backend-s3")]
+            s3: None,
         })
     }
 
@@ -71,19 +84,51 @@ impl OpendalBackend {
             description: "memory".into(),
             multipart: None,
             local_root: None,
+            #[cfg(feature = "backend-azblob")]
+            azure: None,
+            #[cfg(feature = "backend-s3")]
+            s3: None,
         })
     }
 
     /// A backend on a remote store's operator, uploading large bodies in
     /// parts of `part_size` bytes, `concurrency` at once.
-    #[cfg(feature = "backend-s3")]
+    #[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
     pub(super) fn remote(op: Operator, description: String, part_size: usize, concurrency: usize) -> Self {
         OpendalBackend {
             op,
             description,
             multipart: Some((part_size, concurrency)),
             local_root: None,
+            #[cfg(feature = "backend-azblob")]
+            azure: None,
+            #[cfg(feature = "backend-s3")]
+            s3: None,
         }
+    }
+
+    /// The same backend with Azure's extras.
+    #[cfg(feature = "backend-azblob")]
+    pub(super) fn with_azure(mut self, extras: super::azure::AzureExtras) -> Self {
+        self.azure = Some(extras);
+        self
+    }
+
+    /// The same backend with S3's settings at hand.
+    #[cfg(feature = "backend-s3")]
+    pub(super) fn with_s3(mut self, config: Arc<super::S3Config>) -> Self {
+        self.s3 = Some(config);
+        self
+    }
+
+    /// After a write or rename to `path`: Azure blobs get their access tier.
+    async fn placed(&self, path: &str) -> Result<()> {
+        #[cfg(feature = "backend-azblob")]
+        if let Some(azure) = &self.azure {
+            return azure.placed(path).await;
+        }
+        let _ = path;
+        Ok(())
     }
 
     /// Write bytes already in memory in one call, durably.
@@ -91,6 +136,7 @@ impl OpendalBackend {
         let length = bytes.len() as u64;
         self.op.write(path, bytes).await.map_err(backend_error)?;
         self.sync_parent_dir(path).await?;
+        self.placed(path).await?;
         Ok(length)
     }
 
@@ -191,6 +237,52 @@ fn fsync_dir(dir: &Path) -> Result<()> {
     })
 }
 
+impl OpendalBackend {
+    /// Whether this backend signs URLs without OpenDAL's help (Azure with an account key).
+    fn presigns_itself(&self) -> bool {
+        #[cfg(feature = "backend-azblob")]
+        if let Some(azure) = &self.azure {
+            return azure.can_presign();
+        }
+        false
+    }
+}
+
+/// A `Content-Disposition` that saves a download as `filename` (RFC 6266,
+/// with an ASCII fallback and the UTF-8 name percent-encoded).
+pub(super) fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = filename
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Retries of remote calls: four, after 0.2, 0.4, 0.8 and 1.6 s (with jitter),
+/// so a store that is down is known to be down within about 3 s (and a put
+/// can fall back on the spool), while a passing 503 or reset is ridden out.
+#[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
+pub(super) fn retry_layer() -> opendal::layers::RetryLayer {
+    opendal::layers::RetryLayer::new()
+        .with_jitter()
+        .with_min_delay(std::time::Duration::from_millis(200))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .with_max_times(4)
+}
+
 pub(super) fn backend_error(err: opendal::Error) -> Error {
     let kind = match err.kind() {
         opendal::ErrorKind::NotFound => ErrorKind::NotFound,
@@ -198,7 +290,9 @@ pub(super) fn backend_error(err: opendal::Error) -> Error {
         opendal::ErrorKind::ConfigInvalid => ErrorKind::InvalidInput,
         _ => ErrorKind::BackendUnavailable,
     };
-    let retryable = err.is_temporary();
+    // Network failures, timeouts and 5xx stay retryable after the retry
+    // layer gave up on them: the store did not answer, rather than refused.
+    let retryable = err.is_temporary() || err.kind() == opendal::ErrorKind::Unexpected;
     let error = Error::new(kind, format!("backend: {}", err.message())).with_source(err);
     if retryable { error.retryable() } else { error }
 }
@@ -252,7 +346,9 @@ impl Backend for OpendalBackend {
                 Err(err) => Err(err),
             };
             if let Err(err) = result {
-                drop(writer);
+                // Abort frees a multipart upload's parts; if the store cannot be
+                // reached now, `verify --repair` aborts it later.
+                let _ = writer.abort().await;
                 let _ = self.op.delete(path).await;
                 return Err(err);
             }
@@ -260,8 +356,12 @@ impl Backend for OpendalBackend {
         if let Some(write_behind) = write_behind {
             write_behind.finish().await;
         }
-        writer.close().await.map_err(backend_error)?;
+        if let Err(err) = writer.close().await {
+            let _ = writer.abort().await;
+            return Err(backend_error(err));
+        }
         self.sync_parent_dir(path).await?;
+        self.placed(path).await?;
         Ok(written)
     }
 
@@ -340,6 +440,7 @@ impl Backend for OpendalBackend {
         // streamed copy (the memory service); then drop the source.
         if self.op.info().capability().copy {
             self.op.copy(from, to).await.map_err(backend_error)?;
+            self.placed(to).await?;
             return self.delete(from).await;
         }
         let body = self.read(from, None).await?;
@@ -366,11 +467,62 @@ impl Backend for OpendalBackend {
         Capabilities {
             rename: cap.rename,
             persistent: self.local_root.is_some(),
-            presign: cap.presign,
+            presign: cap.presign || self.presigns_itself(),
         }
     }
 
     async fn health(&self) -> Result<()> {
         self.op.check().await.map_err(backend_error)
+    }
+
+    async fn incomplete_uploads(&self, cutoff: std::time::SystemTime) -> Result<Vec<IncompleteUpload>> {
+        #[cfg(feature = "backend-s3")]
+        if let Some(s3) = &self.s3 {
+            return s3.incomplete_uploads(cutoff).await;
+        }
+        let _ = cutoff;
+        Ok(Vec::new())
+    }
+
+    async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        #[cfg(feature = "backend-s3")]
+        if let Some(s3) = &self.s3 {
+            return s3.abort_upload(upload).await;
+        }
+        let _ = upload;
+        Ok(())
+    }
+
+    async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {
+        #[cfg(feature = "backend-azblob")]
+        if let Some(azure) = &self.azure {
+            return azure.presign(request);
+        }
+        if !self.op.info().capability().presign {
+            return Err(cannot_presign(self));
+        }
+        let presigned = match request.method {
+            PresignMethod::Get => {
+                let mut read = self.op.presign_read_with(request.path, request.expires);
+                if let Some(content_type) = request.content_type {
+                    read = read.override_content_type(content_type);
+                }
+                if let Some(filename) = request.filename {
+                    read = read.override_content_disposition(&content_disposition(filename));
+                }
+                read.await
+            }
+            PresignMethod::Put => self.op.presign_write(request.path, request.expires).await,
+        }
+        .map_err(backend_error)?;
+        Ok(PresignedUrl {
+            method: presigned.method().to_string(),
+            url: presigned.uri().to_string(),
+            headers: presigned
+                .header()
+                .iter()
+                .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+                .collect(),
+        })
     }
 }

@@ -2,12 +2,14 @@
 //! B2) through OpenDAL's s3 service, with retries and timeouts as layers.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use opendal::Operator;
-use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::layers::TimeoutLayer;
 use serde::Deserialize;
 
+use super::IncompleteUpload;
 use super::opendal::{OpendalBackend, backend_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sigv4::{self, Credentials};
@@ -183,11 +185,34 @@ impl S3Config {
         Ok(Operator::new(builder)
             .map_err(backend_error)?
             .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
-            .layer(RetryLayer::new().with_jitter().with_max_times(4)))
+            .layer(super::opendal::retry_layer()))
     }
 
-    /// Create the bucket (a signed `PUT /bucket`); an existing bucket of ours is fine.
-    async fn create_bucket(&self) -> Result<()> {
+    /// The URL of the bucket, path or virtual-host style.
+    fn bucket_url(&self) -> Result<String> {
+        let base = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region()));
+        if self.virtual_host_style {
+            let parsed = reqwest::Url::parse(&base).map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
+            let host = parsed.host_str().unwrap_or_default();
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            Ok(format!("{}://{}.{host}{port}/", parsed.scheme(), self.bucket))
+        } else {
+            Ok(format!("{}/{}", base.trim_end_matches('/'), self.bucket))
+        }
+    }
+
+    /// One signed call to the bucket (`?uploads`, `key?uploadId=...`):
+    /// its status and body. Used for what OpenDAL does not do.
+    async fn signed_call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: String,
+        what: &str,
+    ) -> Result<(reqwest::StatusCode, String)> {
         let (Some(key), Some(secret)) = (
             self.access_key_id
                 .clone()
@@ -196,31 +221,12 @@ impl S3Config {
                 .clone()
                 .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok()),
         ) else {
-            return Err(Error::invalid_input(
-                "creating a bucket needs an access key and a secret key (flags, config or AWS_* variables)",
-            ));
+            return Err(Error::invalid_input(format!(
+                "to {what} coffer needs an access key and a secret key (flags, config or AWS_* variables)"
+            )));
         };
+        let url = reqwest::Url::parse(url).map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
         let region = self.region();
-        let base = self
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let url = if self.virtual_host_style {
-            let parsed = reqwest::Url::parse(&base).map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
-            let host = parsed.host_str().unwrap_or_default();
-            format!("{}://{}.{host}/", parsed.scheme(), self.bucket)
-        } else {
-            format!("{}/{}", base.trim_end_matches('/'), self.bucket)
-        };
-        let url = reqwest::Url::parse(&url).map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
-        let body = if region == "us-east-1" {
-            String::new()
-        } else {
-            format!(
-                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
-            )
-        };
         let payload_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()));
         let token = self
             .session_token
@@ -231,7 +237,7 @@ impl S3Config {
             secret_access_key: &secret,
         };
         let call = sigv4::Call {
-            method: reqwest::Method::PUT,
+            method,
             url: &url,
             headers: &[("x-amz-content-sha256", &payload_hash)],
             body,
@@ -243,11 +249,28 @@ impl S3Config {
         let response = request.send().await.map_err(|e| {
             Error::new(
                 ErrorKind::BackendUnavailable,
-                format!("cannot reach {} to create the bucket: {e}", self.describe()),
+                format!("cannot reach {} to {what}: {e}", self.describe()),
             )
+            .retryable()
         })?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        Ok((status, response.text().await.unwrap_or_default()))
+    }
+
+    /// Create the bucket (a signed `PUT /bucket`); an existing bucket of ours is fine.
+    async fn create_bucket(&self) -> Result<()> {
+        let region = self.region();
+        let body = if region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+            )
+        };
+        let (status, text) = self
+            .signed_call(reqwest::Method::PUT, &self.bucket_url()?, body, "create the bucket")
+            .await?;
         if status.is_success() || text.contains("BucketAlreadyOwnedByYou") {
             return Ok(());
         }
@@ -256,6 +279,115 @@ impl S3Config {
             format!("creating bucket {} failed: HTTP {status}", self.bucket),
         ))
     }
+
+    /// The folder of the store inside the bucket, as `a/b/` (empty for the root).
+    fn key_prefix(&self) -> String {
+        match self.prefix.as_deref().map(|p| p.trim_matches('/')) {
+            Some(prefix) if !prefix.is_empty() => format!("{prefix}/"),
+            _ => String::new(),
+        }
+    }
+
+    /// Multipart uploads under the store's folder begun before `cutoff` and
+    /// never completed or aborted (`ListMultipartUploads`, every page).
+    pub(super) async fn incomplete_uploads(&self, cutoff: SystemTime) -> Result<Vec<IncompleteUpload>> {
+        let prefix = self.key_prefix();
+        let mut found = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut url = reqwest::Url::parse(&self.bucket_url()?)
+                .map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
+            url.query_pairs_mut()
+                .append_pair("uploads", "")
+                .append_pair("prefix", &prefix);
+            if let Some((key, upload)) = &markers {
+                url.query_pairs_mut()
+                    .append_pair("key-marker", key)
+                    .append_pair("upload-id-marker", upload);
+            }
+            let (status, text) = self
+                .signed_call(
+                    reqwest::Method::GET,
+                    url.as_str(),
+                    String::new(),
+                    "list multipart uploads",
+                )
+                .await?;
+            if !status.is_success() {
+                return Err(Error::new(
+                    ErrorKind::BackendUnavailable,
+                    format!("listing multipart uploads failed: HTTP {status}"),
+                ));
+            }
+            for upload in xml_elements(&text, "Upload") {
+                let (Some(key), Some(upload_id)) = (xml_text(upload, "Key"), xml_text(upload, "UploadId")) else {
+                    continue;
+                };
+                let begun = xml_text(upload, "Initiated").and_then(|t| {
+                    humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t)).ok()
+                });
+                if begun.is_some_and(|at| at < cutoff) {
+                    found.push(IncompleteUpload {
+                        path: key.strip_prefix(&prefix).unwrap_or(key).to_owned(),
+                        upload_id: upload_id.to_owned(),
+                    });
+                }
+            }
+            if xml_text(&text, "IsTruncated") != Some("true") {
+                return Ok(found);
+            }
+            markers = match (xml_text(&text, "NextKeyMarker"), xml_text(&text, "NextUploadIdMarker")) {
+                (Some(key), Some(upload)) => Some((key.to_owned(), upload.to_owned())),
+                _ => return Ok(found),
+            };
+        }
+    }
+
+    /// Abort one multipart upload, freeing its parts.
+    pub(super) async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/{}{}",
+            self.bucket_url()?.trim_end_matches('/'),
+            self.key_prefix(),
+            upload.path
+        ))
+        .map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
+        url.query_pairs_mut().append_pair("uploadId", &upload.upload_id);
+        let (status, _) = self
+            .signed_call(
+                reqwest::Method::DELETE,
+                url.as_str(),
+                String::new(),
+                "abort a multipart upload",
+            )
+            .await?;
+        if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("aborting the multipart upload of {} failed: HTTP {status}", upload.path),
+        ))
+    }
+}
+
+/// The contents of each `<name>...</name>` element of `xml`.
+fn xml_elements<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut found = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        found.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    found
+}
+
+/// The text of the first `<name>` element of `xml`.
+fn xml_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    xml_elements(xml, name).into_iter().next()
 }
 
 impl OpendalBackend {
@@ -267,11 +399,9 @@ impl OpendalBackend {
         }
         let part_size = config.part_size_mib.unwrap_or(DEFAULT_PART_SIZE_MIB) << 20;
         let concurrency = config.part_concurrency.unwrap_or(DEFAULT_PART_CONCURRENCY);
-        Ok(OpendalBackend::remote(
-            config.operator()?,
-            config.describe(),
-            part_size as usize,
-            concurrency,
-        ))
+        Ok(
+            OpendalBackend::remote(config.operator()?, config.describe(), part_size as usize, concurrency)
+                .with_s3(Arc::new(config.clone())),
+        )
     }
 }

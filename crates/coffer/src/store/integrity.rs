@@ -60,7 +60,8 @@ impl std::fmt::Debug for VerifyOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyProblem {
     /// `missing_blob`, `truncated_blob`, `corrupt_blob`, `orphan_blob`,
-    /// `orphan_manifest`, `orphan_upload`, `missing_manifest`, `bad_manifest` or `catalog`.
+    /// `orphan_manifest`, `orphan_upload`, `incomplete_upload`, `missing_manifest`,
+    /// `bad_manifest` or `catalog`.
     pub kind: &'static str,
     /// What is wrong, in a sentence.
     pub detail: String,
@@ -164,6 +165,7 @@ impl Store {
             let none = (HashSet::new(), HashMap::new());
             self.find_orphans(STAGING_DIR, "orphan_upload", &none.0, &none.1, options, &mut report)
                 .await?;
+            self.find_incomplete_uploads(options, &mut report).await?;
         }
         Ok(report)
     }
@@ -369,6 +371,40 @@ impl Store {
                 .cloned()
                 .unwrap_or_default();
             self.orphan(&path, kind, versions, now, options, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Multipart uploads never completed (a put cut off by a crash or an
+    /// outage) hold parts on some stores; older than the minimum age, they
+    /// are reported, and aborted by a repair.
+    async fn find_incomplete_uploads(&self, options: &VerifyOptions, report: &mut VerifyReport) -> Result<()> {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(options.min_orphan_age)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        for upload in self.backend.incomplete_uploads(cutoff).await? {
+            let mut found = problem(
+                "incomplete_upload",
+                format!(
+                    "a multipart upload of {} was never completed (its parts take space)",
+                    upload.path
+                ),
+                Some(upload.path.clone()),
+                Vec::new(),
+            );
+            if options.repair {
+                self.catalog
+                    .repair(
+                        &Repair::RemoveOrphan {
+                            path: upload.path.clone(),
+                        },
+                        &self.actor,
+                    )
+                    .await?;
+                self.backend.abort_upload(&upload).await?;
+                found.repaired = true;
+            }
+            report.problems.push(found);
         }
         Ok(())
     }

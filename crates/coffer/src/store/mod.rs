@@ -7,7 +7,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
-use crate::backend::{Backend, ByteStream, OpendalBackend};
+use crate::backend::{Backend, ByteStream, OpendalBackend, SpoolBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
     BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
@@ -26,6 +26,7 @@ mod audit;
 mod hooks;
 mod integrity;
 mod options;
+mod remote;
 mod transfer;
 mod versioning;
 
@@ -35,6 +36,7 @@ pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyRep
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
+pub use self::remote::{Health, MAX_PRESIGN_EXPIRY, PresignedUpload, SyncHandle};
 pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
 pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};
 
@@ -72,6 +74,13 @@ impl Prepared {
     }
 }
 
+/// A put's key and settings, checked.
+pub(super) struct CheckedPut {
+    key: ObjectKey,
+    content_type: String,
+    precondition: Precondition,
+}
+
 /// The bytes of a put, until the catalog knows whether it needs them.
 enum Upload {
     /// Streamed to a staging path.
@@ -96,31 +105,23 @@ pub struct Store {
     audit_reads: bool,
     read_events: bool,
     hooks: Arc<HookRuntime>,
+    /// The spool in front of the backend, when writes may fall back on one.
+    spool: Option<Arc<SpoolBackend>>,
 }
 
 impl Store {
     /// Open the store `config` describes, creating it on first use.
     pub async fn open(config: &Config) -> Result<Store> {
-        let backend: Arc<dyn Backend> = match &config.backend {
-            #[cfg(feature = "backend-fs")]
-            BackendConfig::Fs { root } => {
-                let root = root.clone().unwrap_or_else(|| config.data_dir.join("store"));
-                Arc::new(OpendalBackend::fs(&root)?)
-            }
-            #[cfg(feature = "backend-memory")]
-            BackendConfig::Memory => Arc::new(OpendalBackend::memory()?),
-            #[cfg(feature = "backend-s3")]
-            BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3(s3).await?),
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("backend {other:?} is not in this build"),
-                ));
-            }
-        };
+        let backend = open_backend(&config.backend, config).await?;
         let catalog = config.catalog_location()?.open().await?;
-        Ok(Store::from_parts(backend, catalog, config.actor())
+        let store = match &config.spool {
+            Some(dir) => {
+                let spool = Arc::new(SpoolBackend::new(backend, dir)?);
+                Store::from_parts(spool.clone(), catalog, config.actor()).with_spool(spool)
+            }
+            None => Store::from_parts(backend, catalog, config.actor()),
+        };
+        Ok(store
             .with_max_versions(config.max_versions)
             .with_audit_retention(config.audit_retention)
             .with_audit_reads(config.audit_reads)
@@ -131,6 +132,7 @@ impl Store {
     pub fn from_parts(backend: Arc<dyn Backend>, catalog: Arc<dyn Catalog>, actor: impl Into<String>) -> Store {
         Store {
             hooks: Arc::new(HookRuntime::new(catalog.clone())),
+            spool: None,
             backend,
             catalog,
             actor: actor.into(),
@@ -209,21 +211,7 @@ impl Store {
         options: PutOptions,
         durability: Durability,
     ) -> Result<Prepared> {
-        let key = ObjectKey::new(key)?;
-        validate_metadata(&options.metadata)?;
-        validate_tags(&options.tags)?;
-        let content_type = match &options.content_type {
-            Some(content_type) => {
-                validate_content_type(content_type)?;
-                content_type.clone()
-            }
-            None => guess_content_type(&key),
-        };
-        let precondition = options.precondition()?;
-        // Fail before moving any bytes if the condition already does not hold;
-        // the catalog checks it again when it commits.
-        self.check_precondition(&key, &precondition).await?;
-
+        let checked = self.check_put(key, &options).await?;
         let upload_id = VersionId::generate();
         let (head, rest) = body::split_head(body, SMALL_OBJECT_LIMIT).await?;
         let (digests, upload) = match rest {
@@ -253,9 +241,38 @@ impl Store {
                 )
             }
         };
-        let sha256 = digests.sha256.clone();
-        let version = NewVersion {
+        let version = self.put_version(checked, digests, options);
+        Ok(self.write_upload(version, upload, durability).await)
+    }
+
+    /// Check a put's key and options, and its precondition against the
+    /// current version, before any bytes move.
+    pub(super) async fn check_put(&self, key: &str, options: &PutOptions) -> Result<CheckedPut> {
+        let key = ObjectKey::new(key)?;
+        validate_metadata(&options.metadata)?;
+        validate_tags(&options.tags)?;
+        let content_type = match &options.content_type {
+            Some(content_type) => {
+                validate_content_type(content_type)?;
+                content_type.clone()
+            }
+            None => guess_content_type(&key),
+        };
+        let precondition = options.precondition()?;
+        // The catalog checks the condition again when it commits.
+        self.check_precondition(&key, &precondition).await?;
+        Ok(CheckedPut {
             key,
+            content_type,
+            precondition,
+        })
+    }
+
+    /// The new version a put of content with `digests` records.
+    pub(super) fn put_version(&self, checked: CheckedPut, digests: Digests, options: PutOptions) -> NewVersion {
+        let sha256 = digests.sha256.clone();
+        NewVersion {
+            key: checked.key,
             version_id: VersionId::generate(),
             content: VersionContent::Blob(BlobRef {
                 sha256: digests.sha256,
@@ -263,17 +280,16 @@ impl Store {
                 size: digests.size,
                 new_path: None,
             }),
-            content_type: Some(content_type),
+            content_type: Some(checked.content_type),
             metadata: options.metadata,
             created_at: Timestamp::now(),
             created_by: self.actor.clone(),
-            precondition,
+            precondition: checked.precondition,
             action: "put",
             audit_detail: serde_json::json!({ "size": digests.size, "sha256": sha256 }),
             tags: options.tags,
             comments: Vec::new(),
-        };
-        Ok(self.write_upload(version, upload, durability).await)
+        }
     }
 
     /// Stream a large body to `staging`, hashing it on the way.
@@ -798,9 +814,14 @@ impl Store {
 
     /// What the store is and holds.
     pub async fn info(&self) -> Result<StoreInfo> {
+        let health = self.health().await;
+        let spool = self.spool_status().await?;
         Ok(StoreInfo {
+            spool,
             backend: self.backend.to_string(),
             capabilities: self.backend.capabilities(),
+            backend_ok: health.ok,
+            backend_error: health.error,
             catalog: self.catalog.to_string(),
             audit_retention: self
                 .audit_retention
@@ -839,6 +860,30 @@ impl Store {
         }
         Ok(problems)
     }
+}
+
+/// The backend `backend` describes (an fs root defaults to `<data_dir>/store`).
+pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Arc<dyn Backend>> {
+    Ok(match backend {
+        #[cfg(feature = "backend-fs")]
+        BackendConfig::Fs { root } => {
+            let root = root.clone().unwrap_or_else(|| config.data_dir.join("store"));
+            Arc::new(OpendalBackend::fs(&root)?)
+        }
+        #[cfg(feature = "backend-memory")]
+        BackendConfig::Memory => Arc::new(OpendalBackend::memory()?),
+        #[cfg(feature = "backend-s3")]
+        BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3(s3).await?),
+        #[cfg(feature = "backend-azblob")]
+        BackendConfig::Azure(azure) => Arc::new(OpendalBackend::azure(azure).await?),
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("backend {other:?} is not in this build"),
+            ));
+        }
+    })
 }
 
 fn missing_blob(err: Error, what: &str) -> Error {

@@ -214,6 +214,12 @@ pub struct StoreInfo {
     pub backend: String,
     /// What the backend can do natively.
     pub capabilities: Capabilities,
+    /// Whether the backend answered just now.
+    pub backend_ok: bool,
+    /// Why it did not, when it did not.
+    pub backend_error: Option<String>,
+    /// What waits in the local spool for the backend, when there is one.
+    pub spool: Option<crate::backend::SpoolStatus>,
     /// The catalog, by name (never with secrets).
     pub catalog: String,
     /// How long audit rows are kept at least (`7years`), if a retention is configured.

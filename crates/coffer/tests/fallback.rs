@@ -1,0 +1,210 @@
+//! Faults of a remote backend: the S3 server (Garage) goes away in the middle
+//! of a run of puts and comes back. A proxy between coffer and the server is
+//! stopped and started, so to coffer the server is gone (connections
+//! refused) while Garage keeps what it already holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use coffer::testing::TcpProxy;
+use coffer::{BackendConfig, Config, ErrorKind, PutOptions, Store, VerifyOptions};
+
+/// A bucket on Garage reached through a proxy on its own port.
+async fn garage_through_proxy() -> Option<(coffer::S3Config, TcpProxy)> {
+    let mut s3 = coffer::testing::garage_bucket().unwrap()?;
+    let upstream = s3.endpoint.clone().unwrap().trim_start_matches("http://").to_owned();
+    let proxy = TcpProxy::start(&upstream).await.unwrap();
+    s3.endpoint = Some(proxy.url());
+    s3.part_size_mib = Some(5);
+    Some((s3, proxy))
+}
+
+fn content(i: usize) -> String {
+    format!("document {i}: {}", "x".repeat(i * 100))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_spool_every_acknowledged_put_survives_an_outage() {
+    let Some((s3, mut proxy)) = garage_through_proxy().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        backend: BackendConfig::S3(Box::new(s3.clone())),
+        spool: Some(dir.path().join("spool")),
+        ..Config::embedded(dir.path().join("data"))
+    };
+    let store = Store::open(&config).await.unwrap().with_actor("tester");
+
+    let mut acknowledged = Vec::new();
+    for i in 0..30 {
+        if i == 10 {
+            proxy.stop();
+        }
+        let version = store
+            .put_bytes(&format!("run/doc-{i:02}.txt"), content(i), PutOptions::default())
+            .await
+            .expect("a put is served while the backend is down");
+        assert_eq!(store.is_spooled(&version).await, i >= 10, "put {i}");
+        acknowledged.push(version);
+    }
+    // A large put while it is down streams into the spool too.
+    let large: Vec<u8> = (0..9u32 << 20).map(|i| (i % 251) as u8).collect();
+    let big = store
+        .put_bytes("run/big.bin", large.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(store.is_spooled(&big).await);
+
+    // Spooled versions read back; the info says what waits and that the backend is down.
+    for (i, version) in acknowledged.iter().enumerate().skip(10) {
+        let (_, bytes) = store.get_bytes(version.key.as_str(), None).await.unwrap();
+        assert_eq!(bytes, content(i).as_bytes(), "read of spooled {i}");
+    }
+    let info = store.info().await.unwrap();
+    assert!(!info.backend_ok);
+    let waiting = info.spool.unwrap();
+    assert_eq!(waiting.files, 21 * 2, "21 blobs and 21 manifests wait: {waiting:?}");
+    let err = store.sync().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BackendUnavailable);
+
+    proxy.resume().await.unwrap();
+    let report = store.sync().await.unwrap();
+    assert_eq!(report.moved, 42, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(store.spool_status().await.unwrap().unwrap().files, 0);
+
+    // Every acknowledged put is on the backend itself now, with the same version ids:
+    // a store on the bucket without the spool reads them all.
+    let plain = Store::open(&Config {
+        backend: BackendConfig::S3(Box::new(s3)),
+        ..Config::embedded(dir.path().join("data"))
+    })
+    .await
+    .unwrap();
+    for (i, version) in acknowledged.iter().enumerate() {
+        assert!(!store.is_spooled(version).await);
+        let (got, bytes) = plain
+            .get_bytes(version.key.as_str(), Some(&version.version_id))
+            .await
+            .unwrap();
+        assert_eq!(got.version_id, version.version_id);
+        assert_eq!(bytes, content(i).as_bytes(), "doc {i} after sync");
+    }
+    let (_, bytes) = plain.get_bytes("run/big.bin", None).await.unwrap();
+    assert!(bytes[..] == large[..]);
+    let report = plain
+        .verify(&VerifyOptions {
+            min_orphan_age: Duration::ZERO,
+            ..VerifyOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_spool_puts_fail_cleanly_while_the_backend_is_down() {
+    let Some((s3, mut proxy)) = garage_through_proxy().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        backend: BackendConfig::S3(Box::new(s3)),
+        ..Config::embedded(dir.path().join("data"))
+    };
+    let store = Store::open(&config).await.unwrap();
+    store
+        .put_bytes("run/before.txt", "before", PutOptions::default())
+        .await
+        .unwrap();
+    proxy.stop();
+    for i in 0..3 {
+        let err = store
+            .put_bytes(&format!("run/during-{i}.txt"), content(i), PutOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BackendUnavailable, "{}", err.message());
+        assert!(!err.message().contains('\n'), "one line: {}", err.message());
+        let missing = store.versions(&format!("run/during-{i}.txt")).await.unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound, "no partial version");
+    }
+    assert!(!store.health().await.ok);
+    proxy.resume().await.unwrap();
+    assert!(store.health().await.ok);
+    let (_, bytes) = store.get_bytes("run/before.txt", None).await.unwrap();
+    assert_eq!(&bytes[..], b"before");
+    let report = store
+        .verify(&VerifyOptions {
+            min_orphan_age: Duration::ZERO,
+            ..VerifyOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_multipart_upload_leaves_no_version_and_no_parts() {
+    let Some((s3, mut proxy)) = garage_through_proxy().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        backend: BackendConfig::S3(Box::new(s3.clone())),
+        ..Config::embedded(dir.path().join("data"))
+    };
+    let store = Store::open(&config).await.unwrap();
+    // 40 MiB in 5 MiB parts, with the server going away after the first few parts.
+    let (sender, receiver) = futures::channel::mpsc::channel::<coffer::Result<bytes::Bytes>>(1);
+    let put = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .put_stream(
+                    "run/interrupted.bin",
+                    futures::StreamExt::boxed(receiver),
+                    PutOptions::default(),
+                )
+                .await
+        }
+    });
+    let mut sender = sender;
+    for i in 0..40u8 {
+        if i == 12 {
+            proxy.stop();
+        }
+        if futures::SinkExt::send(&mut sender, Ok(bytes::Bytes::from(vec![i; 1 << 20])))
+            .await
+            .is_err()
+        {
+            break; // the put gave up and dropped the body
+        }
+    }
+    drop(sender);
+    let err = put.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BackendUnavailable, "{}", err.message());
+    proxy.resume().await.unwrap();
+    let missing = store.versions("run/interrupted.bin").await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "no version");
+    // The upload's parts could not be aborted while the server was away:
+    // verify reports them and a repair aborts them.
+    let repair = VerifyOptions {
+        repair: true,
+        min_orphan_age: Duration::ZERO,
+        ..VerifyOptions::default()
+    };
+    let report = store.verify(&repair).await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| matches!(p.kind, "incomplete_upload" | "orphan_upload") && p.repaired),
+        "{report:?}"
+    );
+    let uploads = coffer::testing::s3_multipart_uploads(&s3).await.unwrap();
+    assert_eq!(uploads, 0, "no leaked parts after the repair");
+    let report = store.verify(&repair).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}

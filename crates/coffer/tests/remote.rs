@@ -1,0 +1,221 @@
+//! The store, unchanged, on real object-store servers that the project's
+//! scripts start: Garage (S3) and Azurite (Azure Blob). Versions, copies,
+//! deletes, large objects, verify, and presigned URLs used by a plain HTTP
+//! client: downloads, uploads committed as versions, expiry and tampering.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use coffer::{BackendConfig, Config, ErrorKind, PutOptions, Store, VerifyOptions};
+
+async fn open(backend: BackendConfig, dir: &tempfile::TempDir) -> Store {
+    let config = Config {
+        backend,
+        ..Config::embedded(dir.path().join("data"))
+    };
+    Store::open(&config).await.unwrap().with_actor("tester")
+}
+
+/// Versions, copy, delete, a 12 MiB object in parts, and a clean verify.
+async fn keeps_versions_and_large_objects(store: &Store) {
+    let first = store
+        .put_bytes("docs/a.txt", "one", PutOptions::default())
+        .await
+        .unwrap();
+    store
+        .put_bytes("docs/a.txt", "two", PutOptions::default())
+        .await
+        .unwrap();
+    let (_, old) = store.get_bytes("docs/a.txt", Some(&first.version_id)).await.unwrap();
+    assert_eq!(&old[..], b"one");
+    let (_, new) = store.get_bytes("docs/a.txt", None).await.unwrap();
+    assert_eq!(&new[..], b"two");
+    store
+        .copy("docs/a.txt", "docs/b.txt", Default::default())
+        .await
+        .unwrap();
+    store.delete("docs/a.txt").await.unwrap();
+    assert!(!store.exists("docs/a.txt").await.unwrap());
+    assert_eq!(store.versions("docs/a.txt").await.unwrap().len(), 3);
+    let rolled = store.rollback("docs/a.txt", &first.version_id, None).await.unwrap();
+    assert_eq!(rolled.sha256, first.sha256, "a rollback shares the old blob");
+
+    let large: Vec<u8> = (0..12u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let chunks: Vec<coffer::Result<bytes::Bytes>> = large
+        .chunks(1 << 20)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let body = futures::StreamExt::boxed(futures::stream::iter(chunks));
+    let version = store
+        .put_stream("big/blob.bin", body, PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(version.size, large.len() as u64);
+    let (_, back) = store.get_bytes("big/blob.bin", None).await.unwrap();
+    assert!(back[..] == large[..], "the large object reads back byte for byte");
+
+    let report = store
+        .verify(&VerifyOptions {
+            min_orphan_age: Duration::ZERO,
+            ..VerifyOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let health = store.health().await;
+    assert!(health.ok, "{health:?}");
+}
+
+/// A presigned GET serves the version's bytes to a client without
+/// credentials; a presigned PUT takes bytes that `commit_upload` makes the
+/// next version.
+async fn presigned_urls_serve_and_take_bytes(store: &Store) -> String {
+    let http = reqwest::Client::new();
+    let v1 = store
+        .put_bytes("shared/report.csv", "region,total\nnorth,10\n", PutOptions::default())
+        .await
+        .unwrap();
+    store
+        .put_bytes("shared/report.csv", "region,total\nnorth,12\n", PutOptions::default())
+        .await
+        .unwrap();
+
+    let url = store
+        .presign_get("shared/report.csv", Some(&v1.version_id), Duration::from_secs(300))
+        .await
+        .unwrap();
+    let response = http.get(&url.url).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(&response.bytes().await.unwrap()[..], b"region,total\nnorth,10\n");
+
+    let upload = store
+        .presign_put("shared/report.csv", Duration::from_secs(300))
+        .await
+        .unwrap();
+    let mut request = http.put(&upload.url.url).body("region,total\nnorth,15\n");
+    for (name, value) in &upload.url.headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert!(
+        store.versions("shared/report.csv").await.unwrap().len() == 2,
+        "an upload is no version yet"
+    );
+    let committed = store
+        .commit_upload("shared/report.csv", &upload.upload_id, PutOptions::default())
+        .await
+        .unwrap();
+    let (latest, bytes) = store.get_bytes("shared/report.csv", None).await.unwrap();
+    assert_eq!(latest.version_id, committed.version_id);
+    assert_eq!(&bytes[..], b"region,total\nnorth,15\n");
+    let again = store
+        .commit_upload("shared/report.csv", &upload.upload_id, PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::NotFound, "an upload commits once");
+    url.url
+}
+
+/// The URL with one character of its signature changed.
+fn tampered(url: &str, signature_param: &str) -> String {
+    let start = url.find(&format!("{signature_param}=")).unwrap() + signature_param.len() + 1;
+    let mut bytes = url.as_bytes().to_vec();
+    bytes[start + 2] = if bytes[start + 2] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_on_garage_keeps_versions_and_serves_presigned_urls() {
+    let Some(mut s3) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    s3.part_size_mib = Some(5);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(BackendConfig::S3(Box::new(s3)), &dir).await;
+    assert!(store.info().await.unwrap().backend.starts_with("s3://coffer-test-"));
+    keeps_versions_and_large_objects(&store).await;
+    let url = presigned_urls_serve_and_take_bytes(&store).await;
+
+    // Garage checks signatures and expiry (moto does not).
+    let http = reqwest::Client::new();
+    let status = http
+        .get(tampered(&url, "X-Amz-Signature"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 403, "a changed signature is refused");
+    let short = store
+        .presign_get("shared/report.csv", None, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(http.get(&short.url).send().await.unwrap().status().is_success());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = http.get(&short.url).send().await.unwrap().status();
+    // Garage answers 400 (AccessDenied: expired), AWS 403.
+    assert!(matches!(status.as_u16(), 400 | 403), "an expired URL is refused, not {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_on_azure_keeps_versions_and_serves_sas_urls() {
+    let Some(azure) = coffer::testing::azurite_container().unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(BackendConfig::Azure(Box::new(azure)), &dir).await;
+    assert!(store.info().await.unwrap().backend.starts_with("azblob://coffer-test-"));
+    keeps_versions_and_large_objects(&store).await;
+    let url = presigned_urls_serve_and_take_bytes(&store).await;
+    let status = reqwest::get(tampered(&url, "sig")).await.unwrap().status();
+    assert_eq!(status.as_u16(), 403, "a changed signature is refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blobs_get_their_access_tier_on_azure() {
+    let Some(mut azure) = coffer::testing::azurite_container().unwrap() else {
+        return;
+    };
+    azure.access_tier = Some("cool".into());
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(BackendConfig::Azure(Box::new(azure)), &dir).await;
+    let version = store
+        .put_bytes("cold/a.txt", "cool bytes", PutOptions::default())
+        .await
+        .unwrap();
+    let (_, bytes) = store.get_bytes("cold/a.txt", None).await.unwrap();
+    assert_eq!(&bytes[..], b"cool bytes");
+    // The blob's properties (a HEAD with a read SAS) show its tier.
+    let url = store
+        .presign_get("cold/a.txt", Some(&version.version_id), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let response = reqwest::Client::new().head(&url.url).send().await.unwrap();
+    assert_eq!(
+        response.headers().get("x-ms-access-tier").and_then(|v| v.to_str().ok()),
+        Some("Cool")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_disk_cannot_presign_and_says_what_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Config::embedded(dir.path())).await.unwrap();
+    store.put_bytes("a.txt", "x", PutOptions::default()).await.unwrap();
+    let err = store
+        .presign_get("a.txt", None, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.message().contains("S3 and Azure"), "{}", err.message());
+    let err = store.presign_put("a.txt", Duration::from_secs(60)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let err = store
+        .presign_get("a.txt", None, Duration::from_secs(8 * 24 * 3600))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", err.message());
+}

@@ -167,6 +167,21 @@ pub enum Command {
         #[arg(long, value_name = "SPAN", requires = "watch")]
         interval: Option<String>,
     },
+    /// Copy every version's content and manifest to another backend (a named store), verified; resumable.
+    Migrate {
+        /// The named store ([stores.NAME] in the config) to copy to.
+        #[arg(long, value_name = "NAME")]
+        to: String,
+        /// When everything is there, make it this store's backend (sets `store = "NAME"` in the config file).
+        #[arg(long)]
+        switch: bool,
+        /// Files copied at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
+    /// Move a version's content between the hot and the cold tier, or show where it is.
+    #[command(subcommand)]
+    Tier(TierCommand),
     /// A presigned URL: read a version, or upload the next one, without credentials (S3, Azure).
     Url(UrlArgs),
     /// The versions of KEY, newest first, with author, tags, comments and size change.
@@ -241,10 +256,17 @@ pub enum Command {
     /// Fire an application's own events.
     #[command(subcommand)]
     Events(EventsCommand),
-    /// Store every file under DIR as PREFIX + its relative path.
+    /// Store every file under DIR (or every object of a named store) as PREFIX + its relative path.
     Import {
         /// The directory to import.
-        dir: PathBuf,
+        #[arg(required_unless_present = "from_store", conflicts_with = "from_store")]
+        dir: Option<PathBuf>,
+        /// Import the objects of this named store ([stores.NAME]: a bucket another tool filled) instead of a directory.
+        #[arg(long, value_name = "NAME")]
+        from_store: Option<String>,
+        /// With --from-store: only the objects under this folder of it.
+        #[arg(long, value_name = "FOLDER", default_value = "", requires = "from_store")]
+        source_prefix: String,
         /// Put before each relative path to make the key.
         #[arg(long, default_value = "")]
         prefix: String,
@@ -408,6 +430,29 @@ pub struct PutArgs {
     /// Commit the bytes uploaded through `coffer url KEY --method put` (its upload id) instead of reading input.
     #[arg(long, value_name = "ID", conflicts_with = "file")]
     pub upload: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TierCommand {
+    /// Move a version's content (and every version sharing it) to the hot or cold tier; its id stays.
+    Move {
+        /// The object key.
+        key: String,
+        /// The version.
+        #[arg(long, value_name = "ID")]
+        version: String,
+        /// Where to.
+        #[arg(long, value_name = "TIER", value_parser = ["hot", "cold"])]
+        to: String,
+    },
+    /// Which tier holds a version's content.
+    Show {
+        /// The object key.
+        key: String,
+        /// A version other than the latest.
+        #[arg(long, value_name = "ID")]
+        version: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

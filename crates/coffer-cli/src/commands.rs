@@ -115,7 +115,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => manage::search(&store, args, json).await?,
         Command::Verify(args) => return manage::verify(&store, args, json).await,
         Command::Reindex { into } => manage::reindex(&store, &into, json).await?,
-        Command::Import { dir, prefix, jobs } => return manage::import(&store, &dir, prefix, jobs, json).await,
+        Command::Import {
+            dir,
+            from_store,
+            source_prefix,
+            prefix,
+            jobs,
+        } => {
+            return match (dir, from_store) {
+                (_, Some(name)) => {
+                    remote::import_store(&store, &config, &name, source_prefix, prefix, jobs, json).await
+                }
+                (Some(dir), None) => manage::import(&store, &dir, prefix, jobs, json).await,
+                (None, None) => Err(anyhow::anyhow!("a directory or --from-store is needed")),
+            };
+        }
+        Command::Migrate { to, switch, jobs } => {
+            return remote::migrate(&store, &config, &cli.global, &to, switch, jobs, json).await;
+        }
+        Command::Tier(command) => remote::tier(&store, command, json).await?,
         Command::Export {
             dir,
             prefix,

@@ -1,15 +1,17 @@
 //! The backend flags, and the commands only object stores give meaning to:
-//! `health` and `url`.
+//! `health`, `url`, `sync`, `tier`, `migrate` and `import --from-store`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use coffer::{BackendConfig, Config, Store};
 use serde_json::json;
 
-use crate::cli::{BackendArgs, BackendKind, UrlArgs, UrlMethod};
+use crate::cli::{BackendArgs, BackendKind, GlobalArgs, TierCommand, UrlArgs, UrlMethod};
 use crate::commands::parse_version;
-use crate::output::{exit_code, print_fields, print_json};
+use crate::output::{exit_code, human_size, print_fields, print_json};
+use crate::progress::TerminalProgress;
 
 fn invalid(message: String) -> anyhow::Error {
     coffer::Error::new(coffer::ErrorKind::InvalidInput, message).into()
@@ -271,4 +273,142 @@ fn header_map(headers: &[(String, String)]) -> serde_json::Map<String, serde_jso
         .iter()
         .map(|(name, value)| (name.clone(), value.clone().into()))
         .collect()
+}
+
+/// `coffer tier move|show`.
+pub async fn tier(store: &Store, command: TierCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        TierCommand::Move { key, version, to } => {
+            let version = parse_version(Some(&version))?.ok_or_else(|| anyhow::anyhow!("a version id is needed"))?;
+            let to: coffer::Tier = to.parse()?;
+            let moved = store.move_to_tier(&key, &version, to).await?;
+            if json {
+                return print_json(&moved);
+            }
+            match moved.moved {
+                true => println!(
+                    "moved {} version {} ({}) to the {} tier",
+                    moved.key,
+                    moved.version_id,
+                    human_size(moved.size),
+                    moved.tier.as_str()
+                ),
+                false => println!(
+                    "{} version {} is in the {} tier already",
+                    moved.key,
+                    moved.version_id,
+                    moved.tier.as_str()
+                ),
+            }
+        }
+        TierCommand::Show { key, version } => {
+            let version = parse_version(version.as_deref())?;
+            let tier = store.tier_of(&key, version.as_ref()).await?;
+            if json {
+                return print_json(&json!({ "key": key, "tier": tier }));
+            }
+            println!("{}", tier.as_str());
+        }
+    }
+    Ok(())
+}
+
+/// `coffer migrate --to NAME [--switch]`.
+pub async fn migrate(
+    store: &Store,
+    config: &Config,
+    global: &GlobalArgs,
+    to: &str,
+    switch: bool,
+    jobs: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config_file = global.config.clone().or_else(|| {
+        Path::new(coffer::DEFAULT_CONFIG_FILE)
+            .is_file()
+            .then(|| coffer::DEFAULT_CONFIG_FILE.into())
+    });
+    if switch && config_file.is_none() {
+        return Err(invalid(
+            "--switch records the new backend in the config file, and there is none (--config FILE or ./coffer.toml)"
+                .to_owned(),
+        ));
+    }
+    let target = coffer::open_backend(config.store(to)?, config).await?;
+    let options = coffer::MigrateOptions {
+        jobs,
+        progress: TerminalProgress::for_terminal(!json),
+    };
+    let report = store.migrate_to(target.as_ref(), &options).await?;
+    let switched = match (switch && report.is_complete(), &config_file) {
+        (true, Some(file)) => {
+            coffer::set_active_store(file, to)?;
+            true
+        }
+        _ => false,
+    };
+    if json {
+        let mut shown = serde_json::to_value(&report)?;
+        shown["switched"] = switched.into();
+        print_json(&shown)?;
+    } else {
+        for (path, why) in &report.failed {
+            println!("failed {path}: {why}");
+        }
+        println!(
+            "copied {} blobs ({}) and {} manifests to {}, each verified; {} blobs and {} manifests were there already; {} failed",
+            report.blobs_copied,
+            human_size(report.bytes_copied),
+            report.manifests_copied,
+            report.target,
+            report.blobs_present,
+            report.manifests_present,
+            report.failed.len()
+        );
+        if switched {
+            println!("this store now uses {to} (store = \"{to}\" in the config file)");
+        } else if switch {
+            println!("not switched: run the migration again until nothing fails");
+        }
+    }
+    Ok(match report.is_complete() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(crate::output::EXIT_OTHER),
+    })
+}
+
+/// `coffer import --from-store NAME`: a bucket's plain objects become versions.
+pub async fn import_store(
+    store: &Store,
+    config: &Config,
+    name: &str,
+    source_prefix: String,
+    prefix: String,
+    jobs: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let source = coffer::open_backend(config.store(name)?, config).await?;
+    let options = coffer::ImportBackendOptions {
+        source_prefix,
+        prefix,
+        jobs,
+    };
+    let report = store.import_backend(source.as_ref(), &options).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        for (path, why) in &report.failed {
+            println!("failed {path}: {why}");
+        }
+        println!(
+            "imported {} objects ({}) from {name}; {} failed",
+            report.files,
+            human_size(report.bytes),
+            report.failed.len()
+        );
+    }
+    Ok(match report.failed.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(crate::output::EXIT_OTHER),
+    })
 }

@@ -54,6 +54,12 @@ pub struct Config {
     /// Other backends by name (`[stores.archive]`): `--store NAME` uses one
     /// instead of `backend`, and `migrate --to NAME` copies into one.
     pub stores: BTreeMap<String, BackendConfig>,
+    /// Use the named store (`[stores.NAME]`) as the backend instead of
+    /// `[backend]` (what `migrate --switch` sets).
+    pub store: Option<String>,
+    /// The named store (`[stores.NAME]`) that is the cold tier: `tier move`
+    /// moves content there and back; reads find it in either.
+    pub cold_store: Option<String>,
     /// A local directory to spool writes in while the backend does not
     /// answer; `coffer sync` (or a long-running process) moves them on.
     pub spool: Option<PathBuf>,
@@ -119,7 +125,9 @@ impl Default for Config {
             catalog_url: None,
             backend: BackendConfig::default(),
             stores: BTreeMap::new(),
+            store: None,
             spool: None,
+            cold_store: None,
             user: None,
             max_versions: None,
             audit_retention: None,
@@ -136,7 +144,9 @@ impl fmt::Debug for Config {
             .field("catalog_url", &self.catalog_url.as_deref().map(redact_url))
             .field("backend", &self.backend)
             .field("stores", &self.stores)
+            .field("store", &self.store)
             .field("spool", &self.spool)
+            .field("cold_store", &self.cold_store)
             .field("user", &self.user)
             .field("max_versions", &self.max_versions)
             .field("audit_retention", &self.audit_retention)
@@ -144,6 +154,37 @@ impl fmt::Debug for Config {
             .field("read_events", &self.read_events)
             .finish()
     }
+}
+
+/// Make the named store the backend of the config file at `path`: set its
+/// top-level `store = "NAME"`, keeping everything else as written.
+pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid_input(format!("cannot read config file {}: {e}", path.display())))?;
+    let config = Config::from_toml(&text)?;
+    config.store(name)?;
+    let line = format!("store = {}", toml::Value::String(name.to_owned()));
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    // Top-level keys come before the first table header.
+    let top_end = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    let existing = lines[..top_end]
+        .iter()
+        .position(|l| l.split_once('=').is_some_and(|(name, _)| name.trim() == "store"));
+    match existing {
+        Some(i) => lines[i] = line,
+        None => lines.insert(0, line),
+    }
+    let mut updated = lines.join("\n");
+    updated.push('\n');
+    Config::from_toml(&updated)?;
+    // Written beside and renamed over, so the file is never half written.
+    let staged = path.with_extension("toml.new");
+    std::fs::write(&staged, &updated)
+        .and_then(|()| std::fs::rename(&staged, path))
+        .map_err(|e| Error::io(&format!("cannot write config file {}", path.display()), e))
 }
 
 /// The URL with any password (in the user part, or a `password=` query
@@ -198,6 +239,9 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        if let Some(name) = config.store.clone() {
+            config.select_store(&name)?;
+        }
         Ok(config)
     }
 
@@ -291,6 +335,12 @@ impl Config {
         if let Some(user) = lookup("COFFER_USER") {
             self.user = Some(user);
         }
+        if let Some(store) = lookup("COFFER_STORE") {
+            self.store = Some(store);
+        }
+        if let Some(cold) = lookup("COFFER_COLD_STORE") {
+            self.cold_store = Some(cold);
+        }
         if let Some(spool) = lookup("COFFER_SPOOL") {
             self.spool = Some(PathBuf::from(spool));
         }
@@ -320,16 +370,18 @@ impl Config {
 
     /// Use the named store of `[stores.NAME]` as the backend.
     pub fn select_store(&mut self, name: &str) -> Result<()> {
-        match self.stores.get(name) {
-            Some(backend) => {
-                self.backend = backend.clone();
-                Ok(())
-            }
-            None => Err(Error::invalid_input(format!(
+        self.backend = self.store(name)?.clone();
+        Ok(())
+    }
+
+    /// The backend settings of the named store.
+    pub fn store(&self, name: &str) -> Result<&BackendConfig> {
+        self.stores.get(name).ok_or_else(|| {
+            Error::invalid_input(format!(
                 "no store named {name:?} in the config ({})",
                 self.store_names()
-            ))),
-        }
+            ))
+        })
     }
 
     /// The named stores, for messages: `stores: a, b` or `no [stores.NAME] sections`.

@@ -62,7 +62,7 @@ pub struct ReadmeDoctests;
 pub use crate::backend::{ACCESS_TIERS, AzureConfig};
 pub use crate::backend::{
     Backend, ByteStream, Capabilities, DrainReport, IncompleteUpload, OpendalBackend, PresignMethod, PresignRequest,
-    PresignedUrl, SpoolBackend, SpoolStatus,
+    PresignedUrl, SpoolBackend, SpoolStatus, Tier, TieredBackend,
 };
 #[cfg(feature = "backend-s3")]
 pub use crate::backend::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
@@ -76,7 +76,7 @@ pub use crate::catalog::{
 };
 #[cfg(feature = "catalog-postgres")]
 pub use crate::catalog::{CatalogMigration, PostgresCatalog, TableMigration, migrate_catalog};
-pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url};
+pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url, set_active_store};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::key::{
     MAX_COMMENT_BYTES, MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
@@ -88,9 +88,10 @@ pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::store::{
     AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DispatcherHandle, ExportOptions,
-    ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportOptions, ImportReport, ListOptions, ListPage,
-    MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, PresignedUpload, PruneReport, PutOptions, ReindexReport, Store, StoreInfo,
-    SyncHandle, TextDiff, ValueChange, VerifyOptions, VerifyProblem, VerifyReport, open_backend,
+    ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportBackendOptions, ImportOptions, ImportReport,
+    ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MigrateOptions, MigrateReport, PresignedUpload,
+    PruneReport, PutOptions, ReindexReport, Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange,
+    VerifyOptions, VerifyProblem, VerifyReport, open_backend,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

@@ -157,7 +157,10 @@ async fn a_store_on_garage_keeps_versions_and_serves_presigned_urls() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let status = http.get(&short.url).send().await.unwrap().status();
     // Garage answers 400 (AccessDenied: expired), AWS 403.
-    assert!(matches!(status.as_u16(), 400 | 403), "an expired URL is refused, not {status}");
+    assert!(
+        matches!(status.as_u16(), 400 | 403),
+        "an expired URL is refused, not {status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,4 +221,183 @@ async fn local_disk_cannot_presign_and_says_what_can() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
+    let Some(mut cold) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    cold.storage_class = Some("GLACIER".into());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::embedded(dir.path().join("data"));
+    config
+        .stores
+        .insert("glacier".into(), BackendConfig::S3(Box::new(cold.clone())));
+    config.cold_store = Some("glacier".into());
+    let store = Store::open(&config).await.unwrap().with_actor("archivist");
+    let v1 = store
+        .put_bytes("records/2019.csv", "old,rows\n", PutOptions::default())
+        .await
+        .unwrap();
+    let v2 = store
+        .put_bytes("records/2019.csv", "new,rows\n", PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tier_of("records/2019.csv", Some(&v1.version_id)).await.unwrap(),
+        coffer::Tier::Hot
+    );
+
+    let moved = store
+        .move_to_tier("records/2019.csv", &v1.version_id, coffer::Tier::Cold)
+        .await
+        .unwrap();
+    assert!(moved.moved);
+    assert_eq!(moved.version_id, v1.version_id, "the id stays");
+    assert_eq!(
+        store.tier_of("records/2019.csv", Some(&v1.version_id)).await.unwrap(),
+        coffer::Tier::Cold
+    );
+    // The hot tier no longer has it; the bucket does, at the same path.
+    let hot = coffer::OpendalBackend::fs(&dir.path().join("data/store")).unwrap();
+    let path = v1.blob_path.clone().unwrap();
+    assert_eq!(coffer::Backend::stat(&hot, &path).await.unwrap(), None);
+    let bucket = coffer::OpendalBackend::s3(&cold).await.unwrap();
+    assert_eq!(coffer::Backend::stat(&bucket, &path).await.unwrap(), Some(9));
+    // Reads find it there; the version list is the same.
+    let (_, bytes) = store.get_bytes("records/2019.csv", Some(&v1.version_id)).await.unwrap();
+    assert_eq!(&bytes[..], b"old,rows\n");
+    let ids: Vec<_> = store
+        .versions("records/2019.csv")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version_id)
+        .collect();
+    assert_eq!(ids, vec![v2.version_id.clone(), v1.version_id.clone()]);
+    let again = store
+        .move_to_tier("records/2019.csv", &v1.version_id, coffer::Tier::Cold)
+        .await
+        .unwrap();
+    assert!(!again.moved, "already there");
+    let audit = store
+        .audit(&coffer::AuditQuery {
+            action: Some("tier".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "archivist");
+    let report = store
+        .verify(&VerifyOptions {
+            min_orphan_age: Duration::ZERO,
+            ..VerifyOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+
+    store
+        .move_to_tier("records/2019.csv", &v1.version_id, coffer::Tier::Hot)
+        .await
+        .unwrap();
+    assert_eq!(coffer::Backend::stat(&bucket, &path).await.unwrap(), None);
+    let (_, bytes) = store.get_bytes("records/2019.csv", Some(&v1.version_id)).await.unwrap();
+    assert_eq!(&bytes[..], b"old,rows\n");
+
+    // Without a cold tier, the call says what is missing.
+    let plain = Store::open(&Config::embedded(dir.path().join("data"))).await.unwrap();
+    let err = plain
+        .move_to_tier("records/2019.csv", &v1.version_id, coffer::Tier::Cold)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("cold_store"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
+    let Some(target) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::embedded(dir.path().join("data"));
+    let store = Store::open(&config).await.unwrap().with_actor("operator");
+    let first = store.put_bytes("a/one.txt", "1", PutOptions::default()).await.unwrap();
+    store
+        .tag(
+            "a/one.txt",
+            &first.version_id,
+            [("qc".to_owned(), "ok".to_owned())].into_iter().collect(),
+            &[],
+        )
+        .await
+        .unwrap();
+    store.comment("a/one.txt", &first.version_id, "checked").await.unwrap();
+    store.put_bytes("a/one.txt", "11", PutOptions::default()).await.unwrap();
+    store
+        .put_bytes("b/two.bin", vec![7u8; 3 << 20], PutOptions::default())
+        .await
+        .unwrap();
+    store.delete("b/two.bin").await.unwrap();
+    store.copy("a/one.txt", "c/copy.txt", Default::default()).await.unwrap();
+
+    let bucket = coffer::OpendalBackend::s3(&target).await.unwrap();
+    let report = store
+        .migrate_to(&bucket, &coffer::MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!((report.blobs_copied, report.blobs_present), (3, 0));
+    assert_eq!(
+        report.manifests_copied, 5,
+        "every version's manifest, the delete marker's too"
+    );
+
+    // An interrupted run is completed by the next one: remove part of what arrived.
+    let (_, blob) = store
+        .get_bytes(
+            "b/two.bin",
+            Some(&store.versions("b/two.bin").await.unwrap()[1].version_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blob.len(), 3 << 20);
+    let two = store.versions("b/two.bin").await.unwrap()[1].blob_path.clone().unwrap();
+    coffer::Backend::delete(&bucket, &two).await.unwrap();
+    let again = store
+        .migrate_to(&bucket, &coffer::MigrateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((again.blobs_copied, again.blobs_present), (1, 2), "{again:?}");
+    assert_eq!((again.manifests_copied, again.manifests_present), (0, 5));
+
+    // The same catalog on the bucket: every version, tag and comment, verified clean.
+    let switched = Store::open(&Config {
+        backend: BackendConfig::S3(Box::new(target)),
+        ..config
+    })
+    .await
+    .unwrap();
+    let (v1, bytes) = switched.get_bytes("a/one.txt", Some(&first.version_id)).await.unwrap();
+    assert_eq!(&bytes[..], b"1");
+    assert_eq!(v1.tags.get("qc").map(String::as_str), Some("ok"));
+    assert_eq!(v1.comments[0].text, "checked");
+    let report = switched
+        .verify(&VerifyOptions {
+            min_orphan_age: Duration::ZERO,
+            ..VerifyOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    // A fresh catalog rebuilt from the bucket alone has the versions too.
+    let rebuilt = coffer::SqliteCatalog::open(&dir.path().join("rebuilt.db"))
+        .await
+        .unwrap();
+    let reindex = switched.reindex_into(&rebuilt).await.unwrap();
+    assert_eq!(reindex.versions, 5, "{reindex:?}");
 }

@@ -20,6 +20,7 @@ mod opendal;
 #[cfg(feature = "backend-s3")]
 mod s3;
 mod spool;
+mod tiered;
 
 #[cfg(feature = "backend-azblob")]
 pub use self::azure::{ACCESS_TIERS, AzureConfig};
@@ -27,6 +28,7 @@ pub use self::opendal::OpendalBackend;
 #[cfg(feature = "backend-s3")]
 pub use self::s3::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
 pub use self::spool::{DrainReport, SpoolBackend, SpoolStatus};
+pub use self::tiered::{Tier, TieredBackend};
 
 /// A stream of bytes: a body going in or coming out.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
@@ -163,6 +165,13 @@ pub trait Backend: Send + Sync + Debug + Display {
         let _ = request;
         Err(cannot_presign(self))
     }
+}
+
+/// The whole object at `path`, in memory (for manifests and other small files).
+pub(crate) async fn read_all(backend: &dyn Backend, path: &str) -> Result<Vec<u8>> {
+    use futures::TryStreamExt;
+    let chunks: Vec<Bytes> = backend.read(path, None).await?.try_collect().await?;
+    Ok(chunks.concat())
 }
 
 /// The error of a backend that cannot hand out presigned URLs.

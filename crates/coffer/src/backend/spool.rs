@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Backend, ByteStream, Capabilities, OpendalBackend, PresignRequest, PresignedUrl};
+use super::{Backend, ByteStream, Capabilities, OpendalBackend, PresignRequest, PresignedUrl, read_all};
 use crate::body::BackgroundHasher;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{BLOBS_DIR, MANIFESTS_DIR, STAGING_DIR, sha256_in_blob_path};
@@ -221,11 +221,6 @@ impl SpoolBackend {
 enum Expected {
     Sha256(String),
     Bytes(Vec<u8>),
-}
-
-async fn read_all(backend: &dyn Backend, path: &str) -> Result<Vec<u8>> {
-    let chunks: Vec<Bytes> = backend.read(path, None).await?.try_collect().await?;
-    Ok(chunks.concat())
 }
 
 impl fmt::Display for SpoolBackend {

@@ -361,6 +361,16 @@ pub enum Repair {
         /// The version.
         version_id: VersionId,
     },
+    /// Stored bytes moved without changing any version (a tier move, a
+    /// migration to another backend), recorded under `action`.
+    BytesMoved {
+        /// `tier` or `migrate`.
+        action: &'static str,
+        /// The version it was done for, if one.
+        version: Option<(ObjectKey, VersionId)>,
+        /// What moved where.
+        detail: serde_json::Value,
+    },
 }
 
 /// A stored blob.

@@ -7,7 +7,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
-use crate::backend::{Backend, ByteStream, OpendalBackend, SpoolBackend};
+use crate::backend::{Backend, ByteStream, OpendalBackend, SpoolBackend, TieredBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
     BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
@@ -25,6 +25,7 @@ use crate::version::VersionId;
 mod audit;
 mod hooks;
 mod integrity;
+mod migrate;
 mod options;
 mod remote;
 mod transfer;
@@ -33,10 +34,11 @@ mod versioning;
 pub use self::audit::AuditPurgeReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
+pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
-pub use self::remote::{Health, MAX_PRESIGN_EXPIRY, PresignedUpload, SyncHandle};
+pub use self::remote::{Health, MAX_PRESIGN_EXPIRY, PresignedUpload, SyncHandle, TierMove};
 pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
 pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};
 
@@ -107,12 +109,21 @@ pub struct Store {
     hooks: Arc<HookRuntime>,
     /// The spool in front of the backend, when writes may fall back on one.
     spool: Option<Arc<SpoolBackend>>,
+    /// The hot and cold tiers, when there is a cold one.
+    tiers: Option<Arc<TieredBackend>>,
 }
 
 impl Store {
     /// Open the store `config` describes, creating it on first use.
     pub async fn open(config: &Config) -> Result<Store> {
-        let backend = open_backend(&config.backend, config).await?;
+        let mut backend = open_backend(&config.backend, config).await?;
+        let mut tiers = None;
+        if let Some(name) = &config.cold_store {
+            let cold = open_backend(config.store(name)?, config).await?;
+            let tiered = Arc::new(TieredBackend::new(backend, cold));
+            tiers = Some(tiered.clone());
+            backend = tiered;
+        }
         let catalog = config.catalog_location()?.open().await?;
         let store = match &config.spool {
             Some(dir) => {
@@ -121,6 +132,7 @@ impl Store {
             }
             None => Store::from_parts(backend, catalog, config.actor()),
         };
+        let store = Store { tiers, ..store };
         Ok(store
             .with_max_versions(config.max_versions)
             .with_audit_retention(config.audit_retention)
@@ -133,6 +145,7 @@ impl Store {
         Store {
             hooks: Arc::new(HookRuntime::new(catalog.clone())),
             spool: None,
+            tiers: None,
             backend,
             catalog,
             actor: actor.into(),

@@ -1,18 +1,19 @@
-//! What only object stores offer: presigned URLs (and committing what was
-//! uploaded through one), and asking the backend whether it answers.
+//! What only object stores give meaning to: presigned URLs (and committing
+//! what was uploaded through one), the fallback spool, the cold tier, and
+//! asking the backend whether it answers.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 
 use super::{Durability, Store, Upload};
-use std::sync::Arc;
-
 use crate::backend::{
-    Capabilities, DrainReport, PresignMethod, PresignRequest, PresignedUrl, SpoolBackend, SpoolStatus,
+    Capabilities, DrainReport, PresignMethod, PresignRequest, PresignedUrl, SpoolBackend, SpoolStatus, Tier,
+    TieredBackend,
 };
 use crate::body::BackgroundHasher;
-use crate::catalog::ObjectVersion;
+use crate::catalog::{ObjectVersion, Repair};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::store::PutOptions;
@@ -50,6 +51,21 @@ pub struct Health {
     pub error: Option<String>,
     /// How long it took to answer (or fail), in milliseconds.
     pub latency_ms: f64,
+}
+
+/// What a tier move did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TierMove {
+    /// The key.
+    pub key: String,
+    /// The version (unchanged).
+    pub version_id: VersionId,
+    /// Where its content is now.
+    pub tier: Tier,
+    /// False when it was there already.
+    pub moved: bool,
+    /// Bytes moved.
+    pub size: u64,
 }
 
 /// A background spool drain; dropping it stops the drain.
@@ -236,6 +252,71 @@ impl Store {
             }
         });
         SyncHandle { task }
+    }
+
+    /// The same store with a cold tier: `tiers` wraps the backend.
+    pub fn with_tiers(&self, tiers: Arc<TieredBackend>) -> Store {
+        Store {
+            backend: tiers.clone(),
+            tiers: Some(tiers),
+            ..self.clone()
+        }
+    }
+
+    fn tiers(&self) -> Result<&TieredBackend> {
+        self.tiers.as_deref().ok_or_else(|| {
+            Error::invalid_input(
+                "this store has no cold tier (cold_store = \"NAME\" in the config names one of its [stores])",
+            )
+        })
+    }
+
+    /// The tier that holds a version's content.
+    pub async fn tier_of(&self, key: &str, version_id: Option<&VersionId>) -> Result<Tier> {
+        let version = self.head(key, version_id).await?;
+        let path = version.blob_path.as_deref().unwrap_or_default();
+        self.tiers()?.tier_of(path).await?.ok_or_else(|| {
+            Error::new(
+                crate::error::ErrorKind::IntegrityMismatch,
+                format!("the content of {key} version {} is in neither tier", version.version_id),
+            )
+        })
+    }
+
+    /// Move a version's content to `to` (hot or cold) without changing its
+    /// id or any other version: the copy is checked by its SHA-256 and size
+    /// before the other tier's copy goes. Every version sharing the content
+    /// (copies, rollbacks, identical puts) moves with it. Audited as `tier`.
+    pub async fn move_to_tier(&self, key: &str, version_id: &VersionId, to: Tier) -> Result<TierMove> {
+        let tiers = self.tiers()?;
+        let version = self.head(key, Some(version_id)).await?;
+        let (Some(path), Some(sha256)) = (version.blob_path.clone(), version.sha256.clone()) else {
+            return Err(Error::not_found(format!(
+                "version {version_id} of {key} has no content"
+            )));
+        };
+        let from = tiers.tier_of(&path).await?;
+        let size = tiers.move_blob(&path, to).await?;
+        let moved = from != Some(to);
+        if moved {
+            self.catalog
+                .repair(
+                    &Repair::BytesMoved {
+                        action: "tier",
+                        version: Some((version.key.clone(), version.version_id.clone())),
+                        detail: serde_json::json!({ "to": to.as_str(), "sha256": sha256, "size": size }),
+                    },
+                    &self.actor,
+                )
+                .await?;
+        }
+        Ok(TierMove {
+            key: version.key.to_string(),
+            version_id: version.version_id,
+            tier: to,
+            moved,
+            size,
+        })
     }
 
     /// Ask the backend whether it answers, and how fast.

@@ -670,6 +670,22 @@ async fn apply_repair(conn: &mut PgConnection, repair: &Repair, actor: &str) -> 
             )
             .await
         }
+        Repair::BytesMoved {
+            action,
+            version,
+            detail,
+        } => {
+            insert_audit(
+                conn,
+                now,
+                actor,
+                action,
+                version.as_ref().map(|(key, _)| key.as_str()),
+                version.as_ref().map(|(_, id)| id.as_str()),
+                detail,
+            )
+            .await
+        }
     }
 }
 

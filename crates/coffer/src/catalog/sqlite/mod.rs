@@ -855,6 +855,17 @@ async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, actor: &str)
             .bind(key.as_str())
             .bind(version_id.as_str())
             .bind(serde_json::json!({ "restored_manifest": true }).to_string()),
+        Repair::BytesMoved {
+            action,
+            version,
+            detail,
+        } => sqlx::query(INSERT_AUDIT)
+            .bind(now)
+            .bind(actor)
+            .bind(*action)
+            .bind(version.as_ref().map(|(key, _)| key.as_str()))
+            .bind(version.as_ref().map(|(_, id)| id.as_str()))
+            .bind(detail.to_string()),
     };
     query
         .execute(&mut *conn)

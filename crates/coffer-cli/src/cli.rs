@@ -39,61 +39,64 @@ pub struct GlobalArgs {
     pub backend: BackendArgs,
 }
 
-/// Which backend to use, overriding the config file (secrets are better
-/// left to the environment: AWS_ACCESS_KEY_ID, AZURE_STORAGE_ACCOUNT_KEY ...).
+/// Which backend to use, overriding the config file. `--store` goes
+/// anywhere; the other backend flags go before the command
+/// (`coffer --backend s3 --bucket b put KEY`), since some commands have
+/// options of the same name. Secrets are better left to the environment
+/// (AWS_ACCESS_KEY_ID, AZURE_STORAGE_ACCOUNT_KEY ...).
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Backend")]
+#[command(next_help_heading = "Backend (before the command)")]
 pub struct BackendArgs {
     /// A named store of the config file ([stores.NAME]) instead of its [backend].
     #[arg(long, global = true, value_name = "NAME")]
     pub store: Option<String>,
     /// The kind of backend.
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
     /// Local backend: the directory that holds the blobs [default: <data-dir>/store].
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
     /// S3: the bucket.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub bucket: Option<String>,
     /// S3: the region [env: AWS_REGION].
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub region: Option<String>,
     /// S3 or Azure: the endpoint URL (an S3-compatible store, Azurite ...).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// S3: the access key id [env: AWS_ACCESS_KEY_ID].
-    #[arg(long, global = true, value_name = "ID")]
+    #[arg(long, value_name = "ID")]
     pub access_key: Option<String>,
     /// S3: the secret access key [env: AWS_SECRET_ACCESS_KEY].
-    #[arg(long, global = true, value_name = "SECRET", hide_env_values = true)]
+    #[arg(long, value_name = "SECRET")]
     pub secret_key: Option<String>,
     /// S3: the storage class of new objects (STANDARD, STANDARD_IA, GLACIER ...).
-    #[arg(long, global = true, value_name = "CLASS")]
+    #[arg(long, value_name = "CLASS")]
     pub storage_class: Option<String>,
     /// S3: address the bucket as BUCKET.ENDPOINT instead of ENDPOINT/BUCKET.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub virtual_host_style: bool,
     /// Azure: the container.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub container: Option<String>,
     /// Azure: the storage account [env: AZURE_STORAGE_ACCOUNT_NAME].
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub account_name: Option<String>,
     /// Azure: the account key [env: AZURE_STORAGE_ACCOUNT_KEY].
-    #[arg(long, global = true, value_name = "KEY")]
+    #[arg(long, value_name = "KEY")]
     pub account_key: Option<String>,
     /// Azure: a SAS token instead of the account key [env: AZURE_STORAGE_SAS_TOKEN].
-    #[arg(long, global = true, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN")]
     pub sas_token: Option<String>,
     /// Azure: a connection string [env: AZURE_STORAGE_CONNECTION_STRING].
-    #[arg(long, global = true, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT")]
     pub connection_string: Option<String>,
     /// Azure: the access tier of blobs (Hot, Cool, Cold, Archive).
-    #[arg(long, global = true, value_name = "TIER")]
+    #[arg(long, value_name = "TIER")]
     pub access_tier: Option<String>,
     /// S3 or Azure: create the bucket or container when it does not exist.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub create_bucket: bool,
 }
 

@@ -434,8 +434,13 @@ impl OpendalBackend {
             access_tier: config.access_tier.as_deref().map(canonical_tier).transpose()?,
             http: crate::events::sinks::http_client()?,
         };
-        if config.create_container {
-            extras.create_container().await?;
+        // A store that cannot be reached now is no reason to refuse opening
+        // it (writes may go to a spool): its operations will say so.
+        if config.create_container
+            && let Err(e) = extras.create_container().await
+            && !e.is_retryable()
+        {
+            return Err(e);
         }
         let description = config.describe(&resolved);
         Ok(OpendalBackend::remote(op, description, BLOCK_SIZE, BLOCK_CONCURRENCY).with_azure(extras))

@@ -394,8 +394,13 @@ impl OpendalBackend {
     /// A backend on an S3 bucket, created first if the settings ask for it.
     pub async fn s3(config: &S3Config) -> Result<Self> {
         config.validate()?;
-        if config.create_bucket {
-            config.create_bucket().await?;
+        // A store that cannot be reached now is no reason to refuse opening
+        // it (writes may go to a spool): its operations will say so.
+        if config.create_bucket
+            && let Err(e) = config.create_bucket().await
+            && !e.is_retryable()
+        {
+            return Err(e);
         }
         let part_size = config.part_size_mib.unwrap_or(DEFAULT_PART_SIZE_MIB) << 20;
         let concurrency = config.part_concurrency.unwrap_or(DEFAULT_PART_CONCURRENCY);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The third-party S3 clients the cross-check tests (and the benchmark) run
+# against what coffer writes: the AWS CLI, from PyPI into a virtual
+# environment under COFFER_TOOLS_DIR (default ~/.cache/coffer-tools), and
+# rclone, from Debian's packages (needs root or sudo). Does nothing for a
+# client that is installed already.
+set -euo pipefail
+
+TOOLS=${COFFER_TOOLS_DIR:-${HOME:-/root}/.cache/coffer-tools}
+VENV=$TOOLS/clients-venv
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ ! -x "$VENV/bin/aws" ]; then
+    echo "clients.sh: installing the AWS CLI into $VENV" >&2
+    mkdir -p "$TOOLS"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        as_root apt-get update -qq
+        as_root apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check awscli
+fi
+if ! command -v rclone >/dev/null; then
+    echo "clients.sh: installing rclone from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq rclone >/dev/null
+fi

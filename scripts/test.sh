@@ -28,4 +28,5 @@ trap cleanup EXIT
 scripts/services/moto.sh
 scripts/services/garage.sh
 scripts/services/azurite.sh
+scripts/services/clients.sh
 cargo test --workspace --locked "$@"

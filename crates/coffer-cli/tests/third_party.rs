@@ -1,0 +1,216 @@
+//! Cross-checks with third-party S3 clients on Garage: what coffer writes is
+//! read back exactly by the AWS CLI and by rclone, and a bucket the AWS CLI
+//! filled comes into coffer with every byte intact.
+//! `scripts/services/clients.sh` installs both clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+#[allow(dead_code)] // this file uses some of the shared helpers
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use coffer::testing::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY};
+use common::{coffer, coffer_in, json, ok};
+use sha2::Digest;
+
+/// The client `name`, or `None` (with a loud line) when it is not installed
+/// and services are not required.
+fn client(name: &str) -> Option<PathBuf> {
+    let tools = std::env::var("COFFER_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/coffer-tools"));
+    let candidates = [tools.join("clients-venv/bin").join(name)];
+    let found = candidates.into_iter().find(|p| p.is_file()).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        assert!(
+            !coffer::testing::services_required(),
+            "{name} is required (COFFER_REQUIRE_SERVICES=1) but not installed: run scripts/services/clients.sh"
+        );
+        eprintln!("SKIPPED: {name} is not installed; scripts/services/clients.sh installs it");
+    }
+    found
+}
+
+struct Garage {
+    bucket: String,
+    endpoint: String,
+}
+
+impl Garage {
+    fn aws(&self, aws: &Path, args: &[&str]) -> Vec<u8> {
+        let output = Command::new(aws)
+            .args(["--endpoint-url", &self.endpoint])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", GARAGE_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", GARAGE_SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", "garage")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
+    fn rclone(&self, rclone: &Path, args: &[&str]) -> Vec<u8> {
+        let output = Command::new(rclone)
+            .args(args)
+            .args([
+                "--s3-provider",
+                "Other",
+                "--s3-endpoint",
+                &self.endpoint,
+                "--s3-access-key-id",
+                GARAGE_ACCESS_KEY,
+                "--s3-secret-access-key",
+                GARAGE_SECRET_KEY,
+                "--s3-region",
+                "garage",
+                "--s3-force-path-style",
+            ])
+            // rclone 1.60 trips on an empty or foreign CA bundle setting.
+            .env_remove("AWS_CA_BUNDLE")
+            .env("RCLONE_CONFIG", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "rclone {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
+    fn config(&self, name: &str, bucket: &str) -> String {
+        format!(
+            "[stores.{name}]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"garage\"\nendpoint = \"{}\"\n\
+             access_key_id = \"{GARAGE_ACCESS_KEY}\"\nsecret_access_key = \"{GARAGE_SECRET_KEY}\"\ncreate_bucket = true\n",
+            self.endpoint
+        )
+    }
+}
+
+fn garage() -> Option<Garage> {
+    let s3 = coffer::testing::garage_bucket().unwrap()?;
+    Some(Garage {
+        bucket: s3.bucket,
+        endpoint: s3.endpoint.unwrap(),
+    })
+}
+
+fn varied(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+#[test]
+fn what_coffer_writes_reads_back_through_the_aws_cli_and_rclone() {
+    let (Some(garage), Some(aws), Some(rclone)) = (garage(), client("aws"), client("rclone")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("coffer.toml"),
+        format!("store = \"s3\"\n{}", garage.config("s3", &garage.bucket)),
+    )
+    .unwrap();
+    let small = b"region,total\nnorth,10\n".to_vec();
+    let large = varied(11 << 20, 7); // uploaded in parts
+    std::fs::write(d.join("large.bin"), &large).unwrap();
+    let v_small = json(coffer_in(d, &["put", "reports/q1.csv", "--json"], Some(&small), &[]));
+    let v_large = json(coffer(d, &["put", "data/large.bin", "--file", "large.bin", "--json"]));
+
+    for (version, bytes) in [(&v_small, &small), (&v_large, &large)] {
+        let path = version["blob_path"].as_str().unwrap();
+        let sha256 = version["sha256"].as_str().unwrap();
+        assert_eq!(hex::encode(sha2::Sha256::digest(bytes)), sha256);
+        let url = format!("s3://{}/{path}", garage.bucket);
+        let through_aws = garage.aws(&aws, &["s3", "cp", &url, "-"]);
+        assert!(through_aws == *bytes, "the AWS CLI reads {path} exactly");
+        let remote = format!(":s3:{}/{path}", garage.bucket);
+        let through_rclone = garage.rclone(&rclone, &["cat", &remote]);
+        assert!(through_rclone == *bytes, "rclone reads {path} exactly");
+        let check = garage.rclone(&rclone, &["hashsum", "sha256", "--download", &remote]);
+        assert!(
+            String::from_utf8_lossy(&check).starts_with(sha256),
+            "rclone's SHA-256 is coffer's"
+        );
+    }
+    // Each version's manifest is there for other tools to read too.
+    let listing = String::from_utf8(garage.aws(
+        &aws,
+        &["s3", "ls", "--recursive", &format!("s3://{}/manifests/", garage.bucket)],
+    ))
+    .unwrap();
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+}
+
+#[test]
+fn a_bucket_filled_by_the_aws_cli_comes_into_coffer_intact() {
+    let (Some(garage), Some(aws)) = (garage(), client("aws")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = d.join("source");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("a.txt", b"alpha".to_vec()),
+        ("nested/deeper/b.csv", b"x,y\n1,2\n".to_vec()),
+        ("nested/c.bin", varied(9 << 20, 3)), // the AWS CLI uploads this in parts
+        ("empty.dat", Vec::new()),
+    ];
+    for (name, bytes) in &files {
+        let path = source.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    garage.aws(&aws, &["s3", "mb", &format!("s3://{}", garage.bucket)]);
+    garage.aws(
+        &aws,
+        &[
+            "s3",
+            "cp",
+            "--recursive",
+            source.to_str().unwrap(),
+            &format!("s3://{}/export/", garage.bucket),
+        ],
+    );
+
+    std::fs::write(d.join("coffer.toml"), garage.config("theirs", &garage.bucket)).unwrap();
+    let imported = ok(coffer(
+        d,
+        &[
+            "import",
+            "--from-store",
+            "theirs",
+            "--source-prefix",
+            "export",
+            "--prefix",
+            "imported/",
+        ],
+    ));
+    assert!(imported.stdout.contains("imported 4 objects"), "{}", imported.stdout);
+    for (name, bytes) in &files {
+        let got = coffer(d, &["get", &format!("imported/{name}"), "--output", "out.bin"]);
+        assert_eq!(got.code, 0, "{}", got.stderr);
+        assert!(std::fs::read(d.join("out.bin")).unwrap() == *bytes, "{name} intact");
+        let meta = json(coffer(d, &["metadata", &format!("imported/{name}"), "--json"]));
+        assert_eq!(
+            meta["sha256"].as_str().unwrap(),
+            hex::encode(sha2::Sha256::digest(bytes))
+        );
+    }
+}

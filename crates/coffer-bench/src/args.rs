@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--versions | --catalog | --hooks] [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions | --catalog | --hooks | --s3] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
   --versions     run only the versions group (issue 4): rollback, history and versions of a
                  key with 10000 versions, import of 10000 files of 16 KiB and of one large
@@ -18,6 +18,10 @@ usage: coffer-bench [--versions | --catalog | --hooks] [--size-mib N] [--small N
                  side, 100,000 events (20,000 with --quick) delivered to a webhook on 127.0.0.1
                  by a dispatcher in the bench and by `coffer hooks run --once`, and the cost of
                  a put's events (commits of a put against those of a silent reindex)
+  --s3           run only the object-store group: coffer, `aws s3` and rclone against the same
+                 local Garage (scripts/services/garage.sh, clients.sh): put and get of a 1 GiB
+                 object and of 1,000 objects of 1 MiB, and a listing of 10,000 keys (64 MiB,
+                 100 objects and 1,000 keys with --quick)
   --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
@@ -49,6 +53,10 @@ pub struct Args {
     pub hooks: bool,
     /// Events in each batch the hooks group delivers.
     pub hook_events: usize,
+    /// Run the object-store group instead of the default groups.
+    pub s3: bool,
+    /// Objects of 1 MiB and keys listed in the object-store group.
+    pub s3_scale: (usize, usize),
 }
 
 impl Args {
@@ -61,6 +69,7 @@ impl Args {
         let mut versions = false;
         let mut catalog = false;
         let mut hooks = false;
+        let mut s3 = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -71,6 +80,7 @@ impl Args {
                 Some("--versions") => versions = true,
                 Some("--catalog") => catalog = true,
                 Some("--hooks") => hooks = true,
+                Some("--s3") => s3 = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -95,9 +105,16 @@ impl Args {
             catalog_scale: if quick { (50_000, 10_000) } else { (1_000_000, 200_000) },
             hooks,
             hook_events: if quick { 20_000 } else { 100_000 },
+            s3,
+            s3_scale: if quick { (100, 1_000) } else { (1_000, 10_000) },
         };
-        if [versions, catalog, hooks].into_iter().filter(|&group| group).count() > 1 {
-            bail!("--versions, --catalog and --hooks are separate runs: pick one");
+        if [versions, catalog, hooks, s3]
+            .into_iter()
+            .filter(|&group| group)
+            .count()
+            > 1
+        {
+            bail!("--versions, --catalog, --hooks and --s3 are separate runs: pick one");
         }
         if args.size_mib == 0 || args.small < 4 {
             bail!("--size-mib must be at least 1 and --small at least 4");

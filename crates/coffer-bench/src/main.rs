@@ -5,9 +5,10 @@
 //! cargo run --release -p coffer-bench -- --versions [--size-mib N] [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --catalog [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --hooks [--dir PATH] [--quick]
+//! cargo run --release -p coffer-bench -- --s3 [--size-mib N] [--dir PATH] [--quick]
 //! ```
 //!
-//! Without `--versions`, `--catalog` or `--hooks` the bench runs the
+//! Without `--versions`, `--catalog`, `--hooks` or `--s3` the bench runs the
 //! large-object and small-put groups below; with one of them, only that group
 //! (last sections).
 //!
@@ -178,6 +179,7 @@ mod import;
 mod large;
 mod limit;
 mod measure;
+mod objects;
 mod report;
 mod rollback;
 mod samples;
@@ -233,6 +235,15 @@ fn run_bench(args: &args::Args) -> Result<()> {
             };
             let figures = versions::run(&runtime, work.path(), sizes)?;
             report::print_versions(&system, &figures);
+        }
+        Some(coffer) if args.s3 => {
+            let sizes = objects::Sizes {
+                large_mib: args.size_mib,
+                files: args.s3_scale.0,
+                list_keys: args.s3_scale.1,
+            };
+            let figures = objects::run(&coffer, work.path(), sizes)?;
+            objects::print(&system, &figures);
         }
         Some(coffer) if args.hooks => {
             let figures = hooks::run(&runtime, &coffer, work.path(), args.hook_events)?;

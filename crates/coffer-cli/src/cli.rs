@@ -430,6 +430,9 @@ pub struct PutArgs {
     /// Only write if the key does not exist; the only accepted value is '*'.
     #[arg(long, value_name = "*")]
     pub if_none_match: Option<String>,
+    /// The storage class of the content: S3 (STANDARD_IA, GLACIER, DEEP_ARCHIVE ...) or Azure's access tier (Cool, Archive ...).
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
     /// Commit the bytes uploaded through `coffer url KEY --method put` (its upload id) instead of reading input.
     #[arg(long, value_name = "ID", conflicts_with = "file")]
     pub upload: Option<String>,

@@ -219,6 +219,7 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
         tags: parse_pairs("tag", &args.tags)?,
         if_match: args.if_match,
         if_none_match,
+        storage_class: args.storage_class,
         progress: progress.clone(),
     };
     if let Some(upload) = &args.upload {

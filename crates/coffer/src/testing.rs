@@ -338,3 +338,18 @@ pub async fn s3_multipart_uploads(config: &crate::backend::S3Config) -> Result<u
     .await?;
     Ok(all.len())
 }
+
+/// The storage class S3 reports for the object at `path` of the store on
+/// the bucket `config` names (from a raw `ListObjectsV2`).
+#[cfg(feature = "backend-s3")]
+pub async fn s3_storage_class(config: &crate::backend::S3Config, path: &str) -> Result<Option<String>> {
+    let mut url =
+        reqwest::Url::parse(&config.bucket_url()?).map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
+    url.query_pairs_mut()
+        .append_pair("list-type", "2")
+        .append_pair("prefix", &format!("{}{path}", config.key_prefix()));
+    let (_, text) = config
+        .signed_call(reqwest::Method::GET, url.as_str(), String::new(), "list objects")
+        .await?;
+    Ok(crate::backend::s3_xml_text(&text, "StorageClass").map(str::to_owned))
+}

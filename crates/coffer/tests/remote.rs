@@ -201,6 +201,21 @@ async fn blobs_get_their_access_tier_on_azure() {
         response.headers().get("x-ms-access-tier").and_then(|v| v.to_str().ok()),
         Some("Cool")
     );
+    // One put can choose another tier.
+    let hot = PutOptions {
+        storage_class: Some("hot".into()),
+        ..PutOptions::default()
+    };
+    let other = store.put_bytes("cold/b.txt", "hot bytes", hot).await.unwrap();
+    let url = store
+        .presign_get("cold/b.txt", Some(&other.version_id), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let response = reqwest::Client::new().head(&url.url).send().await.unwrap();
+    assert_eq!(
+        response.headers().get("x-ms-access-tier").and_then(|v| v.to_str().ok()),
+        Some("Hot")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -245,7 +245,7 @@ fn parse_connection_string(text: &str) -> Result<Connection> {
 }
 
 /// `tier` spelled as Azure spells it, or an error naming the choices.
-fn canonical_tier(tier: &str) -> Result<&'static str> {
+pub(crate) fn canonical_tier(tier: &str) -> Result<&'static str> {
     ACCESS_TIERS
         .into_iter()
         .find(|t| t.eq_ignore_ascii_case(tier))

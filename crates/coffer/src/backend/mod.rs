@@ -26,6 +26,8 @@ mod tiered;
 pub use self::azure::{ACCESS_TIERS, AzureConfig};
 pub use self::opendal::OpendalBackend;
 #[cfg(feature = "backend-s3")]
+pub(crate) use self::s3::xml_text as s3_xml_text;
+#[cfg(feature = "backend-s3")]
 pub use self::s3::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
 pub use self::spool::{DrainReport, SpoolBackend, SpoolStatus};
 pub use self::tiered::{Tier, TieredBackend};
@@ -121,6 +123,8 @@ pub struct PresignedUrl {
 /// - `incomplete_uploads` and `abort_upload` find and free the parts of
 ///   multipart uploads that never completed (a write cut off by a crash or
 ///   an outage); backends without such leftovers keep the defaults.
+/// - `set_storage_class` changes an object's class or tier in place, or
+///   fails with `Unsupported` (the default).
 /// - `presign` hands out a URL for one path, or fails with `Unsupported`
 ///   where the backend cannot (the default; `capabilities().presign` tells).
 #[async_trait]
@@ -159,6 +163,16 @@ pub trait Backend: Send + Sync + Debug + Display {
     async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
         let _ = upload;
         Ok(())
+    }
+    /// Give the object at `path` a storage class (S3: `STANDARD_IA`,
+    /// `GLACIER` ...; Azure: the access tier `Hot`, `Cool`, `Cold`,
+    /// `Archive`). Backends without classes refuse with `Unsupported`.
+    async fn set_storage_class(&self, path: &str, class: &str) -> Result<()> {
+        let _ = (path, class);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{self} has no storage classes: S3 and Azure stores have them"),
+        ))
     }
     /// A URL for `request.path` that works without credentials until it expires.
     async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {

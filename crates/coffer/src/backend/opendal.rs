@@ -493,6 +493,22 @@ impl Backend for OpendalBackend {
         Ok(())
     }
 
+    async fn set_storage_class(&self, path: &str, class: &str) -> Result<()> {
+        #[cfg(feature = "backend-azblob")]
+        if let Some(azure) = &self.azure {
+            return azure.set_tier(path, super::azure::canonical_tier(class)?).await;
+        }
+        #[cfg(feature = "backend-s3")]
+        if let Some(s3) = &self.s3 {
+            return s3.set_storage_class(path, class).await;
+        }
+        let _ = (path, class);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{self} has no storage classes: S3 and Azure stores have them"),
+        ))
+    }
+
     async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {
         #[cfg(feature = "backend-azblob")]
         if let Some(azure) = &self.azure {

@@ -189,7 +189,7 @@ impl S3Config {
     }
 
     /// The URL of the bucket, path or virtual-host style.
-    fn bucket_url(&self) -> Result<String> {
+    pub(crate) fn bucket_url(&self) -> Result<String> {
         let base = self
             .endpoint
             .clone()
@@ -206,10 +206,22 @@ impl S3Config {
 
     /// One signed call to the bucket (`?uploads`, `key?uploadId=...`):
     /// its status and body. Used for what OpenDAL does not do.
-    async fn signed_call(
+    pub(crate) async fn signed_call(
         &self,
         method: reqwest::Method,
         url: &str,
+        body: String,
+        what: &str,
+    ) -> Result<(reqwest::StatusCode, String)> {
+        self.signed_call_with(method, url, &[], body, what).await
+    }
+
+    /// [`signed_call`](Self::signed_call) with more headers to send and sign.
+    async fn signed_call_with(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        extra_headers: &[(&str, &str)],
         body: String,
         what: &str,
     ) -> Result<(reqwest::StatusCode, String)> {
@@ -239,7 +251,7 @@ impl S3Config {
         let call = sigv4::Call {
             method,
             url: &url,
-            headers: &[("x-amz-content-sha256", &payload_hash)],
+            headers: &[&[("x-amz-content-sha256", payload_hash.as_str())], extra_headers].concat(),
             body,
             session_token: token.as_deref(),
             region: &region,
@@ -281,7 +293,7 @@ impl S3Config {
     }
 
     /// The folder of the store inside the bucket, as `a/b/` (empty for the root).
-    fn key_prefix(&self) -> String {
+    pub(crate) fn key_prefix(&self) -> String {
         match self.prefix.as_deref().map(|p| p.trim_matches('/')) {
             Some(prefix) if !prefix.is_empty() => format!("{prefix}/"),
             _ => String::new(),
@@ -343,6 +355,42 @@ impl S3Config {
         }
     }
 
+    /// Change the storage class of the object at `path` in place (a
+    /// server-side `CopyObject` onto itself, which S3 allows up to 5 GiB).
+    pub(super) async fn set_storage_class(&self, path: &str, class: &str) -> Result<()> {
+        if class.is_empty() || !class.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+            return Err(Error::invalid_input(format!(
+                "S3 storage class must be a name like STANDARD_IA or GLACIER, not {class:?}"
+            )));
+        }
+        let key = format!("{}{path}", self.key_prefix());
+        let url = format!("{}/{key}", self.bucket_url()?.trim_end_matches('/'));
+        let source = format!("/{}/{key}", self.bucket);
+        let headers = [
+            ("x-amz-copy-source", source.as_str()),
+            ("x-amz-storage-class", class),
+            ("x-amz-metadata-directive", "COPY"),
+        ];
+        let (status, text) = self
+            .signed_call_with(
+                reqwest::Method::PUT,
+                &url,
+                &headers,
+                String::new(),
+                "set the storage class",
+            )
+            .await?;
+        // A copy can fail after its 200 status line: the error is in the body.
+        if status.is_success() && !text.contains("<Error>") {
+            return Ok(());
+        }
+        let code = xml_text(&text, "Code").unwrap_or("");
+        Err(Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("setting storage class {class} on {path} failed: HTTP {status} {code}"),
+        ))
+    }
+
     /// Abort one multipart upload, freeing its parts.
     pub(super) async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
         let mut url = reqwest::Url::parse(&format!(
@@ -386,7 +434,7 @@ fn xml_elements<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 /// The text of the first `<name>` element of `xml`.
-fn xml_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn xml_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     xml_elements(xml, name).into_iter().next()
 }
 

@@ -298,6 +298,16 @@ impl Backend for SpoolBackend {
         self.primary.abort_upload(upload).await
     }
 
+    async fn set_storage_class(&self, path: &str, class: &str) -> Result<()> {
+        if self.holds(path).await {
+            return Err(Error::new(
+                ErrorKind::BackendUnavailable,
+                "the content is in the local spool until the backend answers again: its storage class cannot be set yet",
+            ));
+        }
+        self.primary.set_storage_class(path, class).await
+    }
+
     async fn health(&self) -> Result<()> {
         self.primary.health().await
     }

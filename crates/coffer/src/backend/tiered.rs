@@ -201,6 +201,13 @@ impl Backend for TieredBackend {
         self.cold.abort_upload(upload).await
     }
 
+    async fn set_storage_class(&self, path: &str, class: &str) -> Result<()> {
+        match self.cold.stat(path).await? {
+            Some(_) => self.cold.set_storage_class(path, class).await,
+            None => self.hot.set_storage_class(path, class).await,
+        }
+    }
+
     async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {
         match self.cold.stat(request.path).await {
             Ok(Some(_)) => self.cold.presign(request).await,

@@ -254,8 +254,21 @@ impl Store {
                 )
             }
         };
+        let storage_class = options.storage_class.clone();
         let version = self.put_version(checked, digests, options);
-        Ok(self.write_upload(version, upload, durability).await)
+        let prepared = self.write_upload(version, upload, durability).await;
+        Ok(self.apply_storage_class(prepared, storage_class.as_deref()).await)
+    }
+
+    /// Give the blob a put wrote its storage class (content stored before
+    /// keeps the class it has). A failure fails the put.
+    pub(super) async fn apply_storage_class(&self, mut prepared: Prepared, class: Option<&str>) -> Prepared {
+        if let (Some(class), Some(path), Ok(())) = (class, &prepared.promoted, &prepared.written)
+            && let Err(e) = self.backend.set_storage_class(path, class).await
+        {
+            prepared.fail(e);
+        }
+        prepared
     }
 
     /// Check a put's key and options, and its precondition against the

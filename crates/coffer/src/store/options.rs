@@ -26,6 +26,10 @@ pub struct PutOptions {
     pub if_match: Option<String>,
     /// Write only if the key has no current version (`If-None-Match: *`).
     pub if_none_match: bool,
+    /// The storage class of the content, where the backend has classes
+    /// (S3: `STANDARD_IA`, `GLACIER` ...; Azure: `Cool`, `Archive` ...).
+    /// Content already stored keeps its class. Other backends refuse it.
+    pub storage_class: Option<String>,
     /// Told about the bytes as they move.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -38,6 +42,7 @@ impl fmt::Debug for PutOptions {
             .field("tags", &self.tags)
             .field("if_match", &self.if_match)
             .field("if_none_match", &self.if_none_match)
+            .field("storage_class", &self.storage_class)
             .finish_non_exhaustive()
     }
 }

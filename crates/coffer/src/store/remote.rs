@@ -187,12 +187,14 @@ impl Store {
                 ),
             ));
         }
+        let storage_class = options.storage_class.clone();
         let version = self.put_version(checked, digests, options);
         let upload = Upload::Staged {
             id: upload_id.clone(),
             path: staging,
         };
         let prepared = self.write_upload(version, upload, Durability::Now).await;
+        let prepared = self.apply_storage_class(prepared, storage_class.as_deref()).await;
         let committed = self.finish_upload(prepared).await?;
         self.apply_max_versions(&committed.key).await?;
         Ok(committed)

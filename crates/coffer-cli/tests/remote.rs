@@ -57,11 +57,8 @@ fn flags_and_named_stores_reach_garage_and_urls_work() {
     assert_eq!(info["backend_ok"], true);
     assert!(!info.to_string().contains(GARAGE_SECRET_KEY), "no secret in info");
     let health = ok(coffer(d, &["health", "--store", "archive"]));
-    assert!(
-        health.stdout.contains("status        ok") || health.stdout.contains("ok"),
-        "{}",
-        health.stdout
-    );
+    let status = health.stdout.lines().find(|l| l.starts_with("status")).unwrap();
+    assert!(status.trim_end().ends_with(" ok"), "{}", health.stdout);
     assert!(health.stdout.contains("presign=true"), "{}", health.stdout);
 
     // The same bucket through flags alone, as users of other S3 tools type them.
@@ -221,12 +218,8 @@ fn puts_spool_while_the_bucket_is_away_and_sync_moves_them() {
     let info = json(coffer(d, &["info", "--json"]));
     assert_eq!(info["spool"]["files"], 0);
     assert_eq!(ok(coffer(d, &["get", "docs/during2.txt"])).stdout, "during 2");
-    let verify = ok(coffer(d, &["verify", "--min-age", "0s"]));
-    assert!(
-        verify.stdout.contains("no problems") || !verify.stdout.contains("orphan"),
-        "{}",
-        verify.stdout
-    );
+    // verify exits 0 only when it finds nothing wrong.
+    ok(coffer(d, &["verify", "--min-age", "0s"]));
 }
 
 #[test]

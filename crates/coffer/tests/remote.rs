@@ -17,58 +17,6 @@ async fn open(backend: BackendConfig, dir: &tempfile::TempDir) -> Store {
     Store::open(&config).await.unwrap().with_actor("tester")
 }
 
-/// Versions, copy, delete, a 12 MiB object in parts, and a clean verify.
-async fn keeps_versions_and_large_objects(store: &Store) {
-    let first = store
-        .put_bytes("docs/a.txt", "one", PutOptions::default())
-        .await
-        .unwrap();
-    store
-        .put_bytes("docs/a.txt", "two", PutOptions::default())
-        .await
-        .unwrap();
-    let (_, old) = store.get_bytes("docs/a.txt", Some(&first.version_id)).await.unwrap();
-    assert_eq!(&old[..], b"one");
-    let (_, new) = store.get_bytes("docs/a.txt", None).await.unwrap();
-    assert_eq!(&new[..], b"two");
-    store
-        .copy("docs/a.txt", "docs/b.txt", Default::default())
-        .await
-        .unwrap();
-    store.delete("docs/a.txt").await.unwrap();
-    assert!(!store.exists("docs/a.txt").await.unwrap());
-    assert_eq!(store.versions("docs/a.txt").await.unwrap().len(), 3);
-    let rolled = store.rollback("docs/a.txt", &first.version_id, None).await.unwrap();
-    assert_eq!(rolled.sha256, first.sha256, "a rollback shares the old blob");
-
-    let large: Vec<u8> = (0..12u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let chunks: Vec<coffer::Result<bytes::Bytes>> = large
-        .chunks(1 << 20)
-        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-        .collect();
-    let body = futures::StreamExt::boxed(futures::stream::iter(chunks));
-    let version = store
-        .put_stream("big/blob.bin", body, PutOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(version.size, large.len() as u64);
-    let (_, back) = store.get_bytes("big/blob.bin", None).await.unwrap();
-    assert!(back[..] == large[..], "the large object reads back byte for byte");
-
-    let report = store
-        .verify(&VerifyOptions {
-            min_orphan_age: Duration::ZERO,
-            ..VerifyOptions::default()
-        })
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
-    let health = store.health().await;
-    assert!(health.ok, "{health:?}");
-}
-
 /// A presigned GET serves the version's bytes to a client without
 /// credentials; a presigned PUT takes bytes that `commit_upload` makes the
 /// next version.
@@ -137,7 +85,7 @@ async fn a_store_on_garage_keeps_versions_and_serves_presigned_urls() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(BackendConfig::S3(Box::new(s3)), &dir).await;
     assert!(store.info().await.unwrap().backend.starts_with("s3://coffer-test-"));
-    keeps_versions_and_large_objects(&store).await;
+    coffer::conformance::store_on_backend(&store).await.unwrap();
     let url = presigned_urls_serve_and_take_bytes(&store).await;
 
     // Garage checks signatures and expiry (moto does not).
@@ -171,7 +119,7 @@ async fn a_store_on_azure_keeps_versions_and_serves_sas_urls() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(BackendConfig::Azure(Box::new(azure)), &dir).await;
     assert!(store.info().await.unwrap().backend.starts_with("azblob://coffer-test-"));
-    keeps_versions_and_large_objects(&store).await;
+    coffer::conformance::store_on_backend(&store).await.unwrap();
     let url = presigned_urls_serve_and_take_bytes(&store).await;
     let status = reqwest::get(tampered(&url, "sig")).await.unwrap().status();
     assert_eq!(status.as_u16(), 403, "a changed signature is refused");

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use coffer::{BackendConfig, Config, PutOptions, Store, VerifyOptions};
+use coffer::{BackendConfig, Config, PutOptions, Store};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_on_s3_keeps_versions_and_large_objects() {
@@ -19,49 +19,7 @@ async fn a_store_on_s3_keeps_versions_and_large_objects() {
     let store = Store::open(&config).await.unwrap().with_actor("tester");
     assert!(store.info().await.unwrap().backend.starts_with("s3://coffer-test-"));
 
-    let first = store
-        .put_bytes("docs/a.txt", "one", PutOptions::default())
-        .await
-        .unwrap();
-    store
-        .put_bytes("docs/a.txt", "two", PutOptions::default())
-        .await
-        .unwrap();
-    let (_, old) = store.get_bytes("docs/a.txt", Some(&first.version_id)).await.unwrap();
-    assert_eq!(&old[..], b"one");
-    store
-        .copy("docs/a.txt", "docs/b.txt", Default::default())
-        .await
-        .unwrap();
-    store.delete("docs/a.txt").await.unwrap();
-    assert!(!store.exists("docs/a.txt").await.unwrap());
-    assert_eq!(store.versions("docs/a.txt").await.unwrap().len(), 3);
-
-    // 12 MiB of varied bytes: three parts of 5 MiB or less, read back exactly.
-    let large: Vec<u8> = (0..12u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let chunks: Vec<coffer::Result<bytes::Bytes>> = large
-        .chunks(1 << 20)
-        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-        .collect();
-    let body = futures::StreamExt::boxed(futures::stream::iter(chunks));
-    let version = store
-        .put_stream("big/blob.bin", body, PutOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(version.size, large.len() as u64);
-    let (_, back) = store.get_bytes("big/blob.bin", None).await.unwrap();
-    assert!(back[..] == large[..], "the large object reads back byte for byte");
-
-    let report = store
-        .verify(&VerifyOptions {
-            min_orphan_age: std::time::Duration::ZERO,
-            ..VerifyOptions::default()
-        })
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    coffer::conformance::store_on_backend(&store).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -188,6 +188,42 @@ pub(crate) async fn read_all(backend: &dyn Backend, path: &str) -> Result<Vec<u8
     Ok(chunks.concat())
 }
 
+/// Copy the blob at `path` from `source` to `target`, checking that the
+/// bytes sent hash to `sha256` (computed on the way) and that `size` bytes
+/// arrived. Archive classes (GLACIER, Azure Archive) cannot be read back at
+/// once, hence no read-back. A copy that does not match is removed again.
+pub(crate) async fn copy_blob_verified(
+    source: &dyn Backend,
+    target: &dyn Backend,
+    path: &str,
+    sha256: &str,
+    size: u64,
+    progress: Option<std::sync::Arc<dyn crate::progress::Progress>>,
+) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    let hasher = crate::body::BackgroundHasher::spawn(false);
+    let mut body = hasher.tap(source.read(path, None).await?);
+    if let Some(progress) = progress {
+        body = body
+            .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
+            .boxed();
+    }
+    let written = target.write(path, body).await?;
+    let digests = hasher.finish().await?;
+    let arrived = target.stat(path).await?;
+    if digests.sha256 != sha256 || written != size || arrived != Some(size) {
+        let _ = target.delete(path).await;
+        return Err(Error::new(
+            ErrorKind::IntegrityMismatch,
+            format!(
+                "{path} did not arrive intact on {target} (SHA-256 {} of {written} bytes sent, {arrived:?} there; {sha256} of {size} expected)",
+                digests.sha256
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The error of a backend that cannot hand out presigned URLs.
 pub(crate) fn cannot_presign(backend: &(impl Display + ?Sized)) -> Error {
     Error::new(

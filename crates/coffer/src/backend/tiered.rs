@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::{Backend, ByteStream, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl};
-use crate::body::BackgroundHasher;
+use super::{Backend, ByteStream, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl, copy_blob_verified};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::sha256_in_blob_path;
 
@@ -98,24 +97,15 @@ impl TieredBackend {
         let sha256 = sha256_in_blob_path(path)
             .ok_or_else(|| Error::invalid_input(format!("{path} is not a blob")))?
             .to_owned();
-        let hasher = BackgroundHasher::spawn(false);
-        let body = hasher.tap(source.read(path, None).await?);
-        let written = target.write(path, body).await?;
-        let digests = hasher.finish().await?;
-        // Cold stores (GLACIER, Archive) cannot be read back at once: what was
-        // sent is checked by its hash, what arrived by its size.
-        let arrived = target.stat(path).await?;
-        if digests.sha256 != sha256 || written != size || arrived != Some(size) {
-            let _ = target.delete(path).await;
-            return Err(Error::new(
-                ErrorKind::IntegrityMismatch,
-                format!(
-                    "{path}: the copy in the {} tier does not match; left in the {} tier",
-                    to.as_str(),
-                    from.as_str()
+        copy_blob_verified(source, target, path, &sha256, size, None)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::IntegrityMismatch => Error::new(
+                    ErrorKind::IntegrityMismatch,
+                    format!("{}; left in the {} tier", e.message(), from.as_str()),
                 ),
-            ));
-        }
+                _ => e,
+            })?;
         source.delete(path).await?;
         Ok(size)
     }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{PutOptions, Store};
-use crate::backend::{Backend, read_all};
-use crate::body::BackgroundHasher;
+use crate::backend::{Backend, copy_blob_verified, read_all};
 use crate::catalog::{BlobRecord, Repair};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
@@ -156,27 +155,15 @@ impl Store {
             }
             return Ok(false);
         }
-        let hasher = BackgroundHasher::spawn(false);
-        let mut body = hasher.tap(self.backend.read(&blob.path, None).await?);
-        if let Some(progress) = progress {
-            // The progress is shared by the copies in flight; each reports its own bytes.
-            body = body
-                .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
-                .boxed();
-        }
-        let written = target.write(&blob.path, body).await?;
-        let digests = hasher.finish().await?;
-        let arrived = target.stat(&blob.path).await?;
-        if digests.sha256 != blob.sha256 || written != blob.size || arrived != Some(blob.size) {
-            let _ = target.delete(&blob.path).await;
-            return Err(Error::new(
-                ErrorKind::IntegrityMismatch,
-                format!(
-                    "blob {} did not arrive intact (sha256 {}, {written} bytes sent, {arrived:?} there, {} expected)",
-                    blob.sha256, digests.sha256, blob.size
-                ),
-            ));
-        }
+        copy_blob_verified(
+            self.backend.as_ref(),
+            target,
+            &blob.path,
+            &blob.sha256,
+            blob.size,
+            progress,
+        )
+        .await?;
         Ok(true)
     }
 

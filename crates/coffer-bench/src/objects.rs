@@ -57,6 +57,9 @@ pub struct ToolFigures {
 #[derive(Debug, Clone)]
 pub struct ObjectsFigures {
     pub sizes: Sizes,
+    /// `openssl dgst -sha256` of the large object: the least that verifying
+    /// it on a get costs on this CPU (coffer checks every read's SHA-256).
+    pub sha256_large: ChildRun,
     pub endpoint: String,
     pub tools: Vec<ToolFigures>,
 }
@@ -186,6 +189,11 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
     let files_s = files.to_str().context("work path is not UTF-8")?;
     let large_s = large.to_str().context("work path is not UTF-8")?;
 
+    let sha256_large = measure(
+        OsStr::new("openssl"),
+        &[OsStr::new("dgst"), OsStr::new("-sha256"), large.as_os_str()],
+        LIMIT,
+    )?;
     let mut figures = Vec::new();
     // coffer
     eprintln!("coffer: large put/get, files put/get");
@@ -297,6 +305,7 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
     figures[1].list = Some(tools.aws(&["s3", "ls", &format!("s3://{aws_bucket}/many/")])?);
     Ok(ObjectsFigures {
         sizes,
+        sha256_large,
         endpoint: tools.endpoint,
         tools: figures,
     })
@@ -406,6 +415,11 @@ pub fn print(system: &crate::system::System, figures: &ObjectsFigures) {
             verdict(ratio >= 1.0)
         );
     }
+    println!(
+        "reference: openssl dgst -sha256 of the large object {:.2} s ({:.0} MB/s), the least a verified get costs here",
+        figures.sha256_large.wall.as_secs_f64(),
+        large_bytes / figures.sha256_large.wall.as_secs_f64() / 1e6
+    );
     let rss = coffer.put_large.peak_rss_mib().max(coffer.get_large.peak_rss_mib());
     println!(
         "coffer peak RSS with the large object: {rss:.0} MiB (target < 128 MiB): {}",

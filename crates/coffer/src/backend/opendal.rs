@@ -401,12 +401,13 @@ impl Backend for OpendalBackend {
     }
 
     async fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<ByteStream> {
-        let reader = self
-            .op
-            .reader_with(path)
-            .chunk(READ_CHUNK)
-            .await
-            .map_err(backend_error)?;
+        // Remote stores: one streamed request for the whole range.
+        let reader = match self.multipart {
+            Some(_) => self.op.reader_with(path),
+            None => self.op.reader_with(path).chunk(READ_CHUNK),
+        }
+        .await
+        .map_err(backend_error)?;
         let range = range.unwrap_or(0..u64::MAX);
         let stream = if range.end == u64::MAX {
             reader.into_bytes_stream(range.start..).await
@@ -414,9 +415,13 @@ impl Backend for OpendalBackend {
             reader.into_bytes_stream(range).await
         }
         .map_err(backend_error)?;
-        Ok(stream
+        let stream = stream
             .map_err(|e| Error::new(ErrorKind::BackendUnavailable, format!("backend read failed: {e}")).with_source(e))
-            .boxed())
+            .boxed();
+        Ok(match self.multipart {
+            Some(_) => crate::body::coalesce(stream, READ_CHUNK),
+            None => stream,
+        })
     }
 
     async fn stat(&self, path: &str) -> Result<Option<u64>> {

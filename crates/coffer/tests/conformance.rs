@@ -42,7 +42,7 @@ async fn s3_backend_on_garage_passes_the_backend_suite() {
     };
     let backend = OpendalBackend::s3(&config).await.unwrap();
     conformance::backend_suite(&backend).await.unwrap();
-    assert!(backend.capabilities().presign);
+    assert!(backend.capabilities().presign && backend.capabilities().persistent);
     backend.health().await.unwrap();
 }
 
@@ -54,6 +54,7 @@ async fn azure_backend_on_azurite_passes_the_backend_suite() {
     let backend = OpendalBackend::azure(&config).await.unwrap();
     conformance::backend_suite(&backend).await.unwrap();
     assert!(backend.capabilities().presign, "an account key signs SAS URLs");
+    assert!(backend.capabilities().persistent);
     backend.health().await.unwrap();
     for shown in [backend.to_string(), format!("{backend:?}"), format!("{config:?}")] {
         assert!(!shown.contains("Eby8vdM02"), "no account key in {shown}");

@@ -271,6 +271,15 @@ pub(super) fn content_disposition(filename: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
+/// An error in the middle of a read's stream.
+fn read_error(err: std::io::Error) -> Error {
+    let kind = match err.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        _ => ErrorKind::BackendUnavailable,
+    };
+    Error::new(kind, format!("backend read failed: {err}")).with_source(err)
+}
+
 /// Retries of remote calls: four, after 0.2, 0.4, 0.8 and 1.6 s (with jitter),
 /// so a store that is down is known to be down within about 3 s (and a put
 /// can fall back on the spool), while a passing 503 or reset is ridden out.
@@ -415,9 +424,14 @@ impl Backend for OpendalBackend {
             reader.into_bytes_stream(range).await
         }
         .map_err(backend_error)?;
-        let stream = stream
-            .map_err(|e| Error::new(ErrorKind::BackendUnavailable, format!("backend read failed: {e}")).with_source(e))
-            .boxed();
+        let mut stream = stream.map_err(read_error).boxed();
+        // A remote read starts lazily: a missing object shows with its first
+        // bytes, and is this call's error, as the contract says.
+        let stream = match stream.next().await {
+            None => futures::stream::empty().boxed(),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(first)) => futures::stream::iter([Ok(first)]).chain(stream).boxed(),
+        };
         Ok(match self.multipart {
             Some(_) => crate::body::coalesce(stream, READ_CHUNK),
             None => stream,
@@ -471,7 +485,8 @@ impl Backend for OpendalBackend {
         let cap = self.op.info().capability();
         Capabilities {
             rename: cap.rename,
-            persistent: self.local_root.is_some(),
+            // Local disks and remote stores keep bytes; the memory service does not.
+            persistent: self.local_root.is_some() || self.multipart.is_some(),
             presign: cap.presign || self.presigns_itself(),
         }
     }

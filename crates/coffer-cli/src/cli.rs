@@ -71,6 +71,9 @@ pub struct BackendArgs {
     /// S3: the secret access key [env: AWS_SECRET_ACCESS_KEY].
     #[arg(long, value_name = "SECRET")]
     pub secret_key: Option<String>,
+    /// S3: a profile of the AWS config and credentials files [env: AWS_PROFILE].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// S3: the storage class of new objects (STANDARD, STANDARD_IA, GLACIER ...).
     #[arg(long, value_name = "CLASS")]
     pub storage_class: Option<String>,

@@ -56,6 +56,7 @@ pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Re
         ("region", args.region.is_some()),
         ("access-key", args.access_key.is_some()),
         ("secret-key", args.secret_key.is_some()),
+        ("profile", args.profile.is_some()),
         ("storage-class", args.storage_class.is_some()),
         ("virtual-host-style", args.virtual_host_style),
     ] {
@@ -93,6 +94,7 @@ pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Re
             set(&mut s3.endpoint, &args.endpoint);
             set(&mut s3.access_key_id, &args.access_key);
             set(&mut s3.secret_access_key, &args.secret_key);
+            set(&mut s3.profile, &args.profile);
             set(&mut s3.storage_class, &args.storage_class);
             s3.virtual_host_style |= args.virtual_host_style;
             s3.create_bucket |= args.create_bucket;

@@ -80,6 +80,36 @@ fn flags_and_named_stores_reach_garage_and_urls_work() {
     args.extend_from_slice(&["get", "reports/q1.csv", "--version", v1["version_id"].as_str().unwrap()]);
     assert_eq!(ok(coffer(d, &args)).stdout, "region,total\nnorth,10\n");
 
+    // Credentials from a profile of the AWS files, as the AWS tools read them.
+    std::fs::write(
+        d.join("credentials"),
+        format!("[garage]\naws_access_key_id = {GARAGE_ACCESS_KEY}\naws_secret_access_key = {GARAGE_SECRET_KEY}\n"),
+    )
+    .unwrap();
+    let credentials = d.join("credentials");
+    let by_profile = [
+        "--backend",
+        "s3",
+        "--bucket",
+        &bucket,
+        "--region",
+        "garage",
+        "--endpoint",
+        &endpoint,
+        "--profile",
+        "garage",
+        "get",
+        "reports/q1.csv",
+    ];
+    let got = coffer_in(
+        d,
+        &by_profile,
+        None,
+        &[("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap())],
+    );
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert_eq!(got.stdout, "region,total\nnorth,12\n");
+
     // A presigned URL serves the old version to a client without credentials.
     let url = json(coffer(
         d,

@@ -160,9 +160,6 @@ pub async fn health(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
 
 /// `coffer sync`: drain the spool once, or with `--watch` every interval until stopped.
 pub async fn sync(store: &Store, watch: bool, interval: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    if store.spool_status().await?.is_none() {
-        store.sync().await?; // the library's error names how to configure one
-    }
     if !watch {
         let report = store.sync().await?;
         print_drain(&report, json)?;

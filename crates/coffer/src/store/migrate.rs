@@ -217,7 +217,7 @@ impl Store {
                 async move {
                     let relative = path.trim_start_matches('/');
                     let relative = relative
-                        .strip_prefix(&listing.trim_start_matches('/'))
+                        .strip_prefix(listing.trim_start_matches('/'))
                         .unwrap_or(relative);
                     let key = format!("{}{relative}", options.prefix);
                     let outcome = async {

@@ -364,3 +364,32 @@ async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
     let reindex = switched.reindex_into(&rebuilt).await.unwrap();
     assert_eq!(reindex.versions, 5, "{reindex:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_directory_imports_into_a_bucket_one_put_per_file() {
+    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for i in 0..20 {
+        let path = tree.join(format!("d{}/f{i}.txt", i % 3));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("file {i}")).unwrap();
+    }
+    let store = open(BackendConfig::S3(Box::new(s3)), &dir).await;
+    assert!(
+        !store.backend().capabilities().batch_sync,
+        "every write to a bucket is durable on its own"
+    );
+    let options = coffer::ImportOptions {
+        prefix: "in/".into(),
+        jobs: 4,
+        progress: None,
+    };
+    let report = store.import_dir(&tree, &options).await.unwrap();
+    assert_eq!((report.files, report.failed.len()), (20, 0), "{report:?}");
+    let (_, bytes) = store.get_bytes("in/d1/f7.txt", None).await.unwrap();
+    assert_eq!(&bytes[..], b"file 7");
+    coffer::conformance::store_on_backend(&store).await.unwrap();
+}

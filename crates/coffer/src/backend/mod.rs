@@ -44,6 +44,10 @@ pub struct Capabilities {
     pub persistent: bool,
     /// The backend can hand out presigned URLs.
     pub presign: bool,
+    /// Many [`Backend::write_deferred`] writes and one [`Backend::sync`]
+    /// cost less than durable writes one by one (local disks); false where
+    /// every write is durable on its own.
+    pub batch_sync: bool,
 }
 
 /// A multipart upload that was begun and never completed.

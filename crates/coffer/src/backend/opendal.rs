@@ -487,6 +487,7 @@ impl Backend for OpendalBackend {
             rename: cap.rename,
             // Local disks and remote stores keep bytes; the memory service does not.
             persistent: self.local_root.is_some() || self.multipart.is_some(),
+            batch_sync: self.local_root.is_some(),
             presign: cap.presign || self.presigns_itself(),
         }
     }

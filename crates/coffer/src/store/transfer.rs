@@ -88,6 +88,21 @@ const IMPORT_BATCH_FILES: usize = 1000;
 /// Most bytes written between two backend syncs during an import.
 const IMPORT_BATCH_BYTES: u64 = 256 << 20;
 
+/// Count each imported file, or list why it failed.
+fn record_outcomes(outcomes: Vec<(Found, Result<ObjectVersion>)>, report: &mut ImportReport) {
+    for (file, outcome) in outcomes {
+        match outcome {
+            Ok(version) => {
+                report.files += 1;
+                report.bytes += version.size;
+            }
+            Err(e) => report
+                .failed
+                .push((file.path.display().to_string(), e.message().to_owned())),
+        }
+    }
+}
+
 /// Cut the files into import batches of at most [`IMPORT_BATCH_FILES`] files
 /// and (unless one file is larger) [`IMPORT_BATCH_BYTES`] bytes.
 fn batches(found: Vec<Found>) -> Vec<Vec<Found>> {
@@ -151,8 +166,12 @@ impl Store {
         if let Some(progress) = &options.progress {
             progress.start(Some(found.iter().map(|f| f.size).sum()));
         }
-        for batch in batches(found) {
-            self.import_batch(batch, options, &mut report).await;
+        if self.backend.capabilities().batch_sync {
+            for batch in batches(found) {
+                self.import_batch(batch, options, &mut report).await;
+            }
+        } else {
+            self.import_each(found, options, &mut report).await;
         }
         if let Some(progress) = &options.progress {
             progress.finish();
@@ -197,17 +216,28 @@ impl Store {
             })
             .buffer_unordered(IMPORT_BATCH_FILES);
         let outcomes: Vec<(Found, Result<ObjectVersion>)> = commits.collect().await;
-        for (file, outcome) in outcomes {
-            match outcome {
-                Ok(version) => {
-                    report.files += 1;
-                    report.bytes += version.size;
+        record_outcomes(outcomes, report);
+    }
+
+    /// Import files one put each, `jobs` at a time: for backends whose every
+    /// write is durable on its own (object stores), where a shared sync gains
+    /// nothing and holding a batch in memory until it commits would cost it.
+    async fn import_each(&self, found: Vec<Found>, options: &ImportOptions, report: &mut ImportReport) {
+        let outcomes: Vec<(Found, Result<ObjectVersion>)> = futures::stream::iter(found)
+            .map(|file| async move {
+                let outcome = async {
+                    let prepared = self.prepare_file(&file, options.progress.clone()).await?;
+                    let version = self.finish_upload(prepared).await?;
+                    self.apply_max_versions(&version.key).await?;
+                    Ok(version)
                 }
-                Err(e) => report
-                    .failed
-                    .push((file.path.display().to_string(), e.message().to_owned())),
-            }
-        }
+                .await;
+                (file, outcome)
+            })
+            .buffer_unordered(options.jobs.max(1))
+            .collect()
+            .await;
+        record_outcomes(outcomes, report);
     }
 
     async fn prepare_file(&self, file: &Found, progress: Option<Arc<dyn Progress>>) -> Result<Prepared> {

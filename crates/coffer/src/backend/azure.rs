@@ -265,7 +265,6 @@ pub(crate) struct AzureExtras {
     root: String,
     credential: Credential,
     access_tier: Option<&'static str>,
-    http: reqwest::Client,
 }
 
 impl AzureExtras {
@@ -374,8 +373,7 @@ impl AzureExtras {
             .sign(&mut parts, None)
             .await
             .map_err(|e| Error::invalid_input(format!("cannot sign the Azure request: {e}")))?;
-        let response = self
-            .http
+        let response = super::side_http()?
             .request(parts.method, parts.uri.to_string())
             .headers(parts.headers)
             .timeout(REQUEST_TIMEOUT)
@@ -432,7 +430,6 @@ impl OpendalBackend {
             root: config.root(),
             credential: resolved.credential.clone(),
             access_tier: config.access_tier.as_deref().map(canonical_tier).transpose()?,
-            http: crate::events::sinks::http_client()?,
         };
         // A store that cannot be reached now is no reason to refuse opening
         // it (writes may go to a spool): its operations will say so.

@@ -173,10 +173,7 @@ pub trait Backend: Send + Sync + Debug + Display {
     /// `Archive`). Backends without classes refuse with `Unsupported`.
     async fn set_storage_class(&self, path: &str, class: &str) -> Result<()> {
         let _ = (path, class);
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("{self} has no storage classes: S3 and Azure stores have them"),
-        ))
+        Err(no_storage_classes(self))
     }
     /// A URL for `request.path` that works without credentials until it expires.
     async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {
@@ -226,6 +223,32 @@ pub(crate) async fn copy_blob_verified(
         ));
     }
     Ok(())
+}
+
+/// The HTTP client of the calls remote backends make beside OpenDAL's
+/// (bucket creation, multipart cleanup, storage classes, Azure tiers):
+/// built on first use, so opening a store does not pay for it, and shared.
+#[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
+pub(crate) fn side_http() -> Result<&'static reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client);
+    }
+    let client = reqwest::Client::builder().build().map_err(|e| {
+        Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("cannot set up an HTTP client: {e}"),
+        )
+    })?;
+    Ok(CLIENT.get_or_init(|| client))
+}
+
+/// The error of a backend without storage classes.
+pub(crate) fn no_storage_classes(backend: &(impl Display + ?Sized)) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("{backend} has no storage classes: S3 and Azure stores have them"),
+    )
 }
 
 /// The error of a backend that cannot hand out presigned URLs.

@@ -14,6 +14,7 @@ use opendal::Operator;
 
 use super::{
     Backend, ByteStream, Capabilities, IncompleteUpload, PresignMethod, PresignRequest, PresignedUrl, cannot_presign,
+    no_storage_classes,
 };
 use crate::body::WriteBehind;
 use crate::error::{Error, ErrorKind, Result};
@@ -524,10 +525,7 @@ impl Backend for OpendalBackend {
             return s3.set_storage_class(path, class).await;
         }
         let _ = (path, class);
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("{self} has no storage classes: S3 and Azure stores have them"),
-        ))
+        Err(no_storage_classes(self))
     }
 
     async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {

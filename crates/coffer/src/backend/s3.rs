@@ -257,7 +257,7 @@ impl S3Config {
             region: &region,
             service: "s3",
         };
-        let request = sigv4::signed_request(&reqwest::Client::new(), &credentials, call).timeout(REQUEST_TIMEOUT);
+        let request = sigv4::signed_request(super::side_http()?, &credentials, call).timeout(REQUEST_TIMEOUT);
         let response = request.send().await.map_err(|e| {
             Error::new(
                 ErrorKind::BackendUnavailable,

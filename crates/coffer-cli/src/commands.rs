@@ -388,13 +388,7 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
     let caps = &info.capabilities;
     print_fields(&[
         ("backend", info.backend.clone()),
-        (
-            "status",
-            match &info.backend_error {
-                None => "ok".to_owned(),
-                Some(error) => format!("unreachable: {error}"),
-            },
-        ),
+        ("status", crate::output::backend_status(info.backend_error.as_deref())),
         (
             "spool",
             match &info.spool {
@@ -408,13 +402,7 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
                 ),
             },
         ),
-        (
-            "capabilities",
-            format!(
-                "rename={} persistent={} presign={}",
-                caps.rename, caps.persistent, caps.presign
-            ),
-        ),
+        ("capabilities", crate::output::capabilities_line(caps)),
         ("catalog", info.catalog.clone()),
         ("objects", format!("{} ({})", s.objects, human_size(s.object_bytes))),
         (

@@ -71,6 +71,22 @@ pub fn print_fields(fields: &[(&str, String)]) {
     }
 }
 
+/// A backend's capabilities on one line, as `info` and `health` show them.
+pub fn capabilities_line(caps: &coffer::Capabilities) -> String {
+    format!(
+        "rename={} persistent={} presign={}",
+        caps.rename, caps.persistent, caps.presign
+    )
+}
+
+/// `ok`, or why the backend did not answer.
+pub fn backend_status(error: Option<&str>) -> String {
+    match error {
+        None => "ok".to_owned(),
+        Some(error) => format!("unreachable: {error}"),
+    }
+}
+
 /// Bytes in a human unit: 1.5 KiB, 3.2 GiB.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

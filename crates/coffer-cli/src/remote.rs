@@ -135,21 +135,9 @@ pub async fn health(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         let caps = &health.capabilities;
         print_fields(&[
             ("backend", health.backend.clone()),
-            (
-                "status",
-                match &health.error {
-                    None => "ok".to_owned(),
-                    Some(error) => format!("unreachable: {error}"),
-                },
-            ),
+            ("status", crate::output::backend_status(health.error.as_deref())),
             ("latency", format!("{:.1} ms", health.latency_ms)),
-            (
-                "capabilities",
-                format!(
-                    "rename={} persistent={} presign={}",
-                    caps.rename, caps.persistent, caps.presign
-                ),
-            ),
+            ("capabilities", crate::output::capabilities_line(caps)),
         ]);
     }
     Ok(match health.ok {

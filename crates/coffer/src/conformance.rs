@@ -1374,7 +1374,7 @@ pub async fn catalog_outbox(catalog: &dyn Catalog) -> Outcome {
 /// back byte for byte, a clean verify and a healthy backend. `store` must
 /// be empty.
 pub async fn store_on_backend(store: &crate::Store) -> Outcome {
-    use crate::store::{PutOptions, VerifyOptions};
+    use crate::store::PutOptions;
     let first = store
         .put_bytes("docs/a.txt", "one", PutOptions::default())
         .await
@@ -1428,15 +1428,22 @@ pub async fn store_on_backend(store: &crate::Store) -> Outcome {
     let (_, back) = store.get_bytes("big/blob.bin", None).await.ctx("large get")?;
     check!(back[..] == large[..], "the large object reads back different");
 
+    verify_clean(store).await?;
+    let health = store.health().await;
+    check!(health.ok, "the backend is not healthy: {health:?}");
+    Ok(())
+}
+
+/// `store` verifies clean: every referenced blob and manifest is sound, and
+/// nothing is orphaned, however new (no minimum age).
+pub async fn verify_clean(store: &crate::Store) -> Outcome {
     let report = store
-        .verify(&VerifyOptions {
+        .verify(&crate::store::VerifyOptions {
             min_orphan_age: std::time::Duration::ZERO,
-            ..VerifyOptions::default()
+            ..crate::store::VerifyOptions::default()
         })
         .await
         .ctx("verify")?;
     check!(report.is_clean(), "verify found problems: {report:?}");
-    let health = store.health().await;
-    check!(health.ok, "the backend is not healthy: {health:?}");
     Ok(())
 }

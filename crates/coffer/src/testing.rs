@@ -186,16 +186,35 @@ pub use self::receiver::{ReceivedRequest, WebhookReceiver};
 /// (with a loud line) when it does not answer and services are not required.
 #[cfg(feature = "backend-s3")]
 pub fn moto_bucket() -> Result<Option<crate::backend::S3Config>> {
-    let addr = std::env::var("COFFER_TEST_S3").unwrap_or_else(|_| "127.0.0.1:5000".to_owned());
-    if !service_available("the S3 emulator (moto)", &addr)? {
+    s3_test_bucket(
+        "the S3 emulator (moto)",
+        "COFFER_TEST_S3",
+        "127.0.0.1:5000",
+        "us-east-1",
+        ("test", "test"),
+    )
+}
+
+/// A fresh bucket's settings on the S3 server `name` at `$variable` (else
+/// `default_addr`), or `None` (with a loud line) when it does not answer.
+#[cfg(feature = "backend-s3")]
+fn s3_test_bucket(
+    name: &str,
+    variable: &str,
+    default_addr: &str,
+    region: &str,
+    (access_key, secret_key): (&str, &str),
+) -> Result<Option<crate::backend::S3Config>> {
+    let addr = std::env::var(variable).unwrap_or_else(|_| default_addr.to_owned());
+    if !service_available(name, &addr)? {
         return Ok(None);
     }
     Ok(Some(crate::backend::S3Config {
         bucket: format!("coffer-test-{}", uuid::Uuid::now_v7().simple()),
-        region: Some("us-east-1".to_owned()),
+        region: Some(region.to_owned()),
         endpoint: Some(format!("http://{addr}")),
-        access_key_id: Some("test".to_owned()),
-        secret_access_key: Some("test".to_owned()),
+        access_key_id: Some(access_key.to_owned()),
+        secret_access_key: Some(secret_key.to_owned()),
         create_bucket: true,
         ..crate::backend::S3Config::default()
     }))
@@ -212,19 +231,13 @@ pub const GARAGE_SECRET_KEY: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec
 /// services are not required.
 #[cfg(feature = "backend-s3")]
 pub fn garage_bucket() -> Result<Option<crate::backend::S3Config>> {
-    let addr = std::env::var("COFFER_TEST_GARAGE").unwrap_or_else(|_| "127.0.0.1:3900".to_owned());
-    if !service_available("Garage", &addr)? {
-        return Ok(None);
-    }
-    Ok(Some(crate::backend::S3Config {
-        bucket: format!("coffer-test-{}", uuid::Uuid::now_v7().simple()),
-        region: Some("garage".to_owned()),
-        endpoint: Some(format!("http://{addr}")),
-        access_key_id: Some(GARAGE_ACCESS_KEY.to_owned()),
-        secret_access_key: Some(GARAGE_SECRET_KEY.to_owned()),
-        create_bucket: true,
-        ..crate::backend::S3Config::default()
-    }))
+    s3_test_bucket(
+        "Garage",
+        "COFFER_TEST_GARAGE",
+        "127.0.0.1:3900",
+        "garage",
+        (GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY),
+    )
 }
 
 /// Settings for a fresh container on the Azure emulator (Azurite, on

@@ -20,6 +20,14 @@ async fn garage_through_proxy() -> Option<(coffer::S3Config, TcpProxy)> {
     Some((s3, proxy))
 }
 
+/// A store in `dir` (its catalog) on the bucket `s3` names.
+fn on_bucket(s3: &coffer::S3Config, dir: &std::path::Path) -> Config {
+    Config {
+        backend: BackendConfig::S3(Box::new(s3.clone())),
+        ..Config::embedded(dir.join("data"))
+    }
+}
+
 fn content(i: usize) -> String {
     format!("document {i}: {}", "x".repeat(i * 100))
 }
@@ -31,9 +39,8 @@ async fn with_a_spool_every_acknowledged_put_survives_an_outage() {
     };
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
-        backend: BackendConfig::S3(Box::new(s3.clone())),
         spool: Some(dir.path().join("spool")),
-        ..Config::embedded(dir.path().join("data"))
+        ..on_bucket(&s3, dir.path())
     };
     let store = Store::open(&config).await.unwrap().with_actor("tester");
 
@@ -77,12 +84,7 @@ async fn with_a_spool_every_acknowledged_put_survives_an_outage() {
 
     // Every acknowledged put is on the backend itself now, with the same version ids:
     // a store on the bucket without the spool reads them all.
-    let plain = Store::open(&Config {
-        backend: BackendConfig::S3(Box::new(s3)),
-        ..Config::embedded(dir.path().join("data"))
-    })
-    .await
-    .unwrap();
+    let plain = Store::open(&on_bucket(&s3, dir.path())).await.unwrap();
     for (i, version) in acknowledged.iter().enumerate() {
         assert!(!store.is_spooled(version).await);
         let (got, bytes) = plain
@@ -94,14 +96,7 @@ async fn with_a_spool_every_acknowledged_put_survives_an_outage() {
     }
     let (_, bytes) = plain.get_bytes("run/big.bin", None).await.unwrap();
     assert!(bytes[..] == large[..]);
-    let report = plain
-        .verify(&VerifyOptions {
-            min_orphan_age: Duration::ZERO,
-            ..VerifyOptions::default()
-        })
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    coffer::conformance::verify_clean(&plain).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,10 +105,7 @@ async fn without_a_spool_puts_fail_cleanly_while_the_backend_is_down() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        backend: BackendConfig::S3(Box::new(s3)),
-        ..Config::embedded(dir.path().join("data"))
-    };
+    let config = on_bucket(&s3, dir.path());
     let store = Store::open(&config).await.unwrap();
     store
         .put_bytes("run/before.txt", "before", PutOptions::default())
@@ -135,14 +127,7 @@ async fn without_a_spool_puts_fail_cleanly_while_the_backend_is_down() {
     assert!(store.health().await.ok);
     let (_, bytes) = store.get_bytes("run/before.txt", None).await.unwrap();
     assert_eq!(&bytes[..], b"before");
-    let report = store
-        .verify(&VerifyOptions {
-            min_orphan_age: Duration::ZERO,
-            ..VerifyOptions::default()
-        })
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    coffer::conformance::verify_clean(&store).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,10 +136,7 @@ async fn an_interrupted_multipart_upload_leaves_no_version_and_no_parts() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        backend: BackendConfig::S3(Box::new(s3.clone())),
-        ..Config::embedded(dir.path().join("data"))
-    };
+    let config = on_bucket(&s3, dir.path());
     let store = Store::open(&config).await.unwrap();
     // 40 MiB in 5 MiB parts, with the server going away after the first few parts.
     let (sender, receiver) = futures::channel::mpsc::channel::<coffer::Result<bytes::Bytes>>(1);

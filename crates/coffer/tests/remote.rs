@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use coffer::{BackendConfig, Config, ErrorKind, PutOptions, Store, VerifyOptions};
+use coffer::{BackendConfig, Config, ErrorKind, PutOptions, Store};
 
 async fn open(backend: BackendConfig, dir: &tempfile::TempDir) -> Store {
     let config = Config {
@@ -254,14 +254,7 @@ async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].actor, "archivist");
-    let report = store
-        .verify(&VerifyOptions {
-            min_orphan_age: Duration::ZERO,
-            ..VerifyOptions::default()
-        })
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    coffer::conformance::verify_clean(&store).await.unwrap();
 
     store
         .move_to_tier("records/2019.csv", &v1.version_id, coffer::Tier::Hot)
@@ -349,14 +342,7 @@ async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
     assert_eq!(&bytes[..], b"1");
     assert_eq!(v1.tags.get("qc").map(String::as_str), Some("ok"));
     assert_eq!(v1.comments[0].text, "checked");
-    let report = switched
-        .verify(&VerifyOptions {
-            min_orphan_age: Duration::ZERO,
-            ..VerifyOptions::default()
-        })
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    coffer::conformance::verify_clean(&switched).await.unwrap();
     // A fresh catalog rebuilt from the bucket alone has the versions too.
     let rebuilt = coffer::SqliteCatalog::open(&dir.path().join("rebuilt.db"))
         .await

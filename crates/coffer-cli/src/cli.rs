@@ -50,9 +50,9 @@ pub struct BackendArgs {
     /// A named store of the config file ([stores.NAME]) instead of its [backend].
     #[arg(long, global = true, value_name = "NAME")]
     pub store: Option<String>,
-    /// The kind of backend.
-    #[arg(long, value_enum)]
-    pub backend: Option<BackendKind>,
+    /// The kind of backend: fs (alias local), memory, s3, azure (alias azblob), as in the config and COFFER_BACKEND.
+    #[arg(long, value_name = "KIND", value_parser = backend_kinds())]
+    pub backend: Option<coffer::BackendKind>,
     /// Local backend: the directory that holds the blobs [default: <data-dir>/store].
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
@@ -103,15 +103,15 @@ pub struct BackendArgs {
     pub create_bucket: bool,
 }
 
-/// The kinds of backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// A local directory (or NAS mount).
-    Local,
-    /// An S3 bucket (AWS or an S3-compatible store).
-    S3,
-    /// An Azure Blob container.
-    Azure,
+/// The library's kinds of backend as clap's values, aliases included.
+fn backend_kinds() -> impl clap::builder::TypedValueParser<Value = coffer::BackendKind> {
+    let values = coffer::BackendKind::ALL.map(|kind| {
+        clap::builder::PossibleValue::new(kind.name())
+            .aliases(kind.aliases())
+            .help(kind.about())
+    });
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(values).try_map(|name| name.parse::<coffer::BackendKind>())
 }
 
 #[derive(Debug, Subcommand)]

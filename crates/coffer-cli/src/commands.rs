@@ -36,7 +36,8 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
-    let mut config = Config::load(global.config.as_deref())?;
+    let backend = remote::backend_overrides(&global.backend)?;
+    let mut config = Config::load_with(global.config.as_deref(), backend)?;
     if let Some(dir) = &global.data_dir {
         config.data_dir = dir.clone();
     }
@@ -46,7 +47,6 @@ fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
     if let Some(user) = &global.user {
         config.user = Some(user.clone());
     }
-    remote::apply_backend_args(&mut config, &global.backend)?;
     if let Some(spool) = &global.spool {
         config.spool = Some(spool.clone());
     }

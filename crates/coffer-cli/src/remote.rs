@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use coffer::{BackendConfig, Config, Store};
+use coffer::{BackendOverrides, Config, Store};
 use serde_json::json;
 
-use crate::cli::{BackendArgs, BackendKind, GlobalArgs, TierCommand, UrlArgs, UrlMethod};
+use crate::cli::{BackendArgs, GlobalArgs, TierCommand, UrlArgs, UrlMethod};
 use crate::commands::parse_version;
 use crate::output::{exit_code, human_size, print_fields, print_json};
 use crate::progress::TerminalProgress;
@@ -17,113 +17,40 @@ fn invalid(message: String) -> anyhow::Error {
     coffer::Error::new(coffer::ErrorKind::InvalidInput, message).into()
 }
 
-/// Apply the backend flags to `config`: `--store` picks a named store, then
-/// `--backend` and the settings of that kind override what the config says.
-pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Result<()> {
+/// The backend flags as overrides of the configured backend's settings:
+/// the library checks which kind each belongs to and what a kind requires.
+pub fn backend_overrides(args: &BackendArgs) -> anyhow::Result<BackendOverrides> {
+    let mut overrides = BackendOverrides::default();
     if let Some(name) = &args.store {
-        config.select_store(name)?;
+        overrides.store(name);
     }
-    match args.backend {
-        Some(BackendKind::Local) if !matches!(config.backend, BackendConfig::Fs { .. }) => {
-            config.backend = BackendConfig::Fs { root: None };
-        }
-        Some(BackendKind::S3) if !matches!(config.backend, BackendConfig::S3(_)) => {
-            config.backend = BackendConfig::S3(Box::default());
-        }
-        Some(BackendKind::Azure) if !matches!(config.backend, BackendConfig::Azure(_)) => {
-            config.backend = BackendConfig::Azure(Box::default());
-        }
-        _ => {}
+    if let Some(kind) = args.backend {
+        overrides.kind(kind);
     }
-    let kind = match &config.backend {
-        BackendConfig::Fs { .. } | BackendConfig::Memory => "local",
-        BackendConfig::S3(_) => "s3",
-        BackendConfig::Azure(_) => "azure",
-    };
-    // Each flag belongs to one kind (or two); one given for another kind is a mistake worth naming.
-    let given = |name: &'static str, set: bool, kinds: &[&str]| -> anyhow::Result<()> {
-        if set && !kinds.contains(&kind) {
-            return Err(invalid(format!(
-                "--{name} is a setting of the {} backend, and this store's backend is {kind} (use --backend)",
-                kinds.join(" or ")
-            )));
-        }
-        Ok(())
-    };
-    given("path", args.path.is_some(), &["local"])?;
-    for (name, set) in [
-        ("bucket", args.bucket.is_some()),
-        ("region", args.region.is_some()),
-        ("access-key", args.access_key.is_some()),
-        ("secret-key", args.secret_key.is_some()),
-        ("profile", args.profile.is_some()),
-        ("storage-class", args.storage_class.is_some()),
-        ("virtual-host-style", args.virtual_host_style),
+    let switch = |on: bool| on.then(|| "true".to_owned());
+    for (flag, value) in [
+        ("path", args.path.as_ref().map(|p| p.display().to_string())),
+        ("bucket", args.bucket.clone()),
+        ("region", args.region.clone()),
+        ("endpoint", args.endpoint.clone()),
+        ("access-key", args.access_key.clone()),
+        ("secret-key", args.secret_key.clone()),
+        ("profile", args.profile.clone()),
+        ("storage-class", args.storage_class.clone()),
+        ("virtual-host-style", switch(args.virtual_host_style)),
+        ("container", args.container.clone()),
+        ("account-name", args.account_name.clone()),
+        ("account-key", args.account_key.clone()),
+        ("sas-token", args.sas_token.clone()),
+        ("connection-string", args.connection_string.clone()),
+        ("access-tier", args.access_tier.clone()),
+        ("create-bucket", switch(args.create_bucket)),
     ] {
-        given(name, set, &["s3"])?;
-    }
-    for (name, set) in [
-        ("container", args.container.is_some()),
-        ("account-name", args.account_name.is_some()),
-        ("account-key", args.account_key.is_some()),
-        ("sas-token", args.sas_token.is_some()),
-        ("connection-string", args.connection_string.is_some()),
-        ("access-tier", args.access_tier.is_some()),
-    ] {
-        given(name, set, &["azure"])?;
-    }
-    given("endpoint", args.endpoint.is_some(), &["s3", "azure"])?;
-    given("create-bucket", args.create_bucket, &["s3", "azure"])?;
-    let set = |setting: &mut Option<String>, flag: &Option<String>| {
-        if let Some(value) = flag {
-            *setting = Some(value.clone());
-        }
-    };
-    match &mut config.backend {
-        BackendConfig::Fs { root } => {
-            if let Some(path) = &args.path {
-                *root = Some(path.clone());
-            }
-        }
-        BackendConfig::Memory => {}
-        BackendConfig::S3(s3) => {
-            if let Some(bucket) = &args.bucket {
-                s3.bucket = bucket.clone();
-            }
-            set(&mut s3.region, &args.region);
-            set(&mut s3.endpoint, &args.endpoint);
-            set(&mut s3.access_key_id, &args.access_key);
-            set(&mut s3.secret_access_key, &args.secret_key);
-            set(&mut s3.profile, &args.profile);
-            set(&mut s3.storage_class, &args.storage_class);
-            s3.virtual_host_style |= args.virtual_host_style;
-            s3.create_bucket |= args.create_bucket;
-            if s3.bucket.is_empty() {
-                return Err(invalid(
-                    "the S3 backend needs a bucket (--bucket, COFFER_S3_BUCKET or bucket in the config)".to_owned(),
-                ));
-            }
-        }
-        BackendConfig::Azure(azure) => {
-            if let Some(container) = &args.container {
-                azure.container = container.clone();
-            }
-            set(&mut azure.account_name, &args.account_name);
-            set(&mut azure.account_key, &args.account_key);
-            set(&mut azure.sas_token, &args.sas_token);
-            set(&mut azure.connection_string, &args.connection_string);
-            set(&mut azure.endpoint, &args.endpoint);
-            set(&mut azure.access_tier, &args.access_tier);
-            azure.create_container |= args.create_bucket;
-            if azure.container.is_empty() {
-                return Err(invalid(
-                    "the Azure backend needs a container (--container, COFFER_AZURE_CONTAINER or container in the config)"
-                        .to_owned(),
-                ));
-            }
+        if let Some(value) = value {
+            overrides.flag(flag, value)?;
         }
     }
-    Ok(())
+    Ok(overrides)
 }
 
 /// `coffer health`: exit 0 when the backend answers, 8 when it does not.

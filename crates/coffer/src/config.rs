@@ -10,36 +10,12 @@ use serde::{Deserialize, Deserializer};
 
 use crate::catalog::CatalogLocation;
 use crate::error::{Error, Result};
+use crate::settings::{BackendConfig, BackendOverrides, parse_flag};
 
 /// Name of the config file looked for in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "coffer.toml";
 /// The embedded default's data directory.
 pub const DEFAULT_DATA_DIR: &str = "coffer-data";
-
-/// Where a store keeps its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum BackendConfig {
-    /// A local directory (or a mounted NAS share).
-    Fs {
-        /// The directory; `<data_dir>/store` when absent.
-        root: Option<PathBuf>,
-    },
-    /// Process memory: gone when the process ends.
-    Memory,
-    /// An S3 bucket (AWS or an S3-compatible store).
-    #[cfg(feature = "backend-s3")]
-    S3(Box<crate::backend::S3Config>),
-    /// An Azure Blob container.
-    #[cfg(feature = "backend-azblob")]
-    Azure(Box<crate::backend::AzureConfig>),
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        BackendConfig::Fs { root: None }
-    }
-}
 
 /// Everything needed to open a [`Store`](crate::Store).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -90,17 +66,6 @@ fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::resul
         }
     }
     deserializer.deserialize_str(Span).map(Some)
-}
-
-/// Parse a true/false environment setting.
-fn parse_flag(setting: &str, text: &str) -> Result<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(Error::invalid_input(format!(
-            "{setting}={text:?}: expected true, false, 1 or 0"
-        ))),
-    }
 }
 
 /// Parse the audit retention `setting` holds (`7y`, `7years`, `400d`); zero is refused.
@@ -230,19 +195,35 @@ impl Config {
     /// Defaults, then the TOML file (`file`, else `./coffer.toml` if present),
     /// then the environment: `COFFER_DATA_DIR`, `COFFER_CATALOG_URL` (else
     /// `DATABASE_URL`, when neither it nor the file names a catalog),
-    /// `COFFER_BACKEND` (`fs` or `memory`), `COFFER_BACKEND_ROOT`, `COFFER_USER`,
-    /// `COFFER_MAX_VERSIONS`, `COFFER_AUDIT_RETENTION`, `COFFER_AUDIT_READS`.
+    /// `COFFER_USER`, `COFFER_MAX_VERSIONS`, `COFFER_AUDIT_RETENTION`,
+    /// `COFFER_AUDIT_READS` ..., and the backend's variables (`COFFER_BACKEND`,
+    /// `COFFER_BACKEND_ROOT`, `COFFER_S3_*`, `COFFER_AZURE_*`), which override
+    /// single settings of the configured backend.
     pub fn load(file: Option<&Path>) -> Result<Self> {
+        Self::load_with(file, BackendOverrides::default())
+    }
+
+    /// [`load`](Self::load), with `overrides` (the CLI's flags) applied to
+    /// the backend on top of the environment's.
+    pub fn load_with(file: Option<&Path>, overrides: BackendOverrides) -> Result<Self> {
         let mut config = match file {
             Some(path) => Self::from_file(path)?,
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?,
             None => Config::default(),
         };
-        config.apply_env(|name| std::env::var(name).ok())?;
-        if let Some(name) = config.store.clone() {
-            config.select_store(&name)?;
-        }
+        let lookup = |name: &str| std::env::var(name).ok();
+        config.apply_env(lookup)?;
+        config.apply_backend(BackendOverrides::from_env(lookup)?.then(overrides))?;
         Ok(config)
+    }
+
+    /// Make the chosen store (the overrides', else `store`) the backend, then
+    /// apply the overrides to its settings, keeping the others, and check it.
+    pub fn apply_backend(&mut self, overrides: BackendOverrides) -> Result<()> {
+        if let Some(name) = overrides.chosen_store().or(self.store.as_deref()).map(str::to_owned) {
+            self.select_store(&name)?;
+        }
+        overrides.apply_to(&mut self.backend)
     }
 
     /// Read a TOML config file.
@@ -258,7 +239,8 @@ impl Config {
         toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))
     }
 
-    /// Apply `COFFER_*` variables as `lookup` reports them.
+    /// Apply the `COFFER_*` variables other than the backend's (see
+    /// [`BackendOverrides::from_env`]) as `lookup` reports them.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(dir) = lookup("COFFER_DATA_DIR") {
             self.data_dir = PathBuf::from(dir);
@@ -269,68 +251,6 @@ impl Config {
         // The ecosystem's variable, weaker than coffer's own setting in the file or the environment.
         if self.catalog_url.is_none() {
             self.catalog_url = lookup("DATABASE_URL").filter(|url| !url.is_empty());
-        }
-        if let Some(kind) = lookup("COFFER_BACKEND") {
-            self.backend = match kind.as_str() {
-                "fs" | "local" => BackendConfig::Fs { root: None },
-                "memory" => BackendConfig::Memory,
-                #[cfg(feature = "backend-s3")]
-                "s3" => BackendConfig::S3(Box::default()),
-                #[cfg(feature = "backend-azblob")]
-                "azure" | "azblob" => BackendConfig::Azure(Box::default()),
-                other => {
-                    return Err(Error::invalid_input(format!(
-                        "COFFER_BACKEND={other:?}: expected fs, memory, s3 or azure"
-                    )));
-                }
-            };
-        }
-        #[cfg(feature = "backend-azblob")]
-        if let BackendConfig::Azure(azure) = &mut self.backend {
-            if let Some(container) = lookup("COFFER_AZURE_CONTAINER") {
-                azure.container = container;
-            }
-            for (name, setting) in [
-                ("COFFER_AZURE_ENDPOINT", &mut azure.endpoint),
-                ("COFFER_AZURE_PREFIX", &mut azure.prefix),
-                ("COFFER_AZURE_ACCESS_TIER", &mut azure.access_tier),
-            ] {
-                if let Some(value) = lookup(name) {
-                    *setting = Some(value);
-                }
-            }
-            if let Some(create) = lookup("COFFER_AZURE_CREATE_CONTAINER") {
-                azure.create_container = parse_flag("COFFER_AZURE_CREATE_CONTAINER", &create)?;
-            }
-        }
-        #[cfg(feature = "backend-s3")]
-        if let BackendConfig::S3(s3) = &mut self.backend {
-            if let Some(bucket) = lookup("COFFER_S3_BUCKET") {
-                s3.bucket = bucket;
-            }
-            for (name, setting) in [
-                ("COFFER_S3_REGION", &mut s3.region),
-                ("COFFER_S3_ENDPOINT", &mut s3.endpoint),
-                ("COFFER_S3_PREFIX", &mut s3.prefix),
-                ("COFFER_S3_STORAGE_CLASS", &mut s3.storage_class),
-            ] {
-                if let Some(value) = lookup(name) {
-                    *setting = Some(value);
-                }
-            }
-            if let Some(create) = lookup("COFFER_S3_CREATE_BUCKET") {
-                s3.create_bucket = parse_flag("COFFER_S3_CREATE_BUCKET", &create)?;
-            }
-        }
-        if let Some(root) = lookup("COFFER_BACKEND_ROOT") {
-            match &mut self.backend {
-                BackendConfig::Fs { root: r } => *r = Some(PathBuf::from(root)),
-                _ => {
-                    return Err(Error::invalid_input(
-                        "COFFER_BACKEND_ROOT is set but the backend is not local",
-                    ));
-                }
-            }
         }
         if let Some(user) = lookup("COFFER_USER") {
             self.user = Some(user);

@@ -44,6 +44,7 @@ pub mod events;
 mod key;
 mod layout;
 mod progress;
+mod settings;
 mod sigv4;
 mod store;
 mod time;
@@ -76,7 +77,7 @@ pub use crate::catalog::{
 };
 #[cfg(feature = "catalog-postgres")]
 pub use crate::catalog::{CatalogMigration, PostgresCatalog, TableMigration, migrate_catalog};
-pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url, set_active_store};
+pub use crate::config::{Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url, set_active_store};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::key::{
     MAX_COMMENT_BYTES, MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
@@ -86,6 +87,7 @@ pub use crate::key::{
 };
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
+pub use crate::settings::{BackendConfig, BackendKind, BackendOverrides};
 pub use crate::store::{
     AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DispatcherHandle, ExportOptions,
     ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportBackendOptions, ImportOptions, ImportReport,

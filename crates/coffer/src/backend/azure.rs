@@ -95,6 +95,9 @@ impl AzureConfig {
     /// Check the settings.
     pub fn validate(&self) -> Result<()> {
         let container = &self.container;
+        if container.is_empty() {
+            return Err(crate::settings::missing_setting(crate::BackendKind::Azure, "container"));
+        }
         let valid = (3..=63).contains(&container.len())
             && container
                 .chars()

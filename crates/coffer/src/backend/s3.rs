@@ -86,6 +86,9 @@ impl S3Config {
     /// Check the settings.
     pub fn validate(&self) -> Result<()> {
         let bucket = &self.bucket;
+        if bucket.is_empty() {
+            return Err(crate::settings::missing_setting(crate::BackendKind::S3, "bucket"));
+        }
         let valid_bucket = (3..=63).contains(&bucket.len())
             && bucket
                 .chars()

@@ -13,12 +13,13 @@ use crate::catalog::{
     BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
     prefix_upper_bound,
 };
-use crate::config::{BackendConfig, Config};
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
 use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
 use crate::progress::Progress;
+use crate::settings::BackendConfig;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 

@@ -32,6 +32,9 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// On an error, also print its causes in full, the storage library's details included (also when RUST_LOG is set).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// A local directory that takes writes while the backend does not answer [env: COFFER_SPOOL].
     #[arg(long, global = true, value_name = "DIR")]
     pub spool: Option<PathBuf>,

@@ -17,6 +17,7 @@ use crate::{catalog, hooks, manage, remote};
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
     let json = cli.global.json;
+    let verbose = cli.global.verbose || std::env::var_os("RUST_LOG").is_some();
     match dispatch(cli).await {
         Ok(code) => code,
         Err(err) => {
@@ -29,6 +30,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 eprintln!("{}", json!({ "error": { "kind": kind, "message": message } }));
             } else {
                 eprintln!("coffer: {message}");
+            }
+            if verbose {
+                output::print_causes(err.downcast_ref::<coffer::Error>());
             }
             ExitCode::from(code)
         }

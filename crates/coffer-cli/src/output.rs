@@ -20,7 +20,8 @@ Exit codes:
   9  catalog error
  10  I/O error reading input or writing output
  11  unsupported by this backend or build
- 12  a hook could not deliver (hooks test)";
+ 12  a hook could not deliver (hooks test)
+ 14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first";
 
 /// The exit code for an error kind.
 pub fn exit_code(kind: ErrorKind) -> u8 {
@@ -35,8 +36,39 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Io => 10,
         ErrorKind::Unsupported => 11,
         ErrorKind::Delivery => 12,
+        ErrorKind::Archived => 14,
         _ => EXIT_OTHER,
     }
+}
+
+/// Print what caused `error`, each cause on lines of its own (`-v`): the
+/// one-line message leaves out the storage library's details.
+pub fn print_causes(error: Option<&coffer::Error>) {
+    let mut cause = error.and_then(std::error::Error::source);
+    while let Some(error) = cause {
+        eprintln!("  caused by: {}", hide_signatures(&error.to_string()));
+        cause = error.source();
+    }
+}
+
+/// `text` with the values of signing query parameters (an Azure SAS's
+/// `sig`, S3's `X-Amz-Signature` ...) replaced by `***`: request URLs in
+/// the storage library's details may carry them.
+fn hide_signatures(text: &str) -> String {
+    const SECRET_PARAMS: [&str; 4] = ["sig=", "X-Amz-Signature=", "X-Amz-Credential=", "X-Amz-Security-Token="];
+    let mut shown = text.to_owned();
+    for param in SECRET_PARAMS {
+        let mut from = 0;
+        while let Some(at) = shown[from..].find(param) {
+            let start = from + at + param.len();
+            let end = shown[start..]
+                .find(['&', '"', ',', ' ', '}'])
+                .map_or(shown.len(), |n| start + n);
+            shown.replace_range(start..end, "***");
+            from = start + 3;
+        }
+    }
+    shown
 }
 
 /// Print `value` as pretty JSON on stdout.
@@ -129,4 +161,15 @@ pub fn version_fields(v: &ObjectVersion) -> Vec<(&'static str, String)> {
         fields.push(("damaged", problem.clone()));
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signatures_in_details_are_hidden() {
+        assert_eq!(
+            super::hide_signatures("uri: https://a/b?sv=2022&sig=abc%2F&se=1, source: x X-Amz-Signature=ff"),
+            "uri: https://a/b?sv=2022&sig=***&se=1, source: x X-Amz-Signature=***"
+        );
+    }
 }

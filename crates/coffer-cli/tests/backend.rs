@@ -126,3 +126,161 @@ fn the_environment_keeps_the_configured_bucket() {
     );
     assert_eq!((got.code, got.stdout.as_str()), (0, "in the bucket"), "{}", got.stderr);
 }
+
+/// Backend flags for a bucket on a port where nothing listens.
+const NOWHERE: [&str; 12] = [
+    "--backend",
+    "s3",
+    "--bucket",
+    "archive",
+    "--region",
+    "us-east-1",
+    "--endpoint",
+    "http://127.0.0.1:1",
+    "--access-key",
+    "AKIDNOWHERE",
+    "--secret-key",
+    "not-a-real-secret-but-never-shown",
+];
+
+/// `coffer NOWHERE... ARGS` with `wait` for the backend, and how long it took.
+fn nowhere(d: &Path, args: &[&str], wait: &str, stdin: Option<&[u8]>) -> (common::Run, std::time::Duration) {
+    let mut all = NOWHERE.to_vec();
+    all.extend_from_slice(args);
+    let start = std::time::Instant::now();
+    let run = coffer_in(d, &all, stdin, &[("COFFER_BACKEND_WAIT", wait)]);
+    (run, start.elapsed())
+}
+
+#[test]
+fn an_unreachable_endpoint_is_named_with_its_cause_within_the_configured_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let line = "backend unavailable: s3 http://127.0.0.1:1 (connection refused)";
+    // Retries pause d, 2d, 4d and 8d (each with up to as much again of jitter) within the wait.
+    let (run, took) = nowhere(d, &["put", "docs/a.txt"], "2s", Some(b"x"));
+    assert!(
+        !run.stderr.contains("never-shown") && !run.stderr.contains("AKIDNOWHERE"),
+        "{}",
+        run.stderr
+    );
+    fails(run, 8, line);
+    assert!(
+        took >= std::time::Duration::from_secs(1),
+        "retried for a while: {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_millis(3500),
+        "gave up within the wait: {took:?}"
+    );
+    let (run, took) = nowhere(d, &["put", "docs/a.txt"], "0s", Some(b"x"));
+    fails(run, 8, line);
+    assert!(took < std::time::Duration::from_secs(1), "no retries: {took:?}");
+    fails(
+        nowhere(d, &["put", "docs/a.txt"], "soon", Some(b"x")).0,
+        5,
+        "COFFER_BACKEND_WAIT \"soon\"",
+    );
+    let versions = coffer(d, &["versions", "docs/a.txt"]);
+    assert_eq!(versions.code, 3, "nothing was recorded: {}", versions.stdout);
+}
+
+#[test]
+fn a_spool_remembers_the_outage_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (first, took_first) = nowhere(d, &["--spool", "spool", "put", "docs/a.txt"], "2s", Some(b"first"));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("local spool"), "{}", first.stderr);
+    assert!(took_first >= std::time::Duration::from_secs(1), "{took_first:?}");
+    assert!(d.join("spool/backend-down").is_file(), "the outage is remembered");
+    // The next process goes straight to the spool, without waiting again.
+    let (second, took_second) = nowhere(d, &["--spool", "spool", "put", "docs/b.txt"], "2s", Some(b"second"));
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stderr.contains("local spool"), "{}", second.stderr);
+    assert!(took_second < std::time::Duration::from_secs(1), "{took_second:?}");
+    let (got, _) = nowhere(d, &["--spool", "spool", "get", "docs/b.txt"], "0s", None);
+    assert_eq!((got.code, got.stdout.as_str()), (0, "second"), "{}", got.stderr);
+}
+
+#[test]
+fn a_missing_bucket_suggests_creating_it() {
+    let Some((_, endpoint)) = moto_bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bucket = format!("coffer-missing-{}", std::process::id());
+    write(d, "coffer.toml", &moto_backend(&bucket, &endpoint, ""));
+    fails(
+        coffer_in(d, &["put", "docs/a.txt"], Some(b"x"), &[]),
+        5,
+        &format!(
+            "bucket {bucket} does not exist on s3 {endpoint}: create it with --create-bucket (create_bucket = true in the config)"
+        ),
+    );
+    ok(coffer_in(d, &["--create-bucket", "put", "docs/a.txt"], Some(b"x"), &[]));
+}
+
+#[test]
+fn archived_content_says_restore_it_first() {
+    let (Some((hot, endpoint)), Some((cold, _))) = (moto_bucket(), moto_bucket()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = format!(
+        "cold_store = \"glacier\"\n{}\n[stores.glacier]\nkind = \"s3\"\nbucket = \"{cold}\"\nregion = \"us-east-1\"\n\
+         endpoint = \"{endpoint}\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\ncreate_bucket = true\n\
+         storage_class = \"GLACIER\"\n",
+        moto_backend(&hot, &endpoint, "create_bucket = true")
+    );
+    write(d, "coffer.toml", &config);
+    let put = json(coffer_in(
+        d,
+        &["put", "records/2019.csv", "--json"],
+        Some(b"old,rows\n"),
+        &[],
+    ));
+    let id = put["version_id"].as_str().unwrap();
+    ok(coffer(
+        d,
+        &["tier", "move", "records/2019.csv", "--version", id, "--to", "cold"],
+    ));
+    assert_eq!(
+        ok(coffer(d, &["tier", "show", "records/2019.csv", "--version", id])).stdout,
+        "cold\n"
+    );
+    fails(
+        coffer(d, &["get", "records/2019.csv"]),
+        14,
+        &format!(
+            "records/2019.csv version {id} is archived: restore it first (it is in an archive storage class on s3 {endpoint})"
+        ),
+    );
+    fails(
+        coffer(d, &["tier", "move", "records/2019.csv", "--version", id, "--to", "hot"]),
+        14,
+        "archived: restore it first",
+    );
+    let json_error = coffer(d, &["get", "records/2019.csv", "--json"]);
+    assert_eq!(json_error.code, 14);
+    assert!(
+        json_error.stderr.contains("\"kind\":\"archived\""),
+        "{}",
+        json_error.stderr
+    );
+    // The storage library's details only when asked for.
+    let verbose = coffer(d, &["-v", "get", "records/2019.csv"]);
+    assert_eq!(verbose.code, 14);
+    assert!(verbose.stderr.lines().count() > 1, "{}", verbose.stderr);
+    assert!(
+        verbose.stderr.contains("caused by: ") && verbose.stderr.contains("InvalidObjectState"),
+        "{}",
+        verbose.stderr
+    );
+    assert!(
+        ok(coffer(d, &["--help"])).stdout.contains(" 14  archived"),
+        "the exit code is documented"
+    );
+}

@@ -39,6 +39,10 @@ pub struct Config {
     /// A local directory to spool writes in while the backend does not
     /// answer; `coffer sync` (or a long-running process) moves them on.
     pub spool: Option<PathBuf>,
+    /// How long calls to an object store retry one that does not answer
+    /// before giving up (`"3s"`, the default; `"0s"` tries once).
+    #[serde(deserialize_with = "wait_from_text")]
+    pub backend_wait: Option<Duration>,
     /// The actor recorded for changes; the OS user when absent.
     pub user: Option<String>,
     /// Keep at most this many versions of a key: every put prunes older
@@ -68,6 +72,13 @@ fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::resul
     deserializer.deserialize_str(Span).map(Some)
 }
 
+fn wait_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::backend::parse_wait("backend_wait", &text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(e.message()))
+}
+
 /// Parse the audit retention `setting` holds (`7y`, `7years`, `400d`); zero is refused.
 fn parse_retention(setting: &str, text: &str) -> Result<Duration> {
     let retention = humantime::parse_duration(text.trim()).map_err(|e| {
@@ -92,6 +103,7 @@ impl Default for Config {
             stores: BTreeMap::new(),
             store: None,
             spool: None,
+            backend_wait: None,
             cold_store: None,
             user: None,
             max_versions: None,
@@ -111,6 +123,7 @@ impl fmt::Debug for Config {
             .field("stores", &self.stores)
             .field("store", &self.store)
             .field("spool", &self.spool)
+            .field("backend_wait", &self.backend_wait)
             .field("cold_store", &self.cold_store)
             .field("user", &self.user)
             .field("max_versions", &self.max_versions)
@@ -264,6 +277,9 @@ impl Config {
         if let Some(spool) = lookup("COFFER_SPOOL") {
             self.spool = Some(PathBuf::from(spool));
         }
+        if let Some(wait) = lookup("COFFER_BACKEND_WAIT") {
+            self.backend_wait = Some(crate::backend::parse_wait("COFFER_BACKEND_WAIT", &wait)?);
+        }
         if let Some(max) = lookup("COFFER_MAX_VERSIONS") {
             self.max_versions = Some(max.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 Error::invalid_input(format!(
@@ -319,6 +335,11 @@ impl Config {
             None => Ok(CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))),
             Some(url) => CatalogLocation::parse(url),
         }
+    }
+
+    /// How long calls to an object store retry one that does not answer.
+    pub fn backend_wait(&self) -> Duration {
+        self.backend_wait.unwrap_or(crate::backend::DEFAULT_BACKEND_WAIT)
     }
 
     /// The actor: the configured user, else the OS user.

@@ -29,6 +29,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A hook could not deliver an event to its receiver.
     Delivery,
+    /// The content is in an archive storage class (S3 GLACIER or
+    /// DEEP_ARCHIVE, Azure Archive) and must be restored before it is read.
+    Archived,
 }
 
 impl ErrorKind {
@@ -45,6 +48,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Delivery => "delivery",
+            ErrorKind::Archived => "archived",
         }
     }
 }

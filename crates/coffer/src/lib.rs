@@ -62,8 +62,8 @@ pub struct ReadmeDoctests;
 #[cfg(feature = "backend-azblob")]
 pub use crate::backend::{ACCESS_TIERS, AzureConfig};
 pub use crate::backend::{
-    Backend, ByteStream, Capabilities, DrainReport, IncompleteUpload, OpendalBackend, PresignMethod, PresignRequest,
-    PresignedUrl, SpoolBackend, SpoolStatus, Tier, TieredBackend,
+    Backend, ByteStream, Capabilities, DEFAULT_BACKEND_WAIT, DrainReport, IncompleteUpload, OpendalBackend,
+    PresignMethod, PresignRequest, PresignedUrl, SpoolBackend, SpoolStatus, Tier, TieredBackend,
 };
 #[cfg(feature = "backend-s3")]
 pub use crate::backend::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};

@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 #[cfg(feature = "backend-azblob")]
 mod azure;
+mod errors;
 mod opendal;
 #[cfg(feature = "backend-s3")]
 mod s3;
@@ -24,6 +25,8 @@ mod tiered;
 
 #[cfg(feature = "backend-azblob")]
 pub use self::azure::{ACCESS_TIERS, AzureConfig};
+pub use self::errors::DEFAULT_BACKEND_WAIT;
+pub(crate) use self::errors::parse_wait;
 pub use self::opendal::OpendalBackend;
 #[cfg(feature = "backend-s3")]
 pub(crate) use self::s3::xml_text as s3_xml_text;

@@ -900,9 +900,9 @@ pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Ar
         #[cfg(feature = "backend-memory")]
         BackendConfig::Memory => Arc::new(OpendalBackend::memory()?),
         #[cfg(feature = "backend-s3")]
-        BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3(s3).await?),
+        BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3_waiting(s3, config.backend_wait()).await?),
         #[cfg(feature = "backend-azblob")]
-        BackendConfig::Azure(azure) => Arc::new(OpendalBackend::azure(azure).await?),
+        BackendConfig::Azure(azure) => Arc::new(OpendalBackend::azure_waiting(azure, config.backend_wait()).await?),
         #[allow(unreachable_patterns)]
         other => {
             return Err(Error::new(
@@ -913,14 +913,17 @@ pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Ar
     })
 }
 
+/// A failed read of a version's blob, said of the version: a missing blob
+/// is damage; archived content is named.
 fn missing_blob(err: Error, what: &str) -> Error {
-    if err.kind() == ErrorKind::NotFound {
-        Error::new(
+    match err.kind() {
+        ErrorKind::NotFound => Error::new(
             ErrorKind::IntegrityMismatch,
             format!("{what}: its blob is missing from the backend"),
-        )
-    } else {
-        err
+        ),
+        // The backend's message reads "archived: restore it first (...)".
+        ErrorKind::Archived => Error::new(ErrorKind::Archived, format!("{what} is {}", err.message())).with_source(err),
+        _ => err,
     }
 }
 

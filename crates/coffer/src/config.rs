@@ -396,9 +396,14 @@ impl Config {
     /// Where the catalog lives: the configured URL, else the data directory's `catalog.db`.
     pub fn catalog_location(&self) -> Result<CatalogLocation> {
         match &self.catalog_url {
-            None => Ok(CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))),
+            None => Ok(self.embedded_catalog()),
             Some(url) => CatalogLocation::parse(url),
         }
+    }
+
+    /// The store's embedded SQLite catalog, `<data_dir>/catalog.db`, whatever `catalog_url` says.
+    pub fn embedded_catalog(&self) -> CatalogLocation {
+        CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))
     }
 
     /// The actor: the configured user, else the OS user.

@@ -187,11 +187,12 @@ fn accepted_input_is_stored_found_and_migrated_alike_on_both_catalogs() {
         })
         .unwrap();
 
+    let stored = stored.into_inner();
     runtime.block_on(async {
         let to = PostgresCatalog::connect(destination.url()).await.unwrap();
         coffer::migrate_catalog(&catalog, &to, &NoProgress).await.unwrap();
         let migrated = Store::from_parts(backend, Arc::new(to), "tester");
-        for (key, input) in stored.borrow().iter() {
+        for (key, input) in &stored {
             let version = migrated.head(key, None).await.unwrap();
             assert_eq!(version, sqlite.head(key, None).await.unwrap());
             holds(&version, key, input);

@@ -187,36 +187,7 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
         .map_err(|e| Error::io(&format!("cannot write config file {}", path.display()), e))
 }
 
-/// The URL with any password (in the user part, or a `password=` query
-/// parameter) replaced by `***`, for logs and messages.
-pub fn redact_url(url: &str) -> String {
-    let url = match url.split_once('?') {
-        Some((base, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
-                    _ => param.to_owned(),
-                })
-                .collect();
-            format!("{base}?{}", params.join("&"))
-        }
-        None => url.to_owned(),
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url;
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
-        }
-        None => url,
-    }
-}
+pub use crate::redact::redact_url;
 
 impl Config {
     /// The embedded default rooted at `data_dir`: local disk and SQLite.

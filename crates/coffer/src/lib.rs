@@ -44,6 +44,7 @@ pub mod events;
 mod key;
 mod layout;
 mod progress;
+mod redact;
 mod sigv4;
 mod store;
 mod time;

@@ -525,9 +525,9 @@ pub struct ListArgs {
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
     /// Copy a SQLite catalog (versions, tags, comments, blobs, audit log, hooks and events: everything) into
-    /// PostgreSQL, then check both hold the same rows. Safe to run again; stop writers first.
+    /// PostgreSQL in one transaction, then check both hold the same rows. Safe to run again; stop writers first.
     Migrate {
-        /// The SQLite catalog to copy [default: the configured catalog].
+        /// The SQLite catalog to copy [default: the configured catalog, or the store's catalog.db when that is PostgreSQL].
         #[arg(long, value_name = "URL")]
         from: Option<String>,
         /// The PostgreSQL catalog to copy into (created and migrated if new).

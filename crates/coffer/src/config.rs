@@ -165,36 +165,7 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
         .map_err(|e| Error::io(&format!("cannot write config file {}", path.display()), e))
 }
 
-/// The URL with any password (in the user part, or a `password=` query
-/// parameter) replaced by `***`, for logs and messages.
-pub fn redact_url(url: &str) -> String {
-    let url = match url.split_once('?') {
-        Some((base, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
-                    _ => param.to_owned(),
-                })
-                .collect();
-            format!("{base}?{}", params.join("&"))
-        }
-        None => url.to_owned(),
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url;
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
-        }
-        None => url,
-    }
-}
+pub use crate::redact::redact_url;
 
 impl Config {
     /// The embedded default rooted at `data_dir`: local disk and SQLite.
@@ -332,7 +303,7 @@ impl Config {
     /// Where the catalog lives: the configured URL, else the data directory's `catalog.db`.
     pub fn catalog_location(&self) -> Result<CatalogLocation> {
         match &self.catalog_url {
-            None => Ok(CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))),
+            None => Ok(self.embedded_catalog()),
             Some(url) => CatalogLocation::parse(url),
         }
     }
@@ -340,6 +311,11 @@ impl Config {
     /// How long calls to an object store retry one that does not answer.
     pub fn backend_wait(&self) -> Duration {
         self.backend_wait.unwrap_or(crate::backend::DEFAULT_BACKEND_WAIT)
+    }
+
+    /// The store's embedded SQLite catalog, `<data_dir>/catalog.db`, whatever `catalog_url` says.
+    pub fn embedded_catalog(&self) -> CatalogLocation {
+        CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))
     }
 
     /// The actor: the configured user, else the OS user.

@@ -44,6 +44,7 @@ pub mod events;
 mod key;
 mod layout;
 mod progress;
+mod redact;
 mod settings;
 mod sigv4;
 mod store;
@@ -71,9 +72,9 @@ pub use crate::body::{WriteBehind, reader_stream, save_to_file};
 pub use crate::catalog::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Claim,
     ClaimRequest, ClaimScope, Comment, DeadLetter, DeletedVersion, HookCounters, KeyQuery, MAX_SEARCH_LIMIT,
-    MAX_SEARCH_TEXT_BYTES, NewVersion, ObjectVersion, Outbox, OutboxCounters, Outcome, Precondition, PrunePolicy,
-    Repair, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery, Settlement, SqliteCatalog,
-    VersionContent, VersionRef, search_document, search_words,
+    MAX_SEARCH_TEXT_BYTES, MAX_SEARCH_WORD_BYTES, NewVersion, ObjectVersion, Outbox, OutboxCounters, Outcome,
+    Precondition, PrunePolicy, Repair, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery,
+    Settlement, SqliteCatalog, VersionContent, VersionRef, search_document, search_words,
 };
 #[cfg(feature = "catalog-postgres")]
 pub use crate::catalog::{CatalogMigration, PostgresCatalog, TableMigration, migrate_catalog};

@@ -159,7 +159,7 @@ pub enum Command {
         #[arg(long)]
         prefix: Option<String>,
         /// With --prefix: list the keys that would be deleted, and change nothing.
-        #[arg(long, requires = "prefix")]
+        #[arg(long)]
         dry_run: bool,
     },
     /// Bring back a deleted KEY: a new version sharing the bytes of its newest version with content.

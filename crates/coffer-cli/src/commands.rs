@@ -90,6 +90,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
         } => match (key, parse_version(version.as_deref())?, prefix) {
             (_, _, Some(prefix)) => bulk::delete_prefix(&store, &prefix, dry_run, json).await?,
+            // Checked here: clap 4.6's `requires` did not refuse `--dry-run` without `--prefix`.
+            (_, _, None) if dry_run => {
+                return Err(invalid_input(
+                    "--dry-run goes with --prefix (it lists the keys a delete --prefix would hide)",
+                ));
+            }
             (Some(key), Some(id), None) => {
                 let removed = store.delete_version(&key, &id).await?;
                 report_change(&removed, "removed version", json)?;

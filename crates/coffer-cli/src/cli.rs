@@ -625,7 +625,8 @@ pub struct RunArgs {
 /// Which events a hook receives, and how it is delivered; for every kind of hook.
 #[derive(Debug, Args)]
 pub struct HookOptions {
-    /// Only these event types, comma-separated (object.archived,batch.completed; object.* for a family).
+    /// Only these event types, comma-separated: built-in ones (object.archived; object.* or version.* for a
+    /// family) or your application's, with a prefix of their own (batch.completed, qc.*).
     #[arg(long, value_delimiter = ',', value_name = "TYPES")]
     pub events: Vec<String>,
     /// Only events about keys starting with this.
@@ -634,7 +635,8 @@ pub struct HookOptions {
     /// Only events about keys matching this glob (* within a path segment, ** across).
     #[arg(long)]
     pub glob: Option<String>,
-    /// Only events whose metadata has NAME=VALUE (or not, with NAME!=VALUE); repeatable, all must hold.
+    /// Only events whose metadata, or else tags, have NAME=VALUE (or not, with NAME!=VALUE); repeatable, all
+    /// must hold. A metadata entry NAME wins over a tag NAME.
     #[arg(long = "where", value_name = "NAME=VALUE")]
     pub conditions: Vec<String>,
     /// Deliver within the operation that fired the event (it returns after this hook was tried).

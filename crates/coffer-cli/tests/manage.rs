@@ -943,7 +943,7 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     assert!(
         cautious
             .stdout
-            .contains("1 unreferenced objects younger than 1h left alone"),
+            .contains("1 unreferenced object younger than 1h left alone"),
         "{}",
         cautious.stdout
     );

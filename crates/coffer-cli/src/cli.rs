@@ -150,18 +150,36 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         version: Option<String>,
     },
-    /// Delete KEY (a delete marker; its versions stay), or one version for good.
+    /// Delete KEY (a delete marker; its versions stay), or one version for good, or every key under --prefix.
     Delete {
         /// The object key.
-        key: String,
+        #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+        key: Option<String>,
         /// Remove this version permanently instead of adding a delete marker.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", conflicts_with = "prefix")]
         version: Option<String>,
+        /// Delete every live key under this prefix instead (a delete marker each).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// With --prefix: list the keys that would be deleted, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Bring back a deleted KEY: a new version sharing the bytes of its newest version with content.
+    Undelete {
+        /// The object key.
+        key: String,
+        /// Why, recorded as a comment on the new version.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
     },
     /// Every version and delete marker of KEY, newest first.
     Versions {
         /// The object key.
         key: String,
+        /// Show only the newest N.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// The backend, catalog and totals of the store.
     Info,
@@ -296,6 +314,9 @@ pub enum Command {
         /// Files written at once.
         #[arg(long, default_value_t = 4)]
         jobs: usize,
+        /// Leave files that exist already (counted as skipped) instead of replacing them.
+        #[arg(long)]
+        no_clobber: bool,
     },
 }
 
@@ -332,9 +353,7 @@ pub struct AuditArgs {
     /// Only rows by this actor.
     #[arg(long)]
     pub actor: Option<String>,
-    /// Only rows of this action: put, copy, delete, delete_version, rollback, tag, comment, prune, repair,
-    /// reindex, get (reads, with audit_reads on), audit_purge.
-    #[arg(long)]
+    #[arg(long, help = format!("Only rows of this action: {} (get: reads, with audit_reads on)", coffer::AUDIT_ACTIONS.join(", ")))]
     pub action: Option<String>,
     /// Only rows at or after this time (RFC 3339, a date, or a span ago like 7d).
     #[arg(long, value_name = "TIME")]
@@ -520,6 +539,12 @@ pub struct ListArgs {
     /// Start after this key (the previous page's next_start_after).
     #[arg(long, value_name = "KEY")]
     pub start_after: Option<String>,
+    /// Every version of each key (delete markers too, deleted keys included), newest first within a key.
+    #[arg(long, conflicts_with_all = ["delimiter", "deleted"])]
+    pub versions: bool,
+    /// Only keys whose latest version is a delete marker.
+    #[arg(long, conflicts_with = "delimiter")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -603,7 +628,8 @@ pub struct RunArgs {
 /// Which events a hook receives, and how it is delivered; for every kind of hook.
 #[derive(Debug, Args)]
 pub struct HookOptions {
-    /// Only these event types, comma-separated (object.archived,batch.completed; object.* for a family).
+    /// Only these event types, comma-separated: built-in ones (object.archived; object.* or version.* for a
+    /// family) or your application's, with a prefix of their own (batch.completed, qc.*).
     #[arg(long, value_delimiter = ',', value_name = "TYPES")]
     pub events: Vec<String>,
     /// Only events about keys starting with this.
@@ -612,7 +638,8 @@ pub struct HookOptions {
     /// Only events about keys matching this glob (* within a path segment, ** across).
     #[arg(long)]
     pub glob: Option<String>,
-    /// Only events whose metadata has NAME=VALUE (or not, with NAME!=VALUE); repeatable, all must hold.
+    /// Only events whose metadata, or else tags, have NAME=VALUE (or not, with NAME!=VALUE); repeatable, all
+    /// must hold. A metadata entry NAME wins over a tag NAME.
     #[arg(long = "where", value_name = "NAME=VALUE")]
     pub conditions: Vec<String>,
     /// Deliver within the operation that fired the event (it returns after this hook was tried).

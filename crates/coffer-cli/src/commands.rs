@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{catalog, hooks, manage, remote};
+use crate::{bulk, catalog, hooks, manage, remote};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -87,17 +87,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let copied = store.copy(&source, &destination, options).await?;
             report_change(&copied, "copied", json)?;
         }
-        Command::Delete { key, version } => match parse_version(version.as_deref())? {
-            Some(id) => {
+        Command::Delete {
+            key,
+            version,
+            prefix,
+            dry_run,
+        } => match (key, parse_version(version.as_deref())?, prefix) {
+            (_, _, Some(prefix)) => bulk::delete_prefix(&store, &prefix, dry_run, json).await?,
+            // Checked here: clap 4.6's `requires` did not refuse `--dry-run` without `--prefix`.
+            (_, _, None) if dry_run => {
+                return Err(invalid_input(
+                    "--dry-run goes with --prefix (it lists the keys a delete --prefix would hide)",
+                ));
+            }
+            (Some(key), Some(id), None) => {
                 let removed = store.delete_version(&key, &id).await?;
                 report_change(&removed, "removed version", json)?;
             }
-            None => {
+            (Some(key), None, None) => {
                 let marker = store.delete(&key).await?;
                 report_change(&marker, "deleted (delete marker)", json)?;
             }
+            (None, _, None) => return Err(invalid_input("give a KEY or --prefix")),
         },
-        Command::Versions { key } => versions(&store, &key, json).await?,
+        Command::Undelete { key, comment } => bulk::undelete(&store, &key, comment.as_deref(), json).await?,
+        Command::Versions { key, limit } => versions(&store, &key, limit, json).await?,
         Command::Info => info(&store, json).await?,
         Command::Health => return remote::health(&store, json).await,
         Command::Url(args) => remote::url(&store, args, json).await?,
@@ -143,7 +157,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             prefix,
             version_at,
             jobs,
-        } => return manage::export(&store, &dir, prefix, version_at.as_deref(), jobs, json).await,
+            no_clobber,
+        } => {
+            let options = coffer::ExportOptions {
+                prefix,
+                as_of: version_at.as_deref().map(coffer::Timestamp::parse_human).transpose()?,
+                jobs,
+                no_clobber,
+                progress: TerminalProgress::for_terminal(!json),
+            };
+            return manage::export(&store, &dir, options, json).await;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -323,6 +347,9 @@ async fn list(store: &Store, args: ListArgs, json: bool) -> anyhow::Result<()> {
         max_keys: args.max_keys,
         start_after: args.start_after,
     };
+    if args.versions || args.deleted {
+        return bulk::list(store, &options, args.versions, json).await;
+    }
     let page = store.list(&options).await?;
     if json {
         return print_json(&page);
@@ -348,8 +375,11 @@ async fn list(store: &Store, args: ListArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
-    let versions = store.versions(key).await?;
+async fn versions(store: &Store, key: &str, limit: Option<usize>, json: bool) -> anyhow::Result<()> {
+    let versions = match limit {
+        Some(limit) => store.latest_versions(key, limit).await?,
+        None => store.versions(key).await?,
+    };
     if json {
         return print_json(&versions);
     }
@@ -399,9 +429,9 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
                 None => "none".to_owned(),
                 Some(spool) if spool.files == 0 => format!("{} (empty)", spool.path),
                 Some(spool) => format!(
-                    "{}: {} files ({}) waiting for the backend (coffer sync)",
+                    "{}: {} ({}) waiting for the backend (coffer sync)",
                     spool.path,
-                    spool.files,
+                    output::count(spool.files, "file"),
                     human_size(spool.bytes)
                 ),
             },
@@ -412,15 +442,19 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
         (
             "versions",
             format!(
-                "{} ({}), {} delete markers",
+                "{} ({}), {}",
                 s.versions,
                 human_size(s.version_bytes),
-                s.delete_markers
+                output::count(s.delete_markers as u64, "delete marker")
             ),
         ),
         (
             "stored",
-            format!("{} blobs ({}) after dedup", s.blobs, human_size(s.blob_bytes)),
+            format!(
+                "{} ({}) after dedup",
+                output::count(s.blobs as u64, "blob"),
+                human_size(s.blob_bytes)
+            ),
         ),
         (
             "audit",

@@ -12,7 +12,7 @@ use coffer::{
 
 use crate::cli::{AuditArgs, AuditCommand, PruneArgs, SearchArgs, VerifyArgs};
 use crate::commands::{invalid_input, parse_pair_list, parse_pairs, parse_version, report_change};
-use crate::output::{self, human_size, print_fields, print_json, print_table};
+use crate::output::{self, count, human_size, print_fields, print_json, print_table};
 use crate::progress::TerminalProgress;
 
 fn required_version(text: &str) -> anyhow::Result<coffer::VersionId> {
@@ -165,10 +165,10 @@ pub async fn comment(store: &Store, key: &str, version: &str, text: &str, json: 
         return print_json(&commented);
     }
     println!(
-        "commented on {} version {} ({} comments)",
+        "commented on {} version {} ({})",
         commented.key,
         commented.version_id,
-        commented.comments.len()
+        count(commented.comments.len() as u64, "comment")
     );
     Ok(())
 }
@@ -196,9 +196,9 @@ pub async fn prune(store: &Store, args: PruneArgs, json: bool) -> anyhow::Result
         println!("{verb} {} version {} ({size})", v.key, v.version_id);
     }
     println!(
-        "{verb} {} versions; {} blobs ({}) {}",
-        report.removed.len(),
-        report.blobs_freed,
+        "{verb} {}; {} ({}) {}",
+        count(report.removed.len() as u64, "version"),
+        count(report.blobs_freed, "blob"),
         human_size(report.bytes_freed),
         if report.dry_run { "would be freed" } else { "freed" }
     );
@@ -229,7 +229,7 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
         if json {
             return print_json(&serde_json::json!({ "rows": rows, "file": file }));
         }
-        println!("exported {rows} audit rows to {}", file.display());
+        println!("exported {} to {}", count(rows, "audit row"), file.display());
         return Ok(());
     }
     let rows = store.audit(&query).await?;
@@ -265,9 +265,9 @@ async fn audit_purge(store: &Store, before: Option<&str>, dry_run: bool, json: b
         return print_json(&report);
     }
     println!(
-        "{} {} audit rows older than {} (retention {})",
+        "{} {} older than {} (retention {})",
         if report.dry_run { "would remove" } else { "removed" },
-        report.removed,
+        count(report.removed, "audit row"),
         report.before,
         report.retention
     );
@@ -311,7 +311,7 @@ pub async fn search(store: &Store, args: SearchArgs, json: bool) -> anyhow::Resu
                 tags_cell(&v.tags),
             ];
             if ranked {
-                row.push(format!("{:.3}", hit.score));
+                row.push(output::score(hit.score));
             }
             row
         })
@@ -361,12 +361,12 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
             println!("damaged (marked earlier): {key}@{version}");
         }
         println!(
-            "checked {} versions, {} blobs ({}) in {:.1}s: {} problems{}{}",
-            report.versions,
-            report.blobs,
+            "checked {}, {} ({}) in {:.1}s: {}{}{}",
+            count(report.versions as u64, "version"),
+            count(report.blobs as u64, "blob"),
             human_size(report.bytes),
             started.elapsed().as_secs_f64(),
-            report.problems.len(),
+            count(report.problems.len() as u64, "problem"),
             if args.repair {
                 format!(", {} repaired", report.problems.len() - unrepaired)
             } else {
@@ -374,8 +374,9 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
             },
             if report.recent_unreferenced > 0 {
                 format!(
-                    "; {} unreferenced objects younger than {} left alone",
-                    report.recent_unreferenced, args.min_age
+                    "; {} younger than {} left alone",
+                    count(report.recent_unreferenced as u64, "unreferenced object"),
+                    args.min_age
                 )
             } else {
                 String::new()
@@ -406,8 +407,11 @@ pub async fn reindex(store: &Store, into: &Path, json: bool) -> anyhow::Result<(
         println!("skipped {skipped}");
     }
     println!(
-        "rebuilt {} versions of {} keys from {} manifests into {}",
-        report.versions, report.keys, report.manifests, target
+        "rebuilt {} of {} from {} into {}",
+        count(report.versions as u64, "version"),
+        count(report.keys as u64, "key"),
+        count(report.manifests as u64, "manifest"),
+        target
     );
     println!("use it with --catalog sqlite://{}", into.display());
     Ok(())
@@ -437,8 +441,8 @@ pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json
             println!("skipped {path} (not a regular file)");
         }
         println!(
-            "imported {} files ({}) in {:.1}s, {}; {} failed, {} skipped",
-            report.files,
+            "imported {} ({}) in {:.1}s, {}; {} failed, {} skipped",
+            count(report.files as u64, "file"),
             human_size(report.bytes),
             elapsed.as_secs_f64(),
             rate(report.bytes, elapsed),
@@ -453,20 +457,7 @@ pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json
     })
 }
 
-pub async fn export(
-    store: &Store,
-    dir: &Path,
-    prefix: String,
-    version_at: Option<&str>,
-    jobs: usize,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let options = ExportOptions {
-        prefix,
-        as_of: version_at.map(Timestamp::parse_human).transpose()?,
-        jobs,
-        progress: TerminalProgress::for_terminal(!json),
-    };
+pub async fn export(store: &Store, dir: &Path, options: ExportOptions, json: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let report = store.export_dir(dir, &options).await?;
     let elapsed = started.elapsed();
@@ -477,13 +468,18 @@ pub async fn export(
             println!("failed {key}: {why}");
         }
         println!(
-            "exported {} files ({}) to {} in {:.1}s, {}; {} failed",
-            report.files,
+            "exported {} ({}) to {} in {:.1}s, {}; {} failed{}",
+            count(report.files as u64, "file"),
             human_size(report.bytes),
             dir.display(),
             elapsed.as_secs_f64(),
             rate(report.bytes, elapsed),
-            report.failed.len()
+            report.failed.len(),
+            if options.no_clobber {
+                format!(", {} skipped (existing)", report.skipped)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(if report.failed.is_empty() {

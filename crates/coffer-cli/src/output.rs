@@ -119,6 +119,41 @@ pub fn backend_status(error: Option<&str>) -> String {
     }
 }
 
+/// A count and its noun, plural unless the count is one: `1 blob`,
+/// `2 blobs`, `0 deliveries`, `3 matches`. `noun` is the singular; the last
+/// word of a noun of several (`delete marker`) takes the plural.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let consonant_y = noun
+        .strip_suffix('y')
+        .is_some_and(|stem| stem.ends_with(|c: char| !"aeiou".contains(c)));
+    if consonant_y {
+        format!("{n} {}ies", &noun[..noun.len() - 1])
+    } else if ["s", "x", "ch", "sh"].iter().any(|end| noun.ends_with(end)) {
+        format!("{n} {noun}es")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A search score to three significant digits: `1.38`, `0.0523`, and
+/// `1.02e-6` for the tiny scores SQLite's BM25 gives words that most
+/// versions hold (which a fixed `0.000` would hide).
+pub fn score(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    if magnitude < -3 {
+        format!("{value:.2e}")
+    } else {
+        let decimals = (2 - magnitude).max(0) as usize;
+        format!("{value:.decimals$}")
+    }
+}
+
 /// Bytes in a human unit: 1.5 KiB, 3.2 GiB.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -165,6 +200,29 @@ pub fn version_fields(v: &ObjectVersion) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+    use super::{count, score};
+
+    #[test]
+    fn scores_keep_three_significant_digits() {
+        assert_eq!(score(1.379928), "1.38");
+        assert_eq!(score(0.0523), "0.0523");
+        assert_eq!(score(0.000001), "1.00e-6");
+        assert_eq!(score(0.0000012345), "1.23e-6");
+        assert_eq!(score(123.4), "123");
+        assert_eq!(score(0.0), "0");
+    }
+
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(count(1, "delete marker"), "1 delete marker");
+        assert_eq!(count(0, "delete marker"), "0 delete markers");
+        assert_eq!(count(2, "blob"), "2 blobs");
+        assert_eq!(count(1, "delivery"), "1 delivery");
+        assert_eq!(count(3, "delivery"), "3 deliveries");
+        assert_eq!(count(2, "key"), "2 keys");
+        assert_eq!(count(2, "match"), "2 matches");
+    }
+
     #[test]
     fn signatures_in_details_are_hidden() {
         assert_eq!(

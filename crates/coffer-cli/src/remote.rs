@@ -98,7 +98,7 @@ pub async fn sync(store: &Store, watch: bool, interval: Option<&str>, json: bool
                     eprintln!(
                         "coffer: backend still unreachable ({}); retrying in {}",
                         e.message(),
-                        humantime::format_duration(every)
+                        coffer::format_span(every)
                     );
                 }
             }
@@ -116,8 +116,8 @@ fn print_drain(report: &coffer::DrainReport, json: bool) -> anyhow::Result<()> {
         return print_json(report);
     }
     println!(
-        "moved {} files ({}) from the spool to the backend, each verified",
-        report.moved,
+        "moved {} ({}) from the spool to the backend, each verified",
+        crate::output::count(report.moved, "file"),
         crate::output::human_size(report.bytes)
     );
     for (path, error) in &report.failed {
@@ -270,13 +270,13 @@ pub async fn migrate(
             println!("failed {path}: {why}");
         }
         println!(
-            "copied {} blobs ({}) and {} manifests to {}, each verified; {} blobs and {} manifests were there already; {} failed",
-            report.blobs_copied,
+            "copied {} ({}) and {} to {}, each verified; {} and {} were there already; {} failed",
+            crate::output::count(report.blobs_copied as u64, "blob"),
             human_size(report.bytes_copied),
-            report.manifests_copied,
+            crate::output::count(report.manifests_copied as u64, "manifest"),
             report.target,
-            report.blobs_present,
-            report.manifests_present,
+            crate::output::count(report.blobs_present as u64, "blob"),
+            crate::output::count(report.manifests_present as u64, "manifest"),
             report.failed.len()
         );
         if switched {
@@ -315,8 +315,8 @@ pub async fn import_store(
             println!("failed {path}: {why}");
         }
         println!(
-            "imported {} objects ({}) from {name}; {} failed",
-            report.files,
+            "imported {} ({}) from {name}; {} failed",
+            crate::output::count(report.files as u64, "object"),
             human_size(report.bytes),
             report.failed.len()
         );

@@ -628,7 +628,7 @@ fn prune_keeps_the_newest_and_blobs_still_in_use() {
     assert_eq!(
         text,
         format!(
-            "removed data.txt version {} (5 B)\nremoved 1 versions; 1 blobs (5 B) freed\n",
+            "removed data.txt version {} (5 B)\nremoved 1 version; 1 blob (5 B) freed\n",
             ids[3]
         )
     );
@@ -943,7 +943,7 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     assert!(
         cautious
             .stdout
-            .contains("1 unreferenced objects younger than 1h left alone"),
+            .contains("1 unreferenced object younger than 1h left alone"),
         "{}",
         cautious.stdout
     );

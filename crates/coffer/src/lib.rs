@@ -73,7 +73,7 @@ pub use crate::catalog::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Claim,
     ClaimRequest, ClaimScope, Comment, DeadLetter, DeletedVersion, HookCounters, KeyQuery, MAX_SEARCH_LIMIT,
     MAX_SEARCH_TEXT_BYTES, MAX_SEARCH_WORD_BYTES, NewVersion, ObjectVersion, Outbox, OutboxCounters, Outcome,
-    Precondition, PrunePolicy, Repair, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery,
+    Precondition, PrunePolicy, Repair, SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery,
     Settlement, SqliteCatalog, VersionContent, VersionRef, search_document, search_words,
 };
 #[cfg(feature = "catalog-postgres")]
@@ -89,6 +89,7 @@ pub use crate::key::{
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::settings::{BackendConfig, BackendKind, BackendOverrides};
+pub use crate::store::{AUDIT_ACTIONS, DeletePrefixReport};
 pub use crate::store::{
     AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DispatcherHandle, ExportOptions,
     ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportBackendOptions, ImportOptions, ImportReport,
@@ -96,5 +97,5 @@ pub use crate::store::{
     PruneReport, PutOptions, ReindexReport, Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange,
     VerifyOptions, VerifyProblem, VerifyReport, open_backend,
 };
-pub use crate::time::Timestamp;
+pub use crate::time::{Timestamp, format_span};
 pub use crate::version::VersionId;

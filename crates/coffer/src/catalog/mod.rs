@@ -36,7 +36,7 @@ pub use self::outbox::{
 #[cfg(feature = "catalog-postgres")]
 pub use self::postgres::PostgresCatalog;
 pub use self::search::{
-    MAX_SEARCH_LIMIT, MAX_SEARCH_TEXT_BYTES, MAX_SEARCH_WORD_BYTES, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan,
+    MAX_SEARCH_LIMIT, MAX_SEARCH_TEXT_BYTES, MAX_SEARCH_WORD_BYTES, SCORE_DIGITS, SearchHit, SearchPage, SearchPlan,
     SearchPosition, SearchQuery, search_document, search_words,
 };
 pub use self::sqlite::SqliteCatalog;

@@ -21,9 +21,11 @@ pub const MAX_SEARCH_LIMIT: usize = 1000;
 pub const MAX_SEARCH_TEXT_BYTES: usize = 1024;
 /// Longest cursor accepted; a real one is far shorter (a key is at most 1 KiB).
 const MAX_CURSOR_CHARS: usize = 8 * 1024;
-/// Decimal places a catalog rounds scores to (in its query, where it also
+/// Significant digits a catalog rounds scores to (in its query, where it also
 /// compares them with a cursor's), so that a score survives text exactly.
-pub const SCORE_DECIMALS: u32 = 6;
+/// Digits rather than decimal places: SQLite's BM25 scores for words most
+/// versions hold are near 1e-6, which six places flattened into one value.
+pub const SCORE_DIGITS: usize = 7;
 
 /// What to look for. Every given filter must hold (AND).
 #[derive(Debug, Clone, Default)]

@@ -24,6 +24,7 @@ use crate::time::Timestamp;
 use crate::version::VersionId;
 
 mod audit;
+mod bulk;
 mod hooks;
 mod integrity;
 mod migrate;
@@ -32,7 +33,8 @@ mod remote;
 mod transfer;
 mod versioning;
 
-pub use self::audit::AuditPurgeReport;
+pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
+pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
@@ -850,9 +852,7 @@ impl Store {
             backend_ok: health.ok,
             backend_error: health.error,
             catalog: self.catalog.to_string(),
-            audit_retention: self
-                .audit_retention
-                .map(|retention| humantime::format_duration(retention).to_string()),
+            audit_retention: self.audit_retention.map(crate::time::format_span),
             audit_reads: self.audit_reads,
             read_events: self.read_events,
             stats: self.catalog.stats().await?,

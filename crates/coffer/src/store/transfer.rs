@@ -57,6 +57,9 @@ pub struct ExportOptions {
     pub as_of: Option<Timestamp>,
     /// Files written at once.
     pub jobs: usize,
+    /// Leave files that exist already as they are (counted in `skipped`)
+    /// instead of replacing them.
+    pub no_clobber: bool,
     /// Told about bytes as files are written.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -67,6 +70,7 @@ impl Default for ExportOptions {
             prefix: String::new(),
             as_of: None,
             jobs: 4,
+            no_clobber: false,
             progress: None,
         }
     }
@@ -79,6 +83,8 @@ pub struct ExportReport {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Files left as they were because they existed (with `no_clobber`).
+    pub skipped: u64,
     /// Keys that could not be written, with the reason.
     pub failed: Vec<(String, String)>,
 }
@@ -280,13 +286,14 @@ impl Store {
                     (version, outcome)
                 })
                 .buffer_unordered(options.jobs.max(1));
-            let outcomes: Vec<(ObjectVersion, Result<u64>)> = writes.collect().await;
+            let outcomes: Vec<(ObjectVersion, Result<Option<u64>>)> = writes.collect().await;
             for (version, outcome) in outcomes {
                 match outcome {
-                    Ok(bytes) => {
+                    Ok(Some(bytes)) => {
                         report.files += 1;
                         report.bytes += bytes;
                     }
+                    Ok(None) => report.skipped += 1,
                     Err(e) => report.failed.push((version.key.to_string(), e.message().to_owned())),
                 }
             }
@@ -302,13 +309,22 @@ impl Store {
         Ok(report)
     }
 
-    async fn export_version(&self, dir: &Path, version: &ObjectVersion, options: &ExportOptions) -> Result<u64> {
+    /// Write one version to its file; `None` when `no_clobber` left an existing file.
+    async fn export_version(
+        &self,
+        dir: &Path,
+        version: &ObjectVersion,
+        options: &ExportOptions,
+    ) -> Result<Option<u64>> {
         let relative = version.key.as_str()[options.prefix.len()..].trim_start_matches('/');
         let parts: Vec<&str> = relative.split('/').filter(|part| !part.is_empty()).collect();
         if parts.is_empty() {
             return Err(Error::invalid_input("the key is the prefix itself: it names no file"));
         }
         let path = parts.iter().fold(dir.to_path_buf(), |path, part| path.join(part));
+        if options.no_clobber && tokio::fs::symlink_metadata(&path).await.is_ok() {
+            return Ok(None);
+        }
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -323,7 +339,7 @@ impl Store {
             ..GetOptions::default()
         };
         let result = self.get(version.key.as_str(), get).await?;
-        body::save_to_file(&path, result.body).await
+        body::save_to_file(&path, result.body).await.map(Some)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::catalog::ObjectVersion;
 use crate::catalog::rows::{
     JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, search_select,
 };
-use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::search::{SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
 use crate::error::Result;
 
 /// Versions indexed per transaction when a catalog made before search connects.
@@ -149,7 +149,10 @@ fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
         }
         SearchSource {
             from,
-            score: format!("round(ts_rank(d.document, words.q)::numeric, {SCORE_DECIMALS})::float8"),
+            score: format!(
+                "to_char(ts_rank(d.document, words.q)::float8, '9.{}EEEE')::float8",
+                "9".repeat(SCORE_DIGITS - 1)
+            ),
             order: "score DESC, d.key, d.version_id DESC",
             filters: vec!["d.document @@ words.q".into()],
             params: vec![Param::Text(tsquery_literal(&plan.words))],

@@ -151,20 +151,7 @@ pub enum Command {
         version: Option<String>,
     },
     /// Delete KEY (a delete marker; its versions stay), or one version for good, or every key under --prefix.
-    Delete {
-        /// The object key.
-        #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
-        key: Option<String>,
-        /// Remove this version permanently instead of adding a delete marker.
-        #[arg(long, value_name = "ID", conflicts_with = "prefix")]
-        version: Option<String>,
-        /// Delete every live key under this prefix instead (a delete marker each).
-        #[arg(long)]
-        prefix: Option<String>,
-        /// With --prefix: list the keys that would be deleted, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Delete(DeleteArgs),
     /// Bring back a deleted KEY: a new version sharing the bytes of its newest version with content.
     Undelete {
         /// The object key.
@@ -318,6 +305,22 @@ pub enum Command {
         #[arg(long)]
         no_clobber: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The object key.
+    #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+    pub key: Option<String>,
+    /// Remove this version permanently instead of adding a delete marker.
+    #[arg(long, value_name = "ID", conflicts_with = "prefix")]
+    pub version: Option<String>,
+    /// Delete every live key under this prefix instead (a delete marker each).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// With --prefix: list the keys that would be deleted, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

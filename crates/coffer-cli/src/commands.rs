@@ -87,29 +87,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let copied = store.copy(&source, &destination, options).await?;
             report_change(&copied, "copied", json)?;
         }
-        Command::Delete {
-            key,
-            version,
-            prefix,
-            dry_run,
-        } => match (key, parse_version(version.as_deref())?, prefix) {
-            (_, _, Some(prefix)) => bulk::delete_prefix(&store, &prefix, dry_run, json).await?,
-            // Checked here: clap 4.6's `requires` did not refuse `--dry-run` without `--prefix`.
-            (_, _, None) if dry_run => {
-                return Err(invalid_input(
-                    "--dry-run goes with --prefix (it lists the keys a delete --prefix would hide)",
-                ));
-            }
-            (Some(key), Some(id), None) => {
-                let removed = store.delete_version(&key, &id).await?;
-                report_change(&removed, "removed version", json)?;
-            }
-            (Some(key), None, None) => {
-                let marker = store.delete(&key).await?;
-                report_change(&marker, "deleted (delete marker)", json)?;
-            }
-            (None, _, None) => return Err(invalid_input("give a KEY or --prefix")),
-        },
+        Command::Delete(args) => bulk::delete(&store, args, json).await?,
         Command::Undelete { key, comment } => bulk::undelete(&store, &key, comment.as_deref(), json).await?,
         Command::Versions { key, limit } => versions(&store, &key, limit, json).await?,
         Command::Info => info(&store, json).await?,
@@ -158,16 +136,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             version_at,
             jobs,
             no_clobber,
-        } => {
-            let options = coffer::ExportOptions {
-                prefix,
-                as_of: version_at.as_deref().map(coffer::Timestamp::parse_human).transpose()?,
-                jobs,
-                no_clobber,
-                progress: TerminalProgress::for_terminal(!json),
-            };
-            return manage::export(&store, &dir, options, json).await;
-        }
+        } => return manage::export(&store, &dir, prefix, version_at.as_deref(), jobs, no_clobber, json).await,
     }
     Ok(ExitCode::SUCCESS)
 }

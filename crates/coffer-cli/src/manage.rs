@@ -457,7 +457,22 @@ pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json
     })
 }
 
-pub async fn export(store: &Store, dir: &Path, options: ExportOptions, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn export(
+    store: &Store,
+    dir: &Path,
+    prefix: String,
+    version_at: Option<&str>,
+    jobs: usize,
+    no_clobber: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let options = ExportOptions {
+        prefix,
+        as_of: version_at.map(Timestamp::parse_human).transpose()?,
+        jobs,
+        no_clobber,
+        progress: TerminalProgress::for_terminal(!json),
+    };
     let started = Instant::now();
     let report = store.export_dir(dir, &options).await?;
     let elapsed = started.elapsed();

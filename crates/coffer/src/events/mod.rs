@@ -167,7 +167,8 @@ pub const RESERVED_NAMESPACES: &[&str] = &["object", "version", "hook"];
 pub fn validate_event_type(name: &str) -> Result<()> {
     validate_event_name(name)?;
     match name.split_once('.') {
-        Some((prefix, rest)) if !prefix.is_empty() && !rest.is_empty() => check_not_reserved(name, prefix),
+        Some((prefix, _)) if RESERVED_NAMESPACES.contains(&prefix) => Err(unknown_type(name)),
+        Some((prefix, rest)) if !prefix.is_empty() && !rest.is_empty() => Ok(()),
         _ => Err(Error::invalid_input(format!(
             "invalid event type {name:?}: an application's own type needs a prefix of its own, like \
              batch.completed or qc.approved"
@@ -185,12 +186,9 @@ pub fn validate_event_pattern(pattern: &str) -> Result<()> {
     if let Some(family) = pattern.strip_suffix(".*") {
         validate_event_name(family)?;
         let prefix = family.split('.').next().unwrap_or(family);
-        if RESERVED_NAMESPACES.contains(&prefix) {
-            return if types::BUILT_IN.iter().any(|t| t.starts_with(&format!("{family}."))) {
-                Ok(())
-            } else {
-                Err(unknown_type(pattern))
-            };
+        let built_in_family = types::BUILT_IN.iter().any(|t| t.starts_with(&format!("{family}.")));
+        if RESERVED_NAMESPACES.contains(&prefix) && !built_in_family {
+            return Err(unknown_type(pattern));
         }
         return Ok(());
     }
@@ -210,14 +208,6 @@ fn validate_event_name(name: &str) -> Result<()> {
         Err(Error::invalid_input(format!(
             "invalid event type {name:?}: use letters, digits, '.', '_' and '-', starting with a letter, at most {MAX_EVENT_TYPE_BYTES} bytes"
         )))
-    }
-}
-
-fn check_not_reserved(name: &str, prefix: &str) -> Result<()> {
-    if RESERVED_NAMESPACES.contains(&prefix) {
-        Err(unknown_type(name))
-    } else {
-        Ok(())
     }
 }
 

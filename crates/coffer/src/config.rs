@@ -359,6 +359,30 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "backend-s3")]
+    fn the_environment_overrides_the_chosen_store_and_keeps_the_rest() {
+        let mut config = Config::from_toml(
+            "store = \"archive\"\n[stores.archive]\nkind = \"s3\"\nbucket = \"archive\"\nregion = \"eu-west-1\"\n",
+        )
+        .expect("valid toml");
+        let env = |name: &str| (name == "COFFER_S3_PREFIX").then(|| "cold".to_owned());
+        config
+            .apply_backend(BackendOverrides::from_env(env).expect("valid env"))
+            .expect("applies");
+        let BackendConfig::S3(s3) = &config.backend else {
+            panic!("{:?}", config.backend);
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_deref(), s3.prefix.as_deref()),
+            ("archive", Some("eu-west-1"), Some("cold"))
+        );
+        assert!(
+            config.stores["archive"] != config.backend,
+            "the file's table stays as written"
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_errors() {
         let err = Config::from_toml("data_dri = \"x\"").expect_err("typo must fail");
         assert!(err.message().contains("data_dri"), "{}", err.message());

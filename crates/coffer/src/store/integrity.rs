@@ -221,9 +221,14 @@ impl Store {
                 format!("blob {} has {size} bytes, {} expected", blob.sha256, blob.size),
             )));
         }
+        let body = match self.backend.read(&blob.path, None).await {
+            // Archived content cannot be read until restored: its size, checked above, is what can be.
+            Err(e) if e.kind() == ErrorKind::Archived => return Ok(None),
+            other => other?,
+        };
         // Read on this task and hash on a thread of its own, so the two overlap.
         let hasher = BackgroundHasher::spawn(false);
-        let mut body = hasher.tap(self.backend.read(&blob.path, None).await?);
+        let mut body = hasher.tap(body);
         while let Some(chunk) = body.try_next().await? {
             if let Some(progress) = &progress {
                 progress.advance(chunk.len() as u64);

@@ -60,7 +60,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Catalog(command) = cli.command {
         return catalog::run(&config, command, json).await.map(|()| ExitCode::SUCCESS);
     }
-    let store = Store::open(&config).await?;
+    let store = if creates_store(&cli.command) {
+        Store::open(&config).await?
+    } else {
+        Store::open_existing(&config).await?
+    };
     match cli.command {
         Command::Catalog(_) => {}
         Command::Hooks(command) => return hooks::run(&store, command, json).await,
@@ -117,6 +121,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reindex { into } => manage::reindex(&store, &into, json).await?,
         Command::Import {
             dir,
+            selection,
             from_store,
             source_prefix,
             prefix,
@@ -126,7 +131,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 (_, Some(name)) => {
                     remote::import_store(&store, &config, &name, source_prefix, prefix, jobs, json).await
                 }
-                (Some(dir), None) => manage::import(&store, &dir, prefix, jobs, json).await,
+                (Some(dir), None) => manage::import(&store, &dir, selection, prefix, jobs, json).await,
                 (None, None) => Err(anyhow::anyhow!("a directory or --from-store is needed")),
             };
         }
@@ -142,6 +147,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => return manage::export(&store, &dir, prefix, version_at.as_deref(), jobs, json).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Only `init` and the writes that can start a store (put, import, adding a
+/// hook; reindex, which rebuilds a lost catalog) create one; every other
+/// command needs an existing store and creates nothing.
+fn creates_store(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Init
+            | Command::Put(_)
+            | Command::Import { .. }
+            | Command::Reindex { .. }
+            | Command::Hooks(crate::cli::HooksCommand::Add(_))
+    )
 }
 
 pub fn parse_version(text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
@@ -277,15 +296,9 @@ async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
             let mut stdout = tokio::io::stdout();
             let mut body = result.body;
             while let Some(chunk) = body.next().await {
-                stdout
-                    .write_all(&chunk?)
-                    .await
-                    .map_err(|e| io_error("writing to standard output", e))?;
+                stdout.write_all(&chunk?).await.map_err(output::stdout_failed)?;
             }
-            stdout
-                .flush()
-                .await
-                .map_err(|e| io_error("writing to standard output", e))?;
+            stdout.flush().await.map_err(output::stdout_failed)?;
         }
     }
     Ok(())
@@ -355,10 +368,10 @@ async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
             vec![
                 v.version_id.to_string(),
                 if v.is_latest { "*".into() } else { String::new() },
-                if v.is_delete_marker {
-                    "delete marker".into()
-                } else {
-                    human_size(v.size)
+                match (v.is_delete_marker, &v.damaged) {
+                    (true, _) => "delete marker".into(),
+                    (false, None) => human_size(v.size),
+                    (false, Some(_)) => format!("{} DAMAGED", human_size(v.size)),
                 },
                 v.created_at.to_string(),
                 v.created_by.clone(),
@@ -417,6 +430,14 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
         (
             "stored",
             format!("{} blobs ({}) after dedup", s.blobs, human_size(s.blob_bytes)),
+        ),
+        (
+            "damaged",
+            match s.damaged_versions {
+                0 => "none".to_owned(),
+                1 => "1 version unreadable until healed (coffer verify lists it)".to_owned(),
+                n => format!("{n} versions unreadable until healed (coffer verify lists them)"),
+            },
         ),
         (
             "audit",

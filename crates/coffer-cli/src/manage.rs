@@ -10,7 +10,7 @@ use coffer::{
     TextDiff, Timestamp, ValueChange, VerifyOptions,
 };
 
-use crate::cli::{AuditArgs, AuditCommand, PruneArgs, SearchArgs, VerifyArgs};
+use crate::cli::{AuditArgs, AuditCommand, ImportSelection, PruneArgs, SearchArgs, VerifyArgs};
 use crate::commands::{invalid_input, parse_pair_list, parse_pairs, parse_version, report_change};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::TerminalProgress;
@@ -357,9 +357,6 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
                 }
             );
         }
-        for (key, version) in &report.damaged {
-            println!("damaged (marked earlier): {key}@{version}");
-        }
         println!(
             "checked {} versions, {} blobs ({}) in {:.1}s: {} problems{}{}",
             report.versions,
@@ -418,11 +415,21 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
     format!("{}/s", human_size((bytes as f64 / seconds) as u64))
 }
 
-pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn import(
+    store: &Store,
+    dir: &Path,
+    selection: ImportSelection,
+    prefix: String,
+    jobs: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let options = ImportOptions {
         prefix,
         jobs,
-        progress: TerminalProgress::for_terminal(!json),
+        force: selection.force,
+        dry_run: selection.dry_run,
+        exclude: selection.exclude,
+        progress: TerminalProgress::for_terminal(!json && !selection.dry_run),
     };
     let started = Instant::now();
     let report = store.import_dir(dir, &options).await?;
@@ -430,18 +437,29 @@ pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json
     if json {
         print_json(&report)?;
     } else {
+        for key in &report.would_import {
+            println!("would import {key}");
+        }
         for (path, why) in &report.failed {
             println!("failed {path}: {why}");
         }
         for path in &report.skipped {
             println!("skipped {path} (not a regular file)");
         }
+        let done = match options.dry_run {
+            true => format!("would import {} files ({})", report.files, human_size(report.bytes)),
+            false => format!(
+                "imported {} files ({}) in {:.1}s, {}",
+                report.files,
+                human_size(report.bytes),
+                elapsed.as_secs_f64(),
+                rate(report.bytes, elapsed)
+            ),
+        };
         println!(
-            "imported {} files ({}) in {:.1}s, {}; {} failed, {} skipped",
-            report.files,
-            human_size(report.bytes),
-            elapsed.as_secs_f64(),
-            rate(report.bytes, elapsed),
+            "{done}; {} unchanged (skipped), {} excluded, {} failed, {} skipped (not a regular file)",
+            report.unchanged,
+            report.excluded,
             report.failed.len(),
             report.skipped.len()
         );

@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A hook could not deliver an event to its receiver.
     Delivery,
+    /// A read found no store where the configuration points (nothing was created).
+    NoStore,
 }
 
 impl ErrorKind {
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Delivery => "delivery",
+            ErrorKind::NoStore => "no_store",
         }
     }
 }

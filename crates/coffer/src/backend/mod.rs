@@ -48,6 +48,8 @@ pub struct Capabilities {
     /// cost less than durable writes one by one (local disks); false where
     /// every write is durable on its own.
     pub batch_sync: bool,
+    /// [`Backend::set_storage_class`] works (S3 classes, Azure tiers).
+    pub storage_classes: bool,
 }
 
 /// A multipart upload that was begun and never completed.

@@ -247,6 +247,19 @@ impl OpendalBackend {
         }
         false
     }
+
+    /// Whether this backend's objects have storage classes (S3) or access tiers (Azure).
+    fn has_storage_classes(&self) -> bool {
+        #[cfg(feature = "backend-azblob")]
+        if self.azure.is_some() {
+            return true;
+        }
+        #[cfg(feature = "backend-s3")]
+        if self.s3.is_some() {
+            return true;
+        }
+        false
+    }
 }
 
 /// A `Content-Disposition` that saves a download as `filename` (RFC 6266,
@@ -490,6 +503,7 @@ impl Backend for OpendalBackend {
             persistent: self.local_root.is_some() || self.multipart.is_some(),
             batch_sync: self.local_root.is_some(),
             presign: cap.presign || self.presigns_itself(),
+            storage_classes: self.has_storage_classes(),
         }
     }
 

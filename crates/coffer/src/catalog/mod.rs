@@ -69,6 +69,15 @@ impl CatalogLocation {
         )))
     }
 
+    /// Whether the catalog is there to open. A SQLite file must exist; a
+    /// PostgreSQL database is the server's to have (opening migrates it).
+    pub fn exists(&self) -> bool {
+        match self {
+            CatalogLocation::Sqlite(path) => path.is_file(),
+            CatalogLocation::Postgres(_) => true,
+        }
+    }
+
     /// Open the catalog, creating (and migrating) it if needed.
     pub async fn open(&self) -> Result<Arc<dyn Catalog>> {
         match self {
@@ -405,6 +414,8 @@ pub struct CatalogStats {
     pub blobs: u64,
     /// Sum of the blobs' sizes (what is really stored, after dedup).
     pub blob_bytes: u64,
+    /// Versions whose content `verify --repair` marked damaged (unreadable until healed).
+    pub damaged_versions: u64,
 }
 
 /// One row of the audit log.

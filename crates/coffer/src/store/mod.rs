@@ -116,6 +116,18 @@ pub struct Store {
 impl Store {
     /// Open the store `config` describes, creating it on first use.
     pub async fn open(config: &Config) -> Result<Store> {
+        Self::open_or_create(config).await
+    }
+
+    /// Open the store `config` describes only if it exists: creates nothing,
+    /// and fails with [`ErrorKind::NoStore`] when its catalog file or local
+    /// directory is not there. For reads, which must not leave an empty store behind.
+    pub async fn open_existing(config: &Config) -> Result<Store> {
+        check_store_exists(config)?;
+        Self::open_or_create(config).await
+    }
+
+    async fn open_or_create(config: &Config) -> Result<Store> {
         let mut backend = open_backend(&config.backend, config).await?;
         let mut tiers = None;
         if let Some(name) = &config.cold_store {
@@ -284,6 +296,10 @@ impl Store {
             }
             None => guess_content_type(&key),
         };
+        // Before the content is looked up: a put of stored bytes refuses alike.
+        if options.storage_class.is_some() && !self.backend.capabilities().storage_classes {
+            return Err(crate::backend::no_storage_classes(&*self.backend));
+        }
         let precondition = options.precondition()?;
         // The catalog checks the condition again when it commits.
         self.check_precondition(&key, &precondition).await?;
@@ -910,6 +926,37 @@ pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Ar
             ));
         }
     })
+}
+
+/// Fails with [`ErrorKind::NoStore`] when the catalog file, or the local
+/// directory of the blobs, that `config` names does not exist.
+fn check_store_exists(config: &Config) -> Result<()> {
+    let shown = |path: &std::path::Path| match path.is_relative() && !path.starts_with(".") {
+        true => format!("./{}", path.display()),
+        false => path.display().to_string(),
+    };
+    let no_store = |message: String| Err(Error::new(ErrorKind::NoStore, message));
+    let in_data_dir = format!(
+        "no store at {} (run `coffer init`, or pass --data-dir)",
+        shown(&config.data_dir)
+    );
+    let catalog = config.catalog_location()?;
+    if !catalog.exists() {
+        return match &config.catalog_url {
+            None => no_store(in_data_dir),
+            Some(_) => no_store(format!(
+                "no catalog at {catalog} (run `coffer init`, or check --catalog)"
+            )),
+        };
+    }
+    match &config.backend {
+        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => no_store(in_data_dir),
+        BackendConfig::Fs { root: Some(root) } if !root.is_dir() => no_store(format!(
+            "no store at {} (run `coffer init`, or check the backend's path)",
+            shown(root)
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn missing_blob(err: Error, what: &str) -> Error {

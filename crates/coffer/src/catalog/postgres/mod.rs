@@ -947,7 +947,9 @@ impl Catalog for PostgresCatalog {
                (SELECT COALESCE(SUM(size), 0)::bigint FROM versions), \
                (SELECT COUNT(*) FROM versions WHERE is_delete_marker), \
                (SELECT COUNT(*) FROM blobs), \
-               (SELECT COALESCE(SUM(size), 0)::bigint FROM blobs)",
+               (SELECT COALESCE(SUM(size), 0)::bigint FROM blobs), \
+               (SELECT COUNT(*) FROM versions v JOIN blobs b ON b.sha256 = v.blob_sha256 \
+                  WHERE b.damaged IS NOT NULL)",
         )
         .fetch_one(&self.pool)
         .await
@@ -961,6 +963,7 @@ impl Catalog for PostgresCatalog {
             delete_markers: n(4),
             blobs: n(5),
             blob_bytes: n(6),
+            damaged_versions: n(7),
         })
     }
 

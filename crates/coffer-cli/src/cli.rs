@@ -514,7 +514,8 @@ pub struct GetArgs {
     /// Only these bytes: FIRST-LAST (inclusive), FIRST- or -LENGTH.
     #[arg(long, value_name = "RANGE")]
     pub range: Option<String>,
-    /// Write to this file (created or replaced once complete) instead of standard output.
+    /// Write to this file (created or replaced once complete) instead of standard output;
+    /// into a directory (one that exists, or a path ending in /) under the key's last segment.
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
 }

@@ -81,13 +81,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             version,
         } => {
             let options = CopyOptions {
-                source_version: parse_version(version.as_deref())?,
+                source_version: version_arg(&store, &source, version.as_deref()).await?,
                 ..CopyOptions::default()
             };
             let copied = store.copy(&source, &destination, options).await?;
             report_change(&copied, "copied", json)?;
         }
-        Command::Delete { key, version } => match parse_version(version.as_deref())? {
+        Command::Delete { key, version } => match version_arg(&store, &key, version.as_deref()).await? {
             Some(id) => {
                 let removed = store.delete_version(&key, &id).await?;
                 report_change(&removed, "removed version", json)?;
@@ -163,8 +163,12 @@ fn creates_store(command: &Command) -> bool {
     )
 }
 
-pub fn parse_version(text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
-    Ok(text.map(str::parse).transpose()?)
+/// An optional version argument: an id, or `latest` (see [`Store::resolve_version`]).
+pub async fn version_arg(store: &Store, key: &str, text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
+    match text {
+        None => Ok(None),
+        Some(text) => Ok(Some(store.resolve_version(key, text).await?)),
+    }
 }
 
 /// An error of kind invalid input (exit code 5).
@@ -242,7 +246,7 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
         progress: progress.clone(),
     };
     if let Some(upload) = &args.upload {
-        let upload_id = parse_version(Some(upload))?.ok_or_else(|| anyhow::anyhow!("an upload id is needed"))?;
+        let upload_id: VersionId = upload.parse()?;
         let version = store.commit_upload(&args.key, &upload_id, options).await?;
         return report_change(&version, "stored (from the upload)", json);
     }
@@ -256,7 +260,13 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
             }
             store.put(&args.key, file, options).await?
         }
-        None => store.put(&args.key, tokio::io::stdin(), options).await?,
+        None => {
+            // Without --file a put reads standard input: at a terminal, say so rather than wait silently.
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("reading from standard input (Ctrl-D to end)");
+            }
+            store.put(&args.key, tokio::io::stdin(), options).await?
+        }
     };
     if store.is_spooled(&version).await {
         // Stored and durable, but on this machine until the backend answers again.
@@ -278,12 +288,17 @@ fn io_error(context: &str, err: std::io::Error) -> coffer::Error {
 
 async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
     let options = GetOptions {
-        version_id: parse_version(args.version.as_deref())?,
+        version_id: version_arg(store, &args.key, args.version.as_deref()).await?,
         range: args.range.as_deref().map(str::parse::<ByteRange>).transpose()?,
         progress: TerminalProgress::for_terminal(!json && args.output.is_some()),
     };
+    let output = args
+        .output
+        .as_deref()
+        .map(|path| output_file(path, &args.key))
+        .transpose()?;
     let result = store.get(&args.key, options).await?;
-    match &args.output {
+    match &output {
         Some(path) => {
             coffer::save_to_file(path, result.body).await?;
             if json {
@@ -304,6 +319,29 @@ async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where `get --output PATH` writes: PATH, or for a directory (one that
+/// exists, or PATH ending in `/`) the key's last segment inside it.
+fn output_file(path: &std::path::Path, key: &str) -> anyhow::Result<std::path::PathBuf> {
+    let names_dir = path.as_os_str().to_string_lossy().ends_with('/');
+    if !names_dir && !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        return Err(io_error(
+            &format!("cannot write into {}", path.display()),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+        .into());
+    }
+    match key.rsplit('/').next() {
+        Some(name) if !name.is_empty() => Ok(path.join(name)),
+        _ => Err(invalid_input(&format!(
+            "key {key:?} has no last segment to name a file in {}",
+            path.display()
+        ))),
+    }
+}
+
 async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode> {
     let exists = store.exists(key).await?;
     if json {
@@ -317,7 +355,9 @@ async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode
 }
 
 async fn metadata(store: &Store, key: &str, version: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let version = store.head(key, parse_version(version)?.as_ref()).await?;
+    let version = store
+        .head(key, version_arg(store, key, version).await?.as_ref())
+        .await?;
     if json {
         return print_json(&version);
     }

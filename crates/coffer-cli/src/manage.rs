@@ -11,13 +11,9 @@ use coffer::{
 };
 
 use crate::cli::{AuditArgs, AuditCommand, ImportSelection, PruneArgs, SearchArgs, VerifyArgs};
-use crate::commands::{invalid_input, parse_pair_list, parse_pairs, parse_version, report_change};
+use crate::commands::{invalid_input, parse_pair_list, parse_pairs, report_change};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::TerminalProgress;
-
-fn required_version(text: &str) -> anyhow::Result<coffer::VersionId> {
-    parse_version(Some(text))?.ok_or_else(|| invalid_input("a version id is required"))
-}
 
 /// A version's comments in one cell: the newest, and how many more.
 fn comments_cell(comments: &[coffer::Comment]) -> String {
@@ -77,14 +73,18 @@ pub async fn rollback(
     comment: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let target = required_version(version)?;
+    let target = store.resolve_version(key, version).await?;
     let rolled = store.rollback(key, &target, comment).await?;
     report_change(&rolled, &format!("rolled back to {target}: new"), json)
 }
 
 pub async fn compare(store: &Store, key: &str, from: &str, to: &str, json: bool) -> anyhow::Result<()> {
     let comparison = store
-        .compare(key, &required_version(from)?, &required_version(to)?)
+        .compare(
+            key,
+            &store.resolve_version(key, from).await?,
+            &store.resolve_version(key, to).await?,
+        )
         .await?;
     if json {
         return print_json(&comparison);
@@ -140,7 +140,7 @@ pub async fn tag(
     remove: &[String],
     json: bool,
 ) -> anyhow::Result<()> {
-    let version_id = required_version(version)?;
+    let version_id = store.resolve_version(key, version).await?;
     let set = parse_pairs("tag", tags)?;
     let tagged = store.tag(key, &version_id, set, remove).await?;
     if json {
@@ -160,7 +160,9 @@ pub async fn tag(
 }
 
 pub async fn comment(store: &Store, key: &str, version: &str, text: &str, json: bool) -> anyhow::Result<()> {
-    let commented = store.comment(key, &required_version(version)?, text).await?;
+    let commented = store
+        .comment(key, &store.resolve_version(key, version).await?, text)
+        .await?;
     if json {
         return print_json(&commented);
     }

@@ -460,6 +460,14 @@ impl Backend for OpendalBackend {
         }
     }
 
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.op.stat(path).await {
+            Ok(meta) => Ok(meta.last_modified().map(std::time::SystemTime::from)),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend_error(e)),
+        }
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.op.delete(path).await.map_err(backend_error)
     }

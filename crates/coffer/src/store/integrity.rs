@@ -426,8 +426,12 @@ impl Store {
         options: &VerifyOptions,
         report: &mut VerifyReport,
     ) -> Result<()> {
-        // Paths carry the UUIDv7 of the upload or version that made them.
-        let made = layout::id_in_path(path).map(|id| id.timestamp());
+        // Paths carry the UUIDv7 of the upload or version that made them;
+        // a foreign file has none, and is as old as its last modification.
+        let made = match layout::id_in_path(path) {
+            Some(id) => Some(id.timestamp()),
+            None => self.backend.modified(path).await?.map(Timestamp::from_system),
+        };
         let age_micros = made.map_or(i64::MAX, |t| now.as_micros().saturating_sub(t.as_micros()));
         let min_age = i64::try_from(options.min_orphan_age.as_micros()).unwrap_or(i64::MAX);
         if age_micros < min_age {

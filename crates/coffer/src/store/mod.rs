@@ -91,6 +91,9 @@ enum Upload {
     InMemory { id: VersionId, bytes: Bytes },
 }
 
+/// What [`Store::resolve_version`] reads as "the key's latest version".
+const LATEST: &str = "latest";
+
 /// Content type when neither the caller nor the key's extension says.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
@@ -588,6 +591,20 @@ impl Store {
             (Some(_), Some(id)) => Err(Error::not_found(format!("version {id} of {key} is a delete marker"))),
             (None, Some(id)) => Err(Error::not_found(format!("no version {id} of {key}"))),
             (_, None) => Err(Error::not_found(format!("no such key: {key}"))),
+        }
+    }
+
+    /// The version id `text` names for `key`: an id, or `latest` for the id of
+    /// the key's latest version (a delete marker included). How every command
+    /// that takes a version id reads it.
+    pub async fn resolve_version(&self, key: &str, text: &str) -> Result<VersionId> {
+        if text != LATEST {
+            return text.parse();
+        }
+        let key = ObjectKey::new(key)?;
+        match self.catalog.version(&key, None).await? {
+            Some(latest) => Ok(latest.version_id),
+            None => Err(Error::not_found(format!("no such key: {key}"))),
         }
     }
 

@@ -215,6 +215,10 @@ fn postgres_catalog_is_chosen_by_flag_or_environment() {
     let Some(db) = database() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // A read finds no catalog in the fresh database, and leaves it without one.
+    for _ in 0..2 {
+        fails(coffer(d, &["list", "--catalog", db.url()]), 13, "no catalog in postgres://");
+    }
     ok(coffer_in(
         d,
         &["put", "k", "--catalog", db.url()],

@@ -69,12 +69,18 @@ impl CatalogLocation {
         )))
     }
 
-    /// Whether the catalog is there to open. A SQLite file must exist; a
-    /// PostgreSQL database is the server's to have (opening migrates it).
-    pub fn exists(&self) -> bool {
+    /// Open the catalog only if it exists (a SQLite file, or a PostgreSQL
+    /// database that coffer has migrated): creates nothing, and fails with
+    /// [`ErrorKind::NoStore`] when there is none.
+    pub async fn open_existing(&self) -> Result<Arc<dyn Catalog>> {
         match self {
-            CatalogLocation::Sqlite(path) => path.is_file(),
-            CatalogLocation::Postgres(_) => true,
+            CatalogLocation::Sqlite(path) if !path.is_file() => Err(Error::new(
+                ErrorKind::NoStore,
+                format!("no catalog at {self} (run `coffer init`, or check --catalog)"),
+            )),
+            #[cfg(feature = "catalog-postgres")]
+            CatalogLocation::Postgres(url) => Ok(Arc::new(PostgresCatalog::connect_existing(url).await?)),
+            _ => self.open().await,
         }
     }
 

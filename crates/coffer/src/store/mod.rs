@@ -10,8 +10,8 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, ByteStream, OpendalBackend, SpoolBackend, TieredBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
-    BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
-    prefix_upper_bound,
+    BlobRef, Catalog, CatalogLocation, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery,
+    VersionContent, prefix_upper_bound,
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -119,18 +119,29 @@ pub struct Store {
 impl Store {
     /// Open the store `config` describes, creating it on first use.
     pub async fn open(config: &Config) -> Result<Store> {
-        Self::open_or_create(config).await
+        Self::open_with(config, true).await
     }
 
     /// Open the store `config` describes only if it exists: creates nothing,
-    /// and fails with [`ErrorKind::NoStore`] when its catalog file or local
-    /// directory is not there. For reads, which must not leave an empty store behind.
+    /// and fails with [`ErrorKind::NoStore`] when its catalog (a SQLite file,
+    /// or a PostgreSQL database coffer migrated) or local directory is not
+    /// there. For reads, which must not leave an empty store behind.
     pub async fn open_existing(config: &Config) -> Result<Store> {
-        check_store_exists(config)?;
-        Self::open_or_create(config).await
+        Self::open_with(config, false).await
     }
 
-    async fn open_or_create(config: &Config) -> Result<Store> {
+    async fn open_with(config: &Config, create: bool) -> Result<Store> {
+        let location = config.catalog_location()?;
+        let catalog = match create {
+            true => location.open().await?,
+            // A read checks each part before it opens it, so that it creates nothing.
+            false => {
+                check_embedded_catalog(config)?;
+                let catalog = location.open_existing().await?;
+                check_local_root(config)?;
+                catalog
+            }
+        };
         let mut backend = open_backend(&config.backend, config).await?;
         let mut tiers = None;
         if let Some(name) = &config.cold_store {
@@ -139,7 +150,6 @@ impl Store {
             tiers = Some(tiered.clone());
             backend = tiered;
         }
-        let catalog = config.catalog_location()?.open().await?;
         let store = match &config.spool {
             Some(dir) => {
                 let spool = Arc::new(SpoolBackend::new(backend, dir)?);
@@ -945,34 +955,48 @@ pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Ar
     })
 }
 
-/// Fails with [`ErrorKind::NoStore`] when the catalog file, or the local
-/// directory of the blobs, that `config` names does not exist.
-fn check_store_exists(config: &Config) -> Result<()> {
-    let shown = |path: &std::path::Path| match path.is_relative() && !path.starts_with(".") {
-        true => format!("./{}", path.display()),
-        false => path.display().to_string(),
-    };
-    let no_store = |message: String| Err(Error::new(ErrorKind::NoStore, message));
-    let in_data_dir = format!(
-        "no store at {} (run `coffer init`, or pass --data-dir)",
-        shown(&config.data_dir)
-    );
-    let catalog = config.catalog_location()?;
-    if !catalog.exists() {
-        return match &config.catalog_url {
-            None => no_store(in_data_dir),
-            Some(_) => no_store(format!(
-                "no catalog at {catalog} (run `coffer init`, or check --catalog)"
-            )),
-        };
+/// For a read: the embedded default's catalog file must exist (a catalog
+/// given by URL is checked as it opens). Fails with [`ErrorKind::NoStore`].
+fn check_embedded_catalog(config: &Config) -> Result<()> {
+    let missing = matches!(config.catalog_location()?, CatalogLocation::Sqlite(path) if !path.is_file());
+    match config.catalog_url.is_none() && missing {
+        true => Err(no_store_in_data_dir(config)),
+        false => Ok(()),
     }
+}
+
+/// For a read: the directory of a local backend must exist.
+fn check_local_root(config: &Config) -> Result<()> {
     match &config.backend {
-        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => no_store(in_data_dir),
-        BackendConfig::Fs { root: Some(root) } if !root.is_dir() => no_store(format!(
-            "no store at {} (run `coffer init`, or check the backend's path)",
-            shown(root)
+        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => {
+            Err(no_store_in_data_dir(config))
+        }
+        BackendConfig::Fs { root: Some(root) } if !root.is_dir() => Err(Error::new(
+            ErrorKind::NoStore,
+            format!(
+                "no store at {} (run `coffer init`, or check the backend's path)",
+                shown_path(root)
+            ),
         )),
         _ => Ok(()),
+    }
+}
+
+fn no_store_in_data_dir(config: &Config) -> Error {
+    Error::new(
+        ErrorKind::NoStore,
+        format!(
+            "no store at {} (run `coffer init`, or pass --data-dir)",
+            shown_path(&config.data_dir)
+        ),
+    )
+}
+
+/// A path as a user would type it: relative ones start with `./`.
+fn shown_path(path: &std::path::Path) -> String {
+    match path.is_relative() && !path.starts_with(".") {
+        true => format!("./{}", path.display()),
+        false => path.display().to_string(),
     }
 }
 

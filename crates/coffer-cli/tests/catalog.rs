@@ -217,7 +217,11 @@ fn postgres_catalog_is_chosen_by_flag_or_environment() {
     let d = dir.path();
     // A read finds no catalog in the fresh database, and leaves it without one.
     for _ in 0..2 {
-        fails(coffer(d, &["list", "--catalog", db.url()]), 13, "no catalog in postgres://");
+        fails(
+            coffer(d, &["list", "--catalog", db.url()]),
+            13,
+            "no catalog in postgres://",
+        );
     }
     ok(coffer_in(
         d,

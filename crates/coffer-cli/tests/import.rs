@@ -132,3 +132,21 @@ fn exclude_globs_leave_files_out_and_a_single_file_imports() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("cannot be used with '--dry-run'"), "{}", run.stderr);
 }
+
+#[test]
+fn importing_again_skips_unchanged_files_past_a_page_of_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = d.join("src");
+    // More keys than one page of the catalog (1000), with others around them.
+    for i in 0..1200 {
+        write(&src, &format!("n/{i:04}.txt"), &i.to_string());
+    }
+    ok(coffer(d, &["import", "src", "--prefix", "t/"]));
+    write(&src, "n/1100.txt", "changed");
+    write(&d.join("other"), "a.txt", "a");
+    ok(coffer(d, &["import", "other", "--prefix", "t/n/"]));
+    let again = json(coffer(d, &["import", "src", "--prefix", "t/", "--json"]));
+    assert_eq!((&again["files"], &again["unchanged"]), (&1.into(), &1199.into()));
+    assert_eq!(version_count(d, "t/n/1100.txt"), 2);
+}

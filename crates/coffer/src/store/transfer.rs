@@ -1,6 +1,7 @@
 //! Whole trees in and out of a `Store`: `import` of a directory (or one
 //! file), `export` of a prefix.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -200,7 +201,7 @@ impl Store {
         report.excluded = (walked - found.len()) as u64;
         let found = match options.force {
             true => found,
-            false => self.changed_only(found, options.jobs, &mut report).await,
+            false => self.changed_only(found, options, &mut report).await?,
         };
         if options.dry_run {
             for file in found {
@@ -298,13 +299,25 @@ impl Store {
     /// The files whose key's latest version does not hold the same content
     /// (compared by size, then by SHA-256); the others are counted unchanged.
     /// A file that cannot be looked at is kept, so that its import reports why.
-    async fn changed_only(&self, found: Vec<Found>, jobs: usize, report: &mut ImportReport) -> Vec<Found> {
+    async fn changed_only(
+        &self,
+        found: Vec<Found>,
+        options: &ImportOptions,
+        report: &mut ImportReport,
+    ) -> Result<Vec<Found>> {
+        let latest = &self.latest_in_range(&found, &options.prefix).await?;
         let checked: Vec<(Found, bool)> = futures::stream::iter(found)
             .map(|file| async move {
-                let unchanged = self.holds_already(&file).await.unwrap_or(false);
+                let stored = file.key.as_ref().ok().and_then(|key| latest.get(key));
+                let unchanged = match stored {
+                    Some((size, sha256)) if *size == file.size => {
+                        file_sha256(&file.path).await.is_ok_and(|digest| &digest == sha256)
+                    }
+                    _ => false,
+                };
                 (file, unchanged)
             })
-            .buffered(jobs.max(1))
+            .buffered(options.jobs.max(1))
             .collect()
             .await;
         let mut changed = Vec::new();
@@ -314,25 +327,42 @@ impl Store {
                 false => changed.push(file),
             }
         }
-        changed
+        Ok(changed)
     }
 
-    /// Whether the latest version of the file's key holds the file's content.
-    async fn holds_already(&self, file: &Found) -> Result<bool> {
-        let key = ObjectKey::new(file.key.clone().map_err(Error::invalid_input)?)?;
-        let latest = match self.catalog.version(&key, None).await? {
-            Some(v) if !v.is_delete_marker && v.size == file.size => v,
-            _ => return Ok(false),
+    /// Size and SHA-256 of the latest version of every key (deleted ones
+    /// left out) from the first to the last key of `found`: a few pages of
+    /// the catalog in key order, instead of one lookup per file.
+    async fn latest_in_range(&self, found: &[Found], prefix: &str) -> Result<HashMap<String, (u64, String)>> {
+        const PAGE: usize = 1000;
+        let keys = found.iter().filter_map(|f| f.key.as_deref().ok());
+        let (Some(first), Some(last)) = (keys.clone().min(), keys.max()) else {
+            return Ok(HashMap::new());
         };
-        let reader = tokio::fs::File::open(&file.path)
-            .await
-            .map_err(|e| Error::io(&format!("cannot open {}", file.path.display()), e))?;
-        let hasher = BackgroundHasher::spawn(false);
-        let mut body = hasher.tap(body::reader_stream(reader));
-        while body.next().await.transpose()?.is_some() {}
-        drop(body);
-        let digests = hasher.finish().await?;
-        Ok(latest.sha256.as_deref() == Some(digests.sha256.as_str()) && digests.size == file.size)
+        let mut latest = HashMap::new();
+        let mut query = KeyQuery {
+            prefix: prefix.to_owned(),
+            start_at: Some(first.to_owned()),
+            limit: PAGE,
+            ..KeyQuery::default()
+        };
+        loop {
+            let page = self.catalog.list_latest(&query).await?;
+            let more = page.len() == PAGE;
+            for version in page {
+                if version.key.as_str() > last {
+                    return Ok(latest);
+                }
+                query.start_after = Some(version.key.to_string());
+                if let Some(sha256) = version.sha256 {
+                    latest.insert(version.key.to_string(), (version.size, sha256));
+                }
+            }
+            if !more {
+                return Ok(latest);
+            }
+            query.start_at = None;
+        }
     }
 
     async fn prepare_file(&self, file: &Found, progress: Option<Arc<dyn Progress>>) -> Result<Prepared> {
@@ -500,4 +530,16 @@ fn relative_path(root: &Path, file: &Path) -> std::result::Result<String, String
         key.push_str(part);
     }
     Ok(key)
+}
+
+/// The SHA-256 of a file's content, in hex.
+async fn file_sha256(path: &Path) -> Result<String> {
+    let reader = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(&format!("cannot open {}", path.display()), e))?;
+    let hasher = BackgroundHasher::spawn(false);
+    let mut body = hasher.tap(body::reader_stream(reader));
+    while body.next().await.transpose()?.is_some() {}
+    drop(body);
+    Ok(hasher.finish().await?.sha256)
 }

@@ -10,8 +10,8 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, ByteStream, OpendalBackend, SpoolBackend, TieredBackend};
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{
-    BlobRef, Catalog, CatalogLocation, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery,
-    VersionContent, prefix_upper_bound,
+    BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
+    prefix_upper_bound,
 };
 use crate::config::{BackendConfig, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -27,6 +27,7 @@ mod hooks;
 mod integrity;
 mod migrate;
 mod options;
+mod presence;
 mod remote;
 mod transfer;
 mod versioning;
@@ -136,9 +137,9 @@ impl Store {
             true => location.open().await?,
             // A read checks each part before it opens it, so that it creates nothing.
             false => {
-                check_embedded_catalog(config)?;
+                presence::check_embedded_catalog(config)?;
                 let catalog = location.open_existing().await?;
-                check_local_root(config)?;
+                presence::check_local_root(config)?;
                 catalog
             }
         };
@@ -953,51 +954,6 @@ pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Ar
             ));
         }
     })
-}
-
-/// For a read: the embedded default's catalog file must exist (a catalog
-/// given by URL is checked as it opens). Fails with [`ErrorKind::NoStore`].
-fn check_embedded_catalog(config: &Config) -> Result<()> {
-    let missing = matches!(config.catalog_location()?, CatalogLocation::Sqlite(path) if !path.is_file());
-    match config.catalog_url.is_none() && missing {
-        true => Err(no_store_in_data_dir(config)),
-        false => Ok(()),
-    }
-}
-
-/// For a read: the directory of a local backend must exist.
-fn check_local_root(config: &Config) -> Result<()> {
-    match &config.backend {
-        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => {
-            Err(no_store_in_data_dir(config))
-        }
-        BackendConfig::Fs { root: Some(root) } if !root.is_dir() => Err(Error::new(
-            ErrorKind::NoStore,
-            format!(
-                "no store at {} (run `coffer init`, or check the backend's path)",
-                shown_path(root)
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn no_store_in_data_dir(config: &Config) -> Error {
-    Error::new(
-        ErrorKind::NoStore,
-        format!(
-            "no store at {} (run `coffer init`, or pass --data-dir)",
-            shown_path(&config.data_dir)
-        ),
-    )
-}
-
-/// A path as a user would type it: relative ones start with `./`.
-fn shown_path(path: &std::path::Path) -> String {
-    match path.is_relative() && !path.starts_with(".") {
-        true => format!("./{}", path.display()),
-        false => path.display().to_string(),
-    }
 }
 
 fn missing_blob(err: Error, what: &str) -> Error {

@@ -4,25 +4,27 @@
 use coffer::{ListOptions, Store};
 
 use crate::cli::DeleteArgs;
-use crate::commands::{invalid_input, parse_version, report_change};
+use crate::commands::{invalid_input, report_change, version_arg};
 use crate::output::{count, human_size, print_json, print_table};
 
 pub async fn delete(store: &Store, args: DeleteArgs, json: bool) -> anyhow::Result<()> {
-    match (args.key, parse_version(args.version.as_deref())?, args.prefix) {
-        (_, _, Some(prefix)) => delete_prefix(store, &prefix, args.dry_run, json).await,
+    match (args.key, args.prefix) {
+        (_, Some(prefix)) => delete_prefix(store, &prefix, args.dry_run, json).await,
         // Checked here: clap 4.6's `requires` did not refuse `--dry-run` without `--prefix`.
-        (_, _, None) if args.dry_run => Err(invalid_input(
+        (_, None) if args.dry_run => Err(invalid_input(
             "--dry-run goes with --prefix (it lists the keys a delete --prefix would hide)",
         )),
-        (Some(key), Some(id), None) => {
-            let removed = store.delete_version(&key, &id).await?;
-            report_change(&removed, "removed version", json)
-        }
-        (Some(key), None, None) => {
-            let marker = store.delete(&key).await?;
-            report_change(&marker, "deleted (delete marker)", json)
-        }
-        (None, _, None) => Err(invalid_input("give a KEY or --prefix")),
+        (Some(key), None) => match version_arg(store, &key, args.version.as_deref()).await? {
+            Some(id) => {
+                let removed = store.delete_version(&key, &id).await?;
+                report_change(&removed, "removed version", json)
+            }
+            None => {
+                let marker = store.delete(&key).await?;
+                report_change(&marker, "deleted (delete marker)", json)
+            }
+        },
+        (None, None) => Err(invalid_input("give a KEY or --prefix")),
     }
 }
 

@@ -272,9 +272,11 @@ pub enum Command {
     Events(EventsCommand),
     /// Store every file under DIR (or every object of a named store) as PREFIX + its relative path.
     Import {
-        /// The directory to import.
+        /// The directory (or the one file) to import.
         #[arg(required_unless_present = "from_store", conflicts_with = "from_store")]
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        selection: ImportSelection,
         /// Import the objects of this named store ([stores.NAME]: a bucket another tool filled) instead of a directory.
         #[arg(long, value_name = "NAME")]
         from_store: Option<String>,
@@ -384,6 +386,20 @@ pub enum AuditCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Which files of a directory `import` stores.
+#[derive(Debug, Args)]
+pub struct ImportSelection {
+    /// Import files whose key's latest version already holds the same content too (skipped by default).
+    #[arg(long, conflicts_with = "from_store")]
+    pub force: bool,
+    /// List what would be imported, and store nothing.
+    #[arg(long, conflicts_with = "from_store")]
+    pub dry_run: bool,
+    /// Leave out files whose path under the directory matches this glob (* matches across /); repeatable.
+    #[arg(long, value_name = "GLOB", conflicts_with = "from_store")]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -523,7 +539,8 @@ pub struct GetArgs {
     /// Only these bytes: FIRST-LAST (inclusive), FIRST- or -LENGTH.
     #[arg(long, value_name = "RANGE")]
     pub range: Option<String>,
-    /// Write to this file (created or replaced once complete) instead of standard output.
+    /// Write to this file (created or replaced once complete) instead of standard output;
+    /// into a directory (one that exists, or a path ending in /) under the key's last segment.
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
 }

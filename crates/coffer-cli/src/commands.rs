@@ -64,7 +64,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Catalog(command) = cli.command {
         return catalog::run(&config, command, json).await.map(|()| ExitCode::SUCCESS);
     }
-    let store = Store::open(&config).await?;
+    let store = if creates_store(&cli.command) {
+        Store::open(&config).await?
+    } else {
+        Store::open_existing(&config).await?
+    };
     match cli.command {
         Command::Catalog(_) => {}
         Command::Hooks(command) => return hooks::run(&store, command, json).await,
@@ -81,7 +85,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             version,
         } => {
             let options = CopyOptions {
-                source_version: parse_version(version.as_deref())?,
+                source_version: version_arg(&store, &source, version.as_deref()).await?,
                 ..CopyOptions::default()
             };
             let copied = store.copy(&source, &destination, options).await?;
@@ -113,6 +117,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reindex { into } => manage::reindex(&store, &into, json).await?,
         Command::Import {
             dir,
+            selection,
             from_store,
             source_prefix,
             prefix,
@@ -122,7 +127,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 (_, Some(name)) => {
                     remote::import_store(&store, &config, &name, source_prefix, prefix, jobs, json).await
                 }
-                (Some(dir), None) => manage::import(&store, &dir, prefix, jobs, json).await,
+                (Some(dir), None) => manage::import(&store, &dir, selection, prefix, jobs, json).await,
                 (None, None) => Err(anyhow::anyhow!("a directory or --from-store is needed")),
             };
         }
@@ -141,8 +146,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn parse_version(text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
-    Ok(text.map(str::parse).transpose()?)
+/// Only `init` and the writes that can start a store (put, import, adding a
+/// hook; reindex, which rebuilds a lost catalog) create one; every other
+/// command needs an existing store and creates nothing.
+fn creates_store(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Init
+            | Command::Put(_)
+            | Command::Import { .. }
+            | Command::Reindex { .. }
+            | Command::Hooks(crate::cli::HooksCommand::Add(_))
+    )
+}
+
+/// An optional version argument: an id, or `latest` (see [`Store::resolve_version`]).
+pub async fn version_arg(store: &Store, key: &str, text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
+    match text {
+        None => Ok(None),
+        Some(text) => Ok(Some(store.resolve_version(key, text).await?)),
+    }
 }
 
 /// An error of kind invalid input (exit code 5).
@@ -220,7 +243,7 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
         progress: progress.clone(),
     };
     if let Some(upload) = &args.upload {
-        let upload_id = parse_version(Some(upload))?.ok_or_else(|| anyhow::anyhow!("an upload id is needed"))?;
+        let upload_id: VersionId = upload.parse()?;
         let version = store.commit_upload(&args.key, &upload_id, options).await?;
         return report_change(&version, "stored (from the upload)", json);
     }
@@ -234,7 +257,13 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
             }
             store.put(&args.key, file, options).await?
         }
-        None => store.put(&args.key, tokio::io::stdin(), options).await?,
+        None => {
+            // Without --file a put reads standard input: at a terminal, say so rather than wait silently.
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("reading from standard input (Ctrl-D to end)");
+            }
+            store.put(&args.key, tokio::io::stdin(), options).await?
+        }
     };
     if store.is_spooled(&version).await {
         // Stored and durable, but on this machine until the backend answers again.
@@ -256,12 +285,17 @@ fn io_error(context: &str, err: std::io::Error) -> coffer::Error {
 
 async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
     let options = GetOptions {
-        version_id: parse_version(args.version.as_deref())?,
+        version_id: version_arg(store, &args.key, args.version.as_deref()).await?,
         range: args.range.as_deref().map(str::parse::<ByteRange>).transpose()?,
         progress: TerminalProgress::for_terminal(!json && args.output.is_some()),
     };
+    let output = args
+        .output
+        .as_deref()
+        .map(|path| output_file(path, &args.key))
+        .transpose()?;
     let result = store.get(&args.key, options).await?;
-    match &args.output {
+    match &output {
         Some(path) => {
             coffer::save_to_file(path, result.body).await?;
             if json {
@@ -274,18 +308,35 @@ async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
             let mut stdout = tokio::io::stdout();
             let mut body = result.body;
             while let Some(chunk) = body.next().await {
-                stdout
-                    .write_all(&chunk?)
-                    .await
-                    .map_err(|e| io_error("writing to standard output", e))?;
+                stdout.write_all(&chunk?).await.map_err(output::stdout_failed)?;
             }
-            stdout
-                .flush()
-                .await
-                .map_err(|e| io_error("writing to standard output", e))?;
+            stdout.flush().await.map_err(output::stdout_failed)?;
         }
     }
     Ok(())
+}
+
+/// Where `get --output PATH` writes: PATH, or for a directory (one that
+/// exists, or PATH ending in `/`) the key's last segment inside it.
+fn output_file(path: &std::path::Path, key: &str) -> anyhow::Result<std::path::PathBuf> {
+    let names_dir = path.as_os_str().to_string_lossy().ends_with('/');
+    if !names_dir && !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        return Err(io_error(
+            &format!("cannot write into {}", path.display()),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+        .into());
+    }
+    match key.rsplit('/').next() {
+        Some(name) if !name.is_empty() => Ok(path.join(name)),
+        _ => Err(invalid_input(&format!(
+            "key {key:?} has no last segment to name a file in {}",
+            path.display()
+        ))),
+    }
 }
 
 async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -301,7 +352,9 @@ async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode
 }
 
 async fn metadata(store: &Store, key: &str, version: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let version = store.head(key, parse_version(version)?.as_ref()).await?;
+    let version = store
+        .head(key, version_arg(store, key, version).await?.as_ref())
+        .await?;
     if json {
         return print_json(&version);
     }
@@ -358,10 +411,10 @@ async fn versions(store: &Store, key: &str, limit: Option<usize>, json: bool) ->
             vec![
                 v.version_id.to_string(),
                 if v.is_latest { "*".into() } else { String::new() },
-                if v.is_delete_marker {
-                    "delete marker".into()
-                } else {
-                    human_size(v.size)
+                match (v.is_delete_marker, &v.damaged) {
+                    (true, _) => "delete marker".into(),
+                    (false, None) => human_size(v.size),
+                    (false, Some(_)) => format!("{} DAMAGED", human_size(v.size)),
                 },
                 v.created_at.to_string(),
                 v.created_by.clone(),
@@ -424,6 +477,14 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
                 output::count(s.blobs as u64, "blob"),
                 human_size(s.blob_bytes)
             ),
+        ),
+        (
+            "damaged",
+            match s.damaged_versions {
+                0 => "none".to_owned(),
+                1 => "1 version unreadable until healed (coffer verify lists it)".to_owned(),
+                n => format!("{n} versions unreadable until healed (coffer verify lists them)"),
+            },
         ),
         (
             "audit",

@@ -10,14 +10,10 @@ use coffer::{
     TextDiff, Timestamp, ValueChange, VerifyOptions,
 };
 
-use crate::cli::{AuditArgs, AuditCommand, PruneArgs, SearchArgs, VerifyArgs};
-use crate::commands::{invalid_input, parse_pair_list, parse_pairs, parse_version, report_change};
+use crate::cli::{AuditArgs, AuditCommand, ImportSelection, PruneArgs, SearchArgs, VerifyArgs};
+use crate::commands::{invalid_input, parse_pair_list, parse_pairs, report_change};
 use crate::output::{self, count, human_size, print_fields, print_json, print_table};
 use crate::progress::TerminalProgress;
-
-fn required_version(text: &str) -> anyhow::Result<coffer::VersionId> {
-    parse_version(Some(text))?.ok_or_else(|| invalid_input("a version id is required"))
-}
 
 /// A version's comments in one cell: the newest, and how many more.
 fn comments_cell(comments: &[coffer::Comment]) -> String {
@@ -77,14 +73,18 @@ pub async fn rollback(
     comment: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let target = required_version(version)?;
+    let target = store.resolve_version(key, version).await?;
     let rolled = store.rollback(key, &target, comment).await?;
     report_change(&rolled, &format!("rolled back to {target}: new"), json)
 }
 
 pub async fn compare(store: &Store, key: &str, from: &str, to: &str, json: bool) -> anyhow::Result<()> {
     let comparison = store
-        .compare(key, &required_version(from)?, &required_version(to)?)
+        .compare(
+            key,
+            &store.resolve_version(key, from).await?,
+            &store.resolve_version(key, to).await?,
+        )
         .await?;
     if json {
         return print_json(&comparison);
@@ -140,7 +140,7 @@ pub async fn tag(
     remove: &[String],
     json: bool,
 ) -> anyhow::Result<()> {
-    let version_id = required_version(version)?;
+    let version_id = store.resolve_version(key, version).await?;
     let set = parse_pairs("tag", tags)?;
     let tagged = store.tag(key, &version_id, set, remove).await?;
     if json {
@@ -160,7 +160,9 @@ pub async fn tag(
 }
 
 pub async fn comment(store: &Store, key: &str, version: &str, text: &str, json: bool) -> anyhow::Result<()> {
-    let commented = store.comment(key, &required_version(version)?, text).await?;
+    let commented = store
+        .comment(key, &store.resolve_version(key, version).await?, text)
+        .await?;
     if json {
         return print_json(&commented);
     }
@@ -357,9 +359,6 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
                 }
             );
         }
-        for (key, version) in &report.damaged {
-            println!("damaged (marked earlier): {key}@{version}");
-        }
         println!(
             "checked {}, {} ({}) in {:.1}s: {}{}{}",
             count(report.versions as u64, "version"),
@@ -422,11 +421,21 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
     format!("{}/s", human_size((bytes as f64 / seconds) as u64))
 }
 
-pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn import(
+    store: &Store,
+    dir: &Path,
+    selection: ImportSelection,
+    prefix: String,
+    jobs: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let options = ImportOptions {
         prefix,
         jobs,
-        progress: TerminalProgress::for_terminal(!json),
+        force: selection.force,
+        dry_run: selection.dry_run,
+        exclude: selection.exclude,
+        progress: TerminalProgress::for_terminal(!json && !selection.dry_run),
     };
     let started = Instant::now();
     let report = store.import_dir(dir, &options).await?;
@@ -434,18 +443,33 @@ pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json
     if json {
         print_json(&report)?;
     } else {
+        for key in &report.would_import {
+            println!("would import {key}");
+        }
         for (path, why) in &report.failed {
             println!("failed {path}: {why}");
         }
         for path in &report.skipped {
             println!("skipped {path} (not a regular file)");
         }
+        let done = match options.dry_run {
+            true => format!(
+                "would import {} ({})",
+                count(report.files as u64, "file"),
+                human_size(report.bytes)
+            ),
+            false => format!(
+                "imported {} ({}) in {:.1}s, {}",
+                count(report.files as u64, "file"),
+                human_size(report.bytes),
+                elapsed.as_secs_f64(),
+                rate(report.bytes, elapsed)
+            ),
+        };
         println!(
-            "imported {} ({}) in {:.1}s, {}; {} failed, {} skipped",
-            count(report.files as u64, "file"),
-            human_size(report.bytes),
-            elapsed.as_secs_f64(),
-            rate(report.bytes, elapsed),
+            "{done}; {} unchanged (skipped), {} excluded, {} failed, {} skipped (not a regular file)",
+            report.unchanged,
+            report.excluded,
             report.failed.len(),
             report.skipped.len()
         );

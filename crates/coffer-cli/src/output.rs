@@ -1,5 +1,7 @@
 //! Formatting: tables for people, JSON for scripts, one-line errors, exit codes.
 
+use std::io::Write;
+
 use coffer::{ErrorKind, ObjectVersion};
 
 /// Exit code of anything without a kind of its own.
@@ -21,7 +23,30 @@ Exit codes:
  10  I/O error reading input or writing output
  11  unsupported by this backend or build
  12  a hook could not deliver (hooks test)
+ 13  no store there (a read found no store; run `coffer init`, or pass --data-dir)
  14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first";
+
+/// Exit code when standard output was closed early, as a shell reports a
+/// command that a pipe's SIGPIPE ended (128 + 13): `ls | head` ends so.
+const EXIT_CLOSED_STDOUT: i32 = 141;
+
+/// Write to standard output (what `print!` and `println!` do in this crate).
+pub fn write_stdout(text: std::fmt::Arguments<'_>) {
+    if let Err(err) = std::io::stdout().lock().write_fmt(text) {
+        let err = stdout_failed(err);
+        eprintln!("coffer: {err}");
+        std::process::exit(i32::from(exit_code(err.kind())));
+    }
+}
+
+/// The error of a failed write to standard output. A reader that went away
+/// (`| head`) is no error: the command ends at once, quietly.
+pub fn stdout_failed(err: std::io::Error) -> coffer::Error {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(EXIT_CLOSED_STDOUT);
+    }
+    coffer::Error::new(ErrorKind::Io, format!("writing to standard output: {err}"))
+}
 
 /// The exit code for an error kind.
 pub fn exit_code(kind: ErrorKind) -> u8 {
@@ -36,6 +61,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Io => 10,
         ErrorKind::Unsupported => 11,
         ErrorKind::Delivery => 12,
+        ErrorKind::NoStore => 13,
         ErrorKind::Archived => 14,
         _ => EXIT_OTHER,
     }

@@ -9,7 +9,7 @@ use coffer::{BackendOverrides, Config, Store};
 use serde_json::json;
 
 use crate::cli::{BackendArgs, GlobalArgs, TierCommand, UrlArgs, UrlMethod};
-use crate::commands::parse_version;
+use crate::commands::version_arg;
 use crate::output::{exit_code, human_size, print_fields, print_json};
 use crate::progress::TerminalProgress;
 
@@ -131,7 +131,7 @@ pub async fn url(store: &Store, args: UrlArgs, json: bool) -> anyhow::Result<()>
     let expires = Duration::from_secs(args.expires);
     match args.method {
         UrlMethod::Get => {
-            let version = parse_version(args.version.as_deref())?;
+            let version = version_arg(store, &args.key, args.version.as_deref()).await?;
             let url = store.presign_get(&args.key, version.as_ref(), expires).await?;
             if json {
                 print_json(&json!({
@@ -193,7 +193,7 @@ fn header_map(headers: &[(String, String)]) -> serde_json::Map<String, serde_jso
 pub async fn tier(store: &Store, command: TierCommand, json: bool) -> anyhow::Result<()> {
     match command {
         TierCommand::Move { key, version, to } => {
-            let version = parse_version(Some(&version))?.ok_or_else(|| anyhow::anyhow!("a version id is needed"))?;
+            let version = store.resolve_version(&key, &version).await?;
             let to: coffer::Tier = to.parse()?;
             let moved = store.move_to_tier(&key, &version, to).await?;
             if json {
@@ -216,7 +216,7 @@ pub async fn tier(store: &Store, command: TierCommand, json: bool) -> anyhow::Re
             }
         }
         TierCommand::Show { key, version } => {
-            let version = parse_version(version.as_deref())?;
+            let version = version_arg(store, &key, version.as_deref()).await?;
             let tier = store.tier_of(&key, version.as_ref()).await?;
             if json {
                 return print_json(&json!({ "key": key, "tier": tier }));

@@ -267,6 +267,14 @@ fn postgres_catalog_is_chosen_by_flag_or_environment() {
     let Some(db) = database() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // A read finds no catalog in the fresh database, and leaves it without one.
+    for _ in 0..2 {
+        fails(
+            coffer(d, &["list", "--catalog", db.url()]),
+            13,
+            "no catalog in postgres://",
+        );
+    }
     ok(coffer_in(
         d,
         &["put", "k", "--catalog", db.url()],
@@ -287,8 +295,8 @@ fn postgres_catalog_is_chosen_by_flag_or_environment() {
     ));
     let versions = json(coffer(d, &["versions", "k", "--json", "--catalog", db.url()]));
     assert_eq!(versions.as_array().unwrap().len(), 3);
-    // The embedded catalog saw none of it.
-    fails(coffer(d, &["versions", "k"]), 3, "no such key: k");
+    // No embedded catalog was made: a read without --catalog finds no store.
+    fails(coffer(d, &["versions", "k"]), 13, "no store at ./coffer-data");
     // A catalog that does not answer is a catalog error, and its password never shows.
     fails(
         coffer(d, &["list", "--catalog", "postgres://nobody:s3cret@127.0.0.1:1/none"]),

@@ -15,10 +15,12 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// The current time.
     pub fn now() -> Self {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or(0);
+        Self::from_system(SystemTime::now())
+    }
+
+    /// A system time (times before 1970 count as the epoch).
+    pub fn from_system(at: SystemTime) -> Self {
+        let micros = at.duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
         Timestamp(i64::try_from(micros).unwrap_or(i64::MAX))
     }
 

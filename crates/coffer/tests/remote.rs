@@ -387,7 +387,7 @@ async fn a_directory_imports_into_a_bucket_one_put_per_file() {
     let options = coffer::ImportOptions {
         prefix: "in/".into(),
         jobs: 4,
-        progress: None,
+        ..coffer::ImportOptions::default()
     };
     let report = store.import_dir(&tree, &options).await.unwrap();
     assert_eq!((report.files, report.failed.len()), (20, 0), "{report:?}");

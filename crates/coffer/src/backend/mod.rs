@@ -51,6 +51,8 @@ pub struct Capabilities {
     /// cost less than durable writes one by one (local disks); false where
     /// every write is durable on its own.
     pub batch_sync: bool,
+    /// [`Backend::set_storage_class`] works (S3 classes, Azure tiers).
+    pub storage_classes: bool,
 }
 
 /// A multipart upload that was begun and never completed.
@@ -142,6 +144,12 @@ pub trait Backend: Send + Sync + Debug + Display {
     async fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<ByteStream>;
     /// The size of the object at `path`, if it exists.
     async fn stat(&self, path: &str) -> Result<Option<u64>>;
+    /// When the object at `path` was last written, if it exists and the
+    /// store tells (verify's age check of files without an id in their name).
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        let _ = path;
+        Ok(None)
+    }
     /// Remove the object at `path`; succeeds if it is already gone.
     async fn delete(&self, path: &str) -> Result<()>;
     /// Move the object at `from` to `to`, durably.

@@ -261,6 +261,19 @@ impl OpendalBackend {
         }
         false
     }
+
+    /// Whether this backend's objects have storage classes (S3) or access tiers (Azure).
+    fn has_storage_classes(&self) -> bool {
+        #[cfg(feature = "backend-azblob")]
+        if self.azure.is_some() {
+            return true;
+        }
+        #[cfg(feature = "backend-s3")]
+        if self.s3.is_some() {
+            return true;
+        }
+        false
+    }
 }
 
 /// A `Content-Disposition` that saves a download as `filename` (RFC 6266,
@@ -447,6 +460,14 @@ impl Backend for OpendalBackend {
         }
     }
 
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.op.stat(path).await {
+            Ok(meta) => Ok(meta.last_modified().map(std::time::SystemTime::from)),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.place.error(e)),
+        }
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.op.delete(path).await.map_err(|e| self.place.error(e))
     }
@@ -491,6 +512,7 @@ impl Backend for OpendalBackend {
             persistent: self.local_root.is_some() || self.multipart.is_some(),
             batch_sync: self.local_root.is_some(),
             presign: cap.presign || self.presigns_itself(),
+            storage_classes: self.has_storage_classes(),
         }
     }
 

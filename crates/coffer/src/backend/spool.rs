@@ -285,6 +285,13 @@ impl Backend for SpoolBackend {
         }
     }
 
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.spool.modified(path).await? {
+            Some(at) => Ok(Some(at)),
+            None => self.primary.modified(path).await,
+        }
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.spool.delete(path).await?;
         self.primary.delete(path).await

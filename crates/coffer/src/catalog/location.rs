@@ -42,6 +42,21 @@ impl CatalogLocation {
         )))
     }
 
+    /// Open the catalog only if it exists (a SQLite file, or a PostgreSQL
+    /// database that coffer has migrated): creates nothing, and fails with
+    /// [`ErrorKind::NoStore`] when there is none.
+    pub async fn open_existing(&self) -> Result<Arc<dyn Catalog>> {
+        match self {
+            CatalogLocation::Sqlite(path) if !path.is_file() => Err(Error::new(
+                ErrorKind::NoStore,
+                format!("no catalog at {self} (run `coffer init`, or check --catalog)"),
+            )),
+            #[cfg(feature = "catalog-postgres")]
+            CatalogLocation::Postgres(url) => Ok(Arc::new(PostgresCatalog::connect_existing(url).await?)),
+            _ => self.open().await,
+        }
+    }
+
     /// Open the catalog, creating (and migrating) it if needed.
     pub async fn open(&self) -> Result<Arc<dyn Catalog>> {
         match self {

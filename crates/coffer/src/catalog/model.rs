@@ -312,6 +312,8 @@ pub struct CatalogStats {
     pub blobs: u64,
     /// Sum of the blobs' sizes (what is really stored, after dedup).
     pub blob_bytes: u64,
+    /// Versions whose content `verify --repair` marked damaged (unreadable until healed).
+    pub damaged_versions: u64,
 }
 
 /// One row of the audit log.

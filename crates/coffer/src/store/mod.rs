@@ -29,6 +29,7 @@ mod hooks;
 mod integrity;
 mod migrate;
 mod options;
+mod presence;
 mod remote;
 mod transfer;
 mod versioning;
@@ -94,6 +95,9 @@ enum Upload {
     InMemory { id: VersionId, bytes: Bytes },
 }
 
+/// What [`Store::resolve_version`] reads as "the key's latest version".
+const LATEST: &str = "latest";
+
 /// Content type when neither the caller nor the key's extension says.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
@@ -119,6 +123,29 @@ pub struct Store {
 impl Store {
     /// Open the store `config` describes, creating it on first use.
     pub async fn open(config: &Config) -> Result<Store> {
+        Self::open_with(config, true).await
+    }
+
+    /// Open the store `config` describes only if it exists: creates nothing,
+    /// and fails with [`ErrorKind::NoStore`] when its catalog (a SQLite file,
+    /// or a PostgreSQL database coffer migrated) or local directory is not
+    /// there. For reads, which must not leave an empty store behind.
+    pub async fn open_existing(config: &Config) -> Result<Store> {
+        Self::open_with(config, false).await
+    }
+
+    async fn open_with(config: &Config, create: bool) -> Result<Store> {
+        let location = config.catalog_location()?;
+        let catalog = match create {
+            true => location.open().await?,
+            // A read checks each part before it opens it, so that it creates nothing.
+            false => {
+                presence::check_embedded_catalog(config)?;
+                let catalog = location.open_existing().await?;
+                presence::check_local_root(config)?;
+                catalog
+            }
+        };
         let mut backend = open_backend(&config.backend, config).await?;
         let mut tiers = None;
         if let Some(name) = &config.cold_store {
@@ -127,7 +154,6 @@ impl Store {
             tiers = Some(tiered.clone());
             backend = tiered;
         }
-        let catalog = config.catalog_location()?.open().await?;
         let store = match &config.spool {
             Some(dir) => {
                 let spool = Arc::new(SpoolBackend::new(backend, dir)?);
@@ -287,6 +313,10 @@ impl Store {
             }
             None => guess_content_type(&key),
         };
+        // Before the content is looked up: a put of stored bytes refuses alike.
+        if options.storage_class.is_some() && !self.backend.capabilities().storage_classes {
+            return Err(crate::backend::no_storage_classes(&*self.backend));
+        }
         let precondition = options.precondition()?;
         // The catalog checks the condition again when it commits.
         self.check_precondition(&key, &precondition).await?;
@@ -575,6 +605,20 @@ impl Store {
             (Some(_), Some(id)) => Err(Error::not_found(format!("version {id} of {key} is a delete marker"))),
             (None, Some(id)) => Err(Error::not_found(format!("no version {id} of {key}"))),
             (_, None) => Err(Error::not_found(format!("no such key: {key}"))),
+        }
+    }
+
+    /// The version id `text` names for `key`: an id, or `latest` for the id of
+    /// the key's latest version (a delete marker included). How every command
+    /// that takes a version id reads it.
+    pub async fn resolve_version(&self, key: &str, text: &str) -> Result<VersionId> {
+        if text != LATEST {
+            return text.parse();
+        }
+        let key = ObjectKey::new(key)?;
+        match self.catalog.version(&key, None).await? {
+            Some(latest) => Ok(latest.version_id),
+            None => Err(Error::not_found(format!("no such key: {key}"))),
         }
     }
 

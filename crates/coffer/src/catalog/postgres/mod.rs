@@ -69,6 +69,17 @@ impl PostgresCatalog {
     /// Connect to the database at `url` (`postgres://user:password@host:port/db`),
     /// creating or migrating the schema if needed.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, true).await
+    }
+
+    /// Connect to a database that holds a coffer catalog already (migrating
+    /// it if it is older); fails with [`ErrorKind::NoStore`], changing
+    /// nothing, when the database has none.
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        Self::connect_with(url, false).await
+    }
+
+    async fn connect_with(url: &str, create: bool) -> Result<Self> {
         let shown = crate::config::redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid_input(format!("invalid catalog URL {shown}: {e}")))?
@@ -79,6 +90,20 @@ impl PostgresCatalog {
         let mut first = PgConnection::connect_with(&options)
             .await
             .map_err(|e| db_error(&format!("cannot connect to {shown}"), e))?;
+        if !create {
+            // sqlx records the migrations it ran in this table: no table, no catalog.
+            let migrated: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&mut first)
+                .await
+                .map_err(|e| db_error(&format!("cannot read {shown}"), e))?;
+            if !migrated {
+                let _ = first.close().await;
+                return Err(Error::new(
+                    ErrorKind::NoStore,
+                    format!("no catalog in {shown} (run `coffer init`, or check --catalog)"),
+                ));
+            }
+        }
         MIGRATOR.run(&mut first).await.map_err(|e| {
             Error::new(ErrorKind::Catalog, format!("catalog migration failed on {shown}: {e}")).with_source(e)
         })?;
@@ -947,7 +972,9 @@ impl Catalog for PostgresCatalog {
                (SELECT COALESCE(SUM(size), 0)::bigint FROM versions), \
                (SELECT COUNT(*) FROM versions WHERE is_delete_marker), \
                (SELECT COUNT(*) FROM blobs), \
-               (SELECT COALESCE(SUM(size), 0)::bigint FROM blobs)",
+               (SELECT COALESCE(SUM(size), 0)::bigint FROM blobs), \
+               (SELECT COUNT(*) FROM versions v JOIN blobs b ON b.sha256 = v.blob_sha256 \
+                  WHERE b.damaged IS NOT NULL)",
         )
         .fetch_one(&self.pool)
         .await
@@ -961,6 +988,7 @@ impl Catalog for PostgresCatalog {
             delete_markers: n(4),
             blobs: n(5),
             blob_bytes: n(6),
+            damaged_versions: n(7),
         })
     }
 

@@ -1137,7 +1137,9 @@ impl Catalog for SqliteCatalog {
                (SELECT COALESCE(SUM(size), 0) FROM versions), \
                (SELECT COUNT(*) FROM versions WHERE is_delete_marker), \
                (SELECT COUNT(*) FROM blobs), \
-               (SELECT COALESCE(SUM(size), 0) FROM blobs)",
+               (SELECT COALESCE(SUM(size), 0) FROM blobs), \
+               (SELECT COUNT(*) FROM versions v JOIN blobs b ON b.sha256 = v.blob_sha256 \
+                  WHERE b.damaged IS NOT NULL)",
         )
         .fetch_one(&self.readers)
         .await
@@ -1151,6 +1153,7 @@ impl Catalog for SqliteCatalog {
             delete_markers: n(4),
             blobs: n(5),
             blob_bytes: n(6),
+            damaged_versions: n(7),
         })
     }
 

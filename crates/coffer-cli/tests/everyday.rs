@@ -288,7 +288,7 @@ fn verify_min_age_holds_for_foreign_files_by_their_modification_time() {
     assert!(run.contains("[repaired] orphan_blob: blobs/old-foreign.bin"), "{run}");
     assert!(!run.contains("fresh-foreign"), "{run}");
     assert!(
-        run.contains("1 unreferenced objects younger than 1h left alone"),
+        run.contains("1 unreferenced object younger than 1h left alone"),
         "{run}"
     );
     assert!(store.join("fresh-foreign.bin").exists(), "a fresh foreign file is kept");

@@ -122,7 +122,7 @@ fn exclude_globs_leave_files_out_and_a_single_file_imports() {
 
     // One file: its key is the prefix and its name; skipped when unchanged.
     let one = ok(coffer(d, &["import", "src/doc.txt", "--prefix", "single/"])).stdout;
-    assert!(summary(&one).starts_with("imported 1 files"), "{one}");
+    assert!(summary(&one).starts_with("imported 1 file ("), "{one}");
     assert_eq!(ok(coffer(d, &["get", "single/doc.txt"])).stdout, "doc");
     let again = ok(coffer(d, &["import", "src/doc.txt", "--prefix", "single/"])).stdout;
     assert!(summary(&again).contains("imported 0 files"), "{again}");

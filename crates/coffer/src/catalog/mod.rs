@@ -15,6 +15,7 @@ mod location;
 mod migrate;
 mod model;
 mod outbox;
+mod plan;
 #[cfg(feature = "catalog-postgres")]
 mod postgres;
 mod rows;

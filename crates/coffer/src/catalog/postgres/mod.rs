@@ -21,18 +21,18 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, Executor, Row};
 
+use super::plan::{self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PURGE_BATCH, PurgePlan, RepairPlan};
 use super::rows::{
     AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select,
-    pruned_by, to_i64, version_refs_select,
+    to_i64, version_refs_select,
 };
 use super::{
-    Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
-    search_document,
+    Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
+    ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::built_in;
-use crate::key::{MAX_TAGS, ObjectKey};
+use crate::key::ObjectKey;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -44,8 +44,6 @@ const POOL_SIZE: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a transaction that lost a deadlock or serialization race is tried.
 const ATTEMPTS: u32 = 8;
-/// Most audit rows one purge transaction removes, so other writers are not held up for long.
-const PURGE_BATCH: u64 = 20_000;
 
 /// A catalog in a PostgreSQL database.
 pub struct PostgresCatalog {
@@ -244,13 +242,12 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     // same statement: a failed precondition rolls the reference back.
     let (current_id, current_marker, current_etag, blob_path) =
         read_current_and_reference_blob(conn, key, blob, new.created_at).await?;
-    let current = current_id.map(|id| (id, current_marker.unwrap_or(false), current_etag));
-    let live_etag = current
-        .as_ref()
-        .filter(|(_, is_marker, _)| !is_marker)
-        .map(|(_, _, etag)| etag.as_deref());
-    new.precondition.check(&new.key, live_etag)?;
-    let becomes_latest = current.as_ref().is_none_or(|(id, _, _)| version_id > id.as_str());
+    let current = current_id.map(|version_id| CurrentVersion {
+        version_id,
+        is_delete_marker: current_marker.unwrap_or(false),
+        etag: current_etag,
+    });
+    plan::admit_commit(new, current.as_ref())?;
     if let (Some(blob), None) = (blob, &blob_path) {
         return Err(unreferenced_blob_error(conn, key, &blob.sha256).await);
     }
@@ -265,12 +262,13 @@ async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> Result<Objec
     let comment_at: Vec<i64> = new.comments.iter().map(|c| c.at.as_micros()).collect();
     let comment_actors: Vec<&str> = new.comments.iter().map(|c| c.actor.as_str()).collect();
     let comment_texts: Vec<&str> = new.comments.iter().map(|c| c.text.as_str()).collect();
-    // Delete markers have no document: they never match a search.
-    let document =
-        blob.map(|_| search::tsvector_literal(&search_document(key, &new.metadata, &new.tags, &new.comments)));
-    let committed = new.recorded(becomes_latest, blob_path.clone());
-    let had_live_version = current.as_ref().is_some_and(|(_, is_marker, _)| !is_marker);
-    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
+    let CommitPlan {
+        committed,
+        becomes_latest,
+        document,
+        events,
+    } = plan::plan_commit(new, current.as_ref(), blob_path);
+    let document = document.map(|document| search::tsvector_literal(&document));
     let columns = outbox::EventColumns::of(&events);
     // The version, its latest pointer, tags, comments, search document,
     // audit row and events in one statement: one round trip, and foreign keys are
@@ -497,16 +495,9 @@ async fn apply_prune(
     actor: &str,
     dry_run: bool,
 ) -> Result<Vec<DeletedVersion>> {
-    if policy.keep == 0 {
-        return Err(Error::invalid_input(format!(
-            "prune of {key} would remove its latest version: keep at least 1"
-        )));
-    }
+    plan::check_prune(key, policy)?;
     let versions = fetch_versions(conn, key.as_str(), None).await?;
-    if versions.is_empty() {
-        return Err(Error::not_found(format!("no such key: {key}")));
-    }
-    let mut doomed = pruned_by(versions, policy);
+    let mut doomed = plan::plan_prune(key, versions, policy)?;
     if dry_run {
         return dry_run_removals(conn, doomed).await;
     }
@@ -544,91 +535,71 @@ async fn apply_annotate(
     actor: &str,
 ) -> Result<ObjectVersion> {
     let (k, v) = (key.as_str(), version_id.as_str());
-    let Some(mut version) = fetch_version(conn, k, v).await? else {
+    let Some(version) = fetch_version(conn, k, v).await? else {
         return Err(Error::not_found(format!("no version {version_id} of {key}")));
     };
-    let now = Timestamp::now();
-    let (action, detail) = match annotation {
-        Annotation::Tags { set, remove } => {
-            for name in remove {
-                version.tags.remove(name);
-            }
-            version.tags.extend(set.clone());
-            if version.tags.len() > MAX_TAGS {
-                return Err(Error::invalid_input(format!(
-                    "version {version_id} of {key} would have {} tags; a version holds at most {MAX_TAGS}",
-                    version.tags.len()
-                )));
-            }
-            let (names, values): (Vec<&str>, Vec<&str>) = set.iter().map(|(n, v)| (n.as_str(), v.as_str())).unzip();
-            sqlx::query(
-                "WITH gone AS (DELETE FROM version_tags WHERE key = $1 AND version_id = $2 AND name = ANY($3)) \
-                 INSERT INTO version_tags (key, version_id, name, value) \
-                 SELECT $1, $2, n, val FROM unnest($4::text[], $5::text[]) AS tag(n, val) \
-                 ON CONFLICT (key, version_id, name) DO UPDATE SET value = excluded.value",
-            )
-            .bind(k)
-            .bind(v)
-            .bind(remove)
-            .bind(names)
-            .bind(values)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_error("tagging the version", e))?;
-            ("tag", serde_json::json!({ "set": set, "removed": remove }))
-        }
-        Annotation::Comment(text) => {
-            sqlx::query(
-                "INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
-                 SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM version_comments \
-                 WHERE key = $1 AND version_id = $2",
-            )
-            .bind(k)
-            .bind(v)
-            .bind(now.as_micros())
-            .bind(actor)
-            .bind(text)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_error("commenting on the version", e))?;
-            version.comments.push(Comment {
-                at: now,
-                actor: actor.to_owned(),
-                text: text.clone(),
-            });
-            ("comment", serde_json::json!({ "text": text }))
-        }
-    };
-    if let Some(document) = search::document_of(&version) {
+    let AnnotatePlan {
+        version,
+        comment,
+        document,
+        audit,
+        event,
+    } = plan::plan_annotate(version, annotation, actor, Timestamp::now())?;
+    if let Annotation::Tags { set, remove } = annotation {
+        let (names, values): (Vec<&str>, Vec<&str>) = set.iter().map(|(n, v)| (n.as_str(), v.as_str())).unzip();
+        sqlx::query(
+            "WITH gone AS (DELETE FROM version_tags WHERE key = $1 AND version_id = $2 AND name = ANY($3)) \
+             INSERT INTO version_tags (key, version_id, name, value) \
+             SELECT $1, $2, n, val FROM unnest($4::text[], $5::text[]) AS tag(n, val) \
+             ON CONFLICT (key, version_id, name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(k)
+        .bind(v)
+        .bind(remove)
+        .bind(names)
+        .bind(values)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("tagging the version", e))?;
+    }
+    if let Some(comment) = &comment {
+        sqlx::query(
+            "INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
+             SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM version_comments \
+             WHERE key = $1 AND version_id = $2",
+        )
+        .bind(k)
+        .bind(v)
+        .bind(comment.at.as_micros())
+        .bind(&comment.actor)
+        .bind(&comment.text)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("commenting on the version", e))?;
+    }
+    if let Some(document) = document {
         sqlx::query("UPDATE version_search SET document = $3::tsvector WHERE key = $1 AND version_id = $2")
             .bind(k)
             .bind(v)
-            .bind(document)
+            .bind(search::tsvector_literal(&document))
             .execute(&mut *conn)
             .await
             .map_err(|e| db_error("indexing the version", e))?;
     }
-    insert_audit(conn, now, actor, action, Some(k), Some(v), &detail).await?;
-    outbox::insert_events(conn, &[built_in::annotated(&version, action, actor, &detail, now)]).await?;
+    insert_audit(conn, &audit).await?;
+    outbox::insert_events(conn, &[event]).await?;
     Ok(version)
 }
 
-async fn insert_audit(
-    conn: &mut PgConnection,
-    at: Timestamp,
-    actor: &str,
-    action: &str,
-    key: Option<&str>,
-    version_id: Option<&str>,
-    detail: &serde_json::Value,
-) -> Result<()> {
+/// Write one audit row.
+async fn insert_audit(conn: &mut PgConnection, row: &AuditRecord) -> Result<()> {
     sqlx::query("INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES ($1, $2, $3, $4, $5, $6::jsonb)")
-        .bind(at.as_micros())
-        .bind(actor)
-        .bind(action)
-        .bind(key)
-        .bind(version_id)
-        .bind(detail.to_string())
+        .bind(row.at.as_micros())
+        .bind(&row.actor)
+        .bind(&row.action)
+        .bind(&row.key)
+        .bind(&row.version_id)
+        .bind(row.detail.to_string())
         .execute(&mut *conn)
         .await
         .map(|_| ())
@@ -636,81 +607,48 @@ async fn insert_audit(
 }
 
 async fn apply_repair(conn: &mut PgConnection, repair: &Repair, actor: &str) -> Result<()> {
-    let now = Timestamp::now();
-    match repair {
+    match plan::plan_repair(repair, actor, Timestamp::now()) {
         // One audit row for each version whose content this is.
-        Repair::MarkDamaged { sha256, problem } => sqlx::query(
+        RepairPlan::MarkDamaged {
+            sha256,
+            problem,
+            at,
+            actor,
+            detail,
+        } => sqlx::query(
             "WITH marked AS (UPDATE blobs SET damaged = $1 WHERE sha256 = $2) \
              INSERT INTO audit (at, actor, action, key, version_id, detail) \
              SELECT $3, $4, 'repair', key, version_id, $5::jsonb FROM versions WHERE blob_sha256 = $2",
         )
         .bind(problem)
         .bind(sha256)
-        .bind(now.as_micros())
+        .bind(at.as_micros())
         .bind(actor)
-        .bind(serde_json::json!({ "marked_damaged": problem, "sha256": sha256 }).to_string())
+        .bind(detail.to_string())
         .execute(&mut *conn)
         .await
         .map(|_| ())
         .map_err(|e| db_error("recording a repair", e)),
-        Repair::RemoveOrphan { path } => {
-            let detail = serde_json::json!({ "removed_orphan": path });
-            insert_audit(conn, now, actor, "repair", None, None, &detail).await
-        }
-        Repair::RestoreManifest { key, version_id } => {
-            let detail = serde_json::json!({ "restored_manifest": true });
-            insert_audit(
-                conn,
-                now,
-                actor,
-                "repair",
-                Some(key.as_str()),
-                Some(version_id.as_str()),
-                &detail,
-            )
-            .await
-        }
-        Repair::BytesMoved {
-            action,
-            version,
-            detail,
-        } => {
-            insert_audit(
-                conn,
-                now,
-                actor,
-                action,
-                version.as_ref().map(|(key, _)| key.as_str()),
-                version.as_ref().map(|(_, id)| id.as_str()),
-                detail,
-            )
-            .await
-        }
+        RepairPlan::Audit(row) => insert_audit(conn, &row).await,
     }
 }
 
-/// Remove up to [`PURGE_BATCH`] audit rows older than `before` (and no newer
-/// than `up_to_id`), oldest first, and record that in an `audit_purge` row.
-/// The transaction-local setting lets the `audit_no_delete` trigger pass these
-/// deletes only.
-async fn apply_purge_audit(
-    conn: &mut PgConnection,
-    before: Timestamp,
-    up_to_id: i64,
-    actor: &str,
-    detail: &serde_json::Map<String, serde_json::Value>,
-) -> Result<u64> {
+/// Remove up to [`PURGE_BATCH`] audit rows of `purge` (older than its line,
+/// no newer than its `up_to_id`), oldest first, and record that in an
+/// `audit_purge` row. The transaction-local setting lets the
+/// `audit_no_delete` trigger pass these deletes only.
+async fn apply_purge_audit(conn: &mut PgConnection, purge: &PurgePlan) -> Result<u64> {
     let failed = |e| db_error("purging the audit log", e);
     sqlx::query("SELECT set_config('coffer.audit_purge_before', $1, true)")
-        .bind(before.as_micros().to_string())
+        .bind(purge.before.as_micros().to_string())
         .execute(&mut *conn)
         .await
         .map_err(failed)?;
     let removed = sqlx::query(
         "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 AND id <= $2 ORDER BY id LIMIT $3)",
     )
-    .bind(before.as_micros())
-    .bind(up_to_id)
+    .bind(purge.before.as_micros())
+    .bind(purge.up_to_id)
     .bind(to_i64(PURGE_BATCH))
     .execute(&mut *conn)
     .await
@@ -720,11 +658,7 @@ async fn apply_purge_audit(
         .execute(&mut *conn)
         .await
         .map_err(failed)?;
-    let mut detail = detail.clone();
-    detail.insert("before".into(), before.to_string().into());
-    detail.insert("removed".into(), removed.into());
-    let detail = serde_json::Value::Object(detail);
-    insert_audit(conn, Timestamp::now(), actor, "audit_purge", None, None, &detail).await?;
+    insert_audit(conn, &purge.record(removed, Timestamp::now())).await?;
     Ok(removed)
 }
 
@@ -831,21 +765,12 @@ impl Catalog for PostgresCatalog {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| db_error("reading the audit log", e))?;
-        let detail = match detail {
-            serde_json::Value::Object(fields) => fields,
-            _ => serde_json::Map::new(),
-        };
+        let purge = PurgePlan::new(before, up_to_id, actor, detail);
         let mut total = 0;
         loop {
-            let removed = in_transaction!(self, None, |conn| apply_purge_audit(
-                conn,
-                before,
-                up_to_id.unwrap_or(0),
-                actor,
-                &detail
-            ))?;
+            let removed = in_transaction!(self, None, |conn| apply_purge_audit(conn, &purge))?;
             total += removed;
-            if removed < PURGE_BATCH {
+            if PurgePlan::finished(removed) {
                 return Ok(total);
             }
         }
@@ -858,16 +783,8 @@ impl Catalog for PostgresCatalog {
         actor: &str,
         detail: serde_json::Value,
     ) -> Result<()> {
-        let (key, version_id) = (Some(key.as_str()), Some(version_id.as_str()));
-        in_transaction!(self, None, |conn| insert_audit(
-            conn,
-            Timestamp::now(),
-            actor,
-            "get",
-            key,
-            version_id,
-            &detail
-        ))
+        let record = plan::read_record(key, version_id, actor, &detail, Timestamp::now());
+        in_transaction!(self, None, |conn| insert_audit(conn, &record))
     }
 
     async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {

@@ -21,18 +21,18 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::plan::{self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PURGE_BATCH, PurgePlan, RepairPlan};
 use super::rows::{
-    AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, decode_versions, dry_run_release, list_latest_select,
-    pruned_by, to_i64, version_refs_select,
+    AuditRow, BlobRow, Param, VERSION_JOINS, audit_select, bind_params, decode_versions, dry_run_release,
+    list_latest_select, to_i64, version_refs_select,
 };
 use super::{
-    Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, Comment, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
-    search_document,
+    Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
+    ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionContent, VersionRef,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::built_in;
-use crate::key::{MAX_TAGS, ObjectKey};
+use crate::key::ObjectKey;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -44,12 +44,6 @@ const MMAP_BYTES: u64 = 1 << 30;
 const CACHE_KIB: u64 = 32 * 1024;
 /// How long a writer waits for another process's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Most audit rows one purge transaction removes. A purge of years of rows
-/// runs as many transactions, each with its own `audit_purge` row, so the one
-/// writer (and other processes waiting on SQLite's lock) is never held for
-/// more than a fraction of a second; batches inside one transaction would
-/// still hold the lock until the end.
-const PURGE_BATCH: u64 = 20_000;
 
 mod outbox;
 mod search;
@@ -87,13 +81,7 @@ enum WriteOp {
         actor: String,
     },
     /// One batch of an audit purge.
-    PurgeAudit {
-        before: Timestamp,
-        /// Only rows up to this id: those that existed when the purge began.
-        up_to_id: i64,
-        actor: String,
-        detail: serde_json::Map<String, serde_json::Value>,
-    },
+    PurgeAudit(PurgePlan),
     RecordRead {
         key: ObjectKey,
         version_id: VersionId,
@@ -286,30 +274,20 @@ async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<WriteOutcome
             .await
             .map(WriteOutcome::Removed),
         WriteOp::Repair { repair, actor } => apply_repair(conn, repair, actor).await.map(|()| WriteOutcome::Done),
-        WriteOp::PurgeAudit {
-            before,
-            up_to_id,
-            actor,
-            detail,
-        } => apply_purge_audit(conn, *before, *up_to_id, actor, detail)
-            .await
-            .map(WriteOutcome::Count),
+        WriteOp::PurgeAudit(purge) => apply_purge_audit(conn, purge).await.map(WriteOutcome::Count),
         WriteOp::RecordRead {
             key,
             version_id,
             actor,
             detail,
-        } => sqlx::query(INSERT_AUDIT)
-            .bind(Timestamp::now().as_micros())
-            .bind(actor)
-            .bind("get")
-            .bind(key.as_str())
-            .bind(version_id.as_str())
-            .bind(detail.to_string())
-            .execute(&mut *conn)
-            .await
-            .map(|_| WriteOutcome::Done)
-            .map_err(|e| Refused::Dirty(db_error("recording a read", e))),
+        } => bind_params!(
+            sqlx::query(INSERT_AUDIT),
+            audit_params(&plan::read_record(key, version_id, actor, detail, Timestamp::now()))
+        )
+        .execute(&mut *conn)
+        .await
+        .map(|_| WriteOutcome::Done)
+        .map_err(|e| Refused::Dirty(db_error("recording a read", e))),
         WriteOp::Outbox(op) => outbox::apply(conn, op).await.map(WriteOutcome::Outbox),
     }
 }
@@ -406,13 +384,6 @@ async fn fetch_version(conn: &mut SqliteConnection, key: &str, version_id: &str)
     Ok(decode_versions(&json)?.pop())
 }
 
-/// The key's current version as a precondition sees it.
-struct Current {
-    version_id: String,
-    is_delete_marker: bool,
-    etag: Option<String>,
-}
-
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, ?);";
 
 /// Record a version: one read, then one multi-statement write, so a commit
@@ -442,17 +413,12 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| Refused::Clean(db_error("reading the current version", e)))?;
-    let current = current_id.map(|version_id| Current {
+    let current = current_id.map(|version_id| CurrentVersion {
         version_id,
         is_delete_marker: current_marker.unwrap_or(false),
         etag: current_etag,
     });
-    let live_etag = current
-        .as_ref()
-        .filter(|c| !c.is_delete_marker)
-        .map(|c| c.etag.as_deref());
-    new.precondition.check(&new.key, live_etag).map_err(Refused::Clean)?;
-    let becomes_latest = current.as_ref().is_none_or(|c| version_id > c.version_id.as_str());
+    plan::admit_commit(new, current.as_ref()).map_err(Refused::Clean)?;
 
     /// What the version does to its blob's row.
     enum BlobChange {
@@ -487,10 +453,12 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
         Some(b) => (Some(b.sha256.as_str()), b.size, Some(b.md5.as_str())),
         None => (None, 0, None),
     };
-    let committed = new.recorded(becomes_latest, blob_path);
-    let had_live_version = current.as_ref().is_some_and(|c| !c.is_delete_marker);
-    // The events go in the same statement as the version: no extra round trip.
-    let events = built_in::new_version(&committed, had_live_version, new.action, &new.audit_detail);
+    let CommitPlan {
+        committed,
+        becomes_latest,
+        document,
+        events,
+    } = plan::plan_commit(new, current.as_ref(), blob_path);
 
     let mut sql = String::new();
     sql.push_str(match blob_change {
@@ -517,12 +485,11 @@ async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) -> Result<O
     for _ in &new.comments {
         sql.push_str(INSERT_COMMENT);
     }
-    // Delete markers have no document: they never match a search.
-    let document = blob.map(|_| search_document(key, &new.metadata, &new.tags, &new.comments));
     if document.is_some() {
         sql.push_str(search::INSERT_DOCUMENT);
     }
     sql.push_str(INSERT_AUDIT);
+    // The events go in the same statement as the version: no extra round trip.
     if !events.is_empty() {
         sql.push_str(&outbox::insert_events_sql(events.len()));
     }
@@ -692,16 +659,9 @@ async fn apply_prune(
     actor: &str,
     dry_run: bool,
 ) -> Result<Vec<DeletedVersion>, Refused> {
-    if policy.keep == 0 {
-        return Err(Refused::Clean(Error::invalid_input(format!(
-            "prune of {key} would remove its latest version: keep at least 1"
-        ))));
-    }
+    plan::check_prune(key, policy).map_err(Refused::Clean)?;
     let versions = fetch_versions(conn, key.as_str(), None).await.map_err(Refused::Clean)?;
-    if versions.is_empty() {
-        return Err(Refused::Clean(Error::not_found(format!("no such key: {key}"))));
-    }
-    let doomed = pruned_by(versions, policy);
+    let doomed = plan::plan_prune(key, versions, policy).map_err(Refused::Clean)?;
     if dry_run {
         return dry_run_removals(conn, doomed).await.map_err(Refused::Clean);
     }
@@ -738,134 +698,99 @@ async fn apply_annotate(
     let found = fetch_version(conn, key.as_str(), version_id.as_str())
         .await
         .map_err(Refused::Clean)?;
-    let Some(mut version) = found else {
+    let Some(version) = found else {
         return Err(Refused::Clean(Error::not_found(format!(
             "no version {version_id} of {key}"
         ))));
     };
-    let now = Timestamp::now();
-    let mut sql = String::new();
-    let (action, detail) = match annotation {
-        Annotation::Tags { set, remove } => {
-            for name in remove {
-                version.tags.remove(name);
-            }
-            version.tags.extend(set.clone());
-            if version.tags.len() > MAX_TAGS {
-                return Err(Refused::Clean(Error::invalid_input(format!(
-                    "version {version_id} of {key} would have {} tags; a version holds at most {MAX_TAGS}",
-                    version.tags.len()
-                ))));
-            }
-            for _ in remove {
-                sql.push_str("DELETE FROM version_tags WHERE key = ? AND version_id = ? AND name = ?;");
-            }
-            for _ in set {
-                sql.push_str(INSERT_TAG);
-            }
-            ("tag", serde_json::json!({ "set": set, "removed": remove }))
-        }
-        Annotation::Comment(text) => {
-            sql.push_str(
-                "INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
-                 SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM version_comments \
-                 WHERE key = ? AND version_id = ?;",
-            );
-            version.comments.push(Comment {
-                at: now,
-                actor: actor.to_owned(),
-                text: text.clone(),
-            });
-            ("comment", serde_json::json!({ "text": text }))
-        }
-    };
-    let document = (!version.is_delete_marker)
-        .then(|| search_document(key.as_str(), &version.metadata, &version.tags, &version.comments));
-    if document.is_some() {
-        sql.push_str(search::REWRITE_DOCUMENT);
-    }
-    sql.push_str(INSERT_AUDIT);
+    let AnnotatePlan {
+        version,
+        comment,
+        document,
+        audit,
+        event,
+    } = plan::plan_annotate(version, annotation, actor, Timestamp::now()).map_err(Refused::Clean)?;
     let (k, v) = (key.as_str(), version_id.as_str());
-    let mut query = sqlx::query(&sql);
-    match annotation {
-        Annotation::Tags { set, remove } => {
-            for name in remove {
-                query = query.bind(k).bind(v).bind(name);
-            }
-            for (name, value) in set {
-                query = query.bind(k).bind(v).bind(name).bind(value);
-            }
+    let mut sql = String::new();
+    let mut params = Vec::new();
+    if let Annotation::Tags { set, remove } = annotation {
+        for name in remove {
+            sql.push_str("DELETE FROM version_tags WHERE key = ? AND version_id = ? AND name = ?;");
+            params.extend([k, v, name].map(|p| Param::Text(p.to_owned())));
         }
-        Annotation::Comment(text) => {
-            query = query
-                .bind(k)
-                .bind(v)
-                .bind(now.as_micros())
-                .bind(actor)
-                .bind(text)
-                .bind(k)
-                .bind(v);
+        for (name, value) in set {
+            sql.push_str(INSERT_TAG);
+            params.extend([k, v, name, value].map(|p| Param::Text(p.to_owned())));
         }
+    }
+    if let Some(comment) = &comment {
+        sql.push_str(
+            "INSERT INTO version_comments (key, version_id, seq, at, actor, text) \
+             SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM version_comments \
+             WHERE key = ? AND version_id = ?;",
+        );
+        params.extend([
+            Param::Text(k.to_owned()),
+            Param::Text(v.to_owned()),
+            Param::Int(comment.at.as_micros()),
+            Param::Text(comment.actor.clone()),
+            Param::Text(comment.text.clone()),
+            Param::Text(k.to_owned()),
+            Param::Text(v.to_owned()),
+        ]);
     }
     if let Some(document) = document {
-        query = query.bind(document).bind(k).bind(v);
+        sql.push_str(search::REWRITE_DOCUMENT);
+        params.extend([document, k.to_owned(), v.to_owned()].map(Param::Text));
     }
-    query = query
-        .bind(now.as_micros())
-        .bind(actor)
-        .bind(action)
-        .bind(k)
-        .bind(v)
-        .bind(detail.to_string());
-    query
+    sql.push_str(INSERT_AUDIT);
+    params.extend(audit_params(&audit));
+    bind_params!(sqlx::query(&sql), params)
         .execute(&mut *conn)
         .await
         .map_err(|e| Refused::Dirty(db_error("annotating the version", e)))?;
-    let event = built_in::annotated(&version, action, actor, &detail, now);
     outbox::insert_events(conn, &[event]).await.map_err(Refused::Dirty)?;
     Ok(version)
 }
 
+/// The values of [`INSERT_AUDIT`] for `row`.
+fn audit_params(row: &AuditRecord) -> [Param; 6] {
+    let text = |value: &Option<String>| value.clone().map_or(Param::Null, Param::Text);
+    [
+        Param::Int(row.at.as_micros()),
+        Param::Text(row.actor.clone()),
+        Param::Text(row.action.clone()),
+        text(&row.key),
+        text(&row.version_id),
+        Param::Text(row.detail.to_string()),
+    ]
+}
+
 async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, actor: &str) -> Result<(), Refused> {
-    let now = Timestamp::now().as_micros();
-    let query = match repair {
+    let query = match plan::plan_repair(repair, actor, Timestamp::now()) {
         // One audit row for each version whose content this is.
-        Repair::MarkDamaged { sha256, problem } => sqlx::query(
-            "UPDATE blobs SET damaged = ? WHERE sha256 = ?; \
-             INSERT INTO audit (at, actor, action, key, version_id, detail) \
-             SELECT ?, ?, 'repair', key, version_id, ? FROM versions WHERE blob_sha256 = ?;",
-        )
-        .bind(problem)
-        .bind(sha256)
-        .bind(now)
-        .bind(actor)
-        .bind(serde_json::json!({ "marked_damaged": problem, "sha256": sha256 }).to_string())
-        .bind(sha256),
-        Repair::RemoveOrphan { path } => sqlx::query(INSERT_AUDIT)
-            .bind(now)
-            .bind(actor)
-            .bind("repair")
-            .bind(None::<&str>)
-            .bind(None::<&str>)
-            .bind(serde_json::json!({ "removed_orphan": path }).to_string()),
-        Repair::RestoreManifest { key, version_id } => sqlx::query(INSERT_AUDIT)
-            .bind(now)
-            .bind(actor)
-            .bind("repair")
-            .bind(key.as_str())
-            .bind(version_id.as_str())
-            .bind(serde_json::json!({ "restored_manifest": true }).to_string()),
-        Repair::BytesMoved {
-            action,
-            version,
+        RepairPlan::MarkDamaged {
+            sha256,
+            problem,
+            at,
+            actor,
             detail,
-        } => sqlx::query(INSERT_AUDIT)
-            .bind(now)
-            .bind(actor)
-            .bind(*action)
-            .bind(version.as_ref().map(|(key, _)| key.as_str()))
-            .bind(version.as_ref().map(|(_, id)| id.as_str()))
-            .bind(detail.to_string()),
+        } => bind_params!(
+            sqlx::query(
+                "UPDATE blobs SET damaged = ? WHERE sha256 = ?; \
+                 INSERT INTO audit (at, actor, action, key, version_id, detail) \
+                 SELECT ?, ?, 'repair', key, version_id, ? FROM versions WHERE blob_sha256 = ?;",
+            ),
+            [
+                Param::Text(problem),
+                Param::Text(sha256.clone()),
+                Param::Int(at.as_micros()),
+                Param::Text(actor),
+                Param::Text(detail.to_string()),
+                Param::Text(sha256),
+            ]
+        ),
+        RepairPlan::Audit(row) => bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&row)),
     };
     query
         .execute(&mut *conn)
@@ -874,43 +799,30 @@ async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, actor: &str)
         .map_err(|e| Refused::Dirty(db_error("recording a repair", e)))
 }
 
-/// Remove up to [`PURGE_BATCH`] audit rows older than `before` (and no newer
-/// than `up_to_id`), oldest first, and record that in an `audit_purge` row.
-/// The guard row lets the `audit_no_delete` trigger pass these deletes only;
-/// it is gone again before the transaction commits.
-async fn apply_purge_audit(
-    conn: &mut SqliteConnection,
-    before: Timestamp,
-    up_to_id: i64,
-    actor: &str,
-    detail: &serde_json::Map<String, serde_json::Value>,
-) -> Result<u64, Refused> {
+/// Remove up to [`PURGE_BATCH`] audit rows of `purge` (older than its line,
+/// no newer than its `up_to_id`), oldest first, and record that in an
+/// `audit_purge` row. The guard row lets the `audit_no_delete` trigger pass
+/// these deletes only; it is gone again before the transaction commits.
+async fn apply_purge_audit(conn: &mut SqliteConnection, purge: &PurgePlan) -> Result<u64, Refused> {
     let failed = |e| Refused::Dirty(db_error("purging the audit log", e));
     sqlx::query("INSERT INTO audit_purge_guard (before) VALUES (?)")
-        .bind(before.as_micros())
+        .bind(purge.before.as_micros())
         .execute(&mut *conn)
         .await
         .map_err(failed)?;
     let removed = sqlx::query(
         "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND id <= ? ORDER BY id LIMIT ?)",
     )
-    .bind(before.as_micros())
-    .bind(up_to_id)
+    .bind(purge.before.as_micros())
+    .bind(purge.up_to_id)
     .bind(to_i64(PURGE_BATCH))
     .execute(&mut *conn)
     .await
     .map_err(failed)?
     .rows_affected();
-    let mut detail = detail.clone();
-    detail.insert("before".into(), before.to_string().into());
-    detail.insert("removed".into(), removed.into());
-    sqlx::query(&format!("DELETE FROM audit_purge_guard; {INSERT_AUDIT}"))
-        .bind(Timestamp::now().as_micros())
-        .bind(actor)
-        .bind("audit_purge")
-        .bind(None::<&str>)
-        .bind(None::<&str>)
-        .bind(serde_json::Value::Object(detail).to_string())
+    let record = purge.record(removed, Timestamp::now());
+    let sql = format!("DELETE FROM audit_purge_guard; {INSERT_AUDIT}");
+    bind_params!(sqlx::query(&sql), audit_params(&record))
         .execute(&mut *conn)
         .await
         .map_err(failed)?;
@@ -1027,21 +939,12 @@ impl Catalog for SqliteCatalog {
             .fetch_one(&self.readers)
             .await
             .map_err(|e| db_error("reading the audit log", e))?;
-        let detail = match detail {
-            serde_json::Value::Object(fields) => fields,
-            _ => serde_json::Map::new(),
-        };
+        let purge = PurgePlan::new(before, up_to_id, actor, detail);
         let mut total = 0;
         loop {
-            let op = WriteOp::PurgeAudit {
-                before,
-                up_to_id: up_to_id.unwrap_or(0),
-                actor: actor.to_owned(),
-                detail: detail.clone(),
-            };
-            let removed = self.write(op).await?.into_count()?;
+            let removed = self.write(WriteOp::PurgeAudit(purge.clone())).await?.into_count()?;
             total += removed;
-            if removed < PURGE_BATCH {
+            if PurgePlan::finished(removed) {
                 return Ok(total);
             }
         }

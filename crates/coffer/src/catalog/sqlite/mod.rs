@@ -1072,11 +1072,16 @@ impl Catalog for SqliteCatalog {
 
     async fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
-        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
+        // On a connection of its own: on a long-lived reader, SQLite's (3.46)
+        // FTS5 integrity check has reported "malformed inverted index" after
+        // concurrent commits for an index that a new connection finds sound.
+        let mut fresh = connect(&self.readers.connect_options(), &self.path).await?;
         let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut fresh)
             .await
             .map_err(|e| db_error("integrity check", e))?;
+        drop(fresh);
+        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
         if integrity != "ok" {
             problems.push(format!("sqlite integrity_check: {integrity}"));
         }

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
 
-use super::{INSERT_AUDIT, Refused, SqliteCatalog, WriteOp, WriteOutcome, audit_params, db_error, wrong_answer};
+use super::changes::{INSERT_AUDIT, audit_params};
+use super::writer::{Refused, WriteOp, WriteOutcome, wrong_answer};
+use super::{SqliteCatalog, db_error};
 use crate::catalog::outbox::{
     Claim, ClaimRequest, ClaimScope, DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow,
     EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL, Outbox, OutboxCounters, Outcome, dead_letter, hook_stats_update,

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
-use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish, insert_audit};
+use super::changes::insert_audit;
+use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish};
 use crate::catalog::outbox::{
     Claim, ClaimRequest, ClaimScope, DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow,
     EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL, Outbox, OutboxCounters, Outcome, dead_letter, hook_stats_update,

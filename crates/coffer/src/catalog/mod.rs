@@ -10,6 +10,7 @@ use crate::key::ObjectKey;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod dialect;
 mod location;
 #[cfg(feature = "catalog-postgres")]
 mod migrate;

@@ -21,12 +21,14 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{Connection, Executor};
 
 use self::changes::{
     apply_annotate, apply_commit, apply_delete_version, apply_prune, apply_purge_audit, apply_repair, insert_audit,
 };
 use self::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, decode, fetch_version, fetch_versions, versions_as_json};
+pub(super) use super::dialect::numbered;
+use super::dialect::{BLOBS_SELECT, POSTGRES, StatsRow, stats_of};
 use super::plan::{self, PurgePlan};
 use super::rows::{
     AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, list_latest_select, version_refs_select,
@@ -167,22 +169,6 @@ fn lock_number(key: &str) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(first)
-}
-
-/// Turn `?` placeholders into PostgreSQL's numbered `$n`, for queries built
-/// from optional filters.
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 impl PostgresCatalog {
@@ -343,53 +329,32 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
-        let row: Option<BlobRow> =
-            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs WHERE sha256 = $1")
-                .bind(sha256)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| db_error("reading a blob", e))?;
+        let row: Option<BlobRow> = sqlx::query_as(&POSTGRES.blob_select())
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a blob", e))?;
         Ok(row.map(BlobRecord::from))
     }
 
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
-        let rows: Vec<BlobRow> =
-            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs ORDER BY sha256")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| db_error("listing blobs", e))?;
+        let rows: Vec<BlobRow> = sqlx::query_as(BLOBS_SELECT)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing blobs", e))?;
         Ok(rows.into_iter().map(BlobRecord::from).collect())
     }
 
     async fn stats(&self) -> Result<CatalogStats> {
-        let row = sqlx::query(
-            "SELECT \
-               (SELECT COUNT(*) FROM latest WHERE NOT is_delete_marker), \
-               (SELECT COALESCE(SUM(v.size), 0)::bigint FROM latest l JOIN versions v \
-                  ON v.key = l.key AND v.version_id = l.version_id WHERE NOT l.is_delete_marker), \
-               (SELECT COUNT(*) FROM versions), \
-               (SELECT COALESCE(SUM(size), 0)::bigint FROM versions), \
-               (SELECT COUNT(*) FROM versions WHERE is_delete_marker), \
-               (SELECT COUNT(*) FROM blobs), \
-               (SELECT COALESCE(SUM(size), 0)::bigint FROM blobs)",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| db_error("computing totals", e))?;
-        let n = |i: usize| u64::try_from(row.get::<i64, _>(i)).unwrap_or(0);
-        Ok(CatalogStats {
-            objects: n(0),
-            object_bytes: n(1),
-            versions: n(2),
-            version_bytes: n(3),
-            delete_markers: n(4),
-            blobs: n(5),
-            blob_bytes: n(6),
-        })
+        let row: StatsRow = sqlx::query_as(&POSTGRES.stats_select())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("computing totals", e))?;
+        Ok(stats_of(row))
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let (sql, params) = audit_select(query, "detail::text");
+        let (sql, params) = audit_select(query, &POSTGRES.json_text("detail"));
         let sql = numbered(&sql);
         let rows: Vec<AuditRow> = bind_params!(sqlx::query_as(&sql), params)
             .fetch_all(&self.pool)

@@ -15,14 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Connection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use self::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, fetch_version, fetch_versions, versions_as_json};
 use self::writer::{WriteJob, WriteOp, WriteOutcome, write_loop, wrong_answer};
+use super::dialect::{BLOBS_SELECT, SQLITE, StatsRow, stats_of};
 use super::plan::PurgePlan;
 use super::rows::{
     AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, decode_versions, list_latest_select,
@@ -312,53 +313,32 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
-        let row: Option<BlobRow> =
-            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs WHERE sha256 = ?")
-                .bind(sha256)
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(|e| db_error("reading a blob", e))?;
+        let row: Option<BlobRow> = sqlx::query_as(&SQLITE.blob_select())
+            .bind(sha256)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(|e| db_error("reading a blob", e))?;
         Ok(row.map(BlobRecord::from))
     }
 
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
-        let rows: Vec<BlobRow> =
-            sqlx::query_as("SELECT sha256, size, locator, refcount, damaged FROM blobs ORDER BY sha256")
-                .fetch_all(&self.readers)
-                .await
-                .map_err(|e| db_error("listing blobs", e))?;
+        let rows: Vec<BlobRow> = sqlx::query_as(BLOBS_SELECT)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| db_error("listing blobs", e))?;
         Ok(rows.into_iter().map(BlobRecord::from).collect())
     }
 
     async fn stats(&self) -> Result<CatalogStats> {
-        let row = sqlx::query(
-            "SELECT \
-               (SELECT COUNT(*) FROM latest WHERE NOT is_delete_marker), \
-               (SELECT COALESCE(SUM(v.size), 0) FROM latest l JOIN versions v \
-                  ON v.key = l.key AND v.version_id = l.version_id WHERE NOT l.is_delete_marker), \
-               (SELECT COUNT(*) FROM versions), \
-               (SELECT COALESCE(SUM(size), 0) FROM versions), \
-               (SELECT COUNT(*) FROM versions WHERE is_delete_marker), \
-               (SELECT COUNT(*) FROM blobs), \
-               (SELECT COALESCE(SUM(size), 0) FROM blobs)",
-        )
-        .fetch_one(&self.readers)
-        .await
-        .map_err(|e| db_error("computing totals", e))?;
-        let n = |i: usize| u64::try_from(row.get::<i64, _>(i)).unwrap_or(0);
-        Ok(CatalogStats {
-            objects: n(0),
-            object_bytes: n(1),
-            versions: n(2),
-            version_bytes: n(3),
-            delete_markers: n(4),
-            blobs: n(5),
-            blob_bytes: n(6),
-        })
+        let row: StatsRow = sqlx::query_as(&SQLITE.stats_select())
+            .fetch_one(&self.readers)
+            .await
+            .map_err(|e| db_error("computing totals", e))?;
+        Ok(stats_of(row))
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let (sql, params) = audit_select(query, "detail");
+        let (sql, params) = audit_select(query, &SQLITE.json_text("detail"));
         let rows: Vec<AuditRow> = bind_params!(sqlx::query_as(&sql), params)
             .fetch_all(&self.readers)
             .await

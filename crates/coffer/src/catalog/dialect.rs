@@ -2,7 +2,8 @@
 //! for both engines: placeholders, casts, and reading JSON as text. Reads
 //! whose text is the same in both dialects live here too.
 
-use super::CatalogStats;
+use super::rows::Param;
+use super::{CatalogStats, ObjectVersion};
 
 /// What a SQL text written once needs to know about its database.
 pub(super) struct Dialect {
@@ -55,6 +56,22 @@ impl Dialect {
                (SELECT COUNT(*) FROM blobs), \
                (SELECT COALESCE(SUM(size), 0){cast} FROM blobs)"
         )
+    }
+
+    /// The reference counts of the blobs `versions` hold, as `(sha256, refcount)`
+    /// rows, with the values to bind: what a dry-run prune needs.
+    pub(super) fn refcounts_select(&self, versions: &[ObjectVersion]) -> (String, Vec<Param>) {
+        let mut hashes: Vec<&str> = versions.iter().filter_map(|v| v.sha256.as_deref()).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let placeholders = vec!["?"; hashes.len()].join(", ");
+        let sql = if hashes.is_empty() {
+            "SELECT sha256, refcount FROM blobs WHERE FALSE".to_owned()
+        } else {
+            format!("SELECT sha256, refcount FROM blobs WHERE sha256 IN ({placeholders})")
+        };
+        let params = hashes.into_iter().map(|h| Param::Text(h.to_owned())).collect();
+        (self.sql(&sql), params)
     }
 
     /// One blob by its SHA-256 (bind it), as a `BlobRow`.

@@ -5,10 +5,11 @@ use sqlx::postgres::PgConnection;
 
 use super::reads::{fetch_version, fetch_versions};
 use super::{db_error, outbox, search};
+use crate::catalog::dialect::POSTGRES;
 use crate::catalog::plan::{
     self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PURGE_BATCH, PurgePlan, RepairPlan,
 };
-use crate::catalog::rows::{dry_run_release, to_i64};
+use crate::catalog::rows::{bind_params, dry_run_release, to_i64};
 use crate::catalog::{
     Annotation, BlobRef, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent,
 };
@@ -305,18 +306,12 @@ pub(super) async fn dry_run_removals(
     conn: &mut PgConnection,
     doomed: Vec<ObjectVersion>,
 ) -> Result<Vec<DeletedVersion>> {
-    let mut refcounts = std::collections::HashMap::new();
-    for sha256 in doomed.iter().filter_map(|v| v.sha256.as_deref()) {
-        if !refcounts.contains_key(sha256) {
-            let refcount: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = $1")
-                .bind(sha256)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| db_error("reading a blob", e))?;
-            refcounts.insert(sha256.to_owned(), refcount);
-        }
-    }
-    Ok(dry_run_release(doomed, refcounts))
+    let (sql, params) = POSTGRES.refcounts_select(&doomed);
+    let refcounts: Vec<(String, i64)> = bind_params!(sqlx::query_as(&sql), params)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("reading blobs", e))?;
+    Ok(dry_run_release(doomed, refcounts.into_iter().collect()))
 }
 
 pub(super) async fn apply_annotate(

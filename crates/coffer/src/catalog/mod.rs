@@ -10,11 +10,13 @@ use crate::key::ObjectKey;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod dialect;
 mod location;
 #[cfg(feature = "catalog-postgres")]
 mod migrate;
 mod model;
 mod outbox;
+mod plan;
 #[cfg(feature = "catalog-postgres")]
 mod postgres;
 mod rows;

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use sqlx::postgres::{PgConnection, PgPool};
 
-use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, db_error, numbered, version_as_json, versions_as_json};
+use super::db_error;
+use super::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, version_as_json, versions_as_json};
 use crate::catalog::ObjectVersion;
+use crate::catalog::dialect::numbered;
 use crate::catalog::rows::{
     JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, search_select,
 };

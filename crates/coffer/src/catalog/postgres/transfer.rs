@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 use sqlx::Transaction;
 use sqlx::postgres::{PgConnection, Postgres};
 
-use super::{PostgresCatalog, db_error, numbered};
+use super::{PostgresCatalog, db_error};
+use crate::catalog::dialect::numbered;
 use crate::catalog::migrate::{Column, Table, after_clause, parse_rows};
 use crate::catalog::rows::bind_params;
 use crate::error::Result;

@@ -3,7 +3,8 @@
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
-use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, db_error, exec, version_as_json, versions_as_json};
+use super::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, version_as_json, versions_as_json};
+use super::{db_error, exec};
 use crate::catalog::ObjectVersion;
 use crate::catalog::rows::{
     JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, decode_versions,

@@ -262,7 +262,18 @@ fn archived_content_says_restore_it_first() {
     fails(
         coffer(d, &["tier", "move", "records/2019.csv", "--version", id, "--to", "hot"]),
         14,
-        "archived: restore it first",
+        &format!(
+            "records/2019.csv version {id} is archived: restore it first (it is in an archive storage class on s3 {endpoint})"
+        ),
+    );
+    // `latest` names the version it stands for.
+    fails(
+        coffer(
+            d,
+            &["tier", "move", "records/2019.csv", "--version", "latest", "--to", "hot"],
+        ),
+        14,
+        &format!("records/2019.csv version {id} is archived: restore it first"),
     );
     // verify checks archived content by its size, since it cannot read it.
     ok(coffer(d, &["verify", "--min-age", "0s"]));
@@ -285,5 +296,119 @@ fn archived_content_says_restore_it_first() {
     assert!(
         ok(coffer(d, &["--help"])).stdout.contains(" 14  archived"),
         "the exit code is documented"
+    );
+}
+
+/// A `[backend]` table on a fresh Garage bucket, with `secret` as the
+/// secret key and `region` as the region.
+fn garage_backend(bucket: &str, endpoint: &str, region: &str, secret: &str) -> String {
+    format!(
+        "[backend]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{region}\"\nendpoint = \"{endpoint}\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{secret}\"\n",
+        coffer::testing::GARAGE_ACCESS_KEY
+    )
+}
+
+#[test]
+fn refused_credentials_are_unauthorized_not_an_outage() {
+    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    let (bucket, endpoint) = (s3.bucket, s3.endpoint.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = garage_backend(&bucket, &endpoint, "garage", coffer::testing::GARAGE_SECRET_KEY);
+    write(d, "coffer.toml", &format!("{good}create_bucket = true\n"));
+    ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"kept"), &[]));
+    // A wrong secret key: refused, exit 15, and a spool takes no write for it.
+    write(d, "coffer.toml", &garage_backend(&bucket, &endpoint, "garage", "wrong"));
+    let refused = format!("s3 {endpoint} refused access (AccessDenied): check the credentials");
+    fails(coffer(d, &["get", "docs/a.txt"]), 15, &refused);
+    fails(
+        coffer_in(d, &["--spool", "spool", "put", "docs/b.txt"], Some(b"x"), &[]),
+        15,
+        &refused,
+    );
+    assert!(
+        !d.join("spool").exists() || std::fs::read_dir(d.join("spool/blobs")).map_or(true, |mut e| e.next().is_none()),
+        "the spool took no write"
+    );
+    let health = coffer(d, &["health"]);
+    assert_eq!(health.code, 15, "{}", health.stdout);
+    assert!(
+        health.stdout.contains(&format!("status:       {refused}")),
+        "{}",
+        health.stdout
+    );
+    // A wrong region names the region the store expects, on one line.
+    write(d, "coffer.toml", &good);
+    fails(
+        coffer(d, &["--region", "us-east-1", "get", "docs/a.txt"]),
+        15,
+        &format!(
+            "wrong region: s3 {endpoint} expects requests signed for region garage (set region in the config, COFFER_S3_REGION or --region)"
+        ),
+    );
+    assert!(ok(coffer(d, &["--help"])).stdout.contains(" 15  unauthorized"));
+}
+
+#[test]
+fn missing_credentials_are_unauthorized() {
+    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let endpoint = s3.endpoint.unwrap();
+    let good = garage_backend(&s3.bucket, &endpoint, "garage", coffer::testing::GARAGE_SECRET_KEY);
+    write(d, "coffer.toml", &format!("{good}create_bucket = true\n"));
+    ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"kept"), &[]));
+    write(
+        d,
+        "coffer.toml",
+        &format!(
+            "[backend]\nkind = \"s3\"\nbucket = \"{}\"\nregion = \"garage\"\nendpoint = \"{endpoint}\"\n",
+            s3.bucket
+        ),
+    );
+    let none: &[(&str, &str)] = &[
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_PROFILE", "none"),
+    ];
+    fails(
+        coffer_in(d, &["get", "docs/a.txt"], None, none),
+        15,
+        &format!("no credentials for s3 {endpoint}: set access_key_id and secret_access_key in the config"),
+    );
+    let health = coffer_in(d, &["health"], None, none);
+    assert_eq!(health.code, 15, "{}", health.stdout);
+}
+
+#[test]
+fn health_says_a_bucket_is_missing_as_put_does() {
+    let Some((made, endpoint)) = moto_bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "coffer.toml",
+        &moto_backend(&made, &endpoint, "create_bucket = true"),
+    );
+    ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"x"), &[]));
+    let bucket = format!("coffer-absent-{}", std::process::id());
+    write(d, "coffer.toml", &moto_backend(&bucket, &endpoint, ""));
+    let health = coffer(d, &["health"]);
+    assert_eq!(health.code, 5, "{}{}", health.stdout, health.stderr);
+    assert!(
+        health.stdout.contains(&format!(
+            "status:       bucket {bucket} does not exist on s3 {endpoint}: create it with --create-bucket"
+        )),
+        "{}",
+        health.stdout
     );
 }

@@ -895,6 +895,7 @@ impl Store {
             capabilities: self.backend.capabilities(),
             backend_ok: health.ok,
             backend_error: health.error,
+            backend_error_kind: health.error_kind,
             catalog: self.catalog.to_string(),
             audit_retention: self.audit_retention.map(crate::time::format_span),
             audit_reads: self.audit_reads,
@@ -965,6 +966,15 @@ fn missing_blob(err: Error, what: &str) -> Error {
             ErrorKind::IntegrityMismatch,
             format!("{what}: its blob is missing from the backend"),
         ),
+        _ => archived_version(err, what),
+    }
+}
+
+/// A failure to read or move archived content, said of the version `what`
+/// (`KEY version ID`) whose content it is: the one place that message is
+/// built, for `get` and `tier move` alike. Other errors pass unchanged.
+pub(crate) fn archived_version(err: Error, what: &str) -> Error {
+    match err.kind() {
         // The backend's message reads "archived: restore it first (...)".
         ErrorKind::Archived => Error::new(ErrorKind::Archived, format!("{what} is {}", err.message())).with_source(err),
         _ => err,

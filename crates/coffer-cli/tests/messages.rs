@@ -238,3 +238,37 @@ fn search_scores_of_common_words_read_as_numbers() {
     let next = page["hits"][1]["score"].as_f64().unwrap();
     assert!(best > next && next > 0.0, "{page}");
 }
+
+#[test]
+fn usage_errors_are_one_line_and_help_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fails(
+        coffer(d, &["list", "--versions", "--delimiter", "/"]),
+        2,
+        "coffer: the argument '--versions' cannot be used with '--delimiter <DELIMITER>'",
+    );
+    fails(
+        coffer(d, &["get"]),
+        2,
+        "coffer: the following required arguments were not provided: <KEY>",
+    );
+    fails(
+        coffer(d, &["tier", "move", "k", "--to", "warm"]),
+        2,
+        "coffer: invalid value 'warm' for '--to <TIER>' [possible values: hot, cold]",
+    );
+    fails(
+        coffer(d, &["list", "--no-such-flag"]),
+        2,
+        "unexpected argument '--no-such-flag'",
+    );
+    // Help and the version still print in full, on standard output.
+    let help = ok(coffer(d, &["list", "--help"])).stdout;
+    assert!(
+        help.contains("Usage: coffer list") && help.lines().count() > 5,
+        "{help}"
+    );
+    assert!(ok(coffer(d, &["--version"])).stdout.starts_with("coffer "));
+    assert!(!d.join("coffer-data").exists(), "a usage error creates nothing");
+}

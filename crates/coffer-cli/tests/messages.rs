@@ -202,6 +202,9 @@ fn counts_are_plural_only_above_one_and_spans_print_as_written() {
     );
     let report = json(coffer(d, &["audit", "purge", "--dry-run", "--json"]));
     assert_eq!(report["retention"], "400d");
+    // Years and a rest (a year is 365.25 days): as written, not 8814h.
+    let info = ok(coffer_in(d, &["info"], None, &[("COFFER_AUDIT_RETENTION", "1y 2d")])).stdout;
+    assert!(info.contains("retention 1y 2d, reads not recorded"), "{info}");
 }
 
 #[test]

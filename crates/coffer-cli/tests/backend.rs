@@ -412,3 +412,24 @@ fn health_says_a_bucket_is_missing_as_put_does() {
         health.stdout
     );
 }
+
+#[test]
+fn a_missing_local_backend_folder_is_named() {
+    let Some((bucket, endpoint)) = moto_bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "coffer.toml",
+        &moto_backend(&bucket, &endpoint, "create_bucket = true"),
+    );
+    ok(coffer_in(d, &["put", "d/a.txt"], Some(b"x"), &[]));
+    assert!(d.join("coffer-data").is_dir(), "the catalog is there");
+    fails(
+        coffer_in(d, &["info"], None, &[("COFFER_BACKEND", "fs")]),
+        13,
+        "coffer: no store at ./coffer-data/store (the local backend's folder is missing: run `coffer init`, or check the backend's kind)",
+    );
+}

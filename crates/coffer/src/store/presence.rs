@@ -18,9 +18,17 @@ pub(super) fn check_embedded_catalog(config: &Config) -> Result<()> {
 /// For a read: the directory of a local backend must exist.
 pub(super) fn check_local_root(config: &Config) -> Result<()> {
     match &config.backend {
-        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => {
-            Err(no_store_in_data_dir(config))
-        }
+        // No data directory: the usual mistake is the working directory or --data-dir.
+        BackendConfig::Fs { root: None } if !config.data_dir.is_dir() => Err(no_store_in_data_dir(config)),
+        // A data directory without the local backend's folder (its catalog
+        // may be there, for a store on another backend): name what is missing.
+        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => Err(Error::new(
+            ErrorKind::NoStore,
+            format!(
+                "no store at {} (the local backend's folder is missing: run `coffer init`, or check the backend's kind)",
+                shown_path(&config.data_dir.join("store"))
+            ),
+        )),
         BackendConfig::Fs { root: Some(root) } if !root.is_dir() => Err(Error::new(
             ErrorKind::NoStore,
             format!(

@@ -46,11 +46,11 @@ fn the_environment_overrides_single_settings_of_a_local_backend() {
     }
     // A single setting changes, the rest stays.
     std::fs::create_dir(d.join("other")).unwrap();
-    let elsewhere = coffer_in(d, &["get", "docs/a.txt"], None, &[("COFFER_BACKEND_ROOT", "other")]);
-    assert_eq!(
-        elsewhere.code, 7,
-        "the catalog's version has no blob there: {}",
-        elsewhere.stderr
+    // A root that holds none of the store's blobs is no store, not damage.
+    fails(
+        coffer_in(d, &["get", "docs/a.txt"], None, &[("COFFER_BACKEND_ROOT", "other")]),
+        13,
+        "other: it holds no blobs or manifests, though the catalog has versions stored there (check the backend's bucket, prefix or root)",
     );
     fails(
         coffer_in(d, &["list"], None, &[("COFFER_BACKEND", "nas")]),
@@ -432,4 +432,36 @@ fn a_missing_local_backend_folder_is_named() {
         13,
         "coffer: no store at ./coffer-data/store (the local backend's folder is missing: run `coffer init`, or check the backend's kind)",
     );
+}
+
+#[test]
+fn a_mistyped_prefix_is_no_store_not_damage() {
+    let Some((bucket, endpoint)) = moto_bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "coffer.toml",
+        &moto_backend(&bucket, &endpoint, "create_bucket = true"),
+    );
+    ok(coffer_in(d, &["put", "d/a.pdf"], Some(b"pdf"), &[]));
+    ok(coffer_in(d, &["put", "d/b.pdf"], Some(b"other"), &[]));
+    let typo: &[(&str, &str)] = &[("COFFER_S3_PREFIX", "typo")];
+    let no_store = format!(
+        "no store at s3://{bucket}/typo ({endpoint}): it holds no blobs or manifests, though the catalog has versions stored there (check the backend's bucket, prefix or root)"
+    );
+    fails(coffer_in(d, &["get", "d/a.pdf"], None, typo), 13, &no_store);
+    fails(coffer_in(d, &["verify", "--min-age", "0s"], None, typo), 13, &no_store);
+    fails(
+        coffer_in(d, &["verify", "--repair", "--min-age", "0s"], None, typo),
+        13,
+        &no_store,
+    );
+    // verify --repair wrote nothing there: the right prefix is still the only store.
+    let report = json(coffer(d, &["verify", "--min-age", "0s", "--json"]));
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    fails(coffer_in(d, &["get", "d/a.pdf"], None, typo), 13, &no_store);
+    assert_eq!(ok(coffer(d, &["get", "d/a.pdf"])).stdout, "pdf");
 }

@@ -655,11 +655,10 @@ impl Store {
         let (range, mut body) = match options.range {
             Some(range) => {
                 let range = range.resolve(version.size)?;
-                let body = self
-                    .backend
-                    .read(&path, Some(range.clone()))
-                    .await
-                    .map_err(|e| missing_blob(e, &what))?;
+                let body = match self.backend.read(&path, Some(range.clone())).await {
+                    Ok(body) => body,
+                    Err(e) => return Err(self.unreadable_blob(e, &what).await),
+                };
                 let length = range.end - range.start;
                 (range, body::check_length(body, length, what))
             }
@@ -667,10 +666,10 @@ impl Store {
                 let body = if version.size == 0 {
                     futures::stream::empty().boxed()
                 } else {
-                    self.backend
-                        .read(&path, None)
-                        .await
-                        .map_err(|e| missing_blob(e, &what))?
+                    match self.backend.read(&path, None).await {
+                        Ok(body) => body,
+                        Err(e) => return Err(self.unreadable_blob(e, &what).await),
+                    }
                 };
                 (0..version.size, body::verify_stream(body, sha256, version.size, what))
             }

@@ -57,3 +57,44 @@ fn shown_path(path: &std::path::Path) -> String {
         false => path.display().to_string(),
     }
 }
+
+impl super::Store {
+    /// The one test of a backend location that is not the store's: the
+    /// catalog records blobs, yet the location (bucket and prefix, root,
+    /// container) lists nothing under `blobs/` nor under `manifests/` — a
+    /// mistyped prefix or root rather than lost content (a store that lost
+    /// its blobs still holds their manifests). Reads then say "no store at
+    /// ..." instead of "its blob is missing", and `verify` refuses (its
+    /// repairs would write manifests into the wrong place). Costs one catalog
+    /// count and the first entry of at most two listings.
+    pub(super) async fn wrong_location(&self) -> Result<Option<Error>> {
+        if self.catalog.stats().await?.blobs == 0 {
+            return Ok(None);
+        }
+        for dir in [crate::layout::BLOBS_DIR, crate::layout::MANIFESTS_DIR] {
+            let mut listing = self.backend.list(dir).await?;
+            if futures::StreamExt::next(&mut listing).await.transpose()?.is_some() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Error::new(
+            ErrorKind::NoStore,
+            format!(
+                "no store at {}: it holds no blobs or manifests, though the catalog has versions stored there (check the backend's bucket, prefix or root)",
+                self.backend
+            ),
+        )))
+    }
+
+    /// A failed read of a version's blob, said of the version `what`: a
+    /// location that holds none of the store's content is no store there;
+    /// otherwise a missing blob is damage, and archived content is named.
+    pub(super) async fn unreadable_blob(&self, err: Error, what: &str) -> Error {
+        if err.kind() == ErrorKind::NotFound
+            && let Ok(Some(wrong)) = self.wrong_location().await
+        {
+            return wrong;
+        }
+        super::missing_blob(err, what)
+    }
+}

@@ -444,7 +444,10 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
     let caps = &info.capabilities;
     print_fields(&[
         ("backend", info.backend.clone()),
-        ("status", crate::output::backend_status(info.backend_error.as_deref())),
+        (
+            "status",
+            crate::output::backend_status(info.backend_error.as_deref(), info.backend_error_kind),
+        ),
         (
             "spool",
             match &info.spool {

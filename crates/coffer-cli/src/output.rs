@@ -24,7 +24,8 @@ Exit codes:
  11  unsupported by this backend or build
  12  a hook could not deliver (hooks test)
  13  no store there (a read found no store; run `coffer init`, or pass --data-dir)
- 14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first";
+ 14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first
+ 15  unauthorized: the store refused the credentials (missing or wrong keys, wrong region, no permission)";
 
 /// Exit code when standard output was closed early, as a shell reports a
 /// command that a pipe's SIGPIPE ended (128 + 13): `ls | head` ends so.
@@ -63,6 +64,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Delivery => 12,
         ErrorKind::NoStore => 13,
         ErrorKind::Archived => 14,
+        ErrorKind::Unauthorized => 15,
         _ => EXIT_OTHER,
     }
 }
@@ -137,11 +139,13 @@ pub fn capabilities_line(caps: &coffer::Capabilities) -> String {
     )
 }
 
-/// `ok`, or why the backend did not answer.
-pub fn backend_status(error: Option<&str>) -> String {
-    match error {
-        None => "ok".to_owned(),
-        Some(error) => format!("unreachable: {error}"),
+/// `ok`, or why the backend did not serve: `unreachable: ...` only for an
+/// outage; a refusal or a missing bucket is its own message.
+pub fn backend_status(error: Option<&str>, kind: Option<ErrorKind>) -> String {
+    match (error, kind) {
+        (None, _) => "ok".to_owned(),
+        (Some(error), None | Some(ErrorKind::BackendUnavailable)) => format!("unreachable: {error}"),
+        (Some(error), Some(_)) => error.to_owned(),
     }
 }
 

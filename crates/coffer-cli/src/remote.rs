@@ -62,14 +62,19 @@ pub async fn health(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         let caps = &health.capabilities;
         print_fields(&[
             ("backend", health.backend.clone()),
-            ("status", crate::output::backend_status(health.error.as_deref())),
+            (
+                "status",
+                crate::output::backend_status(health.error.as_deref(), health.error_kind),
+            ),
             ("latency", format!("{:.1} ms", health.latency_ms)),
             ("capabilities", crate::output::capabilities_line(caps)),
         ]);
     }
     Ok(match health.ok {
         true => ExitCode::SUCCESS,
-        false => ExitCode::from(exit_code(coffer::ErrorKind::BackendUnavailable)),
+        false => ExitCode::from(exit_code(
+            health.error_kind.unwrap_or(coffer::ErrorKind::BackendUnavailable),
+        )),
     })
 }
 

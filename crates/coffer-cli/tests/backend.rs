@@ -46,11 +46,11 @@ fn the_environment_overrides_single_settings_of_a_local_backend() {
     }
     // A single setting changes, the rest stays.
     std::fs::create_dir(d.join("other")).unwrap();
-    let elsewhere = coffer_in(d, &["get", "docs/a.txt"], None, &[("COFFER_BACKEND_ROOT", "other")]);
-    assert_eq!(
-        elsewhere.code, 7,
-        "the catalog's version has no blob there: {}",
-        elsewhere.stderr
+    // A root that holds none of the store's blobs is no store, not damage.
+    fails(
+        coffer_in(d, &["get", "docs/a.txt"], None, &[("COFFER_BACKEND_ROOT", "other")]),
+        13,
+        "other: it holds no blobs or manifests, though the catalog has versions stored there (check the backend's bucket, prefix or root)",
     );
     fails(
         coffer_in(d, &["list"], None, &[("COFFER_BACKEND", "nas")]),
@@ -262,7 +262,18 @@ fn archived_content_says_restore_it_first() {
     fails(
         coffer(d, &["tier", "move", "records/2019.csv", "--version", id, "--to", "hot"]),
         14,
-        "archived: restore it first",
+        &format!(
+            "records/2019.csv version {id} is archived: restore it first (it is in an archive storage class on s3 {endpoint})"
+        ),
+    );
+    // `latest` names the version it stands for.
+    fails(
+        coffer(
+            d,
+            &["tier", "move", "records/2019.csv", "--version", "latest", "--to", "hot"],
+        ),
+        14,
+        &format!("records/2019.csv version {id} is archived: restore it first"),
     );
     // verify checks archived content by its size, since it cannot read it.
     ok(coffer(d, &["verify", "--min-age", "0s"]));
@@ -286,4 +297,171 @@ fn archived_content_says_restore_it_first() {
         ok(coffer(d, &["--help"])).stdout.contains(" 14  archived"),
         "the exit code is documented"
     );
+}
+
+/// A `[backend]` table on a fresh Garage bucket, with `secret` as the
+/// secret key and `region` as the region.
+fn garage_backend(bucket: &str, endpoint: &str, region: &str, secret: &str) -> String {
+    format!(
+        "[backend]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{region}\"\nendpoint = \"{endpoint}\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{secret}\"\n",
+        coffer::testing::GARAGE_ACCESS_KEY
+    )
+}
+
+#[test]
+fn refused_credentials_are_unauthorized_not_an_outage() {
+    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    let (bucket, endpoint) = (s3.bucket, s3.endpoint.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = garage_backend(&bucket, &endpoint, "garage", coffer::testing::GARAGE_SECRET_KEY);
+    write(d, "coffer.toml", &format!("{good}create_bucket = true\n"));
+    ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"kept"), &[]));
+    // A wrong secret key: refused, exit 15, and a spool takes no write for it.
+    write(d, "coffer.toml", &garage_backend(&bucket, &endpoint, "garage", "wrong"));
+    let refused = format!("s3 {endpoint} refused access (AccessDenied): check the credentials");
+    fails(coffer(d, &["get", "docs/a.txt"]), 15, &refused);
+    fails(
+        coffer_in(d, &["--spool", "spool", "put", "docs/b.txt"], Some(b"x"), &[]),
+        15,
+        &refused,
+    );
+    assert!(
+        !d.join("spool").exists() || std::fs::read_dir(d.join("spool/blobs")).map_or(true, |mut e| e.next().is_none()),
+        "the spool took no write"
+    );
+    let health = coffer(d, &["health"]);
+    assert_eq!(health.code, 15, "{}", health.stdout);
+    assert!(
+        health.stdout.contains(&format!("status:       {refused}")),
+        "{}",
+        health.stdout
+    );
+    // A wrong region names the region the store expects, on one line.
+    write(d, "coffer.toml", &good);
+    fails(
+        coffer(d, &["--region", "us-east-1", "get", "docs/a.txt"]),
+        15,
+        &format!(
+            "wrong region: s3 {endpoint} expects requests signed for region garage (set region in the config, COFFER_S3_REGION or --region)"
+        ),
+    );
+    assert!(ok(coffer(d, &["--help"])).stdout.contains(" 15  unauthorized"));
+}
+
+#[test]
+fn missing_credentials_are_unauthorized() {
+    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let endpoint = s3.endpoint.unwrap();
+    let good = garage_backend(&s3.bucket, &endpoint, "garage", coffer::testing::GARAGE_SECRET_KEY);
+    write(d, "coffer.toml", &format!("{good}create_bucket = true\n"));
+    ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"kept"), &[]));
+    write(
+        d,
+        "coffer.toml",
+        &format!(
+            "[backend]\nkind = \"s3\"\nbucket = \"{}\"\nregion = \"garage\"\nendpoint = \"{endpoint}\"\n",
+            s3.bucket
+        ),
+    );
+    let none: &[(&str, &str)] = &[
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_PROFILE", "none"),
+    ];
+    fails(
+        coffer_in(d, &["get", "docs/a.txt"], None, none),
+        15,
+        &format!("no credentials for s3 {endpoint}: set access_key_id and secret_access_key in the config"),
+    );
+    let health = coffer_in(d, &["health"], None, none);
+    assert_eq!(health.code, 15, "{}", health.stdout);
+}
+
+#[test]
+fn health_says_a_bucket_is_missing_as_put_does() {
+    let Some((made, endpoint)) = moto_bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "coffer.toml",
+        &moto_backend(&made, &endpoint, "create_bucket = true"),
+    );
+    ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"x"), &[]));
+    let bucket = format!("coffer-absent-{}", std::process::id());
+    write(d, "coffer.toml", &moto_backend(&bucket, &endpoint, ""));
+    let health = coffer(d, &["health"]);
+    assert_eq!(health.code, 5, "{}{}", health.stdout, health.stderr);
+    assert!(
+        health.stdout.contains(&format!(
+            "status:       bucket {bucket} does not exist on s3 {endpoint}: create it with --create-bucket"
+        )),
+        "{}",
+        health.stdout
+    );
+}
+
+#[test]
+fn a_missing_local_backend_folder_is_named() {
+    let Some((bucket, endpoint)) = moto_bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "coffer.toml",
+        &moto_backend(&bucket, &endpoint, "create_bucket = true"),
+    );
+    ok(coffer_in(d, &["put", "d/a.txt"], Some(b"x"), &[]));
+    assert!(d.join("coffer-data").is_dir(), "the catalog is there");
+    fails(
+        coffer_in(d, &["info"], None, &[("COFFER_BACKEND", "fs")]),
+        13,
+        "coffer: no store at ./coffer-data/store (the local backend's folder is missing: run `coffer init`, or check the backend's kind)",
+    );
+}
+
+#[test]
+fn a_mistyped_prefix_is_no_store_not_damage() {
+    let Some((bucket, endpoint)) = moto_bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "coffer.toml",
+        &moto_backend(&bucket, &endpoint, "create_bucket = true"),
+    );
+    ok(coffer_in(d, &["put", "d/a.pdf"], Some(b"pdf"), &[]));
+    ok(coffer_in(d, &["put", "d/b.pdf"], Some(b"other"), &[]));
+    let typo: &[(&str, &str)] = &[("COFFER_S3_PREFIX", "typo")];
+    let no_store = format!(
+        "no store at s3://{bucket}/typo ({endpoint}): it holds no blobs or manifests, though the catalog has versions stored there (check the backend's bucket, prefix or root)"
+    );
+    fails(coffer_in(d, &["get", "d/a.pdf"], None, typo), 13, &no_store);
+    fails(coffer_in(d, &["verify", "--min-age", "0s"], None, typo), 13, &no_store);
+    fails(
+        coffer_in(d, &["verify", "--repair", "--min-age", "0s"], None, typo),
+        13,
+        &no_store,
+    );
+    // verify --repair wrote nothing there: the right prefix is still the only store.
+    let report = json(coffer(d, &["verify", "--min-age", "0s", "--json"]));
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    fails(coffer_in(d, &["get", "d/a.pdf"], None, typo), 13, &no_store);
+    assert_eq!(ok(coffer(d, &["get", "d/a.pdf"])).stdout, "pdf");
 }

@@ -202,6 +202,9 @@ fn counts_are_plural_only_above_one_and_spans_print_as_written() {
     );
     let report = json(coffer(d, &["audit", "purge", "--dry-run", "--json"]));
     assert_eq!(report["retention"], "400d");
+    // Years and a rest (a year is 365.25 days): as written, not 8814h.
+    let info = ok(coffer_in(d, &["info"], None, &[("COFFER_AUDIT_RETENTION", "1y 2d")])).stdout;
+    assert!(info.contains("retention 1y 2d, reads not recorded"), "{info}");
 }
 
 #[test]
@@ -237,4 +240,38 @@ fn search_scores_of_common_words_read_as_numbers() {
     let best = page["hits"][0]["score"].as_f64().unwrap();
     let next = page["hits"][1]["score"].as_f64().unwrap();
     assert!(best > next && next > 0.0, "{page}");
+}
+
+#[test]
+fn usage_errors_are_one_line_and_help_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fails(
+        coffer(d, &["list", "--versions", "--delimiter", "/"]),
+        2,
+        "coffer: the argument '--versions' cannot be used with '--delimiter <DELIMITER>'",
+    );
+    fails(
+        coffer(d, &["get"]),
+        2,
+        "coffer: the following required arguments were not provided: <KEY>",
+    );
+    fails(
+        coffer(d, &["tier", "move", "k", "--to", "warm"]),
+        2,
+        "coffer: invalid value 'warm' for '--to <TIER>' [possible values: hot, cold]",
+    );
+    fails(
+        coffer(d, &["list", "--no-such-flag"]),
+        2,
+        "unexpected argument '--no-such-flag'",
+    );
+    // Help and the version still print in full, on standard output.
+    let help = ok(coffer(d, &["list", "--help"])).stdout;
+    assert!(
+        help.contains("Usage: coffer list") && help.lines().count() > 5,
+        "{help}"
+    );
+    assert!(ok(coffer(d, &["--version"])).stdout.starts_with("coffer "));
+    assert!(!d.join("coffer-data").exists(), "a usage error creates nothing");
 }

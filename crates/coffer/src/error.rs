@@ -34,6 +34,10 @@ pub enum ErrorKind {
     /// The content is in an archive storage class (S3 GLACIER or
     /// DEEP_ARCHIVE, Azure Archive) and must be restored before it is read.
     Archived,
+    /// The store refused the caller's credentials or authorization (no
+    /// credentials, a wrong key or secret, a request signed for the wrong
+    /// region, no permission): a setup problem, not an outage.
+    Unauthorized,
 }
 
 impl ErrorKind {
@@ -52,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Delivery => "delivery",
             ErrorKind::NoStore => "no_store",
             ErrorKind::Archived => "archived",
+            ErrorKind::Unauthorized => "unauthorized",
         }
     }
 }

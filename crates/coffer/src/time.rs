@@ -93,8 +93,12 @@ impl TryFrom<String> for Timestamp {
 /// A span in the largest unit that holds it exactly, the way it is usually
 /// written and read back by the span parser: `400d`, `7y`, `90m`, `1500ms`
 /// (not humantime's `1year 1month 4days 7h 26m 24s` for 400 days). A year is
-/// 365.25 days, as the parser takes it.
+/// 365.25 days, as the parser takes it; so a span of years and a rest that
+/// is not whole days (`1y 2d` is 8814 hours) prints as its years and the
+/// rest: `1y 2d`, `1y 6h`.
 pub fn format_span(span: Duration) -> String {
+    const YEAR: u128 = 31_557_600_000_000_000;
+    const DAY: u128 = 86_400_000_000_000;
     const UNITS: [(&str, u128); 7] = [
         ("y", 31_557_600_000_000_000),
         ("d", 86_400_000_000_000),
@@ -107,6 +111,11 @@ pub fn format_span(span: Duration) -> String {
     let nanos = span.as_nanos();
     if nanos == 0 {
         return "0s".to_owned();
+    }
+    let rest = nanos % YEAR;
+    if nanos >= YEAR && rest != 0 && !nanos.is_multiple_of(DAY) {
+        let rest = Duration::from_nanos(u64::try_from(rest).unwrap_or(u64::MAX));
+        return format!("{}y {}", nanos / YEAR, format_span(rest));
     }
     match UNITS.iter().find(|(_, size)| nanos.is_multiple_of(*size)) {
         Some((unit, size)) => format!("{}{unit}", nanos / size),
@@ -132,7 +141,9 @@ mod tests {
 
     #[test]
     fn spans_print_in_the_unit_they_are_written_in() {
-        for text in ["400d", "7y", "90m", "36h", "10s", "1500ms", "1d"] {
+        for text in [
+            "400d", "7y", "90m", "36h", "10s", "1500ms", "1d", "1y 2d", "1y 6h", "2y 3h",
+        ] {
             let span = humantime::parse_duration(text).unwrap();
             assert_eq!(super::format_span(span), text);
         }

@@ -83,6 +83,11 @@ impl Place {
                 format!("archived: restore it first (it is in an archive storage class on {self})"),
             ),
             (_, Some("NoSuchBucket" | "ContainerNotFound")) => (ErrorKind::InvalidInput, self.no_container()),
+            _ if err.message() == "signing http request" => (ErrorKind::Unauthorized, self.no_credentials()),
+            (kind, code) if kind == opendal::ErrorKind::PermissionDenied || code.is_some_and(is_auth_code) => (
+                ErrorKind::Unauthorized,
+                self.refused(code.unwrap_or("permission denied"), err.message()),
+            ),
             (opendal::ErrorKind::NotFound, _) => (ErrorKind::NotFound, format!("not found on {self}")),
             (opendal::ErrorKind::Unsupported, _) => (
                 ErrorKind::Unsupported,
@@ -91,13 +96,6 @@ impl Place {
             (opendal::ErrorKind::ConfigInvalid, _) => (
                 ErrorKind::InvalidInput,
                 format!("{self}: invalid settings ({})", one_line(err.message())),
-            ),
-            (opendal::ErrorKind::PermissionDenied, _) => (
-                ErrorKind::BackendUnavailable,
-                format!(
-                    "{self} refused access ({}): check the credentials",
-                    code.unwrap_or("permission denied")
-                ),
             ),
             (_, code) => (
                 ErrorKind::BackendUnavailable,
@@ -123,6 +121,48 @@ impl Place {
         )
         .with_source(err)
         .retryable()
+    }
+
+    /// The one line for a store that refused a request's credentials or
+    /// authorization, from the service's error `code` and its text (which
+    /// names the expected region of a request signed for another one).
+    pub(crate) fn refused(&self, code: &str, text: &str) -> String {
+        match code {
+            "AuthorizationHeaderMalformed" | "IncorrectEndpoint" | "PermanentRedirect" => match expected_region(text) {
+                Some(region) => format!(
+                    "wrong region: {self} expects requests signed for region {region} \
+                     (set region in the config, COFFER_S3_REGION or --region)"
+                ),
+                None => format!("{self} refused the request ({code}): check the region and the credentials"),
+            },
+            _ => format!("{self} refused access ({code}): check the credentials"),
+        }
+    }
+
+    /// The one line for a request that could not be signed: no credentials found.
+    pub(crate) fn no_credentials(&self) -> String {
+        format!(
+            "no credentials for {self}: set access_key_id and secret_access_key in the config \
+             (or the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables, or an AWS profile)"
+        )
+    }
+
+    /// The error of a side call (one coffer signs itself) answered with
+    /// `status` and the error `body`, when the store refused its
+    /// credentials or authorization.
+    #[cfg(feature = "backend-s3")]
+    pub(crate) fn refusal(&self, status: u16, body: &str) -> Option<Error> {
+        let code = body
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map(|(code, _)| code.trim());
+        let refused = matches!(status, 401 | 403) || code.is_some_and(is_auth_code);
+        refused.then(|| {
+            Error::new(
+                ErrorKind::Unauthorized,
+                self.refused(code.unwrap_or("permission denied"), body),
+            )
+        })
     }
 
     /// The one line for a bucket or container that does not exist.
@@ -160,6 +200,48 @@ fn service_code(message: &str) -> Option<&str> {
     (!code.is_empty()).then_some(code)
 }
 
+/// Whether a service's error code says the request's credentials or
+/// authorization were refused (rather than that the store failed).
+fn is_auth_code(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDenied"
+            | "AuthorizationHeaderMalformed"
+            | "AuthorizationQueryParametersError"
+            | "ExpiredToken"
+            | "IncorrectEndpoint"
+            | "InvalidAccessKeyId"
+            | "InvalidToken"
+            | "PermanentRedirect"
+            | "SignatureDoesNotMatch"
+            | "AuthenticationFailed"
+            | "AuthorizationFailure"
+            | "AuthorizationPermissionMismatch"
+            | "InvalidAuthenticationInfo"
+    )
+}
+
+/// The region a store says it expects of a request signed for another
+/// one: AWS's `... expecting 'eu-west-1'` or `<Region>eu-west-1</Region>`,
+/// Garage's `... expected: '20261130/garage/s3/aws4_request'`.
+fn expected_region(text: &str) -> Option<&str> {
+    let region = if let Some((_, rest)) = text.split_once("expecting '") {
+        rest.split('\'').next()?
+    } else if let Some((_, rest)) = text.split_once("<Region>") {
+        rest.split("</Region>").next()?
+    } else {
+        let (_, rest) = text.split_once("expected: '")?;
+        let scope = rest.split('\'').next()?;
+        scope.split('/').nth(1)?
+    };
+    let region = region.trim();
+    let plain = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plain.then_some(region)
+}
+
 /// Why a call got no answer, in a few words.
 fn cause(err: &opendal::Error, code: Option<&str>) -> String {
     if let Some(cause) = transport_cause(err) {
@@ -171,7 +253,6 @@ fn cause(err: &opendal::Error, code: Option<&str>) -> String {
     match err.message() {
         // OpenDAL's words for a transport failure without an I/O cause.
         "send http request" | "read data from http response" => innermost(err),
-        "signing http request" => "no credentials to sign the request with".to_owned(),
         message if message.contains("timeout") => "timed out".to_owned(),
         message => one_line(message),
     }
@@ -264,7 +345,34 @@ mod tests {
             denied.message(),
             "s3 http://127.0.0.1:1 refused access (AccessDenied): check the credentials"
         );
+        assert_eq!(denied.kind(), ErrorKind::Unauthorized);
         assert!(!denied.is_retryable());
+        let garage = opendal::Error::new(
+            opendal::ErrorKind::Unexpected,
+            "S3Error { code: \"AuthorizationHeaderMalformed\", message: \"Authorization header malformed, \
+             unexpected scope: '20261130/us-east-1/s3/aws4_request', expected: '20261130/garage/s3/aws4_request'\" }",
+        );
+        let region = s3().error(garage);
+        assert_eq!(region.kind(), ErrorKind::Unauthorized);
+        assert_eq!(
+            region.message(),
+            "wrong region: s3 http://127.0.0.1:1 expects requests signed for region garage \
+             (set region in the config, COFFER_S3_REGION or --region)"
+        );
+        assert_eq!(
+            expected_region("the region 'us-east-1' is wrong; expecting 'eu-west-1'"),
+            Some("eu-west-1")
+        );
+        let unsigned = s3().error(opendal::Error::new(
+            opendal::ErrorKind::Unexpected,
+            "signing http request",
+        ));
+        assert_eq!(unsigned.kind(), ErrorKind::Unauthorized);
+        assert!(
+            unsigned
+                .message()
+                .starts_with("no credentials for s3 http://127.0.0.1:1: set access_key_id")
+        );
     }
 
     #[test]

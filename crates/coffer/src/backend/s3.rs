@@ -246,9 +246,10 @@ impl S3Config {
                 .clone()
                 .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok()),
         ) else {
-            return Err(Error::invalid_input(format!(
-                "to {what} coffer needs an access key and a secret key (flags, config or AWS_* variables)"
-            )));
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!("to {what} coffer needs an access key and a secret key (flags, config or AWS_* variables)"),
+            ));
         };
         let url = reqwest::Url::parse(url).map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
         let region = self.region();
@@ -273,7 +274,13 @@ impl S3Config {
         let request = sigv4::signed_request(super::side_http()?, &credentials, call).timeout(REQUEST_TIMEOUT);
         let response = request.send().await.map_err(|e| self.place().unreachable(e))?;
         let status = response.status();
-        Ok((status, response.text().await.unwrap_or_default()))
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success()
+            && let Some(refused) = self.place().refusal(status.as_u16(), &text)
+        {
+            return Err(refused);
+        }
+        Ok((status, text))
     }
 
     /// Create the bucket (a signed `PUT /bucket`); an existing bucket of ours is fine.

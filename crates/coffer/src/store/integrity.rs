@@ -124,6 +124,9 @@ impl Store {
     /// `repair`, mark damaged content (audited), rewrite missing manifests and
     /// remove orphans; a referenced blob is never removed.
     pub async fn verify(&self, options: &VerifyOptions) -> Result<VerifyReport> {
+        if let Some(wrong) = self.wrong_location().await? {
+            return Err(wrong);
+        }
         let mut report = VerifyReport::default();
         for line in self.catalog.check_consistency().await? {
             report.problems.push(problem("catalog", line, None, Vec::new()));

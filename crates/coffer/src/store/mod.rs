@@ -655,11 +655,10 @@ impl Store {
         let (range, mut body) = match options.range {
             Some(range) => {
                 let range = range.resolve(version.size)?;
-                let body = self
-                    .backend
-                    .read(&path, Some(range.clone()))
-                    .await
-                    .map_err(|e| missing_blob(e, &what))?;
+                let body = match self.backend.read(&path, Some(range.clone())).await {
+                    Ok(body) => body,
+                    Err(e) => return Err(self.unreadable_blob(e, &what).await),
+                };
                 let length = range.end - range.start;
                 (range, body::check_length(body, length, what))
             }
@@ -667,10 +666,10 @@ impl Store {
                 let body = if version.size == 0 {
                     futures::stream::empty().boxed()
                 } else {
-                    self.backend
-                        .read(&path, None)
-                        .await
-                        .map_err(|e| missing_blob(e, &what))?
+                    match self.backend.read(&path, None).await {
+                        Ok(body) => body,
+                        Err(e) => return Err(self.unreadable_blob(e, &what).await),
+                    }
                 };
                 (0..version.size, body::verify_stream(body, sha256, version.size, what))
             }
@@ -895,6 +894,7 @@ impl Store {
             capabilities: self.backend.capabilities(),
             backend_ok: health.ok,
             backend_error: health.error,
+            backend_error_kind: health.error_kind,
             catalog: self.catalog.to_string(),
             audit_retention: self.audit_retention.map(crate::time::format_span),
             audit_reads: self.audit_reads,
@@ -965,6 +965,15 @@ fn missing_blob(err: Error, what: &str) -> Error {
             ErrorKind::IntegrityMismatch,
             format!("{what}: its blob is missing from the backend"),
         ),
+        _ => archived_version(err, what),
+    }
+}
+
+/// A failure to read or move archived content, said of the version `what`
+/// (`KEY version ID`) whose content it is: the one place that message is
+/// built, for `get` and `tier move` alike. Other errors pass unchanged.
+pub(crate) fn archived_version(err: Error, what: &str) -> Error {
+    match err.kind() {
         // The backend's message reads "archived: restore it first (...)".
         ErrorKind::Archived => Error::new(ErrorKind::Archived, format!("{what} is {}", err.message())).with_source(err),
         _ => err,

@@ -223,6 +223,9 @@ pub struct StoreInfo {
     pub backend_ok: bool,
     /// Why it did not, when it did not.
     pub backend_error: Option<String>,
+    /// The kind of that error (as `Health::error_kind` gives it).
+    #[serde(skip)]
+    pub backend_error_kind: Option<crate::ErrorKind>,
     /// What waits in the local spool for the backend, when there is one.
     pub spool: Option<crate::backend::SpoolStatus>,
     /// The catalog, by name (never with secrets).

@@ -18,9 +18,17 @@ pub(super) fn check_embedded_catalog(config: &Config) -> Result<()> {
 /// For a read: the directory of a local backend must exist.
 pub(super) fn check_local_root(config: &Config) -> Result<()> {
     match &config.backend {
-        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => {
-            Err(no_store_in_data_dir(config))
-        }
+        // No data directory: the usual mistake is the working directory or --data-dir.
+        BackendConfig::Fs { root: None } if !config.data_dir.is_dir() => Err(no_store_in_data_dir(config)),
+        // A data directory without the local backend's folder (its catalog
+        // may be there, for a store on another backend): name what is missing.
+        BackendConfig::Fs { root: None } if !config.data_dir.join("store").is_dir() => Err(Error::new(
+            ErrorKind::NoStore,
+            format!(
+                "no store at {} (the local backend's folder is missing: run `coffer init`, or check the backend's kind)",
+                shown_path(&config.data_dir.join("store"))
+            ),
+        )),
         BackendConfig::Fs { root: Some(root) } if !root.is_dir() => Err(Error::new(
             ErrorKind::NoStore,
             format!(
@@ -47,5 +55,46 @@ fn shown_path(path: &std::path::Path) -> String {
     match path.is_relative() && !path.starts_with(".") {
         true => format!("./{}", path.display()),
         false => path.display().to_string(),
+    }
+}
+
+impl super::Store {
+    /// The one test of a backend location that is not the store's: the
+    /// catalog records blobs, yet the location (bucket and prefix, root,
+    /// container) lists nothing under `blobs/` nor under `manifests/` — a
+    /// mistyped prefix or root rather than lost content (a store that lost
+    /// its blobs still holds their manifests). Reads then say "no store at
+    /// ..." instead of "its blob is missing", and `verify` refuses (its
+    /// repairs would write manifests into the wrong place). Costs one catalog
+    /// count and the first entry of at most two listings.
+    pub(super) async fn wrong_location(&self) -> Result<Option<Error>> {
+        if self.catalog.stats().await?.blobs == 0 {
+            return Ok(None);
+        }
+        for dir in [crate::layout::BLOBS_DIR, crate::layout::MANIFESTS_DIR] {
+            let mut listing = self.backend.list(dir).await?;
+            if futures::StreamExt::next(&mut listing).await.transpose()?.is_some() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Error::new(
+            ErrorKind::NoStore,
+            format!(
+                "no store at {}: it holds no blobs or manifests, though the catalog has versions stored there (check the backend's bucket, prefix or root)",
+                self.backend
+            ),
+        )))
+    }
+
+    /// A failed read of a version's blob, said of the version `what`: a
+    /// location that holds none of the store's content is no store there;
+    /// otherwise a missing blob is damage, and archived content is named.
+    pub(super) async fn unreadable_blob(&self, err: Error, what: &str) -> Error {
+        if err.kind() == ErrorKind::NotFound
+            && let Ok(Some(wrong)) = self.wrong_location().await
+        {
+            return wrong;
+        }
+        super::missing_blob(err, what)
     }
 }

@@ -49,6 +49,10 @@ pub struct Health {
     pub ok: bool,
     /// Why not, when it did not.
     pub error: Option<String>,
+    /// The kind of that error: an outage (`BackendUnavailable`), refused
+    /// credentials (`Unauthorized`), a missing bucket (`InvalidInput`) ...
+    #[serde(skip)]
+    pub error_kind: Option<crate::ErrorKind>,
     /// How long it took to answer (or fail), in milliseconds.
     pub latency_ms: f64,
 }
@@ -298,7 +302,10 @@ impl Store {
             )));
         };
         let from = tiers.tier_of(&path).await?;
-        let size = tiers.move_blob(&path, to).await?;
+        let size = tiers
+            .move_blob(&path, to)
+            .await
+            .map_err(|e| super::archived_version(e, &format!("{} version {}", version.key, version.version_id)))?;
         let moved = from != Some(to);
         if moved {
             self.catalog
@@ -329,6 +336,7 @@ impl Store {
             backend: self.backend.to_string(),
             capabilities: self.backend.capabilities(),
             ok: outcome.is_ok(),
+            error_kind: outcome.as_ref().err().map(crate::Error::kind),
             error: outcome.err().map(|e| e.message().to_owned()),
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         }

@@ -1,5 +1,6 @@
 //! The `coffer` command: parse, call the library, format. No storage logic here.
 
+#[cfg(feature = "catalog-postgres")]
 mod catalog;
 mod cli;
 mod commands;

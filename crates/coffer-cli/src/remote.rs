@@ -27,17 +27,25 @@ pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Re
         Some(BackendKind::Local) if !matches!(config.backend, BackendConfig::Fs { .. }) => {
             config.backend = BackendConfig::Fs { root: None };
         }
+        #[cfg(feature = "backend-s3")]
         Some(BackendKind::S3) if !matches!(config.backend, BackendConfig::S3(_)) => {
             config.backend = BackendConfig::S3(Box::default());
         }
+        #[cfg(not(feature = "backend-s3"))]
+        Some(BackendKind::S3) => return Err(coffer::Error::not_built("--backend s3", "backend-s3").into()),
+        #[cfg(feature = "backend-azblob")]
         Some(BackendKind::Azure) if !matches!(config.backend, BackendConfig::Azure(_)) => {
             config.backend = BackendConfig::Azure(Box::default());
         }
+        #[cfg(not(feature = "backend-azblob"))]
+        Some(BackendKind::Azure) => return Err(coffer::Error::not_built("--backend azure", "backend-azblob").into()),
         _ => {}
     }
     let kind = match &config.backend {
         BackendConfig::Fs { .. } | BackendConfig::Memory => "local",
+        #[cfg(feature = "backend-s3")]
         BackendConfig::S3(_) => "s3",
+        #[cfg(feature = "backend-azblob")]
         BackendConfig::Azure(_) => "azure",
     };
     // Each flag belongs to one kind (or two); one given for another kind is a mistake worth naming.
@@ -74,6 +82,7 @@ pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Re
     }
     given("endpoint", args.endpoint.is_some(), &["s3", "azure"])?;
     given("create-bucket", args.create_bucket, &["s3", "azure"])?;
+    #[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
     let set = |setting: &mut Option<String>, flag: &Option<String>| {
         if let Some(value) = flag {
             *setting = Some(value.clone());
@@ -86,6 +95,7 @@ pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Re
             }
         }
         BackendConfig::Memory => {}
+        #[cfg(feature = "backend-s3")]
         BackendConfig::S3(s3) => {
             if let Some(bucket) = &args.bucket {
                 s3.bucket = bucket.clone();
@@ -104,6 +114,7 @@ pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Re
                 ));
             }
         }
+        #[cfg(feature = "backend-azblob")]
         BackendConfig::Azure(azure) => {
             if let Some(container) = &args.container {
                 azure.container = container.clone();

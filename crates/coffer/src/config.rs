@@ -278,6 +278,10 @@ impl Config {
                 "s3" => BackendConfig::S3(Box::default()),
                 #[cfg(feature = "backend-azblob")]
                 "azure" | "azblob" => BackendConfig::Azure(Box::default()),
+                #[cfg(not(feature = "backend-s3"))]
+                "s3" => return Err(Error::not_built("COFFER_BACKEND=s3", "backend-s3")),
+                #[cfg(not(feature = "backend-azblob"))]
+                "azure" | "azblob" => return Err(Error::not_built("COFFER_BACKEND=azure", "backend-azblob")),
                 other => {
                     return Err(Error::invalid_input(format!(
                         "COFFER_BACKEND={other:?}: expected fs, memory, s3 or azure"

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::key::{Metadata, ObjectKey, Tags};
 use crate::time::Timestamp;
 use crate::version::VersionId;
@@ -59,9 +59,9 @@ impl CatalogLocation {
             if cfg!(feature = "catalog-postgres") {
                 return Ok(CatalogLocation::Postgres(url.to_owned()));
             }
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("catalog {shown}: this build has no PostgreSQL support (cargo feature catalog-postgres)"),
+            return Err(Error::not_built(
+                &format!("catalog {shown}: PostgreSQL"),
+                "catalog-postgres",
             ));
         }
         Err(Error::invalid_input(format!(
@@ -82,7 +82,7 @@ impl CatalogLocation {
             #[cfg(feature = "catalog-postgres")]
             CatalogLocation::Postgres(url) => Ok(Arc::new(PostgresCatalog::connect(url).await?)),
             #[cfg(not(feature = "catalog-postgres"))]
-            CatalogLocation::Postgres(_) => Err(Error::new(ErrorKind::Unsupported, "PostgreSQL is not in this build")),
+            CatalogLocation::Postgres(_) => Err(Error::not_built("PostgreSQL catalogs", "catalog-postgres")),
         }
     }
 }

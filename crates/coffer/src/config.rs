@@ -188,8 +188,21 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
 }
 
 /// The URL with any password (in the user part, or a `password=` query
-/// parameter) replaced by `***`, for logs and messages.
+/// parameter) replaced by `***`, for logs and messages; control characters
+/// are escaped (`\n`), so a message showing a mistyped URL stays one line.
 pub fn redact_url(url: &str) -> String {
+    let mut shown = String::with_capacity(url.len());
+    for c in hide_password(url).chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+fn hide_password(url: &str) -> String {
     let url = match url.split_once('?') {
         Some((base, query)) => {
             let params: Vec<String> = query
@@ -422,6 +435,14 @@ fn os_user() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_urls_stay_on_one_line() {
+        // Found by the config fuzz target: a catalog URL with a newline made a two-line error.
+        assert_eq!(redact_url("x\ny://u:pw@h"), "x\\ny://u:***@h");
+        let err = CatalogLocation::parse("_dt\ncaBtaldt\nc").unwrap_err();
+        assert!(!err.message().contains('\n'), "{}", err.message());
+    }
 
     #[test]
     fn env_overrides_file() {

@@ -16,7 +16,12 @@ pub async fn run(config: &Config, command: CatalogCommand, json: bool) -> anyhow
 async fn migrate(config: &Config, from: Option<&str>, to: &str, json: bool) -> anyhow::Result<()> {
     let source = match from {
         Some(url) => CatalogLocation::parse(url)?,
-        None => config.catalog_location()?,
+        // The configured catalog, unless that is a PostgreSQL one (often the
+        // destination itself, by COFFER_CATALOG_URL): then the store's own.
+        None => match config.catalog_location()? {
+            CatalogLocation::Postgres(_) => config.embedded_catalog(),
+            sqlite => sqlite,
+        },
     };
     let CatalogLocation::Sqlite(path) = &source else {
         return Err(invalid_input(&format!(
@@ -31,7 +36,13 @@ async fn migrate(config: &Config, from: Option<&str>, to: &str, json: bool) -> a
     };
     // Opening a SQLite catalog creates it: a mistyped path must not migrate an empty one.
     if !path.is_file() {
-        return Err(coffer::Error::new(ErrorKind::NotFound, format!("no catalog at {}", path.display())).into());
+        let hint = if from.is_none() {
+            " (pass --from sqlite://PATH)"
+        } else {
+            ""
+        };
+        let message = format!("no catalog at {}{hint}", path.display());
+        return Err(coffer::Error::new(ErrorKind::NotFound, message).into());
     }
     let from = SqliteCatalog::open(path).await?;
     let to = PostgresCatalog::connect(url).await?;

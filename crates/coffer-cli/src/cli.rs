@@ -32,6 +32,9 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// On an error, also print its causes in full, the storage library's details included (also when RUST_LOG is set).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// A local directory that takes writes while the backend does not answer [env: COFFER_SPOOL].
     #[arg(long, global = true, value_name = "DIR")]
     pub spool: Option<PathBuf>,
@@ -50,9 +53,9 @@ pub struct BackendArgs {
     /// A named store of the config file ([stores.NAME]) instead of its [backend].
     #[arg(long, global = true, value_name = "NAME")]
     pub store: Option<String>,
-    /// The kind of backend.
-    #[arg(long, value_enum)]
-    pub backend: Option<BackendKind>,
+    /// The kind of backend: fs (alias local), memory, s3, azure (alias azblob), as in the config and COFFER_BACKEND.
+    #[arg(long, value_name = "KIND", value_parser = backend_kinds())]
+    pub backend: Option<coffer::BackendKind>,
     /// Local backend: the directory that holds the blobs [default: <data-dir>/store].
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
@@ -103,15 +106,15 @@ pub struct BackendArgs {
     pub create_bucket: bool,
 }
 
-/// The kinds of backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// A local directory (or NAS mount).
-    Local,
-    /// An S3 bucket (AWS or an S3-compatible store).
-    S3,
-    /// An Azure Blob container.
-    Azure,
+/// The library's kinds of backend as clap's values, aliases included.
+fn backend_kinds() -> impl clap::builder::TypedValueParser<Value = coffer::BackendKind> {
+    let values = coffer::BackendKind::ALL.map(|kind| {
+        clap::builder::PossibleValue::new(kind.name())
+            .aliases(kind.aliases())
+            .help(kind.about())
+    });
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(values).try_map(|name| name.parse::<coffer::BackendKind>())
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,18 +150,23 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         version: Option<String>,
     },
-    /// Delete KEY (a delete marker; its versions stay), or one version for good.
-    Delete {
+    /// Delete KEY (a delete marker; its versions stay), or one version for good, or every key under --prefix.
+    Delete(DeleteArgs),
+    /// Bring back a deleted KEY: a new version sharing the bytes of its newest version with content.
+    Undelete {
         /// The object key.
         key: String,
-        /// Remove this version permanently instead of adding a delete marker.
-        #[arg(long, value_name = "ID")]
-        version: Option<String>,
+        /// Why, recorded as a comment on the new version.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
     },
     /// Every version and delete marker of KEY, newest first.
     Versions {
         /// The object key.
         key: String,
+        /// Show only the newest N.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// The backend, catalog and totals of the store.
     Info,
@@ -264,9 +272,11 @@ pub enum Command {
     Events(EventsCommand),
     /// Store every file under DIR (or every object of a named store) as PREFIX + its relative path.
     Import {
-        /// The directory to import.
+        /// The directory (or the one file) to import.
         #[arg(required_unless_present = "from_store", conflicts_with = "from_store")]
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        selection: ImportSelection,
         /// Import the objects of this named store ([stores.NAME]: a bucket another tool filled) instead of a directory.
         #[arg(long, value_name = "NAME")]
         from_store: Option<String>,
@@ -293,7 +303,26 @@ pub enum Command {
         /// Files written at once.
         #[arg(long, default_value_t = 4)]
         jobs: usize,
+        /// Leave files that exist already (counted as skipped) instead of replacing them.
+        #[arg(long)]
+        no_clobber: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The object key.
+    #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+    pub key: Option<String>,
+    /// Remove this version permanently instead of adding a delete marker.
+    #[arg(long, value_name = "ID", conflicts_with = "prefix")]
+    pub version: Option<String>,
+    /// Delete every live key under this prefix instead (a delete marker each).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// With --prefix: list the keys that would be deleted, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -329,9 +358,7 @@ pub struct AuditArgs {
     /// Only rows by this actor.
     #[arg(long)]
     pub actor: Option<String>,
-    /// Only rows of this action: put, copy, delete, delete_version, rollback, tag, comment, prune, repair,
-    /// reindex, get (reads, with audit_reads on), audit_purge.
-    #[arg(long)]
+    #[arg(long, help = format!("Only rows of this action: {} (get: reads, with audit_reads on)", coffer::AUDIT_ACTIONS.join(", ")))]
     pub action: Option<String>,
     /// Only rows at or after this time (RFC 3339, a date, or a span ago like 7d).
     #[arg(long, value_name = "TIME")]
@@ -359,6 +386,20 @@ pub enum AuditCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Which files of a directory `import` stores.
+#[derive(Debug, Args)]
+pub struct ImportSelection {
+    /// Import files whose key's latest version already holds the same content too (skipped by default).
+    #[arg(long, conflicts_with = "from_store")]
+    pub force: bool,
+    /// List what would be imported, and store nothing.
+    #[arg(long, conflicts_with = "from_store")]
+    pub dry_run: bool,
+    /// Leave out files whose path under the directory matches this glob (* matches across /); repeatable.
+    #[arg(long, value_name = "GLOB", conflicts_with = "from_store")]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -498,7 +539,8 @@ pub struct GetArgs {
     /// Only these bytes: FIRST-LAST (inclusive), FIRST- or -LENGTH.
     #[arg(long, value_name = "RANGE")]
     pub range: Option<String>,
-    /// Write to this file (created or replaced once complete) instead of standard output.
+    /// Write to this file (created or replaced once complete) instead of standard output;
+    /// into a directory (one that exists, or a path ending in /) under the key's last segment.
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
 }
@@ -517,14 +559,20 @@ pub struct ListArgs {
     /// Start after this key (the previous page's next_start_after).
     #[arg(long, value_name = "KEY")]
     pub start_after: Option<String>,
+    /// Every version of each key (delete markers too, deleted keys included), newest first within a key.
+    #[arg(long, conflicts_with_all = ["delimiter", "deleted"])]
+    pub versions: bool,
+    /// Only keys whose latest version is a delete marker.
+    #[arg(long, conflicts_with = "delimiter")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
     /// Copy a SQLite catalog (versions, tags, comments, blobs, audit log, hooks and events: everything) into
-    /// PostgreSQL, then check both hold the same rows. Safe to run again; stop writers first.
+    /// PostgreSQL in one transaction, then check both hold the same rows. Safe to run again; stop writers first.
     Migrate {
-        /// The SQLite catalog to copy [default: the configured catalog].
+        /// The SQLite catalog to copy [default: the configured catalog, or the store's catalog.db when that is PostgreSQL].
         #[arg(long, value_name = "URL")]
         from: Option<String>,
         /// The PostgreSQL catalog to copy into (created and migrated if new).
@@ -600,7 +648,8 @@ pub struct RunArgs {
 /// Which events a hook receives, and how it is delivered; for every kind of hook.
 #[derive(Debug, Args)]
 pub struct HookOptions {
-    /// Only these event types, comma-separated (object.archived,batch.completed; object.* for a family).
+    /// Only these event types, comma-separated: built-in ones (object.archived; object.* or version.* for a
+    /// family) or your application's, with a prefix of their own (batch.completed, qc.*).
     #[arg(long, value_delimiter = ',', value_name = "TYPES")]
     pub events: Vec<String>,
     /// Only events about keys starting with this.
@@ -609,7 +658,8 @@ pub struct HookOptions {
     /// Only events about keys matching this glob (* within a path segment, ** across).
     #[arg(long)]
     pub glob: Option<String>,
-    /// Only events whose metadata has NAME=VALUE (or not, with NAME!=VALUE); repeatable, all must hold.
+    /// Only events whose metadata, or else tags, have NAME=VALUE (or not, with NAME!=VALUE); repeatable, all
+    /// must hold. A metadata entry NAME wins over a tag NAME.
     #[arg(long = "where", value_name = "NAME=VALUE")]
     pub conditions: Vec<String>,
     /// Deliver within the operation that fired the event (it returns after this hook was tried).

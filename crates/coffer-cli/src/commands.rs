@@ -14,11 +14,12 @@ use crate::catalog;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{hooks, manage, remote};
+use crate::{bulk, hooks, manage, remote};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
     let json = cli.global.json;
+    let verbose = cli.global.verbose || std::env::var_os("RUST_LOG").is_some();
     match dispatch(cli).await {
         Ok(code) => code,
         Err(err) => {
@@ -32,13 +33,17 @@ pub async fn run(cli: Cli) -> ExitCode {
             } else {
                 eprintln!("coffer: {message}");
             }
+            if verbose {
+                output::print_causes(err.downcast_ref::<coffer::Error>());
+            }
             ExitCode::from(code)
         }
     }
 }
 
 fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
-    let mut config = Config::load(global.config.as_deref())?;
+    let backend = remote::backend_overrides(&global.backend)?;
+    let mut config = Config::load_with(global.config.as_deref(), backend)?;
     if let Some(dir) = &global.data_dir {
         config.data_dir = dir.clone();
     }
@@ -48,7 +53,6 @@ fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
     if let Some(user) = &global.user {
         config.user = Some(user.clone());
     }
-    remote::apply_backend_args(&mut config, &global.backend)?;
     if let Some(spool) = &global.spool {
         config.spool = Some(spool.clone());
     }
@@ -69,7 +73,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return Err(coffer::Error::not_built("catalog migrate (into PostgreSQL)", "catalog-postgres").into());
         }
     }
-    let store = Store::open(&config).await?;
+    let store = if creates_store(&cli.command) {
+        Store::open(&config).await?
+    } else {
+        Store::open_existing(&config).await?
+    };
     match cli.command {
         Command::Catalog(_) => {}
         Command::Hooks(command) => return hooks::run(&store, command, json).await,
@@ -86,23 +94,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             version,
         } => {
             let options = CopyOptions {
-                source_version: parse_version(version.as_deref())?,
+                source_version: version_arg(&store, &source, version.as_deref()).await?,
                 ..CopyOptions::default()
             };
             let copied = store.copy(&source, &destination, options).await?;
             report_change(&copied, "copied", json)?;
         }
-        Command::Delete { key, version } => match parse_version(version.as_deref())? {
-            Some(id) => {
-                let removed = store.delete_version(&key, &id).await?;
-                report_change(&removed, "removed version", json)?;
-            }
-            None => {
-                let marker = store.delete(&key).await?;
-                report_change(&marker, "deleted (delete marker)", json)?;
-            }
-        },
-        Command::Versions { key } => versions(&store, &key, json).await?,
+        Command::Delete(args) => bulk::delete(&store, args, json).await?,
+        Command::Undelete { key, comment } => bulk::undelete(&store, &key, comment.as_deref(), json).await?,
+        Command::Versions { key, limit } => versions(&store, &key, limit, json).await?,
         Command::Info => info(&store, json).await?,
         Command::Health => return remote::health(&store, json).await,
         Command::Url(args) => remote::url(&store, args, json).await?,
@@ -126,6 +126,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reindex { into } => manage::reindex(&store, &into, json).await?,
         Command::Import {
             dir,
+            selection,
             from_store,
             source_prefix,
             prefix,
@@ -135,7 +136,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 (_, Some(name)) => {
                     remote::import_store(&store, &config, &name, source_prefix, prefix, jobs, json).await
                 }
-                (Some(dir), None) => manage::import(&store, &dir, prefix, jobs, json).await,
+                (Some(dir), None) => manage::import(&store, &dir, selection, prefix, jobs, json).await,
                 (None, None) => Err(anyhow::anyhow!("a directory or --from-store is needed")),
             };
         }
@@ -148,13 +149,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             prefix,
             version_at,
             jobs,
-        } => return manage::export(&store, &dir, prefix, version_at.as_deref(), jobs, json).await,
+            no_clobber,
+        } => return manage::export(&store, &dir, prefix, version_at.as_deref(), jobs, no_clobber, json).await,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn parse_version(text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
-    Ok(text.map(str::parse).transpose()?)
+/// Only `init` and the writes that can start a store (put, import, adding a
+/// hook; reindex, which rebuilds a lost catalog) create one; every other
+/// command needs an existing store and creates nothing.
+fn creates_store(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Init
+            | Command::Put(_)
+            | Command::Import { .. }
+            | Command::Reindex { .. }
+            | Command::Hooks(crate::cli::HooksCommand::Add(_))
+    )
+}
+
+/// An optional version argument: an id, or `latest` (see [`Store::resolve_version`]).
+pub async fn version_arg(store: &Store, key: &str, text: Option<&str>) -> anyhow::Result<Option<VersionId>> {
+    match text {
+        None => Ok(None),
+        Some(text) => Ok(Some(store.resolve_version(key, text).await?)),
+    }
 }
 
 /// An error of kind invalid input (exit code 5).
@@ -232,7 +252,7 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
         progress: progress.clone(),
     };
     if let Some(upload) = &args.upload {
-        let upload_id = parse_version(Some(upload))?.ok_or_else(|| anyhow::anyhow!("an upload id is needed"))?;
+        let upload_id: VersionId = upload.parse()?;
         let version = store.commit_upload(&args.key, &upload_id, options).await?;
         return report_change(&version, "stored (from the upload)", json);
     }
@@ -246,7 +266,13 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
             }
             store.put(&args.key, file, options).await?
         }
-        None => store.put(&args.key, tokio::io::stdin(), options).await?,
+        None => {
+            // Without --file a put reads standard input: at a terminal, say so rather than wait silently.
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("reading from standard input (Ctrl-D to end)");
+            }
+            store.put(&args.key, tokio::io::stdin(), options).await?
+        }
     };
     if store.is_spooled(&version).await {
         // Stored and durable, but on this machine until the backend answers again.
@@ -268,12 +294,17 @@ fn io_error(context: &str, err: std::io::Error) -> coffer::Error {
 
 async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
     let options = GetOptions {
-        version_id: parse_version(args.version.as_deref())?,
+        version_id: version_arg(store, &args.key, args.version.as_deref()).await?,
         range: args.range.as_deref().map(str::parse::<ByteRange>).transpose()?,
         progress: TerminalProgress::for_terminal(!json && args.output.is_some()),
     };
+    let output = args
+        .output
+        .as_deref()
+        .map(|path| output_file(path, &args.key))
+        .transpose()?;
     let result = store.get(&args.key, options).await?;
-    match &args.output {
+    match &output {
         Some(path) => {
             coffer::save_to_file(path, result.body).await?;
             if json {
@@ -286,18 +317,35 @@ async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
             let mut stdout = tokio::io::stdout();
             let mut body = result.body;
             while let Some(chunk) = body.next().await {
-                stdout
-                    .write_all(&chunk?)
-                    .await
-                    .map_err(|e| io_error("writing to standard output", e))?;
+                stdout.write_all(&chunk?).await.map_err(output::stdout_failed)?;
             }
-            stdout
-                .flush()
-                .await
-                .map_err(|e| io_error("writing to standard output", e))?;
+            stdout.flush().await.map_err(output::stdout_failed)?;
         }
     }
     Ok(())
+}
+
+/// Where `get --output PATH` writes: PATH, or for a directory (one that
+/// exists, or PATH ending in `/`) the key's last segment inside it.
+fn output_file(path: &std::path::Path, key: &str) -> anyhow::Result<std::path::PathBuf> {
+    let names_dir = path.as_os_str().to_string_lossy().ends_with('/');
+    if !names_dir && !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        return Err(io_error(
+            &format!("cannot write into {}", path.display()),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+        .into());
+    }
+    match key.rsplit('/').next() {
+        Some(name) if !name.is_empty() => Ok(path.join(name)),
+        _ => Err(invalid_input(&format!(
+            "key {key:?} has no last segment to name a file in {}",
+            path.display()
+        ))),
+    }
 }
 
 async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -313,7 +361,9 @@ async fn exists(store: &Store, key: &str, json: bool) -> anyhow::Result<ExitCode
 }
 
 async fn metadata(store: &Store, key: &str, version: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let version = store.head(key, parse_version(version)?.as_ref()).await?;
+    let version = store
+        .head(key, version_arg(store, key, version).await?.as_ref())
+        .await?;
     if json {
         return print_json(&version);
     }
@@ -328,6 +378,9 @@ async fn list(store: &Store, args: ListArgs, json: bool) -> anyhow::Result<()> {
         max_keys: args.max_keys,
         start_after: args.start_after,
     };
+    if args.versions || args.deleted {
+        return bulk::list(store, &options, args.versions, json).await;
+    }
     let page = store.list(&options).await?;
     if json {
         return print_json(&page);
@@ -353,8 +406,11 @@ async fn list(store: &Store, args: ListArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
-    let versions = store.versions(key).await?;
+async fn versions(store: &Store, key: &str, limit: Option<usize>, json: bool) -> anyhow::Result<()> {
+    let versions = match limit {
+        Some(limit) => store.latest_versions(key, limit).await?,
+        None => store.versions(key).await?,
+    };
     if json {
         return print_json(&versions);
     }
@@ -364,10 +420,10 @@ async fn versions(store: &Store, key: &str, json: bool) -> anyhow::Result<()> {
             vec![
                 v.version_id.to_string(),
                 if v.is_latest { "*".into() } else { String::new() },
-                if v.is_delete_marker {
-                    "delete marker".into()
-                } else {
-                    human_size(v.size)
+                match (v.is_delete_marker, &v.damaged) {
+                    (true, _) => "delete marker".into(),
+                    (false, None) => human_size(v.size),
+                    (false, Some(_)) => format!("{} DAMAGED", human_size(v.size)),
                 },
                 v.created_at.to_string(),
                 v.created_by.clone(),
@@ -404,9 +460,9 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
                 None => "none".to_owned(),
                 Some(spool) if spool.files == 0 => format!("{} (empty)", spool.path),
                 Some(spool) => format!(
-                    "{}: {} files ({}) waiting for the backend (coffer sync)",
+                    "{}: {} ({}) waiting for the backend (coffer sync)",
                     spool.path,
-                    spool.files,
+                    output::count(spool.files, "file"),
                     human_size(spool.bytes)
                 ),
             },
@@ -417,15 +473,27 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
         (
             "versions",
             format!(
-                "{} ({}), {} delete markers",
+                "{} ({}), {}",
                 s.versions,
                 human_size(s.version_bytes),
-                s.delete_markers
+                output::count(s.delete_markers as u64, "delete marker")
             ),
         ),
         (
             "stored",
-            format!("{} blobs ({}) after dedup", s.blobs, human_size(s.blob_bytes)),
+            format!(
+                "{} ({}) after dedup",
+                output::count(s.blobs as u64, "blob"),
+                human_size(s.blob_bytes)
+            ),
+        ),
+        (
+            "damaged",
+            match s.damaged_versions {
+                0 => "none".to_owned(),
+                1 => "1 version unreadable until healed (coffer verify lists it)".to_owned(),
+                n => format!("{n} versions unreadable until healed (coffer verify lists them)"),
+            },
         ),
         (
             "audit",

@@ -1,19 +1,22 @@
 //! `coffer hooks ...` and `coffer events ...`.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coffer::Store;
 use coffer::events::sinks::{
     AmqpConfig, ExecConfig, FileLogConfig, FileLogFormat, NatsConfig, SqsConfig, WebhookConfig,
 };
-use coffer::events::{Backoff, DispatcherOptions, EventFilter, HookDefinition, HookSpec, MetadataPredicate};
+use coffer::events::{
+    Backoff, DispatchReport, DispatcherOptions, EventFilter, HookDefinition, HookSpec, MetadataPredicate,
+};
 use serde_json::json;
 
 use crate::cli::{AddHook, EventsCommand, HookOptions, HooksCommand, RunArgs};
 use crate::commands::invalid_input;
-use crate::output::{print_fields, print_json, print_table};
+use crate::output::{self, print_fields, print_json, print_table};
 
 pub async fn run(store: &Store, command: HooksCommand, json: bool) -> anyhow::Result<ExitCode> {
     match command {
@@ -42,7 +45,7 @@ pub async fn run(store: &Store, command: HooksCommand, json: bool) -> anyhow::Re
             if json {
                 print_json(&json!({ "replayed": replayed }))?;
             } else {
-                println!("{replayed} dead deliveries will be retried");
+                println!("{} will be retried", output::count(replayed, "dead delivery"));
             }
         }
         HooksCommand::Dead { name, limit } => dead(store, name.as_deref(), limit, json).await?,
@@ -293,15 +296,21 @@ async fn stats(store: &Store, json: bool) -> anyhow::Result<()> {
     ]);
     println!();
     let row = |s: &coffer::events::HookStats| {
+        // No attempt yet: no rate or time to show.
+        let ms = |value: f64| match s.executed {
+            0 => "-".to_owned(),
+            _ => format!("{value:.2}"),
+        };
         vec![
             s.hook.clone(),
             s.kind.clone(),
             s.executed.to_string(),
             s.failed.to_string(),
             s.delivered.to_string(),
-            format!("{:.1}%", s.success_rate * 100.0),
-            format!("{:.2}", s.avg_ms),
-            format!("{:.2}", s.p95_ms),
+            s.success_rate
+                .map_or_else(|| "never ran".to_owned(), |rate| format!("{:.1}%", rate * 100.0)),
+            ms(s.avg_ms),
+            ms(s.p95_ms),
             s.queue_depth.to_string(),
             s.dead_letters.to_string(),
         ]
@@ -369,16 +378,63 @@ async fn run_dispatcher(store: &Store, args: RunArgs, json: bool) -> anyhow::Res
         dispatcher.release().await?;
         report?
     } else {
-        store.dispatcher(options).run(shutdown_signal()).await?
+        if !json {
+            let hooks = store.hooks().await?.len();
+            eprintln!(
+                "coffer: delivering events to {} until stopped (SIGINT or SIGTERM)",
+                output::count(hooks as u64, "hook")
+            );
+        }
+        let mut progress = RunProgress::for_terminal(!json);
+        store
+            .dispatcher(options)
+            .run_observed(shutdown_signal(), |total| progress.show(total))
+            .await?
     };
     if json {
         return print_json(&report);
     }
     println!(
-        "delivered {}, retrying {}, dead-lettered {} ({} attempts, {} events fanned out)",
-        report.delivered, report.retrying, report.dead, report.attempts, report.fanned_out
+        "delivered {}, retrying {}, dead-lettered {} ({}, {} fanned out)",
+        report.delivered,
+        report.retrying,
+        report.dead,
+        output::count(report.attempts, "attempt"),
+        output::count(report.fanned_out, "event")
     );
     Ok(())
+}
+
+/// The running totals of `hooks run`, on stderr every few seconds while
+/// stderr is a terminal.
+struct RunProgress {
+    enabled: bool,
+    last: Option<Instant>,
+}
+
+impl RunProgress {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn for_terminal(enabled: bool) -> Self {
+        RunProgress {
+            enabled: enabled && std::io::stderr().is_terminal(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, total: &DispatchReport) {
+        if !self.enabled || self.last.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        eprintln!(
+            "coffer: delivered {}, failed {} (retrying {}, dead-lettered {}) so far",
+            total.delivered,
+            total.retrying + total.dead,
+            total.retrying,
+            total.dead
+        );
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

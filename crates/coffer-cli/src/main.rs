@@ -1,5 +1,18 @@
 //! The `coffer` command: parse, call the library, format. No storage logic here.
 
+// Every `print!`/`println!` of this crate goes through `output::write_stdout`,
+// so a closed standard output (`coffer audit | head -1`) ends the command
+// quietly wherever it happens, instead of std's panic. Defined before the
+// modules so that they see these in place of std's.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+mod bulk;
 #[cfg(feature = "catalog-postgres")]
 mod catalog;
 mod cli;
@@ -9,11 +22,12 @@ mod manage;
 mod output;
 mod progress;
 mod remote;
+mod usage;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = <cli::Cli as clap::Parser>::parse();
+    let args = usage::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -10,14 +10,10 @@ use coffer::{
     TextDiff, Timestamp, ValueChange, VerifyOptions,
 };
 
-use crate::cli::{AuditArgs, AuditCommand, PruneArgs, SearchArgs, VerifyArgs};
-use crate::commands::{invalid_input, parse_pair_list, parse_pairs, parse_version, report_change};
-use crate::output::{self, human_size, print_fields, print_json, print_table};
+use crate::cli::{AuditArgs, AuditCommand, ImportSelection, PruneArgs, SearchArgs, VerifyArgs};
+use crate::commands::{invalid_input, parse_pair_list, parse_pairs, report_change};
+use crate::output::{self, count, human_size, print_fields, print_json, print_table};
 use crate::progress::TerminalProgress;
-
-fn required_version(text: &str) -> anyhow::Result<coffer::VersionId> {
-    parse_version(Some(text))?.ok_or_else(|| invalid_input("a version id is required"))
-}
 
 /// A version's comments in one cell: the newest, and how many more.
 fn comments_cell(comments: &[coffer::Comment]) -> String {
@@ -77,14 +73,18 @@ pub async fn rollback(
     comment: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let target = required_version(version)?;
+    let target = store.resolve_version(key, version).await?;
     let rolled = store.rollback(key, &target, comment).await?;
     report_change(&rolled, &format!("rolled back to {target}: new"), json)
 }
 
 pub async fn compare(store: &Store, key: &str, from: &str, to: &str, json: bool) -> anyhow::Result<()> {
     let comparison = store
-        .compare(key, &required_version(from)?, &required_version(to)?)
+        .compare(
+            key,
+            &store.resolve_version(key, from).await?,
+            &store.resolve_version(key, to).await?,
+        )
         .await?;
     if json {
         return print_json(&comparison);
@@ -140,7 +140,7 @@ pub async fn tag(
     remove: &[String],
     json: bool,
 ) -> anyhow::Result<()> {
-    let version_id = required_version(version)?;
+    let version_id = store.resolve_version(key, version).await?;
     let set = parse_pairs("tag", tags)?;
     let tagged = store.tag(key, &version_id, set, remove).await?;
     if json {
@@ -160,15 +160,17 @@ pub async fn tag(
 }
 
 pub async fn comment(store: &Store, key: &str, version: &str, text: &str, json: bool) -> anyhow::Result<()> {
-    let commented = store.comment(key, &required_version(version)?, text).await?;
+    let commented = store
+        .comment(key, &store.resolve_version(key, version).await?, text)
+        .await?;
     if json {
         return print_json(&commented);
     }
     println!(
-        "commented on {} version {} ({} comments)",
+        "commented on {} version {} ({})",
         commented.key,
         commented.version_id,
-        commented.comments.len()
+        count(commented.comments.len() as u64, "comment")
     );
     Ok(())
 }
@@ -196,9 +198,9 @@ pub async fn prune(store: &Store, args: PruneArgs, json: bool) -> anyhow::Result
         println!("{verb} {} version {} ({size})", v.key, v.version_id);
     }
     println!(
-        "{verb} {} versions; {} blobs ({}) {}",
-        report.removed.len(),
-        report.blobs_freed,
+        "{verb} {}; {} ({}) {}",
+        count(report.removed.len() as u64, "version"),
+        count(report.blobs_freed, "blob"),
         human_size(report.bytes_freed),
         if report.dry_run { "would be freed" } else { "freed" }
     );
@@ -229,7 +231,7 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
         if json {
             return print_json(&serde_json::json!({ "rows": rows, "file": file }));
         }
-        println!("exported {rows} audit rows to {}", file.display());
+        println!("exported {} to {}", count(rows, "audit row"), file.display());
         return Ok(());
     }
     let rows = store.audit(&query).await?;
@@ -265,9 +267,9 @@ async fn audit_purge(store: &Store, before: Option<&str>, dry_run: bool, json: b
         return print_json(&report);
     }
     println!(
-        "{} {} audit rows older than {} (retention {})",
+        "{} {} older than {} (retention {})",
         if report.dry_run { "would remove" } else { "removed" },
-        report.removed,
+        count(report.removed, "audit row"),
         report.before,
         report.retention
     );
@@ -311,7 +313,7 @@ pub async fn search(store: &Store, args: SearchArgs, json: bool) -> anyhow::Resu
                 tags_cell(&v.tags),
             ];
             if ranked {
-                row.push(format!("{:.3}", hit.score));
+                row.push(output::score(hit.score));
             }
             row
         })
@@ -357,16 +359,13 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
                 }
             );
         }
-        for (key, version) in &report.damaged {
-            println!("damaged (marked earlier): {key}@{version}");
-        }
         println!(
-            "checked {} versions, {} blobs ({}) in {:.1}s: {} problems{}{}",
-            report.versions,
-            report.blobs,
+            "checked {}, {} ({}) in {:.1}s: {}{}{}",
+            count(report.versions as u64, "version"),
+            count(report.blobs as u64, "blob"),
             human_size(report.bytes),
             started.elapsed().as_secs_f64(),
-            report.problems.len(),
+            count(report.problems.len() as u64, "problem"),
             if args.repair {
                 format!(", {} repaired", report.problems.len() - unrepaired)
             } else {
@@ -374,8 +373,9 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
             },
             if report.recent_unreferenced > 0 {
                 format!(
-                    "; {} unreferenced objects younger than {} left alone",
-                    report.recent_unreferenced, args.min_age
+                    "; {} younger than {} left alone",
+                    count(report.recent_unreferenced as u64, "unreferenced object"),
+                    args.min_age
                 )
             } else {
                 String::new()
@@ -406,8 +406,11 @@ pub async fn reindex(store: &Store, into: &Path, json: bool) -> anyhow::Result<(
         println!("skipped {skipped}");
     }
     println!(
-        "rebuilt {} versions of {} keys from {} manifests into {}",
-        report.versions, report.keys, report.manifests, target
+        "rebuilt {} of {} from {} into {}",
+        count(report.versions as u64, "version"),
+        count(report.keys as u64, "key"),
+        count(report.manifests as u64, "manifest"),
+        target
     );
     println!("use it with --catalog sqlite://{}", into.display());
     Ok(())
@@ -418,11 +421,21 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
     format!("{}/s", human_size((bytes as f64 / seconds) as u64))
 }
 
-pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn import(
+    store: &Store,
+    dir: &Path,
+    selection: ImportSelection,
+    prefix: String,
+    jobs: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let options = ImportOptions {
         prefix,
         jobs,
-        progress: TerminalProgress::for_terminal(!json),
+        force: selection.force,
+        dry_run: selection.dry_run,
+        exclude: selection.exclude,
+        progress: TerminalProgress::for_terminal(!json && !selection.dry_run),
     };
     let started = Instant::now();
     let report = store.import_dir(dir, &options).await?;
@@ -430,18 +443,33 @@ pub async fn import(store: &Store, dir: &Path, prefix: String, jobs: usize, json
     if json {
         print_json(&report)?;
     } else {
+        for key in &report.would_import {
+            println!("would import {key}");
+        }
         for (path, why) in &report.failed {
             println!("failed {path}: {why}");
         }
         for path in &report.skipped {
             println!("skipped {path} (not a regular file)");
         }
+        let done = match options.dry_run {
+            true => format!(
+                "would import {} ({})",
+                count(report.files as u64, "file"),
+                human_size(report.bytes)
+            ),
+            false => format!(
+                "imported {} ({}) in {:.1}s, {}",
+                count(report.files as u64, "file"),
+                human_size(report.bytes),
+                elapsed.as_secs_f64(),
+                rate(report.bytes, elapsed)
+            ),
+        };
         println!(
-            "imported {} files ({}) in {:.1}s, {}; {} failed, {} skipped",
-            report.files,
-            human_size(report.bytes),
-            elapsed.as_secs_f64(),
-            rate(report.bytes, elapsed),
+            "{done}; {} unchanged (skipped), {} excluded, {} failed, {} skipped (not a regular file)",
+            report.unchanged,
+            report.excluded,
             report.failed.len(),
             report.skipped.len()
         );
@@ -459,12 +487,14 @@ pub async fn export(
     prefix: String,
     version_at: Option<&str>,
     jobs: usize,
+    no_clobber: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let options = ExportOptions {
         prefix,
         as_of: version_at.map(Timestamp::parse_human).transpose()?,
         jobs,
+        no_clobber,
         progress: TerminalProgress::for_terminal(!json),
     };
     let started = Instant::now();
@@ -477,13 +507,18 @@ pub async fn export(
             println!("failed {key}: {why}");
         }
         println!(
-            "exported {} files ({}) to {} in {:.1}s, {}; {} failed",
-            report.files,
+            "exported {} ({}) to {} in {:.1}s, {}; {} failed{}",
+            count(report.files as u64, "file"),
             human_size(report.bytes),
             dir.display(),
             elapsed.as_secs_f64(),
             rate(report.bytes, elapsed),
-            report.failed.len()
+            report.failed.len(),
+            if options.no_clobber {
+                format!(", {} skipped (existing)", report.skipped)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(if report.failed.is_empty() {

@@ -1,5 +1,7 @@
 //! Formatting: tables for people, JSON for scripts, one-line errors, exit codes.
 
+use std::io::Write;
+
 use coffer::{ErrorKind, ObjectVersion};
 
 /// Exit code of anything without a kind of its own.
@@ -20,7 +22,31 @@ Exit codes:
   9  catalog error
  10  I/O error reading input or writing output
  11  unsupported by this backend or build
- 12  a hook could not deliver (hooks test)";
+ 12  a hook could not deliver (hooks test)
+ 13  no store there (a read found no store; run `coffer init`, or pass --data-dir)
+ 14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first";
+
+/// Exit code when standard output was closed early, as a shell reports a
+/// command that a pipe's SIGPIPE ended (128 + 13): `ls | head` ends so.
+const EXIT_CLOSED_STDOUT: i32 = 141;
+
+/// Write to standard output (what `print!` and `println!` do in this crate).
+pub fn write_stdout(text: std::fmt::Arguments<'_>) {
+    if let Err(err) = std::io::stdout().lock().write_fmt(text) {
+        let err = stdout_failed(err);
+        eprintln!("coffer: {err}");
+        std::process::exit(i32::from(exit_code(err.kind())));
+    }
+}
+
+/// The error of a failed write to standard output. A reader that went away
+/// (`| head`) is no error: the command ends at once, quietly.
+pub fn stdout_failed(err: std::io::Error) -> coffer::Error {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(EXIT_CLOSED_STDOUT);
+    }
+    coffer::Error::new(ErrorKind::Io, format!("writing to standard output: {err}"))
+}
 
 /// The exit code for an error kind.
 pub fn exit_code(kind: ErrorKind) -> u8 {
@@ -35,8 +61,40 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Io => 10,
         ErrorKind::Unsupported => 11,
         ErrorKind::Delivery => 12,
+        ErrorKind::NoStore => 13,
+        ErrorKind::Archived => 14,
         _ => EXIT_OTHER,
     }
+}
+
+/// Print what caused `error`, each cause on lines of its own (`-v`): the
+/// one-line message leaves out the storage library's details.
+pub fn print_causes(error: Option<&coffer::Error>) {
+    let mut cause = error.and_then(std::error::Error::source);
+    while let Some(error) = cause {
+        eprintln!("  caused by: {}", hide_signatures(&error.to_string()));
+        cause = error.source();
+    }
+}
+
+/// `text` with the values of signing query parameters (an Azure SAS's
+/// `sig`, S3's `X-Amz-Signature` ...) replaced by `***`: request URLs in
+/// the storage library's details may carry them.
+fn hide_signatures(text: &str) -> String {
+    const SECRET_PARAMS: [&str; 4] = ["sig=", "X-Amz-Signature=", "X-Amz-Credential=", "X-Amz-Security-Token="];
+    let mut shown = text.to_owned();
+    for param in SECRET_PARAMS {
+        let mut from = 0;
+        while let Some(at) = shown[from..].find(param) {
+            let start = from + at + param.len();
+            let end = shown[start..]
+                .find(['&', '"', ',', ' ', '}'])
+                .map_or(shown.len(), |n| start + n);
+            shown.replace_range(start..end, "***");
+            from = start + 3;
+        }
+    }
+    shown
 }
 
 /// Print `value` as pretty JSON on stdout.
@@ -87,6 +145,41 @@ pub fn backend_status(error: Option<&str>) -> String {
     }
 }
 
+/// A count and its noun, plural unless the count is one: `1 blob`,
+/// `2 blobs`, `0 deliveries`, `3 matches`. `noun` is the singular; the last
+/// word of a noun of several (`delete marker`) takes the plural.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let consonant_y = noun
+        .strip_suffix('y')
+        .is_some_and(|stem| stem.ends_with(|c: char| !"aeiou".contains(c)));
+    if consonant_y {
+        format!("{n} {}ies", &noun[..noun.len() - 1])
+    } else if ["s", "x", "ch", "sh"].iter().any(|end| noun.ends_with(end)) {
+        format!("{n} {noun}es")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A search score to three significant digits: `1.38`, `0.0523`, and
+/// `1.02e-6` for the tiny scores SQLite's BM25 gives words that most
+/// versions hold (which a fixed `0.000` would hide).
+pub fn score(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    if magnitude < -3 {
+        format!("{value:.2e}")
+    } else {
+        let decimals = (2 - magnitude).max(0) as usize;
+        format!("{value:.decimals$}")
+    }
+}
+
 /// Bytes in a human unit: 1.5 KiB, 3.2 GiB.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -129,4 +222,38 @@ pub fn version_fields(v: &ObjectVersion) -> Vec<(&'static str, String)> {
         fields.push(("damaged", problem.clone()));
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{count, score};
+
+    #[test]
+    fn scores_keep_three_significant_digits() {
+        assert_eq!(score(1.379928), "1.38");
+        assert_eq!(score(0.0523), "0.0523");
+        assert_eq!(score(0.000001), "1.00e-6");
+        assert_eq!(score(0.0000012345), "1.23e-6");
+        assert_eq!(score(123.4), "123");
+        assert_eq!(score(0.0), "0");
+    }
+
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(count(1, "delete marker"), "1 delete marker");
+        assert_eq!(count(0, "delete marker"), "0 delete markers");
+        assert_eq!(count(2, "blob"), "2 blobs");
+        assert_eq!(count(1, "delivery"), "1 delivery");
+        assert_eq!(count(3, "delivery"), "3 deliveries");
+        assert_eq!(count(2, "key"), "2 keys");
+        assert_eq!(count(2, "match"), "2 matches");
+    }
+
+    #[test]
+    fn signatures_in_details_are_hidden() {
+        assert_eq!(
+            super::hide_signatures("uri: https://a/b?sv=2022&sig=abc%2F&se=1, source: x X-Amz-Signature=ff"),
+            "uri: https://a/b?sv=2022&sig=***&se=1, source: x X-Amz-Signature=***"
+        );
+    }
 }

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use coffer::{BackendConfig, Config, Store};
+use coffer::{BackendOverrides, Config, Store};
 use serde_json::json;
 
-use crate::cli::{BackendArgs, BackendKind, GlobalArgs, TierCommand, UrlArgs, UrlMethod};
-use crate::commands::parse_version;
+use crate::cli::{BackendArgs, GlobalArgs, TierCommand, UrlArgs, UrlMethod};
+use crate::commands::version_arg;
 use crate::output::{exit_code, human_size, print_fields, print_json};
 use crate::progress::TerminalProgress;
 
@@ -17,124 +17,40 @@ fn invalid(message: String) -> anyhow::Error {
     coffer::Error::new(coffer::ErrorKind::InvalidInput, message).into()
 }
 
-/// Apply the backend flags to `config`: `--store` picks a named store, then
-/// `--backend` and the settings of that kind override what the config says.
-pub fn apply_backend_args(config: &mut Config, args: &BackendArgs) -> anyhow::Result<()> {
+/// The backend flags as overrides of the configured backend's settings:
+/// the library checks which kind each belongs to and what a kind requires.
+pub fn backend_overrides(args: &BackendArgs) -> anyhow::Result<BackendOverrides> {
+    let mut overrides = BackendOverrides::default();
     if let Some(name) = &args.store {
-        config.select_store(name)?;
+        overrides.store(name);
     }
-    match args.backend {
-        Some(BackendKind::Local) if !matches!(config.backend, BackendConfig::Fs { .. }) => {
-            config.backend = BackendConfig::Fs { root: None };
-        }
-        #[cfg(feature = "backend-s3")]
-        Some(BackendKind::S3) if !matches!(config.backend, BackendConfig::S3(_)) => {
-            config.backend = BackendConfig::S3(Box::default());
-        }
-        #[cfg(not(feature = "backend-s3"))]
-        Some(BackendKind::S3) => return Err(coffer::Error::not_built("--backend s3", "backend-s3").into()),
-        #[cfg(feature = "backend-azblob")]
-        Some(BackendKind::Azure) if !matches!(config.backend, BackendConfig::Azure(_)) => {
-            config.backend = BackendConfig::Azure(Box::default());
-        }
-        #[cfg(not(feature = "backend-azblob"))]
-        Some(BackendKind::Azure) => return Err(coffer::Error::not_built("--backend azure", "backend-azblob").into()),
-        _ => {}
+    if let Some(kind) = args.backend {
+        overrides.kind(kind);
     }
-    let kind = match &config.backend {
-        BackendConfig::Fs { .. } | BackendConfig::Memory => "local",
-        #[cfg(feature = "backend-s3")]
-        BackendConfig::S3(_) => "s3",
-        #[cfg(feature = "backend-azblob")]
-        BackendConfig::Azure(_) => "azure",
-    };
-    // Each flag belongs to one kind (or two); one given for another kind is a mistake worth naming.
-    let given = |name: &'static str, set: bool, kinds: &[&str]| -> anyhow::Result<()> {
-        if set && !kinds.contains(&kind) {
-            return Err(invalid(format!(
-                "--{name} is a setting of the {} backend, and this store's backend is {kind} (use --backend)",
-                kinds.join(" or ")
-            )));
-        }
-        Ok(())
-    };
-    given("path", args.path.is_some(), &["local"])?;
-    for (name, set) in [
-        ("bucket", args.bucket.is_some()),
-        ("region", args.region.is_some()),
-        ("access-key", args.access_key.is_some()),
-        ("secret-key", args.secret_key.is_some()),
-        ("profile", args.profile.is_some()),
-        ("storage-class", args.storage_class.is_some()),
-        ("virtual-host-style", args.virtual_host_style),
+    let switch = |on: bool| on.then(|| "true".to_owned());
+    for (flag, value) in [
+        ("path", args.path.as_ref().map(|p| p.display().to_string())),
+        ("bucket", args.bucket.clone()),
+        ("region", args.region.clone()),
+        ("endpoint", args.endpoint.clone()),
+        ("access-key", args.access_key.clone()),
+        ("secret-key", args.secret_key.clone()),
+        ("profile", args.profile.clone()),
+        ("storage-class", args.storage_class.clone()),
+        ("virtual-host-style", switch(args.virtual_host_style)),
+        ("container", args.container.clone()),
+        ("account-name", args.account_name.clone()),
+        ("account-key", args.account_key.clone()),
+        ("sas-token", args.sas_token.clone()),
+        ("connection-string", args.connection_string.clone()),
+        ("access-tier", args.access_tier.clone()),
+        ("create-bucket", switch(args.create_bucket)),
     ] {
-        given(name, set, &["s3"])?;
-    }
-    for (name, set) in [
-        ("container", args.container.is_some()),
-        ("account-name", args.account_name.is_some()),
-        ("account-key", args.account_key.is_some()),
-        ("sas-token", args.sas_token.is_some()),
-        ("connection-string", args.connection_string.is_some()),
-        ("access-tier", args.access_tier.is_some()),
-    ] {
-        given(name, set, &["azure"])?;
-    }
-    given("endpoint", args.endpoint.is_some(), &["s3", "azure"])?;
-    given("create-bucket", args.create_bucket, &["s3", "azure"])?;
-    #[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
-    let set = |setting: &mut Option<String>, flag: &Option<String>| {
-        if let Some(value) = flag {
-            *setting = Some(value.clone());
-        }
-    };
-    match &mut config.backend {
-        BackendConfig::Fs { root } => {
-            if let Some(path) = &args.path {
-                *root = Some(path.clone());
-            }
-        }
-        BackendConfig::Memory => {}
-        #[cfg(feature = "backend-s3")]
-        BackendConfig::S3(s3) => {
-            if let Some(bucket) = &args.bucket {
-                s3.bucket = bucket.clone();
-            }
-            set(&mut s3.region, &args.region);
-            set(&mut s3.endpoint, &args.endpoint);
-            set(&mut s3.access_key_id, &args.access_key);
-            set(&mut s3.secret_access_key, &args.secret_key);
-            set(&mut s3.profile, &args.profile);
-            set(&mut s3.storage_class, &args.storage_class);
-            s3.virtual_host_style |= args.virtual_host_style;
-            s3.create_bucket |= args.create_bucket;
-            if s3.bucket.is_empty() {
-                return Err(invalid(
-                    "the S3 backend needs a bucket (--bucket, COFFER_S3_BUCKET or bucket in the config)".to_owned(),
-                ));
-            }
-        }
-        #[cfg(feature = "backend-azblob")]
-        BackendConfig::Azure(azure) => {
-            if let Some(container) = &args.container {
-                azure.container = container.clone();
-            }
-            set(&mut azure.account_name, &args.account_name);
-            set(&mut azure.account_key, &args.account_key);
-            set(&mut azure.sas_token, &args.sas_token);
-            set(&mut azure.connection_string, &args.connection_string);
-            set(&mut azure.endpoint, &args.endpoint);
-            set(&mut azure.access_tier, &args.access_tier);
-            azure.create_container |= args.create_bucket;
-            if azure.container.is_empty() {
-                return Err(invalid(
-                    "the Azure backend needs a container (--container, COFFER_AZURE_CONTAINER or container in the config)"
-                        .to_owned(),
-                ));
-            }
+        if let Some(value) = value {
+            overrides.flag(flag, value)?;
         }
     }
-    Ok(())
+    Ok(overrides)
 }
 
 /// `coffer health`: exit 0 when the backend answers, 8 when it does not.
@@ -182,7 +98,7 @@ pub async fn sync(store: &Store, watch: bool, interval: Option<&str>, json: bool
                     eprintln!(
                         "coffer: backend still unreachable ({}); retrying in {}",
                         e.message(),
-                        humantime::format_duration(every)
+                        coffer::format_span(every)
                     );
                 }
             }
@@ -200,8 +116,8 @@ fn print_drain(report: &coffer::DrainReport, json: bool) -> anyhow::Result<()> {
         return print_json(report);
     }
     println!(
-        "moved {} files ({}) from the spool to the backend, each verified",
-        report.moved,
+        "moved {} ({}) from the spool to the backend, each verified",
+        crate::output::count(report.moved, "file"),
         crate::output::human_size(report.bytes)
     );
     for (path, error) in &report.failed {
@@ -215,7 +131,7 @@ pub async fn url(store: &Store, args: UrlArgs, json: bool) -> anyhow::Result<()>
     let expires = Duration::from_secs(args.expires);
     match args.method {
         UrlMethod::Get => {
-            let version = parse_version(args.version.as_deref())?;
+            let version = version_arg(store, &args.key, args.version.as_deref()).await?;
             let url = store.presign_get(&args.key, version.as_ref(), expires).await?;
             if json {
                 print_json(&json!({
@@ -277,7 +193,7 @@ fn header_map(headers: &[(String, String)]) -> serde_json::Map<String, serde_jso
 pub async fn tier(store: &Store, command: TierCommand, json: bool) -> anyhow::Result<()> {
     match command {
         TierCommand::Move { key, version, to } => {
-            let version = parse_version(Some(&version))?.ok_or_else(|| anyhow::anyhow!("a version id is needed"))?;
+            let version = store.resolve_version(&key, &version).await?;
             let to: coffer::Tier = to.parse()?;
             let moved = store.move_to_tier(&key, &version, to).await?;
             if json {
@@ -300,7 +216,7 @@ pub async fn tier(store: &Store, command: TierCommand, json: bool) -> anyhow::Re
             }
         }
         TierCommand::Show { key, version } => {
-            let version = parse_version(version.as_deref())?;
+            let version = version_arg(store, &key, version.as_deref()).await?;
             let tier = store.tier_of(&key, version.as_ref()).await?;
             if json {
                 return print_json(&json!({ "key": key, "tier": tier }));
@@ -354,13 +270,13 @@ pub async fn migrate(
             println!("failed {path}: {why}");
         }
         println!(
-            "copied {} blobs ({}) and {} manifests to {}, each verified; {} blobs and {} manifests were there already; {} failed",
-            report.blobs_copied,
+            "copied {} ({}) and {} to {}, each verified; {} and {} were there already; {} failed",
+            crate::output::count(report.blobs_copied as u64, "blob"),
             human_size(report.bytes_copied),
-            report.manifests_copied,
+            crate::output::count(report.manifests_copied as u64, "manifest"),
             report.target,
-            report.blobs_present,
-            report.manifests_present,
+            crate::output::count(report.blobs_present as u64, "blob"),
+            crate::output::count(report.manifests_present as u64, "manifest"),
             report.failed.len()
         );
         if switched {
@@ -399,8 +315,8 @@ pub async fn import_store(
             println!("failed {path}: {why}");
         }
         println!(
-            "imported {} objects ({}) from {name}; {} failed",
-            report.files,
+            "imported {} ({}) from {name}; {} failed",
+            crate::output::count(report.files as u64, "object"),
             human_size(report.bytes),
             report.failed.len()
         );

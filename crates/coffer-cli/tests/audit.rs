@@ -181,13 +181,13 @@ fn audit_purge_removes_only_rows_older_than_the_retention_and_is_audited() {
     std::fs::write(d.join("coffer.toml"), "audit_retention = \"100y\"\n").unwrap();
     let text = ok(coffer(d, &["audit", "purge"])).stdout;
     assert!(
-        text.starts_with("removed 0 audit rows") && text.ends_with("(retention 100years)\n"),
+        text.starts_with("removed 0 audit rows") && text.ends_with("(retention 100y)\n"),
         "{text}"
     );
     assert!(
         ok(coffer(d, &["info"]))
             .stdout
-            .contains("retention 100years, reads not recorded")
+            .contains("retention 100y, reads not recorded")
     );
     std::fs::write(d.join("coffer.toml"), "audit_retention = \"0d\"\n").unwrap();
     fails(coffer(d, &["audit", "purge"]), 5, "audit_retention");

@@ -163,6 +163,58 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
 }
 
 #[test]
+fn catalog_migrate_without_from_copies_the_stores_own_catalog_when_the_url_names_the_destination() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let to_db = [("COFFER_CATALOG_URL", db.url())];
+    // No store here yet: one line that names the catalog it looked for and the flag to add.
+    fails(
+        coffer_in(d, &["catalog", "migrate", "--to", db.url()], None, &to_db),
+        3,
+        "no catalog at coffer-data/catalog.db (pass --from sqlite://PATH)",
+    );
+    put(d, &["docs/a.txt", "--metadata", "dept=finance"], b"one");
+    let report = json(coffer_in(
+        d,
+        &["catalog", "migrate", "--to", db.url(), "--json"],
+        None,
+        &to_db,
+    ));
+    assert_eq!(report["tables"][1]["table"], "versions");
+    assert_eq!(report["tables"][1]["inserted"], 1);
+    let versions = json(coffer_in(d, &["versions", "docs/a.txt", "--json"], None, &to_db));
+    assert_eq!(versions.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_failed_catalog_migrate_leaves_the_destination_as_it_was() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    put(d, &["docs/a.txt", "--tag", "qc=ok"], b"one");
+    put(d, &["docs/b.txt"], b"two");
+    // The destination already holds a store of its own, so the check after the first table fails.
+    let on_postgres = ["--catalog", db.url()];
+    put(d, &["other.txt", "--catalog", db.url()], b"three");
+    let before = snapshot(d, &["other.txt"], &on_postgres);
+    let info_before = json(coffer(d, &["info", "--json", "--catalog", db.url()]));
+
+    fails(
+        coffer(d, &["catalog", "migrate", "--to", db.url()]),
+        6,
+        "table blobs holds 3 rows in PostgreSQL and 2 in SQLite",
+    );
+    // Nothing of the copy stayed: not the blobs checked, nor anything after them.
+    assert_eq!(json(coffer(d, &["info", "--json", "--catalog", db.url()])), info_before);
+    assert_eq!(snapshot(d, &["other.txt"], &on_postgres), before);
+    // And the destination works as before.
+    put(d, &["other.txt", "--catalog", db.url()], b"four");
+    let versions = json(coffer(d, &["versions", "other.txt", "--json", "--catalog", db.url()]));
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn catalog_migrate_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -215,6 +267,14 @@ fn postgres_catalog_is_chosen_by_flag_or_environment() {
     let Some(db) = database() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // A read finds no catalog in the fresh database, and leaves it without one.
+    for _ in 0..2 {
+        fails(
+            coffer(d, &["list", "--catalog", db.url()]),
+            13,
+            "no catalog in postgres://",
+        );
+    }
     ok(coffer_in(
         d,
         &["put", "k", "--catalog", db.url()],
@@ -235,8 +295,8 @@ fn postgres_catalog_is_chosen_by_flag_or_environment() {
     ));
     let versions = json(coffer(d, &["versions", "k", "--json", "--catalog", db.url()]));
     assert_eq!(versions.as_array().unwrap().len(), 3);
-    // The embedded catalog saw none of it.
-    fails(coffer(d, &["versions", "k"]), 3, "no such key: k");
+    // No embedded catalog was made: a read without --catalog finds no store.
+    fails(coffer(d, &["versions", "k"]), 13, "no store at ./coffer-data");
     // A catalog that does not answer is a catalog error, and its password never shows.
     fails(
         coffer(d, &["list", "--catalog", "postgres://nobody:s3cret@127.0.0.1:1/none"]),

@@ -164,7 +164,7 @@ async fn hooks_are_managed_fired_delivered_and_counted_from_the_command_line() {
     assert_eq!(dead[0]["attempts"], 2);
     assert_eq!(
         ok(coffer(d, &["hooks", "replay", "down"])).stdout,
-        "1 dead deliveries will be retried\n"
+        "1 dead delivery will be retried\n"
     );
     ok(coffer(d, &["hooks", "remove", "down"]));
     assert!(

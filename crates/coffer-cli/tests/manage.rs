@@ -628,7 +628,7 @@ fn prune_keeps_the_newest_and_blobs_still_in_use() {
     assert_eq!(
         text,
         format!(
-            "removed data.txt version {} (5 B)\nremoved 1 versions; 1 blobs (5 B) freed\n",
+            "removed data.txt version {} (5 B)\nremoved 1 version; 1 blob (5 B) freed\n",
             ids[3]
         )
     );
@@ -904,13 +904,8 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     );
     let report = json(coffer(d, &["verify", "--min-age", "0s", "--json"]));
     assert_eq!(
-        (
-            &report["versions"],
-            &report["blobs"],
-            &report["problems"],
-            &report["damaged"]
-        ),
-        (&json!(5), &json!(4), &json!([]), &json!([]))
+        (&report["versions"], &report["blobs"], &report["problems"]),
+        (&json!(5), &json!(4), &json!([]))
     );
 
     // Flip bytes, truncate, delete; add an old and a recent orphan.
@@ -943,7 +938,7 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     assert!(
         cautious
             .stdout
-            .contains("1 unreferenced objects younger than 1h left alone"),
+            .contains("1 unreferenced object younger than 1h left alone"),
         "{}",
         cautious.stdout
     );
@@ -996,8 +991,10 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     for orphan in [&old_orphan, &young_orphan] {
         assert!(!d.join("coffer-data/store").join(orphan).exists(), "{orphan} removed");
     }
-    let after = ok(coffer(d, &["verify", "--min-age", "0s"])).stdout;
-    assert!(after.contains(": 0 problems"), "{after}");
+    // The damaged versions stay problems (exit 7) until healed or removed.
+    let run = coffer(d, &["verify", "--min-age", "0s"]);
+    assert_eq!(run.code, 7, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(": 3 problems"), "{}", run.stdout);
     for (key, v) in [
         ("flip.bin", &flip),
         ("twin.bin", &twin),
@@ -1005,15 +1002,23 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
         ("gone.bin", &gone),
     ] {
         assert!(
-            after.contains(&format!("damaged (marked earlier): {}", at(key, v))),
-            "{after}"
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("damaged_blob: ") && l.contains(&at(key, v))),
+            "{}",
+            run.stdout
         );
     }
-    let report = json(coffer(d, &["verify", "--min-age", "0s", "--json"]));
-    assert_eq!(
-        (&report["problems"], report["damaged"].as_array().unwrap().len()),
-        (&json!([]), 4)
-    );
+    let run = coffer(d, &["verify", "--min-age", "0s", "--json"]);
+    assert_eq!(run.code, 7);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let kinds: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["damaged_blob"; 3]);
 
     // Damaged versions refuse to be read; the others read fine.
     for key in ["flip.bin", "twin.bin", "short.bin", "gone.bin"] {
@@ -1022,6 +1027,16 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     assert_eq!(get(d, "fine.txt", None), b"all good\n");
     let head = json(coffer(d, &["metadata", "gone.bin", "--json"]));
     assert!(head["damaged"].is_string(), "{head}");
+    // versions, info and metadata show the damage.
+    let text = ok(coffer(d, &["metadata", "gone.bin"])).stdout;
+    assert!(text.lines().any(|l| l.starts_with("damaged:")), "{text}");
+    let listed = ok(coffer(d, &["versions", "twin.bin"])).stdout;
+    assert!(listed.lines().nth(1).unwrap().contains("DAMAGED"), "{listed}");
+    assert!(versions(d, "twin.bin")[0]["damaged"].is_string());
+    assert!(!ok(coffer(d, &["versions", "fine.txt"])).stdout.contains("DAMAGED"));
+    let info = ok(coffer(d, &["info"])).stdout;
+    assert!(info.contains("4 versions unreadable until healed"), "{info}");
+    assert_eq!(json(coffer(d, &["info", "--json"]))["damaged_versions"], 4);
     assert!(
         !audit(d, &["--action", "repair", "--key", "short.bin"])
             .as_array()
@@ -1036,9 +1051,19 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     assert_eq!(get(d, "twin.bin", None), original(3));
     put(d, "gone.bin", &original(7));
     assert_eq!(get(d, "gone.bin", Some(&id(&gone))), original(7));
-    let report = json(coffer(d, &["verify", "--min-age", "0s", "--json"]));
-    assert_eq!(report["problems"], json!([]));
-    assert_eq!(report["damaged"], json!([["short.bin", id(&short)]]));
+    let run = coffer(d, &["verify", "--min-age", "0s", "--json"]);
+    assert_eq!(run.code, 7);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 1);
+    assert_eq!(report["problems"][0]["kind"], "damaged_blob");
+    assert_eq!(report["problems"][0]["versions"], json!([["short.bin", id(&short)]]));
+    // Removing the last damaged version ends it.
+    ok(coffer(d, &["delete", "short.bin", "--version", &id(&short)]));
+    assert!(
+        ok(coffer(d, &["verify", "--min-age", "0s"]))
+            .stdout
+            .contains(": 0 problems")
+    );
     fails(coffer(d, &["verify", "--min-age", "soon"]), 5, "--min-age");
 }
 
@@ -1182,7 +1207,7 @@ fn import_and_export_round_trip_a_tree() {
 
     let text = ok(coffer(d, &["import", "src", "--prefix", "backup/2024/", "--jobs", "4"])).stdout;
     assert!(
-        text.contains("imported 5 files (3.0 KiB)") && text.ends_with("0 failed, 1 skipped\n"),
+        text.contains("imported 5 files (3.0 KiB)") && text.ends_with("0 failed, 1 skipped (not a regular file)\n"),
         "{text}"
     );
     assert!(
@@ -1225,7 +1250,11 @@ fn import_and_export_round_trip_a_tree() {
     assert_eq!(tree(&d.join("out2")), files);
 
     fails(coffer(d, &["import", "no-such-dir"]), 10, "cannot read");
-    fails(coffer(d, &["import", "src/readme.txt"]), 5, "not a directory");
+    fails(
+        coffer(d, &["import", "/dev/null"]),
+        5,
+        "neither a directory nor a regular file",
+    );
 }
 
 #[test]

@@ -199,7 +199,7 @@ fn a_local_store_says_what_it_cannot_do() {
     fails(
         coffer(d, &["--backend", "s3", "list"]),
         5,
-        "the S3 backend needs a bucket",
+        "the s3 backend needs a bucket",
     );
     let health = ok(coffer(d, &["health"]));
     assert!(health.stdout.contains("fs:"), "{}", health.stdout);

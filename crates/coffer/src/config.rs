@@ -10,36 +10,12 @@ use serde::{Deserialize, Deserializer};
 
 use crate::catalog::CatalogLocation;
 use crate::error::{Error, Result};
+use crate::settings::{BackendConfig, BackendOverrides, parse_flag};
 
 /// Name of the config file looked for in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "coffer.toml";
 /// The embedded default's data directory.
 pub const DEFAULT_DATA_DIR: &str = "coffer-data";
-
-/// Where a store keeps its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum BackendConfig {
-    /// A local directory (or a mounted NAS share).
-    Fs {
-        /// The directory; `<data_dir>/store` when absent.
-        root: Option<PathBuf>,
-    },
-    /// Process memory: gone when the process ends.
-    Memory,
-    /// An S3 bucket (AWS or an S3-compatible store).
-    #[cfg(feature = "backend-s3")]
-    S3(Box<crate::backend::S3Config>),
-    /// An Azure Blob container.
-    #[cfg(feature = "backend-azblob")]
-    Azure(Box<crate::backend::AzureConfig>),
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        BackendConfig::Fs { root: None }
-    }
-}
 
 /// Everything needed to open a [`Store`](crate::Store).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -63,6 +39,10 @@ pub struct Config {
     /// A local directory to spool writes in while the backend does not
     /// answer; `coffer sync` (or a long-running process) moves them on.
     pub spool: Option<PathBuf>,
+    /// How long calls to an object store retry one that does not answer
+    /// before giving up (`"3s"`, the default; `"0s"` tries once).
+    #[serde(deserialize_with = "wait_from_text")]
+    pub backend_wait: Option<Duration>,
     /// The actor recorded for changes; the OS user when absent.
     pub user: Option<String>,
     /// Keep at most this many versions of a key: every put prunes older
@@ -92,15 +72,11 @@ fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::resul
     deserializer.deserialize_str(Span).map(Some)
 }
 
-/// Parse a true/false environment setting.
-fn parse_flag(setting: &str, text: &str) -> Result<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(Error::invalid_input(format!(
-            "{setting}={text:?}: expected true, false, 1 or 0"
-        ))),
-    }
+fn wait_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::backend::parse_wait("backend_wait", &text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(e.message()))
 }
 
 /// Parse the audit retention `setting` holds (`7y`, `7years`, `400d`); zero is refused.
@@ -127,6 +103,7 @@ impl Default for Config {
             stores: BTreeMap::new(),
             store: None,
             spool: None,
+            backend_wait: None,
             cold_store: None,
             user: None,
             max_versions: None,
@@ -146,6 +123,7 @@ impl fmt::Debug for Config {
             .field("stores", &self.stores)
             .field("store", &self.store)
             .field("spool", &self.spool)
+            .field("backend_wait", &self.backend_wait)
             .field("cold_store", &self.cold_store)
             .field("user", &self.user)
             .field("max_versions", &self.max_versions)
@@ -187,49 +165,7 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
         .map_err(|e| Error::io(&format!("cannot write config file {}", path.display()), e))
 }
 
-/// The URL with any password (in the user part, or a `password=` query
-/// parameter) replaced by `***`, for logs and messages; control characters
-/// are escaped (`\n`), so a message showing a mistyped URL stays one line.
-pub fn redact_url(url: &str) -> String {
-    let mut shown = String::with_capacity(url.len());
-    for c in hide_password(url).chars() {
-        if c.is_control() {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
-}
-
-fn hide_password(url: &str) -> String {
-    let url = match url.split_once('?') {
-        Some((base, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
-                    _ => param.to_owned(),
-                })
-                .collect();
-            format!("{base}?{}", params.join("&"))
-        }
-        None => url.to_owned(),
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url;
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
-        }
-        None => url,
-    }
-}
+pub use crate::redact::redact_url;
 
 impl Config {
     /// The embedded default rooted at `data_dir`: local disk and SQLite.
@@ -243,19 +179,35 @@ impl Config {
     /// Defaults, then the TOML file (`file`, else `./coffer.toml` if present),
     /// then the environment: `COFFER_DATA_DIR`, `COFFER_CATALOG_URL` (else
     /// `DATABASE_URL`, when neither it nor the file names a catalog),
-    /// `COFFER_BACKEND` (`fs` or `memory`), `COFFER_BACKEND_ROOT`, `COFFER_USER`,
-    /// `COFFER_MAX_VERSIONS`, `COFFER_AUDIT_RETENTION`, `COFFER_AUDIT_READS`.
+    /// `COFFER_USER`, `COFFER_MAX_VERSIONS`, `COFFER_AUDIT_RETENTION`,
+    /// `COFFER_AUDIT_READS` ..., and the backend's variables (`COFFER_BACKEND`,
+    /// `COFFER_BACKEND_ROOT`, `COFFER_S3_*`, `COFFER_AZURE_*`), which override
+    /// single settings of the configured backend.
     pub fn load(file: Option<&Path>) -> Result<Self> {
+        Self::load_with(file, BackendOverrides::default())
+    }
+
+    /// [`load`](Self::load), with `overrides` (the CLI's flags) applied to
+    /// the backend on top of the environment's.
+    pub fn load_with(file: Option<&Path>, overrides: BackendOverrides) -> Result<Self> {
         let mut config = match file {
             Some(path) => Self::from_file(path)?,
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?,
             None => Config::default(),
         };
-        config.apply_env(|name| std::env::var(name).ok())?;
-        if let Some(name) = config.store.clone() {
-            config.select_store(&name)?;
-        }
+        let lookup = |name: &str| std::env::var(name).ok();
+        config.apply_env(lookup)?;
+        config.apply_backend(BackendOverrides::from_env(lookup)?.then(overrides))?;
         Ok(config)
+    }
+
+    /// Make the chosen store (the overrides', else `store`) the backend, then
+    /// apply the overrides to its settings, keeping the others, and check it.
+    pub fn apply_backend(&mut self, overrides: BackendOverrides) -> Result<()> {
+        if let Some(name) = overrides.chosen_store().or(self.store.as_deref()).map(str::to_owned) {
+            self.select_store(&name)?;
+        }
+        overrides.apply_to(&mut self.backend)
     }
 
     /// Read a TOML config file.
@@ -263,15 +215,18 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::invalid_input(format!("cannot read config file {}: {e}", path.display())))?;
         Self::from_toml(&text)
-            .map_err(|e| Error::invalid_input(format!("config file {}: {}", path.display(), e.message())))
+            .map_err(|e| Error::new(e.kind(), format!("config file {}: {}", path.display(), e.message())))
     }
 
-    /// Parse TOML config text.
+    /// Parse TOML config text. A backend of a kind this build leaves out is
+    /// refused naming its cargo feature (exit 11), as from the environment.
     pub fn from_toml(text: &str) -> Result<Self> {
+        crate::settings::refuse_unbuilt_kinds(text)?;
         toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))
     }
 
-    /// Apply `COFFER_*` variables as `lookup` reports them.
+    /// Apply the `COFFER_*` variables other than the backend's (see
+    /// [`BackendOverrides::from_env`]) as `lookup` reports them.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(dir) = lookup("COFFER_DATA_DIR") {
             self.data_dir = PathBuf::from(dir);
@@ -282,72 +237,6 @@ impl Config {
         // The ecosystem's variable, weaker than coffer's own setting in the file or the environment.
         if self.catalog_url.is_none() {
             self.catalog_url = lookup("DATABASE_URL").filter(|url| !url.is_empty());
-        }
-        if let Some(kind) = lookup("COFFER_BACKEND") {
-            self.backend = match kind.as_str() {
-                "fs" | "local" => BackendConfig::Fs { root: None },
-                "memory" => BackendConfig::Memory,
-                #[cfg(feature = "backend-s3")]
-                "s3" => BackendConfig::S3(Box::default()),
-                #[cfg(feature = "backend-azblob")]
-                "azure" | "azblob" => BackendConfig::Azure(Box::default()),
-                #[cfg(not(feature = "backend-s3"))]
-                "s3" => return Err(Error::not_built("COFFER_BACKEND=s3", "backend-s3")),
-                #[cfg(not(feature = "backend-azblob"))]
-                "azure" | "azblob" => return Err(Error::not_built("COFFER_BACKEND=azure", "backend-azblob")),
-                other => {
-                    return Err(Error::invalid_input(format!(
-                        "COFFER_BACKEND={other:?}: expected fs, memory, s3 or azure"
-                    )));
-                }
-            };
-        }
-        #[cfg(feature = "backend-azblob")]
-        if let BackendConfig::Azure(azure) = &mut self.backend {
-            if let Some(container) = lookup("COFFER_AZURE_CONTAINER") {
-                azure.container = container;
-            }
-            for (name, setting) in [
-                ("COFFER_AZURE_ENDPOINT", &mut azure.endpoint),
-                ("COFFER_AZURE_PREFIX", &mut azure.prefix),
-                ("COFFER_AZURE_ACCESS_TIER", &mut azure.access_tier),
-            ] {
-                if let Some(value) = lookup(name) {
-                    *setting = Some(value);
-                }
-            }
-            if let Some(create) = lookup("COFFER_AZURE_CREATE_CONTAINER") {
-                azure.create_container = parse_flag("COFFER_AZURE_CREATE_CONTAINER", &create)?;
-            }
-        }
-        #[cfg(feature = "backend-s3")]
-        if let BackendConfig::S3(s3) = &mut self.backend {
-            if let Some(bucket) = lookup("COFFER_S3_BUCKET") {
-                s3.bucket = bucket;
-            }
-            for (name, setting) in [
-                ("COFFER_S3_REGION", &mut s3.region),
-                ("COFFER_S3_ENDPOINT", &mut s3.endpoint),
-                ("COFFER_S3_PREFIX", &mut s3.prefix),
-                ("COFFER_S3_STORAGE_CLASS", &mut s3.storage_class),
-            ] {
-                if let Some(value) = lookup(name) {
-                    *setting = Some(value);
-                }
-            }
-            if let Some(create) = lookup("COFFER_S3_CREATE_BUCKET") {
-                s3.create_bucket = parse_flag("COFFER_S3_CREATE_BUCKET", &create)?;
-            }
-        }
-        if let Some(root) = lookup("COFFER_BACKEND_ROOT") {
-            match &mut self.backend {
-                BackendConfig::Fs { root: r } => *r = Some(PathBuf::from(root)),
-                _ => {
-                    return Err(Error::invalid_input(
-                        "COFFER_BACKEND_ROOT is set but the backend is not local",
-                    ));
-                }
-            }
         }
         if let Some(user) = lookup("COFFER_USER") {
             self.user = Some(user);
@@ -360,6 +249,9 @@ impl Config {
         }
         if let Some(spool) = lookup("COFFER_SPOOL") {
             self.spool = Some(PathBuf::from(spool));
+        }
+        if let Some(wait) = lookup("COFFER_BACKEND_WAIT") {
+            self.backend_wait = Some(crate::backend::parse_wait("COFFER_BACKEND_WAIT", &wait)?);
         }
         if let Some(max) = lookup("COFFER_MAX_VERSIONS") {
             self.max_versions = Some(max.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -413,9 +305,19 @@ impl Config {
     /// Where the catalog lives: the configured URL, else the data directory's `catalog.db`.
     pub fn catalog_location(&self) -> Result<CatalogLocation> {
         match &self.catalog_url {
-            None => Ok(CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))),
+            None => Ok(self.embedded_catalog()),
             Some(url) => CatalogLocation::parse(url),
         }
+    }
+
+    /// How long calls to an object store retry one that does not answer.
+    pub fn backend_wait(&self) -> Duration {
+        self.backend_wait.unwrap_or(crate::backend::DEFAULT_BACKEND_WAIT)
+    }
+
+    /// The store's embedded SQLite catalog, `<data_dir>/catalog.db`, whatever `catalog_url` says.
+    pub fn embedded_catalog(&self) -> CatalogLocation {
+        CatalogLocation::Sqlite(self.data_dir.join("catalog.db"))
     }
 
     /// The actor: the configured user, else the OS user.
@@ -464,6 +366,30 @@ mod tests {
             }
         );
         assert_eq!(config.actor(), "env-user");
+    }
+
+    #[test]
+    #[cfg(feature = "backend-s3")]
+    fn the_environment_overrides_the_chosen_store_and_keeps_the_rest() {
+        let mut config = Config::from_toml(
+            "store = \"archive\"\n[stores.archive]\nkind = \"s3\"\nbucket = \"archive\"\nregion = \"eu-west-1\"\n",
+        )
+        .expect("valid toml");
+        let env = |name: &str| (name == "COFFER_S3_PREFIX").then(|| "cold".to_owned());
+        config
+            .apply_backend(BackendOverrides::from_env(env).expect("valid env"))
+            .expect("applies");
+        let BackendConfig::S3(s3) = &config.backend else {
+            panic!("{:?}", config.backend);
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_deref(), s3.prefix.as_deref()),
+            ("archive", Some("eu-west-1"), Some("cold"))
+        );
+        assert!(
+            config.stores["archive"] != config.backend,
+            "the file's table stays as written"
+        );
     }
 
     #[test]

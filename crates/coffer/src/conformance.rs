@@ -30,6 +30,11 @@ macro_rules! check {
     };
 }
 
+mod plans;
+pub use self::plans::{
+    catalog_commit_over_a_delete_marker, catalog_plan_suite, catalog_prune_keeps_tagged_versions_and_the_latest,
+};
+
 trait Context<T> {
     fn ctx(self, what: &str) -> std::result::Result<T, String>;
 }
@@ -301,6 +306,7 @@ pub async fn catalog_suite(catalog: &dyn Catalog) -> Outcome {
     catalog_purge_audit(catalog).await?;
     catalog_search(catalog).await?;
     catalog_outbox(catalog).await?;
+    catalog_plan_suite(catalog).await?;
     let problems = catalog.check_consistency().await.ctx("check_consistency")?;
     check!(problems.is_empty(), "consistency problems: {problems:?}");
     Ok(())

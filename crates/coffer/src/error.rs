@@ -29,6 +29,11 @@ pub enum ErrorKind {
     Unsupported,
     /// A hook could not deliver an event to its receiver.
     Delivery,
+    /// A read found no store where the configuration points (nothing was created).
+    NoStore,
+    /// The content is in an archive storage class (S3 GLACIER or
+    /// DEEP_ARCHIVE, Azure Archive) and must be restored before it is read.
+    Archived,
 }
 
 impl ErrorKind {
@@ -45,6 +50,8 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Delivery => "delivery",
+            ErrorKind::NoStore => "no_store",
+            ErrorKind::Archived => "archived",
         }
     }
 }

@@ -44,6 +44,8 @@ pub mod events;
 mod key;
 mod layout;
 mod progress;
+mod redact;
+mod settings;
 mod sigv4;
 mod store;
 mod time;
@@ -60,8 +62,8 @@ pub struct ReadmeDoctests;
 #[cfg(feature = "backend-azblob")]
 pub use crate::backend::{ACCESS_TIERS, AzureConfig};
 pub use crate::backend::{
-    Backend, ByteStream, Capabilities, DrainReport, IncompleteUpload, OpendalBackend, PresignMethod, PresignRequest,
-    PresignedUrl, SpoolBackend, SpoolStatus, Tier, TieredBackend,
+    Backend, ByteStream, Capabilities, DEFAULT_BACKEND_WAIT, DrainReport, IncompleteUpload, OpendalBackend,
+    PresignMethod, PresignRequest, PresignedUrl, SpoolBackend, SpoolStatus, Tier, TieredBackend,
 };
 #[cfg(feature = "backend-s3")]
 pub use crate::backend::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
@@ -69,13 +71,13 @@ pub use crate::body::{WriteBehind, reader_stream, save_to_file};
 pub use crate::catalog::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Claim,
     ClaimRequest, ClaimScope, Comment, DeadLetter, DeletedVersion, HookCounters, KeyQuery, MAX_SEARCH_LIMIT,
-    MAX_SEARCH_TEXT_BYTES, NewVersion, ObjectVersion, Outbox, OutboxCounters, Outcome, Precondition, PrunePolicy,
-    Repair, SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery, Settlement, SqliteCatalog,
-    VersionContent, VersionRef, search_document, search_words,
+    MAX_SEARCH_TEXT_BYTES, MAX_SEARCH_WORD_BYTES, NewVersion, ObjectVersion, Outbox, OutboxCounters, Outcome,
+    Precondition, PrunePolicy, Repair, SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery,
+    Settlement, SqliteCatalog, VersionContent, VersionRef, search_document, search_words,
 };
 #[cfg(feature = "catalog-postgres")]
 pub use crate::catalog::{CatalogMigration, PostgresCatalog, TableMigration, migrate_catalog};
-pub use crate::config::{BackendConfig, Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url, set_active_store};
+pub use crate::config::{Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url, set_active_store};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::key::{
     MAX_COMMENT_BYTES, MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
@@ -85,6 +87,8 @@ pub use crate::key::{
 };
 pub use crate::layout::{MANIFEST_FORMAT, Manifest};
 pub use crate::progress::{NoProgress, Progress};
+pub use crate::settings::{BackendConfig, BackendKind, BackendOverrides};
+pub use crate::store::{AUDIT_ACTIONS, DeletePrefixReport};
 pub use crate::store::{
     AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DispatcherHandle, ExportOptions,
     ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportBackendOptions, ImportOptions, ImportReport,
@@ -92,5 +96,5 @@ pub use crate::store::{
     PruneReport, PutOptions, ReindexReport, Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange,
     VerifyOptions, VerifyProblem, VerifyReport, open_backend,
 };
-pub use crate::time::Timestamp;
+pub use crate::time::{Timestamp, format_span};
 pub use crate::version::VersionId;

@@ -15,10 +15,12 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// The current time.
     pub fn now() -> Self {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or(0);
+        Self::from_system(SystemTime::now())
+    }
+
+    /// A system time (times before 1970 count as the epoch).
+    pub fn from_system(at: SystemTime) -> Self {
+        let micros = at.duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
         Timestamp(i64::try_from(micros).unwrap_or(i64::MAX))
     }
 
@@ -88,6 +90,30 @@ impl TryFrom<String> for Timestamp {
     }
 }
 
+/// A span in the largest unit that holds it exactly, the way it is usually
+/// written and read back by the span parser: `400d`, `7y`, `90m`, `1500ms`
+/// (not humantime's `1year 1month 4days 7h 26m 24s` for 400 days). A year is
+/// 365.25 days, as the parser takes it.
+pub fn format_span(span: Duration) -> String {
+    const UNITS: [(&str, u128); 7] = [
+        ("y", 31_557_600_000_000_000),
+        ("d", 86_400_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ];
+    let nanos = span.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    match UNITS.iter().find(|(_, size)| nanos.is_multiple_of(*size)) {
+        Some((unit, size)) => format!("{}{unit}", nanos / size),
+        None => format!("{nanos}ns"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +128,16 @@ mod tests {
             Timestamp::from_micros(i64::MAX).to_string(),
             "9999-12-31T23:59:59.999999Z"
         );
+    }
+
+    #[test]
+    fn spans_print_in_the_unit_they_are_written_in() {
+        for text in ["400d", "7y", "90m", "36h", "10s", "1500ms", "1d"] {
+            let span = humantime::parse_duration(text).unwrap();
+            assert_eq!(super::format_span(span), text);
+        }
+        assert_eq!(super::format_span(Duration::from_secs(7 * 86_400)), "7d");
+        assert_eq!(super::format_span(Duration::ZERO), "0s");
+        assert_eq!(super::format_span(Duration::from_nanos(1500)), "1500ns");
     }
 }

@@ -164,6 +164,22 @@ async fn blobs_get_their_access_tier_on_azure() {
         response.headers().get("x-ms-access-tier").and_then(|v| v.to_str().ok()),
         Some("Hot")
     );
+    // Archived content cannot be read until restored: one line of its own kind.
+    let archive = PutOptions {
+        storage_class: Some("Archive".into()),
+        ..PutOptions::default()
+    };
+    let archived = store.put_bytes("cold/c.txt", "archived bytes", archive).await.unwrap();
+    let err = store.get_bytes("cold/c.txt", None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Archived, "{}", err.message());
+    assert!(
+        err.message().starts_with(&format!(
+            "cold/c.txt version {} is archived: restore it first (it is in an archive storage class on azure http://",
+            archived.version_id
+        )),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -371,7 +387,7 @@ async fn a_directory_imports_into_a_bucket_one_put_per_file() {
     let options = coffer::ImportOptions {
         prefix: "in/".into(),
         jobs: 4,
-        progress: None,
+        ..coffer::ImportOptions::default()
     };
     let report = store.import_dir(&tree, &options).await.unwrap();
     assert_eq!((report.files, report.failed.len()), (20, 0), "{report:?}");

@@ -44,6 +44,7 @@ on_every_backend!(
     changes_are_findable_at_once,
     pages_visit_every_hit_once,
     bad_input_is_refused_and_changes_nothing,
+    long_words_are_stored_whole_and_found_by_their_beginning,
 );
 
 fn pairs(pairs: &[(&str, &str)]) -> Metadata {
@@ -285,6 +286,28 @@ async fn bad_input_is_refused_and_changes_nothing(f: &Fixture) {
     assert_eq!(keys(store, query("b OR nothing")).await, Vec::<String>::new());
     assert_eq!(store.audit(&all_rows).await.unwrap(), audit_before);
     assert_eq!(store.versions("a/b.txt").await.unwrap().len(), 1);
+}
+
+/// A metadata value and a comment of one word each, as long as the validators
+/// allow (PostgreSQL refuses index words over 2047 bytes): stored whole, and
+/// found by their beginning.
+async fn long_words_are_stored_whole_and_found_by_their_beginning(f: &Fixture) {
+    let store = &f.store;
+    let value = format!("Q{}", "q".repeat(coffer::MAX_METADATA_VALUE_BYTES - 1));
+    let comment = format!("z{}", "é".repeat((coffer::MAX_COMMENT_BYTES - 1) / 2));
+    let options = PutOptions {
+        metadata: pairs(&[("blob", &value)]),
+        ..PutOptions::default()
+    };
+    let v = store.put_bytes("long/words.txt", "x", options).await.unwrap();
+    store.comment("long/words.txt", &v.version_id, &comment).await.unwrap();
+    let head = store.head("long/words.txt", None).await.unwrap();
+    assert_eq!(head.metadata["blob"], value);
+    assert_eq!(head.comments[0].text, comment);
+    assert_eq!(keys(store, query("qqqq")).await, ["long/words.txt"]);
+    assert_eq!(keys(store, query(&comment[..1001])).await, ["long/words.txt"]);
+    assert_eq!(keys(store, query(&value[..1024])).await, ["long/words.txt"]);
+    assert!(store.check_consistency().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

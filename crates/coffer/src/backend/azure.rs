@@ -14,7 +14,8 @@ use reqsign_azure_storage::{
 };
 use serde::Deserialize;
 
-use super::opendal::{OpendalBackend, backend_error};
+use super::errors::{DEFAULT_BACKEND_WAIT, Place, retry_layer};
+use super::opendal::OpendalBackend;
 use super::{PresignMethod, PresignRequest, PresignedUrl};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::BLOBS_DIR;
@@ -95,6 +96,9 @@ impl AzureConfig {
     /// Check the settings.
     pub fn validate(&self) -> Result<()> {
         let container = &self.container;
+        if container.is_empty() {
+            return Err(crate::settings::missing_setting(crate::BackendKind::Azure, "container"));
+        }
         let valid = (3..=63).contains(&container.len())
             && container
                 .chars()
@@ -265,6 +269,7 @@ pub(crate) struct AzureExtras {
     root: String,
     credential: Credential,
     access_tier: Option<&'static str>,
+    place: Place,
 }
 
 impl AzureExtras {
@@ -379,13 +384,7 @@ impl AzureExtras {
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::BackendUnavailable,
-                    format!("cannot reach Azure to {what}: {e}"),
-                )
-                .retryable()
-            })?;
+            .map_err(|e| self.place.unreachable(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -404,10 +403,17 @@ impl AzureExtras {
 }
 
 impl OpendalBackend {
-    /// A backend on an Azure Blob container, created first if the settings ask for it.
+    /// A backend on an Azure Blob container, created first if the settings
+    /// ask for it, whose calls retry a store that does not answer for about 3 s.
     pub async fn azure(config: &AzureConfig) -> Result<Self> {
+        Self::azure_waiting(config, DEFAULT_BACKEND_WAIT).await
+    }
+
+    /// [`azure`](Self::azure), with calls that retry for at most `wait`.
+    pub async fn azure_waiting(config: &AzureConfig, wait: Duration) -> Result<Self> {
         config.validate()?;
         let resolved = config.resolve()?;
+        let place = Place::remote("azure", &resolved.endpoint, "container", &config.container);
         // OpenDAL's process-wide HTTP transport (reqwest); installing it again is a no-op.
         opendal::install_default();
         let mut builder = opendal::services::Azblob::default()
@@ -420,9 +426,9 @@ impl OpendalBackend {
             Credential::Sas(token) => builder.sas_token(token),
         };
         let op = Operator::new(builder)
-            .map_err(backend_error)?
+            .map_err(|e| place.error(e))?
             .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
-            .layer(super::opendal::retry_layer());
+            .layer(retry_layer(wait));
         let extras = AzureExtras {
             account: resolved.account.clone(),
             endpoint: resolved.endpoint.clone(),
@@ -430,6 +436,7 @@ impl OpendalBackend {
             root: config.root(),
             credential: resolved.credential.clone(),
             access_tier: config.access_tier.as_deref().map(canonical_tier).transpose()?,
+            place: place.clone(),
         };
         // A store that cannot be reached now is no reason to refuse opening
         // it (writes may go to a spool): its operations will say so.
@@ -440,7 +447,7 @@ impl OpendalBackend {
             return Err(e);
         }
         let description = config.describe(&resolved);
-        Ok(OpendalBackend::remote(op, description, BLOCK_SIZE, BLOCK_CONCURRENCY).with_azure(extras))
+        Ok(OpendalBackend::remote(op, description, place, BLOCK_SIZE, BLOCK_CONCURRENCY).with_azure(extras))
     }
 }
 

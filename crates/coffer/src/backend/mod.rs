@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 #[cfg(feature = "backend-azblob")]
 mod azure;
+mod errors;
 mod opendal;
 #[cfg(feature = "backend-s3")]
 mod s3;
@@ -24,6 +25,8 @@ mod tiered;
 
 #[cfg(feature = "backend-azblob")]
 pub use self::azure::{ACCESS_TIERS, AzureConfig};
+pub use self::errors::DEFAULT_BACKEND_WAIT;
+pub(crate) use self::errors::parse_wait;
 pub use self::opendal::OpendalBackend;
 #[cfg(feature = "backend-s3")]
 pub(crate) use self::s3::xml_text as s3_xml_text;
@@ -48,6 +51,8 @@ pub struct Capabilities {
     /// cost less than durable writes one by one (local disks); false where
     /// every write is durable on its own.
     pub batch_sync: bool,
+    /// [`Backend::set_storage_class`] works (S3 classes, Azure tiers).
+    pub storage_classes: bool,
 }
 
 /// A multipart upload that was begun and never completed.
@@ -139,6 +144,12 @@ pub trait Backend: Send + Sync + Debug + Display {
     async fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<ByteStream>;
     /// The size of the object at `path`, if it exists.
     async fn stat(&self, path: &str) -> Result<Option<u64>>;
+    /// When the object at `path` was last written, if it exists and the
+    /// store tells (verify's age check of files without an id in their name).
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        let _ = path;
+        Ok(None)
+    }
     /// Remove the object at `path`; succeeds if it is already gone.
     async fn delete(&self, path: &str) -> Result<()>;
     /// Move the object at `from` to `to`, durably.

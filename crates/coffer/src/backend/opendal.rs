@@ -12,6 +12,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use opendal::Operator;
 
+use super::errors::Place;
 use super::{
     Backend, ByteStream, Capabilities, IncompleteUpload, PresignMethod, PresignRequest, PresignedUrl, cannot_presign,
     no_storage_classes,
@@ -29,6 +30,8 @@ const DEFERRED_WRITE_LIMIT: usize = 8 << 20;
 pub struct OpendalBackend {
     op: Operator,
     description: String,
+    /// The store's kind and address, for errors.
+    place: Place,
     /// Remote stores: large bodies go up in parts of this size, this many at once.
     multipart: Option<(usize, usize)>,
     /// Set for the local filesystem, where we fsync directories ourselves.
@@ -60,9 +63,11 @@ impl OpendalBackend {
         let root_str = root
             .to_str()
             .ok_or_else(|| Error::invalid_input(format!("store path {} is not UTF-8", root.display())))?;
-        let op = Operator::new(opendal::services::Fs::default().root(root_str)).map_err(backend_error)?;
+        let place = Place::local("fs", root.display().to_string());
+        let op = Operator::new(opendal::services::Fs::default().root(root_str)).map_err(|e| place.error(e))?;
         Ok(OpendalBackend {
             op,
+            place,
             description: format!("fs:{}", root.display()),
             multipart: None,
             local_root: Some(LocalRoot {
@@ -79,9 +84,11 @@ impl OpendalBackend {
     /// A backend in memory: fast, and gone with the process. For tests and caches.
     #[cfg(feature = "backend-memory")]
     pub fn memory() -> Result<Self> {
-        let op = Operator::new(opendal::services::Memory::default()).map_err(backend_error)?;
+        let place = Place::local("memory", String::new());
+        let op = Operator::new(opendal::services::Memory::default()).map_err(|e| place.error(e))?;
         Ok(OpendalBackend {
             op,
+            place,
             description: "memory".into(),
             multipart: None,
             local_root: None,
@@ -95,9 +102,16 @@ impl OpendalBackend {
     /// A backend on a remote store's operator, uploading large bodies in
     /// parts of `part_size` bytes, `concurrency` at once.
     #[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
-    pub(super) fn remote(op: Operator, description: String, part_size: usize, concurrency: usize) -> Self {
+    pub(super) fn remote(
+        op: Operator,
+        description: String,
+        place: Place,
+        part_size: usize,
+        concurrency: usize,
+    ) -> Self {
         OpendalBackend {
             op,
+            place,
             description,
             multipart: Some((part_size, concurrency)),
             local_root: None,
@@ -135,7 +149,7 @@ impl OpendalBackend {
     /// Write bytes already in memory in one call, durably.
     async fn write_whole(&self, path: &str, bytes: Bytes) -> Result<u64> {
         let length = bytes.len() as u64;
-        self.op.write(path, bytes).await.map_err(backend_error)?;
+        self.op.write(path, bytes).await.map_err(|e| self.place.error(e))?;
         self.sync_parent_dir(path).await?;
         self.placed(path).await?;
         Ok(length)
@@ -247,6 +261,19 @@ impl OpendalBackend {
         }
         false
     }
+
+    /// Whether this backend's objects have storage classes (S3) or access tiers (Azure).
+    fn has_storage_classes(&self) -> bool {
+        #[cfg(feature = "backend-azblob")]
+        if self.azure.is_some() {
+            return true;
+        }
+        #[cfg(feature = "backend-s3")]
+        if self.s3.is_some() {
+            return true;
+        }
+        false
+    }
 }
 
 /// A `Content-Disposition` that saves a download as `filename` (RFC 6266,
@@ -272,39 +299,24 @@ pub(super) fn content_disposition(filename: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// An error in the middle of a read's stream.
-fn read_error(err: std::io::Error) -> Error {
-    let kind = match err.kind() {
-        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-        _ => ErrorKind::BackendUnavailable,
-    };
-    Error::new(kind, format!("backend read failed: {err}")).with_source(err)
-}
-
-/// Retries of remote calls: four, after 0.2, 0.4, 0.8 and 1.6 s (with jitter),
-/// so a store that is down is known to be down within about 3 s (and a put
-/// can fall back on the spool), while a passing 503 or reset is ridden out.
-#[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
-pub(super) fn retry_layer() -> opendal::layers::RetryLayer {
-    opendal::layers::RetryLayer::new()
-        .with_jitter()
-        .with_min_delay(std::time::Duration::from_millis(200))
-        .with_max_delay(std::time::Duration::from_secs(2))
-        .with_max_times(4)
-}
-
-pub(super) fn backend_error(err: opendal::Error) -> Error {
-    let kind = match err.kind() {
-        opendal::ErrorKind::NotFound => ErrorKind::NotFound,
-        opendal::ErrorKind::Unsupported => ErrorKind::Unsupported,
-        opendal::ErrorKind::ConfigInvalid => ErrorKind::InvalidInput,
-        _ => ErrorKind::BackendUnavailable,
-    };
-    // Network failures, timeouts and 5xx stay retryable after the retry
-    // layer gave up on them: the store did not answer, rather than refused.
-    let retryable = err.is_temporary() || err.kind() == opendal::ErrorKind::Unexpected;
-    let error = Error::new(kind, format!("backend: {}", err.message())).with_source(err);
-    if retryable { error.retryable() } else { error }
+/// An error in the middle of a read's stream: OpenDAL's own error inside
+/// the I/O error becomes the store's one line.
+fn read_error(place: &Place, err: std::io::Error) -> Error {
+    let kind = err.kind();
+    match err.into_inner().map(|inner| inner.downcast::<opendal::Error>()) {
+        Some(Ok(opendal)) => place.error(*opendal),
+        Some(Err(other)) => Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("reading from {place} failed: {other}"),
+        ),
+        None if kind == std::io::ErrorKind::NotFound => {
+            Error::new(ErrorKind::NotFound, format!("not found on {place}"))
+        }
+        None => Error::new(
+            ErrorKind::BackendUnavailable,
+            format!("reading from {place} failed: {kind}"),
+        ),
+    }
 }
 
 impl fmt::Display for OpendalBackend {
@@ -336,7 +348,7 @@ impl Backend for OpendalBackend {
             Some((part_size, concurrency)) => self.op.writer_with(path).chunk(part_size).concurrent(concurrency).await,
             None => self.op.writer(path).await,
         }
-        .map_err(backend_error)?;
+        .map_err(|e| self.place.error(e))?;
         let mut written = 0u64;
         let mut write_behind = self
             .local_root
@@ -347,7 +359,7 @@ impl Backend for OpendalBackend {
                 Ok(bytes) => {
                     let length = bytes.len();
                     written += length as u64;
-                    let result = writer.write(bytes).await.map_err(backend_error);
+                    let result = writer.write(bytes).await.map_err(|e| self.place.error(e));
                     if let Some(write_behind) = write_behind.as_mut() {
                         write_behind.wrote(length);
                     }
@@ -368,7 +380,7 @@ impl Backend for OpendalBackend {
         }
         if let Err(err) = writer.close().await {
             let _ = writer.abort().await;
-            return Err(backend_error(err));
+            return Err(self.place.error(err));
         }
         self.sync_parent_dir(path).await?;
         self.placed(path).await?;
@@ -417,15 +429,16 @@ impl Backend for OpendalBackend {
             None => self.op.reader_with(path).chunk(READ_CHUNK),
         }
         .await
-        .map_err(backend_error)?;
+        .map_err(|e| self.place.error(e))?;
         let range = range.unwrap_or(0..u64::MAX);
         let stream = if range.end == u64::MAX {
             reader.into_bytes_stream(range.start..).await
         } else {
             reader.into_bytes_stream(range).await
         }
-        .map_err(backend_error)?;
-        let mut stream = stream.map_err(read_error).boxed();
+        .map_err(|e| self.place.error(e))?;
+        let place = self.place.clone();
+        let mut stream = stream.map_err(move |e| read_error(&place, e)).boxed();
         // A remote read starts lazily: a missing object shows with its first
         // bytes, and is this call's error, as the contract says.
         let stream = match stream.next().await {
@@ -443,23 +456,31 @@ impl Backend for OpendalBackend {
         match self.op.stat(path).await {
             Ok(meta) => Ok(Some(meta.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(backend_error(e)),
+            Err(e) => Err(self.place.error(e)),
+        }
+    }
+
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.op.stat(path).await {
+            Ok(meta) => Ok(meta.last_modified().map(std::time::SystemTime::from)),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.place.error(e)),
         }
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
-        self.op.delete(path).await.map_err(backend_error)
+        self.op.delete(path).await.map_err(|e| self.place.error(e))
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         if self.op.info().capability().rename {
-            self.op.rename(from, to).await.map_err(backend_error)?;
+            self.op.rename(from, to).await.map_err(|e| self.place.error(e))?;
             return self.sync_parent_dir(to).await;
         }
         // No native rename: a copy inside the store where it can (S3), else a
         // streamed copy (the memory service); then drop the source.
         if self.op.info().capability().copy {
-            self.op.copy(from, to).await.map_err(backend_error)?;
+            self.op.copy(from, to).await.map_err(|e| self.place.error(e))?;
             self.placed(to).await?;
             return self.delete(from).await;
         }
@@ -469,16 +490,17 @@ impl Backend for OpendalBackend {
     }
 
     async fn list(&self, prefix: &str) -> Result<BoxStream<'static, Result<String>>> {
+        let place = self.place.clone();
         let lister = match self.op.lister_with(prefix).recursive(true).await {
             Ok(lister) => lister,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
                 return Ok(futures::stream::empty().boxed());
             }
-            Err(e) => return Err(backend_error(e)),
+            Err(e) => return Err(self.place.error(e)),
         };
         Ok(lister
             .try_filter_map(|entry| async move { Ok(entry.metadata().is_file().then(|| entry.path().to_owned())) })
-            .map_err(backend_error)
+            .map_err(move |e| place.error(e))
             .boxed())
     }
 
@@ -490,11 +512,12 @@ impl Backend for OpendalBackend {
             persistent: self.local_root.is_some() || self.multipart.is_some(),
             batch_sync: self.local_root.is_some(),
             presign: cap.presign || self.presigns_itself(),
+            storage_classes: self.has_storage_classes(),
         }
     }
 
     async fn health(&self) -> Result<()> {
-        self.op.check().await.map_err(backend_error)
+        self.op.check().await.map_err(|e| self.place.error(e))
     }
 
     async fn incomplete_uploads(&self, cutoff: std::time::SystemTime) -> Result<Vec<IncompleteUpload>> {
@@ -549,7 +572,7 @@ impl Backend for OpendalBackend {
             }
             PresignMethod::Put => self.op.presign_write(request.path, request.expires).await,
         }
-        .map_err(backend_error)?;
+        .map_err(|e| self.place.error(e))?;
         Ok(PresignedUrl {
             method: presigned.method().to_string(),
             url: presigned.uri().to_string(),

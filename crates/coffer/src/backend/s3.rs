@@ -10,7 +10,8 @@ use opendal::layers::TimeoutLayer;
 use serde::Deserialize;
 
 use super::IncompleteUpload;
-use super::opendal::{OpendalBackend, backend_error};
+use super::errors::{DEFAULT_BACKEND_WAIT, Place, retry_layer};
+use super::opendal::OpendalBackend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sigv4::{self, Credentials};
 
@@ -86,6 +87,9 @@ impl S3Config {
     /// Check the settings.
     pub fn validate(&self) -> Result<()> {
         let bucket = &self.bucket;
+        if bucket.is_empty() {
+            return Err(crate::settings::missing_setting(crate::BackendKind::S3, "bucket"));
+        }
         let valid_bucket = (3..=63).contains(&bucket.len())
             && bucket
                 .chars()
@@ -146,7 +150,16 @@ impl S3Config {
         }
     }
 
-    fn operator(&self) -> Result<Operator> {
+    /// The kind and address of the store, for errors.
+    fn place(&self) -> Place {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region()));
+        Place::remote("s3", &endpoint, "bucket", &self.bucket)
+    }
+
+    fn operator(&self, wait: Duration) -> Result<Operator> {
         // OpenDAL's process-wide HTTP transport (reqwest); installing it again is a no-op.
         opendal::install_default();
         let mut builder = opendal::services::S3::default()
@@ -183,9 +196,9 @@ impl S3Config {
             builder = builder.default_storage_class(class);
         }
         Ok(Operator::new(builder)
-            .map_err(backend_error)?
+            .map_err(|e| self.place().error(e))?
             .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
-            .layer(super::opendal::retry_layer()))
+            .layer(retry_layer(wait)))
     }
 
     /// The URL of the bucket, path or virtual-host style.
@@ -258,13 +271,7 @@ impl S3Config {
             service: "s3",
         };
         let request = sigv4::signed_request(super::side_http()?, &credentials, call).timeout(REQUEST_TIMEOUT);
-        let response = request.send().await.map_err(|e| {
-            Error::new(
-                ErrorKind::BackendUnavailable,
-                format!("cannot reach {} to {what}: {e}", self.describe()),
-            )
-            .retryable()
-        })?;
+        let response = request.send().await.map_err(|e| self.place().unreachable(e))?;
         let status = response.status();
         Ok((status, response.text().await.unwrap_or_default()))
     }
@@ -439,8 +446,14 @@ pub(crate) fn xml_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 }
 
 impl OpendalBackend {
-    /// A backend on an S3 bucket, created first if the settings ask for it.
+    /// A backend on an S3 bucket, created first if the settings ask for
+    /// it, whose calls retry a store that does not answer for about 3 s.
     pub async fn s3(config: &S3Config) -> Result<Self> {
+        Self::s3_waiting(config, DEFAULT_BACKEND_WAIT).await
+    }
+
+    /// [`s3`](Self::s3), with calls that retry for at most `wait`.
+    pub async fn s3_waiting(config: &S3Config, wait: Duration) -> Result<Self> {
         config.validate()?;
         // A store that cannot be reached now is no reason to refuse opening
         // it (writes may go to a spool): its operations will say so.
@@ -452,9 +465,13 @@ impl OpendalBackend {
         }
         let part_size = config.part_size_mib.unwrap_or(DEFAULT_PART_SIZE_MIB) << 20;
         let concurrency = config.part_concurrency.unwrap_or(DEFAULT_PART_CONCURRENCY);
-        Ok(
-            OpendalBackend::remote(config.operator()?, config.describe(), part_size as usize, concurrency)
-                .with_s3(Arc::new(config.clone())),
+        Ok(OpendalBackend::remote(
+            config.operator(wait)?,
+            config.describe(),
+            config.place(),
+            part_size as usize,
+            concurrency,
         )
+        .with_s3(Arc::new(config.clone())))
     }
 }

@@ -12,10 +12,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,8 +27,12 @@ use crate::body::BackgroundHasher;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{BLOBS_DIR, MANIFESTS_DIR, STAGING_DIR, sha256_in_blob_path};
 
-/// After the primary fails to answer, writes go straight to the spool for this long.
+/// After the primary fails to answer, writes go straight to the spool for
+/// this long, in this process and in others using the same spool.
 const DOWN_FOR: Duration = Duration::from_secs(30);
+/// The file in the spool directory that tells other processes until when
+/// (seconds since the Unix epoch) the primary counts as down.
+const DOWN_MARKER: &str = "backend-down";
 /// Bodies up to this size are held so that a write the primary drops can go to the spool.
 const REPLAYABLE: usize = 8 << 20;
 /// Spooled files moved to the primary at once.
@@ -39,6 +43,8 @@ pub struct SpoolBackend {
     primary: Arc<dyn Backend>,
     spool: OpendalBackend,
     spool_root: String,
+    /// Where the outage is remembered across processes.
+    marker: PathBuf,
     /// Until when the primary counts as down.
     down_until: Mutex<Option<Instant>>,
 }
@@ -74,11 +80,13 @@ impl SpoolBackend {
     /// `primary`, falling back on a spool in the local directory `dir`.
     pub fn new(primary: Arc<dyn Backend>, dir: &Path) -> Result<SpoolBackend> {
         let spool = OpendalBackend::fs(dir)?;
+        let marker = dir.join(DOWN_MARKER);
         Ok(SpoolBackend {
             primary,
             spool_root: dir.display().to_string(),
             spool,
-            down_until: Mutex::new(None),
+            down_until: Mutex::new(down_until_marked(&marker)),
+            marker,
         })
     }
 
@@ -89,9 +97,15 @@ impl SpoolBackend {
             .unwrap_or(false)
     }
 
+    /// Count the primary as down for [`DOWN_FOR`], here and (through the
+    /// marker; a hint, so failing to write it is no error) in other processes.
     fn mark_down(&self) {
         if let Ok(mut until) = self.down_until.lock() {
             *until = Some(Instant::now() + DOWN_FOR);
+        }
+        let until = SystemTime::now() + DOWN_FOR;
+        if let Ok(since_epoch) = until.duration_since(UNIX_EPOCH) {
+            let _ = std::fs::write(&self.marker, since_epoch.as_secs().to_string());
         }
     }
 
@@ -99,6 +113,7 @@ impl SpoolBackend {
         if let Ok(mut until) = self.down_until.lock() {
             *until = None;
         }
+        let _ = std::fs::remove_file(&self.marker);
     }
 
     /// Whether `path` is in the spool (waiting for the primary).
@@ -218,6 +233,14 @@ impl SpoolBackend {
     }
 }
 
+/// Until when another process found the primary down, from the marker at `path`.
+fn down_until_marked(path: &Path) -> Option<Instant> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let until = UNIX_EPOCH + Duration::from_secs(text.trim().parse().ok()?);
+    let left = until.duration_since(SystemTime::now()).ok()?;
+    Some(Instant::now() + left.min(DOWN_FOR))
+}
+
 enum Expected {
     Sha256(String),
     Bytes(Vec<u8>),
@@ -259,6 +282,13 @@ impl Backend for SpoolBackend {
         match self.spool.stat(path).await? {
             Some(size) => Ok(Some(size)),
             None => self.primary.stat(path).await,
+        }
+    }
+
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.spool.modified(path).await? {
+            Some(at) => Ok(Some(at)),
+            None => self.primary.modified(path).await,
         }
     }
 

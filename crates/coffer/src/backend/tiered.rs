@@ -154,6 +154,13 @@ impl Backend for TieredBackend {
         }
     }
 
+    async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        match self.hot.modified(path).await? {
+            Some(at) => Ok(Some(at)),
+            None => self.cold.modified(path).await,
+        }
+    }
+
     async fn delete(&self, path: &str) -> Result<()> {
         self.hot.delete(path).await?;
         self.cold.delete(path).await

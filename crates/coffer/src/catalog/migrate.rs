@@ -3,13 +3,15 @@
 //! comments, the audit log with its ids, hooks, the outbox and its
 //! deliveries and counters), then a check that both sides hold the same rows.
 //!
-//! Rows travel as JSON in pages ordered by primary key. The destination
-//! ignores rows it already has, so an interrupted migration is finished by
-//! running it again. Derived data (the search index) is not copied: the
-//! destination builds its own.
+//! Rows travel as JSON in pages ordered by primary key, into one destination
+//! transaction: a migration that fails or is interrupted leaves the
+//! destination as it was. The destination ignores rows it already has, so a
+//! second run inserts nothing. Derived data (the search index) is not copied:
+//! the destination builds its own, in the same transaction.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnection;
 
 use super::rows::Param;
 use super::{PostgresCatalog, SqliteCatalog};
@@ -264,9 +266,10 @@ impl Digest256 {
 }
 
 /// Copy every row of `from` into `to` and check that both hold the same rows
-/// (counts and checksums per table). Rows `to` already has are left as they
-/// are, so running it again after an interruption completes the copy; rows
-/// that differ make the check fail. `progress` counts rows.
+/// (counts and checksums per table). The copy is one transaction: when
+/// anything fails, `to` is left as it was. Rows `to` already has are left
+/// as they are, so running it again reports nothing inserted; rows that
+/// differ make the check fail. `progress` counts rows.
 ///
 /// Stop the processes that write to `from` first: changes made during the
 /// copy may be missed (the check then reports them).
@@ -280,59 +283,68 @@ pub async fn migrate_catalog(
         total += from.count_rows(table).await?;
     }
     progress.start(Some(total));
-    let mut report = CatalogMigration::default();
     let outcome = async {
-        for table in TABLES {
-            let mut source = Digest256::new();
-            let mut inserted = 0;
-            let mut after = None;
-            loop {
-                let rows = from.export_rows(table, after.as_deref(), PAGE).await?;
-                let Some(last) = rows.last() else { break };
-                after = Some(table.key_of(last));
-                for row in &rows {
-                    source.add(row);
-                }
-                inserted += to.import_rows(table, &rows).await?;
-                progress.advance(rows.len() as u64);
-                if rows.len() < PAGE {
-                    break;
-                }
-            }
-            to.finish_import(table).await?;
-            let (rows, checksum) = source.finish();
-            let (copied_rows, copied_checksum) = digest_of(to, table).await?;
-            if (copied_rows, &copied_checksum) != (rows, &checksum) {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "after the copy, table {} holds {copied_rows} rows in PostgreSQL and {rows} in SQLite, \
-                         and their checksums {}: was either catalog changed during the migration, or did the \
-                         destination already hold other data?",
-                        table.name,
-                        if copied_checksum == checksum { "agree" } else { "differ" }
-                    ),
-                ));
-            }
-            report.tables.push(TableMigration {
-                table: table.name.to_owned(),
-                rows,
-                inserted,
-                checksum,
-            });
-        }
-        to.index_for_search().await
+        let mut tx = to.begin_import().await?;
+        let report = copy_tables(from, &mut tx, progress).await?;
+        PostgresCatalog::index_for_search(&mut tx).await?;
+        PostgresCatalog::commit_import(tx).await?;
+        Ok(report)
     }
     .await;
     progress.finish();
-    outcome.map(|()| report)
+    outcome
 }
 
-async fn digest_of(catalog: &PostgresCatalog, table: &Table) -> Result<(u64, String)> {
+/// Copy and check each table inside the import's transaction `tx`.
+async fn copy_tables(from: &SqliteCatalog, tx: &mut PgConnection, progress: &dyn Progress) -> Result<CatalogMigration> {
+    let mut report = CatalogMigration::default();
+    for table in TABLES {
+        let mut source = Digest256::new();
+        let mut inserted = 0;
+        let mut after = None;
+        loop {
+            let rows = from.export_rows(table, after.as_deref(), PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(table.key_of(last));
+            for row in &rows {
+                source.add(row);
+            }
+            inserted += PostgresCatalog::import_rows(tx, table, &rows).await?;
+            progress.advance(rows.len() as u64);
+            if rows.len() < PAGE {
+                break;
+            }
+        }
+        PostgresCatalog::finish_import(tx, table).await?;
+        let (rows, checksum) = source.finish();
+        let (copied_rows, copied_checksum) = digest_of(tx, table).await?;
+        if (copied_rows, &copied_checksum) != (rows, &checksum) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "after the copy, table {} holds {copied_rows} rows in PostgreSQL and {rows} in SQLite, \
+                     and their checksums {}: was either catalog changed during the migration, or did the \
+                     destination already hold other data? Nothing was copied",
+                    table.name,
+                    if copied_checksum == checksum { "agree" } else { "differ" }
+                ),
+            ));
+        }
+        report.tables.push(TableMigration {
+            table: table.name.to_owned(),
+            rows,
+            inserted,
+            checksum,
+        });
+    }
+    Ok(report)
+}
+
+async fn digest_of(tx: &mut PgConnection, table: &Table) -> Result<(u64, String)> {
     let mut digest = Digest256::new();
     let mut after = None;
     loop {
-        let rows = catalog.export_rows(table, after.as_deref(), PAGE).await?;
+        let rows = PostgresCatalog::export_rows(tx, table, after.as_deref(), PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = Some(table.key_of(last));
         for row in &rows {

@@ -12,8 +12,7 @@ use sqlx::FromRow;
 use std::collections::HashMap;
 
 use super::{
-    AuditEntry, AuditQuery, BlobRecord, Comment, DeletedVersion, KeyQuery, ObjectVersion, PrunePolicy, SearchPlan,
-    VersionRef,
+    AuditEntry, AuditQuery, BlobRecord, Comment, DeletedVersion, KeyQuery, ObjectVersion, SearchPlan, VersionRef,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey, Tags};
@@ -137,6 +136,8 @@ pub(super) enum Param {
     Text(String),
     Int(i64),
     Real(f64),
+    /// SQL `NULL`.
+    Null,
 }
 
 /// Bind `params` to `query`, in order.
@@ -148,6 +149,7 @@ macro_rules! bind_params {
                 $crate::catalog::rows::Param::Text(text) => query.bind(text),
                 $crate::catalog::rows::Param::Int(number) => query.bind(number),
                 $crate::catalog::rows::Param::Real(number) => query.bind(number),
+                $crate::catalog::rows::Param::Null => query.bind(None::<String>),
             };
         }
         query
@@ -338,18 +340,6 @@ pub(super) fn search_select(plan: &SearchPlan, source: SearchSource, dialect: &S
         joins = dialect.joins,
     );
     (sql, params)
-}
-
-/// The versions of a key (given newest first) that `policy` removes: those
-/// past the newest `keep`, never the latest, and not tagged ones when the
-/// policy keeps those.
-pub(super) fn pruned_by(versions: Vec<ObjectVersion>, policy: PrunePolicy) -> Vec<ObjectVersion> {
-    versions
-        .into_iter()
-        .enumerate()
-        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && (v.tags.is_empty() || !policy.keep_tagged))
-        .map(|(_, v)| v)
-        .collect()
 }
 
 /// What removing `doomed` would release, without removing anything, given

@@ -21,9 +21,11 @@ pub const MAX_SEARCH_LIMIT: usize = 1000;
 pub const MAX_SEARCH_TEXT_BYTES: usize = 1024;
 /// Longest cursor accepted; a real one is far shorter (a key is at most 1 KiB).
 const MAX_CURSOR_CHARS: usize = 8 * 1024;
-/// Decimal places a catalog rounds scores to (in its query, where it also
+/// Significant digits a catalog rounds scores to (in its query, where it also
 /// compares them with a cursor's), so that a score survives text exactly.
-pub const SCORE_DECIMALS: u32 = 6;
+/// Digits rather than decimal places: SQLite's BM25 scores for words most
+/// versions hold are near 1e-6, which six places flattened into one value.
+pub const SCORE_DIGITS: usize = 7;
 
 /// What to look for. Every given filter must hold (AND).
 #[derive(Debug, Clone, Default)]
@@ -71,14 +73,31 @@ pub struct SearchPage {
     pub next_cursor: Option<String>,
 }
 
+/// Longest word the search index holds, in bytes: longer words are cut to
+/// their first 255 bytes (at a character boundary). PostgreSQL refuses
+/// lexemes over 2047 bytes, while a metadata value or a comment may be one
+/// word of several KiB; cutting (not skipping) keeps such a word findable by
+/// its beginning, and cutting query words alike keeps every prefix match.
+pub const MAX_SEARCH_WORD_BYTES: usize = 255;
+
 /// The words of `text`: lowercased, split at every character that is not a
-/// letter or digit, empty pieces dropped. Documents and queries both go through it.
+/// letter or digit, empty pieces dropped, each cut to [`MAX_SEARCH_WORD_BYTES`].
+/// Documents and queries both go through it.
 pub fn search_words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
-        .map(str::to_owned)
+        .map(|word| cut_word(word).to_owned())
         .collect()
+}
+
+/// The first [`MAX_SEARCH_WORD_BYTES`] bytes of `word`, or fewer to end on a character.
+fn cut_word(word: &str) -> &str {
+    let mut end = word.len().min(MAX_SEARCH_WORD_BYTES);
+    while !word.is_char_boundary(end) {
+        end -= 1;
+    }
+    &word[..end]
 }
 
 /// The document a version is found by: the words of its key, its metadata
@@ -306,6 +325,21 @@ mod tests {
         assert!(search_words("/_-. !?").is_empty());
         // Vowel signs are letters: a Devanagari word stays whole.
         assert_eq!(search_words("किताब"), ["किताब"]);
+    }
+
+    #[test]
+    fn long_words_are_cut_at_a_character_boundary() {
+        let long = "x".repeat(3000);
+        assert_eq!(
+            search_words(&format!("a {long} b")),
+            ["a", &long[..MAX_SEARCH_WORD_BYTES], "b"]
+        );
+        // 'é' is two bytes: 128 of them end at byte 256, so the cut keeps 127.
+        let accents = "é".repeat(128);
+        assert_eq!(search_words(&accents), ["é".repeat(127)]);
+        // A query word longer than the limit still begins the cut word it was cut like.
+        let query = search_words(&long[..1000]);
+        assert!(search_words(&long)[0].starts_with(&query[0]));
     }
 
     #[test]

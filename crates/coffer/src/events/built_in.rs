@@ -36,7 +36,7 @@ fn event_at(event_type: &str, version: &ObjectVersion, data: Map<String, Value>,
 /// The events of a new version: `object.archived` (the key had no live
 /// version), `object.updated` (it had one) or `object.deleted` (a delete
 /// marker); `version.created` for a version with content; and
-/// `version.rolled_back` for a rollback. `detail` is the change's audit
+/// `version.rolled_back` for a rollback or an undelete. `detail` is the change's audit
 /// detail, whose fields (the copy's source, the rollback's target ...) the
 /// data carries too.
 pub(crate) fn new_version(version: &ObjectVersion, had_live_version: bool, action: &str, detail: &Value) -> Vec<Event> {
@@ -62,7 +62,8 @@ pub(crate) fn new_version(version: &ObjectVersion, had_live_version: bool, actio
         event_at(key_event, version, data.clone(), at),
         event_at(types::VERSION_CREATED, version, data.clone(), at),
     ];
-    if action == "rollback" {
+    // An undelete is a rollback of a deleted key to its newest content.
+    if matches!(action, "rollback" | "undelete") {
         events.push(event_at(types::VERSION_ROLLED_BACK, version, data, at));
     }
     events

@@ -204,14 +204,28 @@ impl Dispatcher {
     /// Run until `shutdown` completes, then give the lease up. A pass under
     /// way when it completes is finished first, so that every claim is
     /// settled. Errors of the catalog (a restart, say) are retried after a pause.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<DispatchReport> {
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<DispatchReport> {
+        self.run_observed(shutdown, |_| {}).await
+    }
+
+    /// [`run`](Self::run), calling `observe` with the running total after
+    /// each pass that did something (for a caller that shows progress).
+    pub async fn run_observed(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+        mut observe: impl FnMut(&DispatchReport),
+    ) -> Result<DispatchReport> {
         let mut total = DispatchReport::default();
         tokio::pin!(shutdown);
         loop {
             let worked = match self.pass().await {
                 Ok(report) => {
                     total.add(&report);
-                    report.attempts > 0 || report.fanned_out > 0
+                    let worked = report.attempts > 0 || report.fanned_out > 0;
+                    if worked {
+                        observe(&total);
+                    }
+                    worked
                 }
                 Err(_) => false,
             };

@@ -139,12 +139,15 @@ pub struct EventFilter {
     /// segment, `**` spans segments, `?` is one character).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glob: Option<String>,
-    /// Only events whose user metadata satisfies all of these.
+    /// Only events whose user metadata or tags satisfy all of these (each
+    /// name is looked up in the metadata first, then in the tags: see
+    /// [`Event::attribute`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metadata: Vec<MetadataPredicate>,
 }
 
-/// A condition on one user metadata entry of the event.
+/// A condition on one user metadata entry of the event, or on one of its
+/// tags when the metadata has no entry of that name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataPredicate {
     /// The metadata name.
@@ -192,10 +195,7 @@ impl std::fmt::Display for MetadataPredicate {
 impl EventFilter {
     fn validate(&self) -> Result<()> {
         for event in &self.events {
-            let name = event.strip_suffix(".*").unwrap_or(event);
-            if event != "*" {
-                super::validate_event_type(name)?;
-            }
+            super::validate_event_pattern(event)?;
         }
         if let Some(glob) = &self.glob {
             glob::Pattern::new(glob).map_err(|e| Error::invalid_input(format!("invalid glob {glob:?}: {e}")))?;
@@ -235,13 +235,9 @@ impl EventFilter {
                 return false;
             }
         }
-        self.metadata.iter().all(|predicate| {
-            let value = event
-                .metadata()
-                .find(|(name, _)| *name == predicate.name)
-                .map(|(_, v)| v);
-            (value == Some(predicate.value.as_str())) != predicate.negated
-        })
+        self.metadata
+            .iter()
+            .all(|predicate| (event.attribute(&predicate.name) == Some(predicate.value.as_str())) != predicate.negated)
     }
 }
 
@@ -278,6 +274,74 @@ mod tests {
         let unchecked = serde_json::json!({ "doc_type": "invoice" });
         assert!(filter.matches(&event("object.updated", "invoices/b.pdf", unchecked)));
         assert!(!filter.matches(&event("object.updated", "invoices/b.pdf", serde_json::json!({}))));
+    }
+
+    #[test]
+    fn conditions_match_tags_when_the_metadata_has_no_such_entry() {
+        let filter = EventFilter {
+            metadata: vec![MetadataPredicate::parse("qc_status=approved").unwrap()],
+            ..EventFilter::default()
+        };
+        let with = |metadata: serde_json::Value, tags: serde_json::Value| {
+            Event::new(
+                "object.updated",
+                Some("a"),
+                serde_json::json!({ "metadata": metadata, "tags": tags }),
+            )
+        };
+        let approved = serde_json::json!({ "qc_status": "approved" });
+        let pending = serde_json::json!({ "qc_status": "pending" });
+        let none = serde_json::json!({});
+        assert!(filter.matches(&with(none.clone(), approved.clone())), "a tag");
+        assert!(
+            filter.matches(&with(approved.clone(), none.clone())),
+            "a metadata entry"
+        );
+        assert!(
+            !filter.matches(&with(pending.clone(), approved.clone())),
+            "the metadata wins"
+        );
+        assert!(filter.matches(&with(approved, pending)), "the metadata wins");
+        assert!(!filter.matches(&with(none.clone(), none)));
+    }
+
+    #[test]
+    fn event_types_are_built_in_or_under_a_prefix_of_their_own() {
+        let check = |events: &[&str]| {
+            EventFilter {
+                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                ..EventFilter::default()
+            }
+            .validate()
+        };
+        for good in [
+            "*",
+            "object.archived",
+            "version.*",
+            "object.*",
+            "qc.*",
+            "batch.completed",
+            "a.b.c",
+        ] {
+            assert!(check(&[good]).is_ok(), "{good}");
+        }
+        for bad in [
+            "object.archvied",
+            "objectarchived",
+            "version.made",
+            "hook.*",
+            "store.*x",
+            "",
+            "qc.",
+            ".x",
+        ] {
+            assert!(check(&["object.updated", bad]).is_err(), "{bad}");
+        }
+        let message = check(&["object.archve"]).unwrap_err().message().to_owned();
+        assert!(
+            message.contains("object.archived") && message.contains("version.deleted"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -125,8 +125,27 @@ impl Event {
 
     /// The user metadata the event's data carries (empty for events without any).
     pub fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.string_entries("metadata")
+    }
+
+    /// The version's tags the event's data carries (empty for events without any).
+    pub fn tags(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.string_entries("tags")
+    }
+
+    /// What a hook's `NAME=VALUE` condition compares: the user metadata entry
+    /// `name`, or, when the metadata has none, the tag `name`.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        let named = |(entry, _): &(&str, &str)| *entry == name;
+        self.metadata()
+            .find(named)
+            .or_else(|| self.tags().find(named))
+            .map(|(_, value)| value)
+    }
+
+    fn string_entries(&self, field: &str) -> impl Iterator<Item = (&str, &str)> {
         self.data
-            .get("metadata")
+            .get(field)
             .and_then(serde_json::Value::as_object)
             .into_iter()
             .flatten()
@@ -134,9 +153,49 @@ impl Event {
     }
 }
 
-/// Check an application's event type: 1 to [`MAX_EVENT_TYPE_BYTES`] bytes of
-/// letters, digits, `.`, `_` and `-`, starting with a letter.
+/// The first parts of event types that are coffer's own: the built-in types
+/// live under them (and `hook.test`, which `hooks test` sends). An
+/// application's own types take a first part of their own (`batch.completed`,
+/// `qc.approved`), so that a typo of a built-in type is caught, not taken for
+/// an application's type.
+pub const RESERVED_NAMESPACES: &[&str] = &["object", "version", "hook"];
+
+/// Check an application's own event type: `PREFIX.NAME`, 1 to
+/// [`MAX_EVENT_TYPE_BYTES`] bytes of letters, digits, `.`, `_` and `-`,
+/// starting with a letter, whose prefix (up to the first `.`) is not one of
+/// [`RESERVED_NAMESPACES`].
 pub fn validate_event_type(name: &str) -> Result<()> {
+    validate_event_name(name)?;
+    match name.split_once('.') {
+        Some((prefix, _)) if RESERVED_NAMESPACES.contains(&prefix) => Err(unknown_type(name)),
+        Some((prefix, rest)) if !prefix.is_empty() && !rest.is_empty() => Ok(()),
+        _ => Err(Error::invalid_input(format!(
+            "invalid event type {name:?}: an application's own type needs a prefix of its own, like \
+             batch.completed or qc.approved"
+        ))),
+    }
+}
+
+/// Check an entry of a hook's event filter: `*` (every event), a built-in
+/// type, a family of them (`object.*`, `version.*`), an application's own
+/// type (see [`validate_event_type`]) or a family of those (`qc.*`).
+pub fn validate_event_pattern(pattern: &str) -> Result<()> {
+    if pattern == "*" || types::BUILT_IN.contains(&pattern) {
+        return Ok(());
+    }
+    if let Some(family) = pattern.strip_suffix(".*") {
+        validate_event_name(family)?;
+        let prefix = family.split('.').next().unwrap_or(family);
+        let built_in_family = types::BUILT_IN.iter().any(|t| t.starts_with(&format!("{family}.")));
+        if RESERVED_NAMESPACES.contains(&prefix) && !built_in_family {
+            return Err(unknown_type(pattern));
+        }
+        return Ok(());
+    }
+    validate_event_type(pattern)
+}
+
+fn validate_event_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= MAX_EVENT_TYPE_BYTES
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -150,4 +209,14 @@ pub fn validate_event_type(name: &str) -> Result<()> {
             "invalid event type {name:?}: use letters, digits, '.', '_' and '-', starting with a letter, at most {MAX_EVENT_TYPE_BYTES} bytes"
         )))
     }
+}
+
+/// A type under coffer's namespaces that coffer does not fire.
+fn unknown_type(name: &str) -> Error {
+    Error::invalid_input(format!(
+        "unknown event type {name:?}: coffer fires {} (object.* or version.* for a family, * for all); \
+         an application's own types take a prefix other than {}",
+        types::BUILT_IN.join(", "),
+        RESERVED_NAMESPACES.join(", ")
+    ))
 }

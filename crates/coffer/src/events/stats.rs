@@ -82,8 +82,9 @@ pub struct HookStats {
     pub failed: u64,
     /// Deliveries done.
     pub delivered: u64,
-    /// Successful attempts over all attempts (1 without attempts).
-    pub success_rate: f64,
+    /// Successful attempts over all attempts; `None` (JSON null) for a hook
+    /// that has made no attempt yet.
+    pub success_rate: Option<f64>,
     /// Mean attempt time, milliseconds.
     pub avg_ms: f64,
     /// 95th percentile of attempt time, milliseconds.
@@ -116,11 +117,9 @@ impl HookStats {
             executed: counters.executed,
             failed: counters.failed,
             delivered: counters.delivered,
-            success_rate: if counters.executed == 0 {
-                1.0
-            } else {
+            success_rate: (counters.executed > 0).then(|| {
                 (counters.executed - counters.failed.min(counters.executed)) as f64 / counters.executed as f64
-            },
+            }),
             avg_ms: if counters.executed == 0 {
                 0.0
             } else {

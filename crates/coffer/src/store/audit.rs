@@ -19,12 +19,45 @@ use crate::time::Timestamp;
 /// Audit rows read per catalog query when streaming the log.
 const PAGE: usize = 1000;
 
+/// Every action an audit row records: the list an action filter is checked
+/// against, and the one `coffer audit --help` and the README show.
+pub const AUDIT_ACTIONS: &[&str] = &[
+    "put",
+    "copy",
+    "delete",
+    "undelete",
+    "delete_version",
+    "rollback",
+    "tag",
+    "comment",
+    "prune",
+    "repair",
+    "reindex",
+    "tier",
+    "migrate",
+    "hook_add",
+    "hook_remove",
+    "get",
+    "audit_purge",
+];
+
+/// Refuse a query whose action filter names no action, which would match nothing.
+fn check_action(query: &AuditQuery) -> Result<()> {
+    match query.action.as_deref() {
+        Some(action) if !AUDIT_ACTIONS.contains(&action) => Err(Error::invalid_input(format!(
+            "unknown audit action {action:?}: use one of {}",
+            AUDIT_ACTIONS.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// What an audit purge did (or, as a dry run, would do).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditPurgeReport {
     /// Rows older than this were removed.
     pub before: Timestamp,
-    /// The configured retention, as text (`7years`).
+    /// The configured retention, as text (`7y`, `400d`).
     pub retention: String,
     /// How many rows were (or would be) removed.
     pub removed: u64,
@@ -63,7 +96,9 @@ impl Store {
     }
 
     /// Audit rows, newest first (or as `query` orders them).
+    /// Fails with `InvalidInput` when the query's action is not one of [`AUDIT_ACTIONS`].
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        check_action(query)?;
         self.catalog.audit(query).await
     }
 
@@ -116,7 +151,7 @@ impl Store {
                  (for example audit_retention = \"7y\" in coffer.toml, or COFFER_AUDIT_RETENTION=7y)",
             ));
         };
-        let retention_text = humantime::format_duration(retention).to_string();
+        let retention_text = crate::time::format_span(retention);
         let span = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
         let cutoff = Timestamp::from_micros(Timestamp::now().as_micros().saturating_sub(span));
         let before = match before {
@@ -151,6 +186,7 @@ fn audit_pages(catalog: Arc<dyn Catalog>, query: AuditQuery) -> BoxStream<'stati
         let catalog = catalog.clone();
         let query = query.clone();
         async move {
+            check_action(&query)?;
             let newest_first = AuditQuery {
                 after_id: None,
                 oldest_first: false,

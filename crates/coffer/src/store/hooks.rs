@@ -67,12 +67,12 @@ impl Store {
     /// with `data` as its payload, about `subject` (a key) if given. It is
     /// written to the outbox and delivered like the store's own events.
     pub async fn fire_event(&self, event_type: &str, subject: Option<&str>, data: serde_json::Value) -> Result<Event> {
-        validate_event_type(event_type)?;
         if types::BUILT_IN.contains(&event_type) {
             return Err(Error::invalid_input(format!(
                 "{event_type} is fired by the store itself; name your event differently (batch.completed, qc.approved ...)"
             )));
         }
+        validate_event_type(event_type)?;
         let subject = subject.map(ObjectKey::new).transpose()?;
         let size = data.to_string().len();
         if size > MAX_EVENT_DATA_BYTES {

@@ -59,8 +59,9 @@ impl std::fmt::Debug for VerifyOptions {
 /// One thing `verify` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyProblem {
-    /// `missing_blob`, `truncated_blob`, `corrupt_blob`, `orphan_blob`,
-    /// `orphan_manifest`, `orphan_upload`, `incomplete_upload`, `missing_manifest`,
+    /// `missing_blob`, `truncated_blob`, `corrupt_blob`, `damaged_blob` (marked
+    /// by an earlier repair: its versions stay unreadable until the same
+    /// content is stored again or they are removed), `orphan_blob`, `orphan_manifest`, `orphan_upload`, `incomplete_upload`, `missing_manifest`,
     /// `bad_manifest` or `catalog`.
     pub kind: &'static str,
     /// What is wrong, in a sentence.
@@ -84,15 +85,12 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Problems found.
     pub problems: Vec<VerifyProblem>,
-    /// Versions whose content an earlier repair marked damaged (reads fail
-    /// until the same content is stored again).
-    pub damaged: Vec<(String, String)>,
     /// Unreferenced objects left alone because they are younger than `min_orphan_age`.
     pub recent_unreferenced: u64,
 }
 
 impl VerifyReport {
-    /// True when nothing new was found wrong.
+    /// True when nothing was found wrong (damaged versions included).
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
@@ -151,8 +149,18 @@ impl Store {
             let Some(versions) = by_blob.remove(&blob.sha256) else {
                 continue;
             };
-            match blob.damaged {
-                Some(_) => report.damaged.extend(versions),
+            match &blob.damaged {
+                // No repair can bring the bytes back: only a put of the same
+                // content (which heals it) or removing its versions ends this.
+                Some(why) => report.problems.push(problem(
+                    "damaged_blob",
+                    format!(
+                        "blob {} was marked damaged ({why}): its versions cannot be read until the same content is stored again",
+                        blob.sha256
+                    ),
+                    Some(blob.path.clone()),
+                    versions,
+                )),
                 None => referenced.push(Referenced { blob, versions }),
             }
         }
@@ -221,9 +229,14 @@ impl Store {
                 format!("blob {} has {size} bytes, {} expected", blob.sha256, blob.size),
             )));
         }
+        let body = match self.backend.read(&blob.path, None).await {
+            // Archived content cannot be read until restored: its size, checked above, is what can be.
+            Err(e) if e.kind() == ErrorKind::Archived => return Ok(None),
+            other => other?,
+        };
         // Read on this task and hash on a thread of its own, so the two overlap.
         let hasher = BackgroundHasher::spawn(false);
-        let mut body = hasher.tap(self.backend.read(&blob.path, None).await?);
+        let mut body = hasher.tap(body);
         while let Some(chunk) = body.try_next().await? {
             if let Some(progress) = &progress {
                 progress.advance(chunk.len() as u64);
@@ -418,8 +431,12 @@ impl Store {
         options: &VerifyOptions,
         report: &mut VerifyReport,
     ) -> Result<()> {
-        // Paths carry the UUIDv7 of the upload or version that made them.
-        let made = layout::id_in_path(path).map(|id| id.timestamp());
+        // Paths carry the UUIDv7 of the upload or version that made them;
+        // a foreign file has none, and is as old as its last modification.
+        let made = match layout::id_in_path(path) {
+            Some(id) => Some(id.timestamp()),
+            None => self.backend.modified(path).await?.map(Timestamp::from_system),
+        };
         let age_micros = made.map_or(i64::MAX, |t| now.as_micros().saturating_sub(t.as_micros()));
         let min_age = i64::try_from(options.min_orphan_age.as_micros()).unwrap_or(i64::MAX);
         if age_micros < min_age {

@@ -13,25 +13,29 @@ use crate::catalog::{
     BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
     prefix_upper_bound,
 };
-use crate::config::{BackendConfig, Config};
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
 use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
 use crate::progress::Progress;
+use crate::settings::BackendConfig;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
 mod audit;
+mod bulk;
 mod hooks;
 mod integrity;
 mod migrate;
 mod options;
+mod presence;
 mod remote;
 mod transfer;
 mod versioning;
 
-pub use self::audit::AuditPurgeReport;
+pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
+pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
@@ -91,6 +95,9 @@ enum Upload {
     InMemory { id: VersionId, bytes: Bytes },
 }
 
+/// What [`Store::resolve_version`] reads as "the key's latest version".
+const LATEST: &str = "latest";
+
 /// Content type when neither the caller nor the key's extension says.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
@@ -116,6 +123,29 @@ pub struct Store {
 impl Store {
     /// Open the store `config` describes, creating it on first use.
     pub async fn open(config: &Config) -> Result<Store> {
+        Self::open_with(config, true).await
+    }
+
+    /// Open the store `config` describes only if it exists: creates nothing,
+    /// and fails with [`ErrorKind::NoStore`] when its catalog (a SQLite file,
+    /// or a PostgreSQL database coffer migrated) or local directory is not
+    /// there. For reads, which must not leave an empty store behind.
+    pub async fn open_existing(config: &Config) -> Result<Store> {
+        Self::open_with(config, false).await
+    }
+
+    async fn open_with(config: &Config, create: bool) -> Result<Store> {
+        let location = config.catalog_location()?;
+        let catalog = match create {
+            true => location.open().await?,
+            // A read checks each part before it opens it, so that it creates nothing.
+            false => {
+                presence::check_embedded_catalog(config)?;
+                let catalog = location.open_existing().await?;
+                presence::check_local_root(config)?;
+                catalog
+            }
+        };
         let mut backend = open_backend(&config.backend, config).await?;
         let mut tiers = None;
         if let Some(name) = &config.cold_store {
@@ -124,7 +154,6 @@ impl Store {
             tiers = Some(tiered.clone());
             backend = tiered;
         }
-        let catalog = config.catalog_location()?.open().await?;
         let store = match &config.spool {
             Some(dir) => {
                 let spool = Arc::new(SpoolBackend::new(backend, dir)?);
@@ -284,6 +313,10 @@ impl Store {
             }
             None => guess_content_type(&key),
         };
+        // Before the content is looked up: a put of stored bytes refuses alike.
+        if options.storage_class.is_some() && !self.backend.capabilities().storage_classes {
+            return Err(crate::backend::no_storage_classes(&*self.backend));
+        }
         let precondition = options.precondition()?;
         // The catalog checks the condition again when it commits.
         self.check_precondition(&key, &precondition).await?;
@@ -575,6 +608,20 @@ impl Store {
         }
     }
 
+    /// The version id `text` names for `key`: an id, or `latest` for the id of
+    /// the key's latest version (a delete marker included). How every command
+    /// that takes a version id reads it.
+    pub async fn resolve_version(&self, key: &str, text: &str) -> Result<VersionId> {
+        if text != LATEST {
+            return text.parse();
+        }
+        let key = ObjectKey::new(key)?;
+        match self.catalog.version(&key, None).await? {
+            Some(latest) => Ok(latest.version_id),
+            None => Err(Error::not_found(format!("no such key: {key}"))),
+        }
+    }
+
     /// Whether `key` currently exists (has a latest version that is not a delete marker).
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.head(key, None).await {
@@ -849,9 +896,7 @@ impl Store {
             backend_ok: health.ok,
             backend_error: health.error,
             catalog: self.catalog.to_string(),
-            audit_retention: self
-                .audit_retention
-                .map(|retention| humantime::format_duration(retention).to_string()),
+            audit_retention: self.audit_retention.map(crate::time::format_span),
             audit_reads: self.audit_reads,
             read_events: self.read_events,
             stats: self.catalog.stats().await?,
@@ -899,30 +944,27 @@ pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Ar
         #[cfg(feature = "backend-memory")]
         BackendConfig::Memory => Arc::new(OpendalBackend::memory()?),
         #[cfg(feature = "backend-s3")]
-        BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3(s3).await?),
+        BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3_waiting(s3, config.backend_wait()).await?),
         #[cfg(feature = "backend-azblob")]
-        BackendConfig::Azure(azure) => Arc::new(OpendalBackend::azure(azure).await?),
-        // Only a local kind this build leaves out gets here: the others have no variant then.
+        BackendConfig::Azure(azure) => Arc::new(OpendalBackend::azure_waiting(azure, config.backend_wait()).await?),
+        // Only a local kind this build leaves out gets here (the others have
+        // no variant then), when no one named it: the default fs backend.
         #[allow(unreachable_patterns)]
-        other => {
-            let feature = if matches!(other, BackendConfig::Memory) {
-                "backend-memory"
-            } else {
-                "backend-fs"
-            };
-            return Err(Error::not_built(&format!("backend {other:?}"), feature));
-        }
+        other => return Err(other.kind().not_built("this store's backend")),
     })
 }
 
+/// A failed read of a version's blob, said of the version: a missing blob
+/// is damage; archived content is named.
 fn missing_blob(err: Error, what: &str) -> Error {
-    if err.kind() == ErrorKind::NotFound {
-        Error::new(
+    match err.kind() {
+        ErrorKind::NotFound => Error::new(
             ErrorKind::IntegrityMismatch,
             format!("{what}: its blob is missing from the backend"),
-        )
-    } else {
-        err
+        ),
+        // The backend's message reads "archived: restore it first (...)".
+        ErrorKind::Archived => Error::new(ErrorKind::Archived, format!("{what} is {}", err.message())).with_source(err),
+        _ => err,
     }
 }
 

@@ -141,10 +141,60 @@ impl Store {
             }
             Some(v) => v,
         };
+        self.restore(target, "rollback", Precondition::None, comment).await
+    }
+
+    /// Bring back a deleted key (its latest version is a delete marker): a
+    /// new version that references the bytes of its newest version with
+    /// content, as [`rollback`](Self::rollback) to that version would, audited
+    /// as `undelete` and firing a rollback's events. Fails with `Conflict`,
+    /// changing nothing, when the key is not deleted (or is brought back by
+    /// someone else meanwhile), and with `NotFound` when it has no version
+    /// with content.
+    pub async fn undelete(&self, key: &str, comment: Option<&str>) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        if let Some(text) = comment {
+            validate_comment(text)?;
+        }
+        let versions = self.catalog.versions(&key, None).await?;
+        match versions.first() {
+            None => return Err(Error::not_found(format!("no such key: {key}"))),
+            Some(latest) if !latest.is_delete_marker => {
+                return Err(Error::conflict(format!(
+                    "{key} is not deleted: its latest version {} is live",
+                    latest.version_id
+                )));
+            }
+            Some(_) => {}
+        }
+        let Some(target) = versions.into_iter().find(|v| !v.is_delete_marker) else {
+            return Err(Error::not_found(format!(
+                "{key} has only delete markers: no version with content to bring back"
+            )));
+        };
+        // Committed only while the key is still deleted.
+        self.restore(target, "undelete", Precondition::IfNoneMatch, comment)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Conflict => Error::conflict(format!("{key} is not deleted any more")),
+                _ => e,
+            })
+    }
+
+    /// A new version of `target`'s key sharing `target`'s bytes: what a
+    /// rollback and an undelete commit.
+    async fn restore(
+        &self,
+        target: ObjectVersion,
+        action: &'static str,
+        precondition: Precondition,
+        comment: Option<&str>,
+    ) -> Result<ObjectVersion> {
+        let (key, version_id) = (&target.key, &target.version_id);
         if let Some(problem) = &target.damaged {
             return Err(Error::new(
                 ErrorKind::IntegrityMismatch,
-                format!("cannot roll {key} back to {version_id}: its content is damaged ({problem})"),
+                format!("cannot bring back {key} version {version_id}: its content is damaged ({problem})"),
             ));
         }
         let (Some(sha256), Some(md5)) = (target.sha256.clone(), target.etag.clone()) else {
@@ -155,7 +205,7 @@ impl Store {
         };
         let now = Timestamp::now();
         let version = NewVersion {
-            key,
+            key: key.clone(),
             version_id: VersionId::generate(),
             content: VersionContent::Blob(BlobRef {
                 sha256: sha256.clone(),
@@ -167,8 +217,8 @@ impl Store {
             metadata: target.metadata,
             created_at: now,
             created_by: self.actor.clone(),
-            precondition: Precondition::None,
-            action: "rollback",
+            precondition,
+            action,
             audit_detail: serde_json::json!({
                 "rolled_back_to": version_id, "sha256": sha256, "comment": comment,
             }),

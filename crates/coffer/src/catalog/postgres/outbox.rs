@@ -7,12 +7,14 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
-use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish, insert_audit};
+use super::changes::insert_audit;
+use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish};
 use crate::catalog::outbox::{
     Claim, ClaimRequest, ClaimScope, DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow,
     EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL, Outbox, OutboxCounters, Outcome, dead_letter, hook_stats_update,
     outbox_counters, parse_hook, plan_fan_out, settlement_columns,
 };
+use crate::catalog::plan;
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition};
 use crate::time::Timestamp;
@@ -91,17 +93,7 @@ async fn save_hook(conn: &mut PgConnection, hook: &HookDefinition, replace: bool
         .execute(&mut *conn)
         .await
         .map_err(|e| db_error("saving the hook", e))?;
-    let detail = serde_json::json!({ "hook": hook.name, "kind": hook.spec.kind(), "replaced": replaced });
-    insert_audit(
-        conn,
-        Timestamp::now(),
-        &hook.created_by,
-        "hook_add",
-        None,
-        None,
-        &detail,
-    )
-    .await
+    insert_audit(conn, &plan::hook_added(hook, replaced, Timestamp::now())).await
 }
 
 async fn remove_hook(conn: &mut PgConnection, name: &str, actor: &str) -> Result<bool> {
@@ -120,8 +112,7 @@ async fn remove_hook(conn: &mut PgConnection, name: &str, actor: &str) -> Result
         .execute(&mut *conn)
         .await
         .map_err(|e| db_error("removing the hook", e))?;
-    let detail = serde_json::json!({ "hook": name });
-    insert_audit(conn, Timestamp::now(), actor, "hook_remove", None, None, &detail).await?;
+    insert_audit(conn, &plan::hook_removed(name, actor, Timestamp::now())).await?;
     Ok(true)
 }
 

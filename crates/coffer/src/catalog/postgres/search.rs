@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 
 use sqlx::postgres::{PgConnection, PgPool};
 
-use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, db_error, numbered, version_as_json, versions_as_json};
+use super::db_error;
+use super::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, version_as_json, versions_as_json};
 use crate::catalog::ObjectVersion;
+use crate::catalog::dialect::numbered;
 use crate::catalog::rows::{
     JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, search_select,
 };
-use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::search::{SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
 use crate::error::Result;
 
 /// Versions indexed per transaction when a catalog made before search connects.
@@ -149,7 +151,10 @@ fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
         }
         SearchSource {
             from,
-            score: format!("round(ts_rank(d.document, words.q)::numeric, {SCORE_DECIMALS})::float8"),
+            score: format!(
+                "to_char(ts_rank(d.document, words.q)::float8, '9.{}EEEE')::float8",
+                "9".repeat(SCORE_DIGITS - 1)
+            ),
             order: "score DESC, d.key, d.version_id DESC",
             filters: vec!["d.document @@ words.q".into()],
             params: vec![Param::Text(tsquery_literal(&plan.words))],

@@ -1,17 +1,36 @@
 //! Reading and loading a PostgreSQL catalog's tables row for row, for
-//! `catalog migrate`.
+//! `catalog migrate`. Loading happens on one connection inside a transaction
+//! the caller opens with [`PostgresCatalog::begin_import`], so a copy that
+//! fails leaves the destination as it was.
 
 use serde_json::{Map, Value};
+use sqlx::Transaction;
+use sqlx::postgres::{PgConnection, Postgres};
 
-use super::{PostgresCatalog, db_error, numbered};
+use super::{PostgresCatalog, db_error};
+use crate::catalog::dialect::numbered;
 use crate::catalog::migrate::{Column, Table, after_clause, parse_rows};
 use crate::catalog::rows::bind_params;
 use crate::error::Result;
 
 impl PostgresCatalog {
-    /// Up to `limit` rows of `table` after the key `after`, in key order, in canonical form.
+    /// The transaction a copy loads its rows in; nothing shows until it commits.
+    pub(crate) async fn begin_import(&self) -> Result<Transaction<'static, Postgres>> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| db_error("starting a transaction", e))
+    }
+
+    /// Make a copy loaded in `tx` visible.
+    pub(crate) async fn commit_import(tx: Transaction<'static, Postgres>) -> Result<()> {
+        tx.commit().await.map_err(|e| db_error("committing the copy", e))
+    }
+
+    /// Up to `limit` rows of `table` after the key `after`, in key order, in
+    /// canonical form, as `conn` (an import's transaction) sees them.
     pub(crate) async fn export_rows(
-        &self,
+        conn: &mut PgConnection,
         table: &Table,
         after: Option<&[Value]>,
         limit: usize,
@@ -31,7 +50,7 @@ impl PostgresCatalog {
             after,
         ));
         let json: String = bind_params!(sqlx::query_scalar(&sql), params)
-            .fetch_one(&self.pool)
+            .fetch_one(conn)
             .await
             .map_err(|e| db_error(&format!("reading table {}", table.name), e))?;
         parse_rows(table, &json)
@@ -39,7 +58,11 @@ impl PostgresCatalog {
 
     /// Insert `rows` (canonical form) into `table`, leaving rows whose key is
     /// already there as they are; returns how many were inserted.
-    pub(crate) async fn import_rows(&self, table: &Table, rows: &[Map<String, Value>]) -> Result<u64> {
+    pub(crate) async fn import_rows(
+        conn: &mut PgConnection,
+        table: &Table,
+        rows: &[Map<String, Value>],
+    ) -> Result<u64> {
         let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
         // A JSON `null` in a JSON column is the value null, not a missing one (SQL NULL).
         let values: Vec<String> = table
@@ -74,21 +97,21 @@ impl PostgresCatalog {
         let rows = Value::Array(rows.iter().cloned().map(Value::Object).collect());
         let done = sqlx::query(&sql)
             .bind(rows.to_string())
-            .execute(&self.pool)
+            .execute(conn)
             .await
             .map_err(|e| db_error(&format!("loading table {}", table.name), e))?;
         Ok(done.rows_affected())
     }
 
     /// After loading `table`: new rows of a serial key number on from the copied ids.
-    pub(crate) async fn finish_import(&self, table: &Table) -> Result<()> {
+    pub(crate) async fn finish_import(conn: &mut PgConnection, table: &Table) -> Result<()> {
         if table.serial {
             let key = table.key.first().copied().unwrap_or("id");
             sqlx::query(&format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', '{key}'), GREATEST((SELECT MAX({key}) FROM {table}), 1))",
                 table = table.name
             ))
-            .execute(&self.pool)
+            .execute(conn)
             .await
             .map_err(|e| db_error(&format!("renumbering table {}", table.name), e))?;
         }
@@ -96,8 +119,7 @@ impl PostgresCatalog {
     }
 
     /// After a load: give every version without a search document one.
-    pub(crate) async fn index_for_search(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
+    pub(crate) async fn index_for_search(conn: &mut PgConnection) -> Result<()> {
         sqlx::query(
             "INSERT INTO search_backfill (key, version_id) SELECT v.key, v.version_id FROM versions v \
              WHERE NOT v.is_delete_marker AND NOT EXISTS (SELECT 1 FROM version_search s \
@@ -107,6 +129,7 @@ impl PostgresCatalog {
         .execute(&mut *conn)
         .await
         .map_err(|e| db_error("listing versions to index", e))?;
-        super::search::backfill(&mut conn).await
+        // Inside the import's transaction, backfill's own transactions are savepoints.
+        super::search::backfill(conn).await
     }
 }

@@ -8,12 +8,16 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
 
-use super::{Refused, SqliteCatalog, WriteOp, WriteOutcome, db_error, wrong_answer};
+use super::changes::{INSERT_AUDIT, audit_params};
+use super::writer::{Refused, WriteOp, WriteOutcome, wrong_answer};
+use super::{SqliteCatalog, db_error};
 use crate::catalog::outbox::{
     Claim, ClaimRequest, ClaimScope, DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow,
     EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL, Outbox, OutboxCounters, Outcome, dead_letter, hook_stats_update,
     outbox_counters, parse_hook, plan_fan_out, settlement_columns,
 };
+use crate::catalog::plan;
+use crate::catalog::rows::bind_params;
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition};
 use crate::time::Timestamp;
@@ -142,24 +146,19 @@ async fn save_hook(conn: &mut SqliteConnection, hook: &HookDefinition, replace: 
             hook.name
         ))));
     }
-    let audit = serde_json::json!({ "hook": hook.name, "kind": hook.spec.kind(), "replaced": exists.is_some() });
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO hooks (name, definition, first_event) \
          VALUES (?, ?, (SELECT COALESCE(MAX(id), 0) + 1 FROM outbox)) \
          ON CONFLICT (name) DO UPDATE SET definition = excluded.definition; \
-         INSERT INTO hook_stats (hook) VALUES (?) ON CONFLICT (hook) DO NOTHING; \
-         INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, 'hook_add', NULL, NULL, ?);",
-    )
-    .bind(&hook.name)
-    .bind(definition)
-    .bind(&hook.name)
-    .bind(Timestamp::now().as_micros())
-    .bind(&hook.created_by)
-    .bind(audit.to_string())
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
-    .map_err(|e| Refused::Dirty(db_error("saving the hook", e)))
+         INSERT INTO hook_stats (hook) VALUES (?) ON CONFLICT (hook) DO NOTHING; {INSERT_AUDIT}"
+    );
+    let audit = plan::hook_added(hook, exists.is_some(), Timestamp::now());
+    let query = sqlx::query(&sql).bind(&hook.name).bind(definition).bind(&hook.name);
+    bind_params!(query, audit_params(&audit))
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| Refused::Dirty(db_error("saving the hook", e)))
 }
 
 async fn remove_hook(conn: &mut SqliteConnection, name: &str, actor: &str) -> Result<u64, Refused> {
@@ -176,15 +175,11 @@ async fn remove_hook(conn: &mut SqliteConnection, name: &str, actor: &str) -> Re
     // Deliveries and counters exist only with their hook: anything removed means the hook was there.
     let gone = u64::from(removed.rows_affected() > 0);
     if gone == 1 {
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, 'hook_remove', NULL, NULL, ?)",
-        )
-        .bind(Timestamp::now().as_micros())
-        .bind(actor)
-        .bind(serde_json::json!({ "hook": name }).to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| Refused::Dirty(db_error("auditing the hook's removal", e)))?;
+        let audit = plan::hook_removed(name, actor, Timestamp::now());
+        bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&audit))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| Refused::Dirty(db_error("auditing the hook's removal", e)))?;
     }
     Ok(gone)
 }

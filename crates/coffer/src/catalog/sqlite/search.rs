@@ -3,13 +3,14 @@
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
-use super::{COMMENTS_OF_ROW, TAGS_OF_ROW, db_error, exec, version_as_json, versions_as_json};
+use super::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, version_as_json, versions_as_json};
+use super::{db_error, exec};
 use crate::catalog::ObjectVersion;
 use crate::catalog::rows::{
     JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, decode_versions,
     search_select,
 };
-use crate::catalog::search::{SCORE_DECIMALS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::search::{SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Index a new version: bind its key, version id and document.
@@ -139,7 +140,7 @@ fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
         SearchSource {
             from,
             // bm25 is lower for better matches; scores are higher.
-            score: format!("round(-bm25(search_fts), {SCORE_DECIMALS})"),
+            score: format!("CAST(printf('%.{}e', -bm25(search_fts)) AS REAL)", SCORE_DIGITS - 1),
             order: "score DESC, d.key, d.version_id DESC",
             filters: vec!["search_fts MATCH ?".into()],
             params: vec![Param::Text(fts5_query(&plan.words))],

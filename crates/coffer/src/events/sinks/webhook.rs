@@ -99,15 +99,37 @@ impl WebhookConfig {
         }
     }
 
-    /// The URL as shown: scheme, host and port only, since the rest often
-    /// holds a token (chat webhooks put theirs in the path).
+    /// The URL as shown: scheme, host, port and path, without the user part,
+    /// with each query value replaced by `***`, and each path segment that
+    /// looks like a token too (chat webhooks put their tokens in the path).
     fn shown_url(&self) -> String {
-        match reqwest::Url::parse(&self.url) {
-            Ok(url) if url.path() == "/" && url.query().is_none() => url.origin().ascii_serialization() + "/",
-            Ok(url) => url.origin().ascii_serialization() + "/…",
-            Err(_) => "(invalid URL)".to_owned(),
+        let Ok(url) = reqwest::Url::parse(&self.url) else {
+            return "(invalid URL)".to_owned();
+        };
+        let path: Vec<&str> = url
+            .path()
+            .split('/')
+            .map(|segment| if looks_like_token(segment) { REDACTED } else { segment })
+            .collect();
+        let mut shown = url.origin().ascii_serialization() + &path.join("/");
+        if let Some(query) = url.query() {
+            let names: Vec<String> = query
+                .split('&')
+                .map(|pair| format!("{}={REDACTED}", pair.split('=').next().unwrap_or_default()))
+                .collect();
+            shown = format!("{shown}?{}", names.join("&"));
         }
+        shown
     }
+}
+
+/// A path segment of 16 characters or more mixing letters and digits, as
+/// tokens and signatures are (`/services/T0001/B0001/XXXX...`); ordinary
+/// path words (`/hooks/coffer`, `/api/v2/events`) are shorter or not mixed.
+fn looks_like_token(segment: &str) -> bool {
+    segment.len() >= 16
+        && segment.chars().any(|c| c.is_ascii_digit())
+        && segment.chars().any(|c| c.is_ascii_alphabetic())
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -277,5 +299,22 @@ mod tests {
         bad_template.template = Some("{{ unclosed".into());
         assert!(bad_template.validate().is_err());
         assert!(WebhookConfig::new("ftp://example.com/").validate().is_err());
+    }
+
+    #[test]
+    fn the_shown_url_keeps_the_path_and_hides_credentials() {
+        let shown = |url: &str| WebhookConfig::new(url).redacted().url;
+        assert_eq!(
+            shown("https://erp.example.com:8443/api/v2/coffer-events"),
+            "https://erp.example.com:8443/api/v2/coffer-events"
+        );
+        assert_eq!(
+            shown("https://bob:pa55@erp.example.com/in?token=abc&x=1"),
+            "https://erp.example.com/in?token=***&x=***"
+        );
+        assert_eq!(
+            shown("https://chat.example.com/services/T0001/B0001/Xy7kQ2mN9pL4rS8tV1wZ"),
+            "https://chat.example.com/services/T0001/B0001/***"
+        );
     }
 }

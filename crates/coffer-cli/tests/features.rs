@@ -15,7 +15,11 @@ use common::{coffer, fails, json, ok};
 /// Refused with exit 11 naming `feature`, and the store's hooks unchanged.
 fn refused(d: &Path, args: &[&str], feature: &str) {
     ok(coffer(d, &["init"]));
-    fails(coffer(d, args), 11, &format!("rebuild it with the cargo feature {feature})"));
+    fails(
+        coffer(d, args),
+        11,
+        &format!("rebuild it with the cargo feature {feature})"),
+    );
     assert_eq!(json(coffer(d, &["hooks", "list", "--json"])), serde_json::json!([]));
 }
 
@@ -23,7 +27,15 @@ fn refused(d: &Path, args: &[&str], feature: &str) {
 #[test]
 fn nats_hooks_name_their_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["hooks", "add", "nats", "bus", "nats://127.0.0.1:4222", "--subject", "coffer.{type}"];
+    let args = [
+        "hooks",
+        "add",
+        "nats",
+        "bus",
+        "nats://127.0.0.1:4222",
+        "--subject",
+        "coffer.{type}",
+    ];
     refused(dir.path(), &args, "sink-nats");
 }
 
@@ -31,7 +43,15 @@ fn nats_hooks_name_their_feature() {
 #[test]
 fn amqp_hooks_name_their_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["hooks", "add", "amqp", "rabbit", "amqp://127.0.0.1:5672/%2f", "--exchange", "coffer"];
+    let args = [
+        "hooks",
+        "add",
+        "amqp",
+        "rabbit",
+        "amqp://127.0.0.1:5672/%2f",
+        "--exchange",
+        "coffer",
+    ];
     refused(dir.path(), &args, "sink-amqp");
 }
 
@@ -39,7 +59,11 @@ fn amqp_hooks_name_their_feature() {
 #[test]
 fn azure_names_its_feature() {
     let dir = tempfile::tempdir().unwrap();
-    refused(dir.path(), &["--backend", "azure", "--container", "c", "list"], "backend-azblob");
+    refused(
+        dir.path(),
+        &["--backend", "azure", "--container", "c", "list"],
+        "backend-azblob",
+    );
 }
 
 #[cfg(not(feature = "catalog-postgres"))]
@@ -47,7 +71,11 @@ fn azure_names_its_feature() {
 fn postgres_names_its_feature() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    refused(d, &["--catalog", "postgres://app:s3cret@127.0.0.1/db", "list"], "catalog-postgres");
+    refused(
+        d,
+        &["--catalog", "postgres://app:s3cret@127.0.0.1/db", "list"],
+        "catalog-postgres",
+    );
     let run = coffer(d, &["catalog", "migrate", "--to", "postgres://app:s3cret@127.0.0.1/db"]);
     assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
     fails(run, 11, "rebuild it with the cargo feature catalog-postgres)");

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, conformance, store, crash/multi-process, CLI
 # end-to-end and doc tests, on SQLite and on PostgreSQL, the queue sinks
-# against real brokers, and the object-store backends against real servers.
+# against real brokers, and the object-store backends against real servers;
+# then the default build's refusals of what it leaves out, and a short run
+# of each fuzz target. Arguments go to the first `cargo test` only, and
+# skip the other two.
 # Starts (or installs and starts) PostgreSQL on 127.0.0.1:5432, NATS with
 # JetStream on :4222, RabbitMQ on :5672, the moto S3/SQS emulator on :5000,
 # Garage (S3) on :3900 and Azurite (Azure Blob) on :10000 first, each only
@@ -29,4 +32,11 @@ scripts/services/moto.sh
 scripts/services/garage.sh
 scripts/services/azurite.sh
 scripts/services/clients.sh
-cargo test --workspace --locked "$@"
+# Every cargo feature on: the queue sinks, Azure and PostgreSQL are features.
+cargo test --workspace --locked --all-features "$@"
+if [ $# -eq 0 ]; then
+    # The default build: what it leaves out is refused with one line naming its feature.
+    cargo test -p coffer-cli --locked --test features
+    # A short run of each fuzz target (scripts/fuzz.sh runs them longer).
+    scripts/fuzz.sh "${COFFER_FUZZ_SECONDS:-15}"
+fi

@@ -9,10 +9,12 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
+#[cfg(feature = "catalog-postgres")]
+use crate::catalog;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{bulk, catalog, hooks, manage, remote};
+use crate::{bulk, hooks, manage, remote};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -62,7 +64,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.global.json;
     // Catalog commands work on catalogs alone, without opening (or creating) a store.
     if let Command::Catalog(command) = cli.command {
+        #[cfg(feature = "catalog-postgres")]
         return catalog::run(&config, command, json).await.map(|()| ExitCode::SUCCESS);
+        // Its one command copies into PostgreSQL.
+        #[cfg(not(feature = "catalog-postgres"))]
+        {
+            let crate::cli::CatalogCommand::Migrate { .. } = command;
+            return Err(coffer::Error::not_built("catalog migrate (into PostgreSQL)", "catalog-postgres").into());
+        }
     }
     let store = if creates_store(&cli.command) {
         Store::open(&config).await?

@@ -27,6 +27,7 @@ impl TerminalProgress {
     }
 
     /// A reporter of a count of `items` (`rows` ...) rather than bytes.
+    #[cfg(feature = "catalog-postgres")] // only catalog migrate counts rows
     pub fn counting(enabled: bool, items: &'static str) -> Option<Arc<dyn coffer::Progress>> {
         Self::reporter(enabled, Some(items))
     }

@@ -215,11 +215,13 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::invalid_input(format!("cannot read config file {}: {e}", path.display())))?;
         Self::from_toml(&text)
-            .map_err(|e| Error::invalid_input(format!("config file {}: {}", path.display(), e.message())))
+            .map_err(|e| Error::new(e.kind(), format!("config file {}: {}", path.display(), e.message())))
     }
 
-    /// Parse TOML config text.
+    /// Parse TOML config text. A backend of a kind this build leaves out is
+    /// refused naming its cargo feature (exit 11), as from the environment.
     pub fn from_toml(text: &str) -> Result<Self> {
+        crate::settings::refuse_unbuilt_kinds(text)?;
         toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))
     }
 
@@ -335,6 +337,14 @@ fn os_user() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_urls_stay_on_one_line() {
+        // Found by the config fuzz target: a catalog URL with a newline made a two-line error.
+        assert_eq!(redact_url("x\ny://u:pw@h"), "x\\ny://u:***@h");
+        let err = CatalogLocation::parse("_dt\ncaBtaldt\nc").unwrap_err();
+        assert!(!err.message().contains('\n'), "{}", err.message());
+    }
 
     #[test]
     fn env_overrides_file() {

@@ -120,6 +120,15 @@ impl Error {
         self.retryable
     }
 
+    /// The error for a part this build leaves out (`what`: "nats hooks",
+    /// "the azure backend"), naming the cargo feature that brings it.
+    pub fn not_built(what: &str, feature: &str) -> Self {
+        Self::new(
+            ErrorKind::Unsupported,
+            format!("{what}: not in this build of coffer (rebuild it with the cargo feature {feature})"),
+        )
+    }
+
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }

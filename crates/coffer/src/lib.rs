@@ -52,7 +52,6 @@ mod time;
 mod version;
 
 pub mod conformance;
-#[cfg(feature = "catalog-postgres")]
 pub mod testing;
 
 /// The README's Rust examples, run as doc tests so they stay true.

@@ -1,8 +1,21 @@
 //! Hiding secrets in URLs before they reach a log, a message or an event.
 
 /// The URL with any password (in the user part, or a `password=` query
-/// parameter) replaced by `***`, for logs and messages.
+/// parameter) replaced by `***`, for logs and messages; control characters
+/// are escaped (`\n`), so a message showing a mistyped URL stays one line.
 pub fn redact_url(url: &str) -> String {
+    let mut shown = String::with_capacity(url.len());
+    for c in hide_password(url).chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+fn hide_password(url: &str) -> String {
     let url = match url.split_once('?') {
         Some((base, query)) => {
             let params: Vec<String> = query

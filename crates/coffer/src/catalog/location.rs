@@ -32,9 +32,9 @@ impl CatalogLocation {
             if cfg!(feature = "catalog-postgres") {
                 return Ok(CatalogLocation::Postgres(url.to_owned()));
             }
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("catalog {shown}: this build has no PostgreSQL support (cargo feature catalog-postgres)"),
+            return Err(Error::not_built(
+                &format!("catalog {shown}: PostgreSQL"),
+                "catalog-postgres",
             ));
         }
         Err(Error::invalid_input(format!(
@@ -70,7 +70,7 @@ impl CatalogLocation {
             #[cfg(feature = "catalog-postgres")]
             CatalogLocation::Postgres(url) => Ok(Arc::new(PostgresCatalog::connect(url).await?)),
             #[cfg(not(feature = "catalog-postgres"))]
-            CatalogLocation::Postgres(_) => Err(Error::new(ErrorKind::Unsupported, "PostgreSQL is not in this build")),
+            CatalogLocation::Postgres(_) => Err(Error::not_built("PostgreSQL catalogs", "catalog-postgres")),
         }
     }
 }

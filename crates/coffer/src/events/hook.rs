@@ -102,6 +102,7 @@ impl HookSpec {
     }
 
     fn validate(&self) -> Result<()> {
+        super::sinks::ensure_built(self)?;
         match self {
             HookSpec::Webhook(config) => config.validate(),
             HookSpec::Filelog(config) => config.validate(),

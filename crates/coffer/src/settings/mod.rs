@@ -1,8 +1,10 @@
 //! Backend settings, owned by the library: the kinds of backend and their
 //! names, which setting belongs to which kind, what a kind requires, and how
 //! `COFFER_*` variables and command-line flags override single settings of
-//! the configured backend while keeping the rest. The config file, the
-//! environment and the CLI all go through here, so each rule is written once.
+//! the configured backend while keeping the rest, and which kinds this build
+//! has (a kind whose cargo feature is off is refused, naming the feature).
+//! The config file, the environment and the CLI all go through here, so each
+//! rule is written once.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -110,8 +112,45 @@ impl BackendKind {
         names.join(", ")
     }
 
+    /// The cargo feature that brings the kind.
+    pub fn cargo_feature(self) -> &'static str {
+        match self {
+            BackendKind::Fs => "backend-fs",
+            BackendKind::Memory => "backend-memory",
+            BackendKind::S3 => "backend-s3",
+            BackendKind::Azure => "backend-azblob",
+        }
+    }
+
+    /// Whether this build has the kind (was built with its cargo feature).
+    pub fn is_built(self) -> bool {
+        match self {
+            BackendKind::Fs => cfg!(feature = "backend-fs"),
+            BackendKind::Memory => cfg!(feature = "backend-memory"),
+            BackendKind::S3 => cfg!(feature = "backend-s3"),
+            BackendKind::Azure => cfg!(feature = "backend-azblob"),
+        }
+    }
+
+    /// Refuse the kind if this build leaves it out. Every place a kind is
+    /// named (the config file's `kind`, `COFFER_BACKEND`, `--backend`) comes
+    /// through here, `given` saying which (`--backend azure`).
+    pub(crate) fn ensure_built(self, given: &str) -> Result<()> {
+        match self.is_built() {
+            true => Ok(()),
+            false => Err(self.not_built(given)),
+        }
+    }
+
+    /// The one-line error for this kind in a build without it, naming the
+    /// cargo feature that brings it (exit 11).
+    pub(crate) fn not_built(self, given: &str) -> Error {
+        Error::not_built(&format!("the {self} backend ({given})"), self.cargo_feature())
+    }
+
     /// A fresh table of this kind, with every setting at its default.
-    fn fresh(self) -> Result<BackendConfig> {
+    fn fresh(self, given: &str) -> Result<BackendConfig> {
+        self.ensure_built(given)?;
         Ok(match self {
             BackendKind::Fs => BackendConfig::Fs { root: None },
             BackendKind::Memory => BackendConfig::Memory,
@@ -119,15 +158,42 @@ impl BackendKind {
             BackendKind::S3 => BackendConfig::S3(Box::default()),
             #[cfg(feature = "backend-azblob")]
             BackendKind::Azure => BackendConfig::Azure(Box::default()),
+            // A kind without its variant is not built: refused above.
             #[allow(unreachable_patterns)]
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("this build has no {other} backend (its cargo feature is off)"),
-                ));
-            }
+            other => return Err(other.not_built(given)),
         })
     }
+}
+
+/// Refuse config text whose `[backend]` or `[stores.NAME]` table is of a
+/// kind this build leaves out, with the same one line as `COFFER_BACKEND`
+/// and `--backend` get, before the text is read into a [`Config`](crate::Config)
+/// (where such a kind would only be an unknown variant). Text that is not
+/// TOML, and kinds that are not kinds at all, are left to that reading.
+pub(crate) fn refuse_unbuilt_kinds(text: &str) -> Result<()> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let stores = table.get("stores").and_then(toml::Value::as_table);
+    let tables = table
+        .get("backend")
+        .map(|backend| ("[backend]".to_owned(), backend))
+        .into_iter()
+        .chain(
+            stores
+                .into_iter()
+                .flatten()
+                .map(|(name, store)| (format!("[stores.{name}]"), store)),
+        );
+    for (place, backend) in tables {
+        let Some(name) = backend.get("kind").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        if let Ok(kind) = name.parse::<BackendKind>() {
+            kind.ensure_built(&format!("{place} kind = {name:?}"))?;
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for BackendKind {
@@ -221,6 +287,7 @@ const SETTINGS: &[Setting] = {
 
 /// The error of a backend of `kind` without its required setting `name`,
 /// saying where it can be given.
+#[cfg(any(feature = "backend-s3", feature = "backend-azblob"))] // only they require one
 pub(crate) fn missing_setting(kind: BackendKind, name: &str) -> Error {
     let mut places = vec![format!("{name} in the config")];
     if let Some(setting) = SETTINGS.iter().find(|s| s.kind == kind && s.name == name) {
@@ -273,6 +340,7 @@ impl BackendConfig {
     /// Set the setting `name` (as the config file names it) from text that
     /// `label` gave; the setting belongs to this kind (see [`SETTINGS`]).
     fn set(&mut self, name: &str, value: &str, label: &str) -> Result<()> {
+        #[cfg(any(feature = "backend-s3", feature = "backend-azblob"))]
         let text = || Some(value.to_owned());
         match (self, name) {
             (BackendConfig::Fs { root }, "root") => *root = Some(PathBuf::from(value)),
@@ -355,7 +423,7 @@ mod tests {
     #[test]
     fn every_overridable_setting_is_settable_on_its_kind() {
         for setting in SETTINGS {
-            let mut backend = setting.kind.fresh().expect("built in");
+            let mut backend = setting.kind.fresh("a test").expect("built in");
             let value = if setting.name.starts_with("create") || setting.name == "virtual_host_style" {
                 "true"
             } else {

@@ -66,7 +66,8 @@ impl Override {
 #[derive(Clone, Default)]
 pub struct BackendOverrides {
     store: Option<String>,
-    kind: Option<BackendKind>,
+    /// The kind, with how it was given (`COFFER_BACKEND=azure`, `--backend azure`).
+    kind: Option<(BackendKind, String)>,
     settings: Vec<Override>,
 }
 
@@ -78,10 +79,10 @@ impl BackendOverrides {
         let lookup = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let mut overrides = BackendOverrides::default();
         if let Some(kind) = lookup("COFFER_BACKEND") {
-            overrides.kind = Some(
-                kind.parse()
-                    .map_err(|e: Error| Error::invalid_input(format!("COFFER_BACKEND: {}", e.message())))?,
-            );
+            let parsed = kind
+                .parse()
+                .map_err(|e: Error| Error::invalid_input(format!("COFFER_BACKEND: {}", e.message())))?;
+            overrides.kind = Some((parsed, format!("COFFER_BACKEND={}", kind.trim())));
         }
         let mut seen = Vec::new();
         for name in SETTINGS.iter().filter_map(|s| s.env) {
@@ -107,7 +108,7 @@ impl BackendOverrides {
 
     /// Use a backend of `kind`: the configured table if it is of that kind, else a fresh one.
     pub fn kind(&mut self, kind: BackendKind) {
-        self.kind = Some(kind);
+        self.kind = Some((kind, format!("--backend {kind}")));
     }
 
     /// Set the setting of command-line flag `--NAME` (`bucket`, `path`,
@@ -140,12 +141,14 @@ impl BackendOverrides {
     }
 
     /// Apply the kind, then each setting in order, to `backend`, and check
-    /// that the result has what its kind requires.
+    /// that the result has what its kind requires. A kind this build leaves
+    /// out is refused first, naming its cargo feature.
     pub(crate) fn apply_to(&self, backend: &mut BackendConfig) -> Result<()> {
-        if let Some(kind) = self.kind
-            && backend.kind() != kind
-        {
-            *backend = kind.fresh()?;
+        if let Some((kind, given)) = &self.kind {
+            kind.ensure_built(given)?;
+            if backend.kind() != *kind {
+                *backend = kind.fresh(given)?;
+            }
         }
         for given in &self.settings {
             let setting = given.setting_for(backend.kind())?;

@@ -8,12 +8,14 @@ mod sqs;
 mod webhook;
 
 pub use self::amqp::AmqpConfig;
+#[cfg(feature = "sink-amqp")]
 use self::amqp::AmqpSink;
 use self::exec::ExecSink;
 pub use self::exec::{DEFAULT_EXEC_TIMEOUT, ExecConfig};
 use self::filelog::FileLogSink;
 pub use self::filelog::{FileLogConfig, FileLogFormat};
 pub use self::nats::NatsConfig;
+#[cfg(feature = "sink-nats")]
 use self::nats::NatsSink;
 pub use self::sqs::SqsConfig;
 pub(crate) use self::sqs::{SqsClient, SqsSink};
@@ -36,7 +38,9 @@ pub(crate) async fn build_sink(name: &str, spec: &HookSpec, http: &reqwest::Clie
         HookSpec::Webhook(config) => Box::new(WebhookSink::new(name, config.clone(), http.clone())?),
         HookSpec::Filelog(config) => Box::new(FileLogSink::new(name, config.clone())?),
         HookSpec::Exec(config) => Box::new(ExecSink::new(name, config.clone())?),
+        #[cfg(feature = "sink-nats")]
         HookSpec::Nats(config) => Box::new(NatsSink::connect(name, config.clone()).await?),
+        #[cfg(feature = "sink-amqp")]
         HookSpec::Amqp(config) => Box::new(AmqpSink::connect(name, config.clone()).await?),
         HookSpec::Sqs(config) => Box::new(SqsSink::new(name, config.clone(), http.clone())?),
         HookSpec::Callback => {
@@ -44,7 +48,34 @@ pub(crate) async fn build_sink(name: &str, spec: &HookSpec, http: &reqwest::Clie
                 "hook {name} is a callback: register its function with Store::on_event"
             )));
         }
+        // The kinds this build leaves out.
+        #[allow(unreachable_patterns)]
+        other => return Err(not_built(other)),
     })
+}
+
+/// The cargo feature that brings the sink of `spec`'s kind, for the kinds a
+/// build may leave out, with whether this build has it.
+fn cargo_feature(spec: &HookSpec) -> Option<(&'static str, bool)> {
+    match spec {
+        HookSpec::Nats(_) => Some(("sink-nats", cfg!(feature = "sink-nats"))),
+        HookSpec::Amqp(_) => Some(("sink-amqp", cfg!(feature = "sink-amqp"))),
+        _ => None,
+    }
+}
+
+/// Refuse a hook whose sink this build leaves out, naming the cargo feature
+/// that brings it.
+pub(crate) fn ensure_built(spec: &HookSpec) -> Result<()> {
+    match cargo_feature(spec) {
+        Some((_, false)) => Err(not_built(spec)),
+        _ => Ok(()),
+    }
+}
+
+fn not_built(spec: &HookSpec) -> Error {
+    let feature = cargo_feature(spec).map_or("", |(feature, _)| feature);
+    Error::not_built(&format!("{} hooks", spec.kind()), feature)
 }
 
 /// Open the sink of hook `name` on its own (what a dispatcher does on

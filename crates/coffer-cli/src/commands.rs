@@ -283,7 +283,9 @@ fn io_error(context: &str, err: std::io::Error) -> coffer::Error {
     coffer::Error::new(coffer::ErrorKind::Io, format!("{context}: {err}"))
 }
 
-async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
+async fn get(store: &Store, mut args: GetArgs, json: bool) -> anyhow::Result<()> {
+    // `--output -` is standard output, as with no --output.
+    args.output = args.output.filter(|path| path.as_os_str() != "-");
     let options = GetOptions {
         version_id: version_arg(store, &args.key, args.version.as_deref()).await?,
         range: args.range.as_deref().map(str::parse::<ByteRange>).transpose()?,

@@ -220,7 +220,7 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
         until: parse_time(&args.until)?,
         // An export without --limit writes every row (the library's 0).
         limit: match (&args.export, args.limit) {
-            (Some(_), Some(0)) => return Err(invalid_input("--limit must be at least 1")),
+            (_, Some(0)) => return Err(invalid_input("--limit must be at least 1")),
             (Some(_), limit) => limit.unwrap_or(0),
             (None, limit) => limit.unwrap_or(100),
         },
@@ -228,10 +228,15 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
     };
     if let Some(file) = &args.export {
         let rows = store.export_audit(&query, file).await?;
-        if json {
+        let summary = format!("exported {} to {}", count(rows, "audit row"), file.display());
+        if file.as_os_str() == "-" {
+            // The rows went to standard output: the summary goes beside them, to stderr.
+            eprintln!("{summary}");
+        } else if json {
             return print_json(&serde_json::json!({ "rows": rows, "file": file }));
+        } else {
+            println!("{summary}");
         }
-        println!("exported {} to {}", count(rows, "audit row"), file.display());
         return Ok(());
     }
     let rows = store.audit(&query).await?;

@@ -106,7 +106,7 @@ impl Store {
             return Err(Error::invalid_input("limit must be at least 1"));
         }
         // One more than shown, for the size change of the oldest one shown.
-        let mut versions = self.catalog.versions(&key, limit.map(|n| n + 1)).await?;
+        let mut versions = self.catalog.versions(&key, limit.map(|n| n.saturating_add(1))).await?;
         if versions.is_empty() {
             return Err(Error::not_found(format!("no such key: {key}")));
         }

@@ -1,0 +1,130 @@
+//! The QA walkthrough of issue 18's fixes: where reads land (standard output,
+//! links, devices, FIFOs), limits, dates, delete markers, repairs that leave
+//! versions unreadable, reads that create nothing, and catalog migrations.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+use common::{coffer, coffer_in, fails, json, ok};
+
+fn put(d: &Path, key: &str, content: &str) {
+    ok(coffer_in(d, &["put", key], Some(content.as_bytes()), &[]));
+}
+
+/// Make a FIFO at `path` and read it to the end on a thread of its own.
+fn fifo(path: &Path) -> std::thread::JoinHandle<String> {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+    let path = path.to_path_buf();
+    std::thread::spawn(move || std::fs::read_to_string(path).unwrap())
+}
+
+#[test]
+fn reads_follow_links_write_devices_and_fifos_in_place_and_dash_is_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    put(d, "k", "hello");
+
+    // A symbolic link: its target is written, the link stays a link.
+    std::fs::write(d.join("t"), "").unwrap();
+    std::os::unix::fs::symlink("t", d.join("l")).unwrap();
+    ok(coffer(d, &["get", "k", "--output", "l"]));
+    assert!(std::fs::symlink_metadata(d.join("l")).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(d.join("t")).unwrap(), "hello");
+    // A dangling link names the file to create.
+    std::os::unix::fs::symlink("new.txt", d.join("dangling")).unwrap();
+    ok(coffer(d, &["get", "k", "--output", "dangling"]));
+    assert!(
+        std::fs::symlink_metadata(d.join("dangling"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(d.join("new.txt")).unwrap(), "hello");
+
+    // A FIFO is written in place, not replaced.
+    let reader = fifo(&d.join("f"));
+    ok(coffer(d, &["get", "k", "--output", "f"]));
+    assert_eq!(reader.join().unwrap(), "hello");
+    assert!(std::fs::symlink_metadata(d.join("f")).unwrap().file_type().is_fifo());
+    let reader = fifo(&d.join("audit.fifo"));
+    let run = ok(coffer(d, &["audit", "--export", "audit.fifo"]));
+    assert!(
+        run.stdout.contains("exported 1 audit row to audit.fifo"),
+        "{}",
+        run.stdout
+    );
+    assert!(reader.join().unwrap().contains("\"action\":\"put\""));
+    assert!(
+        std::fs::symlink_metadata(d.join("audit.fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    // A device stays a device.
+    ok(coffer(d, &["get", "k", "--output", "/dev/null"]));
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+
+    // `-` is standard output, for get and for an audit export.
+    let run = ok(coffer(d, &["get", "k", "--output", "-"]));
+    assert_eq!(run.stdout, "hello");
+    let run = coffer(d, &["audit", "--export", "-"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("{\"id\":1,"), "{}", run.stdout);
+    assert_eq!(run.stderr, "exported 1 audit row to -\n");
+    assert!(!d.join("-").exists());
+
+    // export writes through a link already in its directory.
+    std::fs::create_dir(d.join("out")).unwrap();
+    std::fs::write(d.join("target.txt"), "").unwrap();
+    std::os::unix::fs::symlink("../target.txt", d.join("out/k")).unwrap();
+    ok(coffer(d, &["export", "out"]));
+    assert!(
+        std::fs::symlink_metadata(d.join("out/k"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(d.join("target.txt")).unwrap(), "hello");
+}
+
+#[test]
+fn the_largest_limit_is_no_overflow_and_every_limit_of_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    put(d, "k1", "a");
+    put(d, "k1", "bb");
+    let max = u64::MAX.to_string();
+    let run = ok(coffer(d, &["history", "k1", "--limit", &max]));
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
+    let versions = json(coffer(d, &["versions", "k1", "--limit", &max, "--json"]));
+    assert_eq!(versions.as_array().map(Vec::len), Some(2), "{versions}");
+    ok(coffer(d, &["audit", "--limit", &max]));
+
+    fails(
+        coffer(d, &["history", "k1", "--limit", "0"]),
+        5,
+        "limit must be at least 1",
+    );
+    fails(
+        coffer(d, &["versions", "k1", "--limit", "0"]),
+        5,
+        "limit must be at least 1",
+    );
+    fails(coffer(d, &["audit", "--limit", "0"]), 5, "--limit must be at least 1");
+    fails(
+        coffer(d, &["hooks", "run", "--once", "--concurrency", "0"]),
+        5,
+        "--concurrency must be at least 1",
+    );
+    fails(
+        coffer(d, &["hooks", "run", "--once", "--batch", "0"]),
+        5,
+        "--batch must be at least 1",
+    );
+}

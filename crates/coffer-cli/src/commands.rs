@@ -150,14 +150,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// hook; reindex, which rebuilds a lost catalog) create one; every other
 /// command needs an existing store and creates nothing.
 fn creates_store(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Init
-            | Command::Put(_)
-            | Command::Import { .. }
-            | Command::Reindex { .. }
-            | Command::Hooks(crate::cli::HooksCommand::Add(_))
-    )
+    match command {
+        // A dry run changes nothing: it creates no store either.
+        Command::Import { selection, .. } => !selection.dry_run,
+        _ => matches!(
+            command,
+            Command::Init
+                | Command::Put(_)
+                | Command::Reindex { .. }
+                | Command::Hooks(crate::cli::HooksCommand::Add(_))
+        ),
+    }
 }
 
 /// An optional version argument: an id, or `latest` (see [`Store::resolve_version`]).

@@ -346,7 +346,9 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
     };
     let started = Instant::now();
     let report = store.verify(&options).await?;
-    let unrepaired = report.problems.iter().filter(|p| !p.repaired).count();
+    let repaired = report.problems.iter().filter(|p| p.repaired).count();
+    // Damaged content a repair marked still stands: its versions cannot be read.
+    let remaining = report.problems.iter().filter(|p| p.remains).count();
     if json {
         print_json(&report)?;
     } else {
@@ -371,8 +373,13 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
             human_size(report.bytes),
             started.elapsed().as_secs_f64(),
             count(report.problems.len() as u64, "problem"),
-            if args.repair {
-                format!(", {} repaired", report.problems.len() - unrepaired)
+            if args.repair && remaining > 0 {
+                format!(
+                    ", {repaired} repaired; {} remaining",
+                    count(remaining as u64, "problem")
+                )
+            } else if args.repair {
+                format!(", {repaired} repaired")
             } else {
                 String::new()
             },
@@ -387,7 +394,7 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
             }
         );
     }
-    Ok(if unrepaired == 0 {
+    Ok(if remaining == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(output::exit_code(coffer::ErrorKind::IntegrityMismatch))

@@ -128,3 +128,64 @@ fn the_largest_limit_is_no_overflow_and_every_limit_of_zero_is_refused() {
         "--batch must be at least 1",
     );
 }
+
+#[test]
+fn times_before_1970_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    put(d, "k", "a");
+    for time in ["1960-01-01", "1960-01-01T00:00:00Z"] {
+        fails(
+            coffer(d, &["audit", "--until", time]),
+            5,
+            "times before 1970-01-01 are not accepted",
+        );
+    }
+    fails(
+        coffer(d, &["search", "--since", "1969-12-31"]),
+        5,
+        "times before 1970-01-01 are not accepted",
+    );
+    ok(coffer(d, &["audit", "--since", "1970-01-01"]));
+}
+
+#[test]
+fn a_delete_marker_cannot_be_tagged_but_can_say_why_in_a_comment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    put(d, "z/1", "a");
+    ok(coffer(d, &["delete", "z/1"]));
+    fails(
+        coffer(d, &["tag", "z/1", "latest", "a=b"]),
+        5,
+        "is a delete marker: it cannot be tagged",
+    );
+    let history = json(coffer(d, &["history", "z/1", "--json"]));
+    assert!(history.to_string().contains("\"tags\":{}"), "{history}");
+    ok(coffer(d, &["comment", "z/1", "latest", "removed: superseded"]));
+}
+
+#[test]
+fn a_dry_run_import_creates_no_store_and_a_read_creates_no_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("s")).unwrap();
+    std::fs::write(d.join("s/a.txt"), "a").unwrap();
+    fails(
+        coffer(d, &["import", "s", "--prefix", "x/", "--dry-run"]),
+        13,
+        "no store at ./coffer-data",
+    );
+    assert!(!d.join("coffer-data").exists());
+
+    put(d, "k", "a");
+    let spool = d.join("newspool");
+    let spool_env = spool.to_str().unwrap();
+    ok(coffer_in(d, &["list"], None, &[("COFFER_SPOOL", spool_env)]));
+    ok(coffer_in(d, &["get", "k"], None, &[("COFFER_SPOOL", spool_env)]));
+    assert!(!spool.exists());
+    // A write may need it: it is created then.
+    ok(coffer_in(d, &["put", "k2"], Some(b"b"), &[("COFFER_SPOOL", spool_env)]));
+    assert!(spool.is_dir());
+    ok(coffer(d, &["import", "s", "--prefix", "x/", "--dry-run"]));
+}

@@ -72,6 +72,10 @@ pub struct VerifyProblem {
     pub versions: Vec<(String, String)>,
     /// True once `--repair` dealt with it.
     pub repaired: bool,
+    /// True while the problem stands after this run: not repaired, or
+    /// repaired by marking content damaged, whose versions stay unreadable
+    /// until the same content is stored again or they are removed.
+    pub remains: bool,
 }
 
 /// What `verify` checked and found.
@@ -210,7 +214,11 @@ impl Store {
                     problem: detail,
                 };
                 self.catalog.repair(&repair, &self.actor).await?;
+                // Marked, not healed: the versions stay unreadable.
                 found.repaired = true;
+                found.detail.push_str(
+                    "; marked damaged: its versions stay unreadable until the same content is stored again or they are removed",
+                );
             }
             report.problems.push(found);
         }
@@ -359,6 +367,7 @@ impl Store {
                     .await?;
                 self.rewrite_manifest(&version).await?;
                 found.repaired = true;
+                found.remains = false;
             }
         }
         report.problems.push(found);
@@ -416,6 +425,7 @@ impl Store {
                     .await?;
                 self.backend.abort_upload(&upload).await?;
                 found.repaired = true;
+                found.remains = false;
             }
             report.problems.push(found);
         }
@@ -455,6 +465,7 @@ impl Store {
                 .await?;
             self.backend.delete(path).await?;
             found.repaired = true;
+            found.remains = false;
         }
         report.problems.push(found);
         Ok(())
@@ -598,5 +609,6 @@ fn problem(kind: &'static str, detail: String, path: Option<String>, versions: V
         path,
         versions,
         repaired: false,
+        remains: true,
     }
 }

@@ -155,11 +155,13 @@ impl Store {
             backend = tiered;
         }
         let store = match &config.spool {
-            Some(dir) => {
+            // A spool that does not exist holds nothing to read: a store
+            // opened for reads goes without it rather than create it.
+            Some(dir) if create || dir.is_dir() => {
                 let spool = Arc::new(SpoolBackend::new(backend, dir)?);
                 Store::from_parts(spool.clone(), catalog, config.actor()).with_spool(spool)
             }
-            None => Store::from_parts(backend, catalog, config.actor()),
+            _ => Store::from_parts(backend, catalog, config.actor()),
         };
         let store = Store { tiers, ..store };
         Ok(store

@@ -78,6 +78,12 @@ fn reads_follow_links_write_devices_and_fifos_in_place_and_dash_is_stdout() {
     assert!(run.stdout.starts_with("{\"id\":1,"), "{}", run.stdout);
     assert_eq!(run.stderr, "exported 1 audit row to -\n");
     assert!(!d.join("-").exists());
+    // /dev/stdout (a link to the pipe the test reads) is written in place too.
+    let run = ok(coffer(d, &["get", "k", "--output", "/dev/stdout"]));
+    assert_eq!(run.stdout, "hello");
+    let run = coffer(d, &["audit", "--export", "/dev/stdout"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("{\"id\":1,"), "{}", run.stdout);
 
     // export writes through a link already in its directory.
     std::fs::create_dir(d.join("out")).unwrap();

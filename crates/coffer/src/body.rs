@@ -134,18 +134,20 @@ pub async fn save_to_file(path: &std::path::Path, body: ByteStream) -> Result<u6
     if path.as_os_str() == "-" {
         return stream_into(tokio::io::stdout(), body, "standard output").await;
     }
-    let path = follow_links(path).await?;
-    match tokio::fs::metadata(&path).await {
-        Ok(metadata) if !metadata.is_file() && !metadata.is_dir() => {
-            let file = tokio::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .await
-                .map_err(|e| Error::io(&format!("cannot open {}", path.display()), e))?;
-            stream_into(file, body, &path.display().to_string()).await
-        }
-        _ => replace_file(&path, body).await,
+    // Opened through `path` itself, so that links only the kernel resolves
+    // (`/dev/stdout` -> `/proc/self/fd/1` -> `pipe:[...]`) reach their file.
+    if let Ok(metadata) = tokio::fs::metadata(path).await
+        && !metadata.is_file()
+        && !metadata.is_dir()
+    {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .await
+            .map_err(|e| Error::io(&format!("cannot open {}", path.display()), e))?;
+        return stream_into(file, body, &path.display().to_string()).await;
     }
+    replace_file(&follow_links(path).await?, body).await
 }
 
 /// `path` with every symbolic link along its last component followed (the

@@ -229,8 +229,10 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
     if let Some(file) = &args.export {
         let rows = store.export_audit(&query, file).await?;
         let summary = format!("exported {} to {}", count(rows, "audit row"), file.display());
-        if file.as_os_str() == "-" {
-            // The rows went to standard output: the summary goes beside them, to stderr.
+        // Rows written to standard output or a stream (`-`, /dev/stdout, a
+        // FIFO): the summary goes to stderr, not among them.
+        let streamed = file.as_os_str() == "-" || std::fs::metadata(file).is_ok_and(|m| !m.is_file());
+        if streamed {
             eprintln!("{summary}");
         } else if json {
             return print_json(&serde_json::json!({ "rows": rows, "file": file }));

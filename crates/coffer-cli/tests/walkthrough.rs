@@ -52,12 +52,9 @@ fn reads_follow_links_write_devices_and_fifos_in_place_and_dash_is_stdout() {
     assert_eq!(reader.join().unwrap(), "hello");
     assert!(std::fs::symlink_metadata(d.join("f")).unwrap().file_type().is_fifo());
     let reader = fifo(&d.join("audit.fifo"));
-    let run = ok(coffer(d, &["audit", "--export", "audit.fifo"]));
-    assert!(
-        run.stdout.contains("exported 1 audit row to audit.fifo"),
-        "{}",
-        run.stdout
-    );
+    let run = coffer(d, &["audit", "--export", "audit.fifo"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "exported 1 audit row to audit.fifo\n");
     assert!(reader.join().unwrap().contains("\"action\":\"put\""));
     assert!(
         std::fs::symlink_metadata(d.join("audit.fifo"))
@@ -84,6 +81,8 @@ fn reads_follow_links_write_devices_and_fifos_in_place_and_dash_is_stdout() {
     let run = coffer(d, &["audit", "--export", "/dev/stdout"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("{\"id\":1,"), "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 1, "only the row: {}", run.stdout);
+    assert_eq!(run.stderr, "exported 1 audit row to /dev/stdout\n");
 
     // export writes through a link already in its directory.
     std::fs::create_dir(d.join("out")).unwrap();

@@ -64,6 +64,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Catalog(command) = cli.command {
         return catalog::run(&config, command, json).await.map(|()| ExitCode::SUCCESS);
     }
+    if jobs_flag(&cli.command) == Some(0) {
+        return Err(invalid_input("--jobs must be at least 1"));
+    }
     let store = if creates_store(&cli.command) {
         Store::open(&config).await?
     } else {
@@ -160,6 +163,15 @@ fn creates_store(command: &Command) -> bool {
                 | Command::Reindex { .. }
                 | Command::Hooks(crate::cli::HooksCommand::Add(_))
         ),
+    }
+}
+
+/// The `--jobs` of a command that takes one (0 is refused, as every limit of 0).
+fn jobs_flag(command: &Command) -> Option<usize> {
+    match command {
+        Command::Import { jobs, .. } | Command::Export { jobs, .. } | Command::Migrate { jobs, .. } => Some(*jobs),
+        Command::Verify(args) => Some(args.jobs),
+        _ => None,
     }
 }
 

@@ -132,6 +132,27 @@ fn the_largest_limit_is_no_overflow_and_every_limit_of_zero_is_refused() {
         5,
         "--batch must be at least 1",
     );
+    fails(
+        coffer(d, &["hooks", "dead", "--limit", "0"]),
+        5,
+        "limit must be at least 1",
+    );
+    fails(
+        coffer(d, &["search", "a", "--limit", "0"]),
+        5,
+        "limit must be between 1 and",
+    );
+    for command in [
+        &["import", "."][..],
+        &["export", "out"],
+        &["verify"],
+        &["migrate", "--to", "x"],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--jobs", "0"]);
+        fails(coffer(d, &args), 5, "--jobs must be at least 1");
+    }
+    assert!(!d.join("out").exists());
 }
 
 #[test]

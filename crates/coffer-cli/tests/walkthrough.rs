@@ -209,6 +209,11 @@ fn a_dry_run_import_creates_no_store_and_a_read_creates_no_spool() {
     let spool_env = spool.to_str().unwrap();
     ok(coffer_in(d, &["list"], None, &[("COFFER_SPOOL", spool_env)]));
     ok(coffer_in(d, &["get", "k"], None, &[("COFFER_SPOOL", spool_env)]));
+    // It is there, and empty: nothing to sync.
+    let env = [("COFFER_SPOOL", spool_env)];
+    let info = json(coffer_in(d, &["info", "--json"], None, &env));
+    assert_eq!(info["spool"]["files"], 0, "{info}");
+    ok(coffer_in(d, &["sync"], None, &env));
     assert!(!spool.exists());
     // A write may need it: it is created then.
     ok(coffer_in(d, &["put", "k2"], Some(b"b"), &[("COFFER_SPOOL", spool_env)]));

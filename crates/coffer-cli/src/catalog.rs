@@ -42,7 +42,7 @@ async fn migrate(config: &Config, from: Option<&str>, to: &str, json: bool) -> a
             ""
         };
         let message = format!("no catalog at {}{hint}", path.display());
-        return Err(coffer::Error::new(ErrorKind::NotFound, message).into());
+        return Err(coffer::Error::new(ErrorKind::NoStore, message).into());
     }
     let from = SqliteCatalog::open(path).await?;
     let to = PostgresCatalog::connect(url).await?;

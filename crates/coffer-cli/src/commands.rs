@@ -73,6 +73,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return Err(coffer::Error::not_built("catalog migrate (into PostgreSQL)", "catalog-postgres").into());
         }
     }
+    if jobs_flag(&cli.command) == Some(0) {
+        return Err(invalid_input("--jobs must be at least 1"));
+    }
     let store = if creates_store(&cli.command) {
         Store::open(&config).await?
     } else {
@@ -159,14 +162,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// hook; reindex, which rebuilds a lost catalog) create one; every other
 /// command needs an existing store and creates nothing.
 fn creates_store(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Init
-            | Command::Put(_)
-            | Command::Import { .. }
-            | Command::Reindex { .. }
-            | Command::Hooks(crate::cli::HooksCommand::Add(_))
-    )
+    match command {
+        // A dry run changes nothing: it creates no store either.
+        Command::Import { selection, .. } => !selection.dry_run,
+        _ => matches!(
+            command,
+            Command::Init
+                | Command::Put(_)
+                | Command::Reindex { .. }
+                | Command::Hooks(crate::cli::HooksCommand::Add(_))
+        ),
+    }
+}
+
+/// The `--jobs` of a command that takes one (0 is refused, as every limit of 0).
+fn jobs_flag(command: &Command) -> Option<usize> {
+    match command {
+        Command::Import { jobs, .. } | Command::Export { jobs, .. } | Command::Migrate { jobs, .. } => Some(*jobs),
+        Command::Verify(args) => Some(args.jobs),
+        _ => None,
+    }
 }
 
 /// An optional version argument: an id, or `latest` (see [`Store::resolve_version`]).
@@ -292,7 +307,9 @@ fn io_error(context: &str, err: std::io::Error) -> coffer::Error {
     coffer::Error::new(coffer::ErrorKind::Io, format!("{context}: {err}"))
 }
 
-async fn get(store: &Store, args: GetArgs, json: bool) -> anyhow::Result<()> {
+async fn get(store: &Store, mut args: GetArgs, json: bool) -> anyhow::Result<()> {
+    // `--output -` is standard output, as with no --output.
+    args.output = args.output.filter(|path| path.as_os_str() != "-");
     let options = GetOptions {
         version_id: version_arg(store, &args.key, args.version.as_deref()).await?,
         range: args.range.as_deref().map(str::parse::<ByteRange>).transpose()?,

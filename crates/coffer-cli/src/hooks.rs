@@ -360,9 +360,14 @@ async fn dead(store: &Store, name: Option<&str>, limit: usize, json: bool) -> an
 }
 
 async fn run_dispatcher(store: &Store, args: RunArgs, json: bool) -> anyhow::Result<()> {
+    for (flag, value) in [("--batch", args.batch), ("--concurrency", args.concurrency)] {
+        if value == 0 {
+            return Err(invalid_input(&format!("{flag} must be at least 1")));
+        }
+    }
     let options = DispatcherOptions {
-        batch: args.batch.max(1),
-        concurrency: args.concurrency.max(1),
+        batch: args.batch,
+        concurrency: args.concurrency,
         claim_timeout: span("--claim-timeout", &args.claim_timeout)?,
         lease_ttl: span("--lease", &args.lease)?,
         backoff: Backoff {

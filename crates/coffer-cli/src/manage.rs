@@ -220,7 +220,7 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
         until: parse_time(&args.until)?,
         // An export without --limit writes every row (the library's 0).
         limit: match (&args.export, args.limit) {
-            (Some(_), Some(0)) => return Err(invalid_input("--limit must be at least 1")),
+            (_, Some(0)) => return Err(invalid_input("--limit must be at least 1")),
             (Some(_), limit) => limit.unwrap_or(0),
             (None, limit) => limit.unwrap_or(100),
         },
@@ -228,10 +228,17 @@ pub async fn audit(store: &Store, args: AuditArgs, json: bool) -> anyhow::Result
     };
     if let Some(file) = &args.export {
         let rows = store.export_audit(&query, file).await?;
-        if json {
+        let summary = format!("exported {} to {}", count(rows, "audit row"), file.display());
+        // Rows written to standard output or a stream (`-`, /dev/stdout, a
+        // FIFO): the summary goes to stderr, not among them.
+        let streamed = file.as_os_str() == "-" || std::fs::metadata(file).is_ok_and(|m| !m.is_file());
+        if streamed {
+            eprintln!("{summary}");
+        } else if json {
             return print_json(&serde_json::json!({ "rows": rows, "file": file }));
+        } else {
+            println!("{summary}");
         }
-        println!("exported {} to {}", count(rows, "audit row"), file.display());
         return Ok(());
     }
     let rows = store.audit(&query).await?;
@@ -341,7 +348,9 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
     };
     let started = Instant::now();
     let report = store.verify(&options).await?;
-    let unrepaired = report.problems.iter().filter(|p| !p.repaired).count();
+    let repaired = report.problems.iter().filter(|p| p.repaired).count();
+    // Damaged content a repair marked still stands: its versions cannot be read.
+    let remaining = report.problems.iter().filter(|p| p.remains).count();
     if json {
         print_json(&report)?;
     } else {
@@ -366,8 +375,13 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
             human_size(report.bytes),
             started.elapsed().as_secs_f64(),
             count(report.problems.len() as u64, "problem"),
-            if args.repair {
-                format!(", {} repaired", report.problems.len() - unrepaired)
+            if args.repair && remaining > 0 {
+                format!(
+                    ", {repaired} repaired; {} remaining",
+                    count(remaining as u64, "problem")
+                )
+            } else if args.repair {
+                format!(", {repaired} repaired")
             } else {
                 String::new()
             },
@@ -382,7 +396,7 @@ pub async fn verify(store: &Store, args: VerifyArgs, json: bool) -> anyhow::Resu
             }
         );
     }
-    Ok(if unrepaired == 0 {
+    Ok(if remaining == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(output::exit_code(coffer::ErrorKind::IntegrityMismatch))

@@ -171,8 +171,25 @@ fn catalog_migrate_without_from_copies_the_stores_own_catalog_when_the_url_names
     // No store here yet: one line that names the catalog it looked for and the flag to add.
     fails(
         coffer_in(d, &["catalog", "migrate", "--to", db.url()], None, &to_db),
-        3,
+        13,
         "no catalog at coffer-data/catalog.db (pass --from sqlite://PATH)",
+    );
+    fails(
+        coffer_in(
+            d,
+            &[
+                "catalog",
+                "migrate",
+                "--from",
+                "sqlite:///nonexistent/x.db",
+                "--to",
+                db.url(),
+            ],
+            None,
+            &to_db,
+        ),
+        13,
+        "no catalog at /nonexistent/x.db",
     );
     put(d, &["docs/a.txt", "--metadata", "dept=finance"], b"one");
     let report = json(coffer_in(
@@ -250,7 +267,7 @@ fn catalog_migrate_refuses_bad_input() {
                 "postgres://db/y",
             ],
         ),
-        3,
+        13,
         "no catalog at missing.db",
     );
     fails(
@@ -302,5 +319,19 @@ fn postgres_catalog_is_chosen_by_flag_or_environment() {
         coffer(d, &["list", "--catalog", "postgres://nobody:s3cret@127.0.0.1:1/none"]),
         9,
         "postgres://nobody:***@127.0.0.1:1/none",
+    );
+}
+
+#[test]
+fn a_migrate_conflict_counts_one_row_in_the_singular() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(coffer(d, &["init"]));
+    put(d, &["other.txt", "--catalog", db.url()], b"three");
+    fails(
+        coffer(d, &["catalog", "migrate", "--to", db.url()]),
+        6,
+        "table blobs holds 1 row in PostgreSQL and 0 in SQLite",
     );
 }

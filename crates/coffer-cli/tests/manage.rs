@@ -984,10 +984,22 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     );
     assert!(problems.iter().all(|p| p["repaired"] == false));
 
-    let repaired = ok(coffer(d, &["verify", "--repair", "--min-age", "0s"])).stdout;
+    // Marking content damaged leaves its versions unreadable: that run exits 7 too.
+    let run = coffer(d, &["verify", "--repair", "--min-age", "0s"]);
+    assert_eq!(run.code, 7, "{}{}", run.stdout, run.stderr);
+    let repaired = run.stdout;
     let marked: Vec<&str> = repaired.lines().filter(|l| l.starts_with("[repaired] ")).collect();
     assert_eq!(marked.len(), 5, "{repaired}");
-    assert!(repaired.contains("5 problems, 5 repaired"), "{repaired}");
+    assert!(
+        repaired.contains("5 problems, 5 repaired; 3 problems remaining"),
+        "{repaired}"
+    );
+    assert!(
+        repaired.contains(
+            "marked damaged: its versions stay unreadable until the same content is stored again or they are removed"
+        ),
+        "{repaired}"
+    );
     for orphan in [&old_orphan, &young_orphan] {
         assert!(!d.join("coffer-data/store").join(orphan).exists(), "{orphan} removed");
     }

@@ -120,10 +120,77 @@ impl WriteBehind {
     }
 }
 
+/// Write `body` to `path`, the one place that decides how a read lands in a
+/// file, for every command that writes one. Returns the number of bytes written.
+///
+/// - `-` is standard output.
+/// - A symbolic link is followed: its target is written, not the link.
+/// - A regular file (or a path that does not exist yet) is written atomically:
+///   to a hidden file beside it, fsynced, then renamed over it, so a failed or
+///   interrupted read never leaves a partial file under `path`.
+/// - Anything else that exists (a device such as `/dev/null`, a FIFO) is
+///   written in place, streamed, and never replaced.
+pub async fn save_to_file(path: &std::path::Path, body: ByteStream) -> Result<u64> {
+    if path.as_os_str() == "-" {
+        return stream_into(tokio::io::stdout(), body, "standard output").await;
+    }
+    // Opened through `path` itself, so that links only the kernel resolves
+    // (`/dev/stdout` -> `/proc/self/fd/1` -> `pipe:[...]`) reach their file.
+    if let Ok(metadata) = tokio::fs::metadata(path).await
+        && !metadata.is_file()
+        && !metadata.is_dir()
+    {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .await
+            .map_err(|e| Error::io(&format!("cannot open {}", path.display()), e))?;
+        return stream_into(file, body, &path.display().to_string()).await;
+    }
+    replace_file(&follow_links(path).await?, body).await
+}
+
+/// `path` with every symbolic link along its last component followed (the
+/// target may not exist yet: a dangling link names the file to create).
+async fn follow_links(path: &std::path::Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match tokio::fs::symlink_metadata(&current).await {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let target = tokio::fs::read_link(&current)
+                    .await
+                    .map_err(|e| Error::io(&format!("cannot read the link {}", current.display()), e))?;
+                current = match current.parent() {
+                    Some(parent) if target.is_relative() => parent.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::invalid_input(format!(
+        "{} is a chain of too many symbolic links",
+        path.display()
+    )))
+}
+
+/// Stream `body` into an open writer, in place (standard output, a device, a FIFO).
+async fn stream_into<W: tokio::io::AsyncWrite + Unpin>(mut writer: W, mut body: ByteStream, name: &str) -> Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |e| Error::io(&format!("writing to {name}"), e);
+    let mut length = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        writer.write_all(&chunk).await.map_err(failed)?;
+        length += chunk.len() as u64;
+    }
+    writer.flush().await.map_err(failed)?;
+    Ok(length)
+}
+
 /// Write `body` to a hidden file beside `path`, fsync it, and only then move
-/// it to `path`: a failed or interrupted read never leaves a partial file
-/// under `path`. Returns the number of bytes written.
-pub async fn save_to_file(path: &std::path::Path, mut body: ByteStream) -> Result<u64> {
+/// it to `path`.
+async fn replace_file(path: &std::path::Path, mut body: ByteStream) -> Result<u64> {
     use tokio::io::AsyncWriteExt;
     let name = path
         .file_name()

@@ -42,6 +42,9 @@ impl Timestamp {
             let micros = i64::try_from(ago.as_micros()).unwrap_or(i64::MAX);
             return Ok(Timestamp(Timestamp::now().0.saturating_sub(micros)));
         }
+        if before_epoch(text) {
+            return Err(before_epoch_error(text));
+        }
         if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
             return Self::parse(&format!("{text}T00:00:00Z"));
         }
@@ -55,6 +58,9 @@ impl Timestamp {
 
     /// Parse RFC 3339, for example `2024-05-01T12:00:00Z`.
     pub fn parse(text: &str) -> Result<Self> {
+        if before_epoch(text) {
+            return Err(before_epoch_error(text));
+        }
         let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
             Error::invalid_input(format!(
                 "invalid time {text:?}: {e}; expected RFC 3339 like 2024-05-01T12:00:00Z"
@@ -63,6 +69,22 @@ impl Timestamp {
         let micros = time.duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
         Ok(Timestamp(i64::try_from(micros).unwrap_or(i64::MAX)))
     }
+}
+
+/// Whether `text` starts with a year before 1970 (`1960-01-01...`): times are
+/// counted from the Unix epoch, and none of coffer's can be older.
+fn before_epoch(text: &str) -> bool {
+    text.as_bytes().get(4) == Some(&b'-')
+        && text
+            .get(..4)
+            .and_then(|year| year.parse::<u32>().ok())
+            .is_some_and(|year| year < 1970)
+}
+
+fn before_epoch_error(text: &str) -> Error {
+    Error::invalid_input(format!(
+        "invalid time {text:?}: times before 1970-01-01 are not accepted"
+    ))
 }
 
 /// The last microsecond RFC 3339 can write (9999-12-31T23:59:59.999999Z).

@@ -125,7 +125,13 @@ async fn apply(store: &Store, model: &mut Model, op: &Op) {
         Op::Tag { key, nth } => {
             if let Some(target) = pick(model, key, nth) {
                 let tags = Tags::from([("keep".to_string(), "yes".to_string())]);
-                store.tag(KEYS[key], &target.id, tags, &[]).await.unwrap();
+                let tagged = store.tag(KEYS[key], &target.id, tags, &[]).await;
+                if target.content.is_none() {
+                    // A delete marker cannot be tagged: refused, nothing changes.
+                    assert_eq!(tagged.unwrap_err().kind(), ErrorKind::InvalidInput);
+                    return;
+                }
+                tagged.unwrap();
                 for v in model.entry(key).or_default().iter_mut().filter(|v| v.id == target.id) {
                     v.tagged = true;
                 }

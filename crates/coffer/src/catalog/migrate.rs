@@ -322,10 +322,15 @@ async fn copy_tables(from: &SqliteCatalog, tx: &mut PgConnection, progress: &dyn
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
-                    "after the copy, table {} holds {copied_rows} rows in PostgreSQL and {rows} in SQLite, \
+                    "after the copy, table {} holds {} in PostgreSQL and {rows} in SQLite, \
                      and their checksums {}: was either catalog changed during the migration, or did the \
                      destination already hold other data? Nothing was copied",
                     table.name,
+                    if copied_rows == 1 {
+                        "1 row".to_owned()
+                    } else {
+                        format!("{copied_rows} rows")
+                    },
                     if copied_checksum == checksum { "agree" } else { "differ" }
                 ),
             ));

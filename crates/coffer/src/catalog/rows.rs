@@ -330,7 +330,7 @@ pub(super) fn search_select(plan: &SearchPlan, source: SearchSource, dialect: &S
         params.push(Param::Text(after.key.clone()));
         params.push(Param::Text(after.version_id.clone()));
     }
-    params.push(Param::Int(to_i64(plan.limit as u64 + 1)));
+    params.push(Param::Int(to_i64((plan.limit as u64).saturating_add(1))));
     let sql = format!(
         "SELECT {hits} FROM \
            (SELECT d.key, d.version_id, {score} AS score FROM {from} WHERE {filters} ORDER BY {order} LIMIT ?) page \

@@ -199,6 +199,9 @@ impl Store {
 
     /// Dead-lettered deliveries (of one hook, or all), newest first.
     pub async fn dead_letters(&self, hook: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>> {
+        if limit == 0 {
+            return Err(Error::invalid_input("limit must be at least 1"));
+        }
         self.catalog.dead_letters(hook, limit).await
     }
 }

@@ -72,6 +72,10 @@ pub struct VerifyProblem {
     pub versions: Vec<(String, String)>,
     /// True once `--repair` dealt with it.
     pub repaired: bool,
+    /// True while the problem stands after this run: not repaired, or
+    /// repaired by marking content damaged, whose versions stay unreadable
+    /// until the same content is stored again or they are removed.
+    pub remains: bool,
 }
 
 /// What `verify` checked and found.
@@ -213,7 +217,11 @@ impl Store {
                     problem: detail,
                 };
                 self.catalog.repair(&repair, &self.actor).await?;
+                // Marked, not healed: the versions stay unreadable.
                 found.repaired = true;
+                found.detail.push_str(
+                    "; marked damaged: its versions stay unreadable until the same content is stored again or they are removed",
+                );
             }
             report.problems.push(found);
         }
@@ -362,6 +370,7 @@ impl Store {
                     .await?;
                 self.rewrite_manifest(&version).await?;
                 found.repaired = true;
+                found.remains = false;
             }
         }
         report.problems.push(found);
@@ -419,6 +428,7 @@ impl Store {
                     .await?;
                 self.backend.abort_upload(&upload).await?;
                 found.repaired = true;
+                found.remains = false;
             }
             report.problems.push(found);
         }
@@ -458,6 +468,7 @@ impl Store {
                 .await?;
             self.backend.delete(path).await?;
             found.repaired = true;
+            found.remains = false;
         }
         report.problems.push(found);
         Ok(())
@@ -601,5 +612,6 @@ fn problem(kind: &'static str, detail: String, path: Option<String>, versions: V
         path,
         versions,
         repaired: false,
+        remains: true,
     }
 }

@@ -116,6 +116,10 @@ pub struct Store {
     hooks: Arc<HookRuntime>,
     /// The spool in front of the backend, when writes may fall back on one.
     spool: Option<Arc<SpoolBackend>>,
+    /// A spool configured whose directory does not exist yet: a store opened
+    /// for reads goes without it (creating it would be a change), and it is
+    /// reported as an empty spool.
+    absent_spool: Option<String>,
     /// The hot and cold tiers, when there is a cold one.
     tiers: Option<Arc<TieredBackend>>,
 }
@@ -155,13 +159,23 @@ impl Store {
             backend = tiered;
         }
         let store = match &config.spool {
-            Some(dir) => {
+            // A spool that does not exist holds nothing to read: a store
+            // opened for reads goes without it rather than create it.
+            Some(dir) if create || dir.is_dir() => {
                 let spool = Arc::new(SpoolBackend::new(backend, dir)?);
                 Store::from_parts(spool.clone(), catalog, config.actor()).with_spool(spool)
             }
-            None => Store::from_parts(backend, catalog, config.actor()),
+            _ => Store::from_parts(backend, catalog, config.actor()),
         };
-        let store = Store { tiers, ..store };
+        let absent_spool = match (&store.spool, &config.spool) {
+            (None, Some(dir)) => Some(dir.display().to_string()),
+            _ => None,
+        };
+        let store = Store {
+            tiers,
+            absent_spool,
+            ..store
+        };
         Ok(store
             .with_max_versions(config.max_versions)
             .with_audit_retention(config.audit_retention)
@@ -174,6 +188,7 @@ impl Store {
         Store {
             hooks: Arc::new(HookRuntime::new(catalog.clone())),
             spool: None,
+            absent_spool: None,
             tiers: None,
             backend,
             catalog,

@@ -216,9 +216,13 @@ impl Store {
 
     /// What waits in the spool for the backend (`None` without a spool).
     pub async fn spool_status(&self) -> Result<Option<SpoolStatus>> {
-        match &self.spool {
-            Some(spool) => spool.status().await.map(Some),
-            None => Ok(None),
+        match (&self.spool, &self.absent_spool) {
+            (Some(spool), _) => spool.status().await.map(Some),
+            (None, Some(path)) => Ok(Some(SpoolStatus {
+                path: path.clone(),
+                ..SpoolStatus::default()
+            })),
+            (None, None) => Ok(None),
         }
     }
 
@@ -237,6 +241,8 @@ impl Store {
     pub async fn sync(&self) -> Result<DrainReport> {
         match &self.spool {
             Some(spool) => spool.drain().await,
+            // A spool whose directory was never made holds nothing to move.
+            None if self.absent_spool.is_some() => Ok(DrainReport::default()),
             None => Err(Error::invalid_input(
                 "no spool is configured (spool = \"DIR\" in the config, COFFER_SPOOL or --spool)",
             )),

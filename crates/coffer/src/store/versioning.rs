@@ -106,7 +106,7 @@ impl Store {
             return Err(Error::invalid_input("limit must be at least 1"));
         }
         // One more than shown, for the size change of the oldest one shown.
-        let mut versions = self.catalog.versions(&key, limit.map(|n| n + 1)).await?;
+        let mut versions = self.catalog.versions(&key, limit.map(|n| n.saturating_add(1))).await?;
         if versions.is_empty() {
             return Err(Error::not_found(format!("no such key: {key}")));
         }
@@ -301,6 +301,17 @@ impl Store {
         }
         if let Some(name) = remove.iter().find(|name| set.contains_key(*name)) {
             return Err(Error::invalid_input(format!("tag {name:?} is both set and removed")));
+        }
+        // As S3 refuses to tag a delete marker (MethodNotAllowed): it has no
+        // content to describe. A version never becomes or stops being a
+        // marker, so this check cannot race with a change. Comments stay
+        // allowed: one may say why the key was deleted.
+        if let Some(version) = self.catalog.version(&key, Some(version_id)).await?
+            && version.is_delete_marker
+        {
+            return Err(Error::invalid_input(format!(
+                "version {version_id} of {key} is a delete marker: it cannot be tagged"
+            )));
         }
         let annotation = Annotation::Tags {
             set,

@@ -7,8 +7,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
-use crate::backend::{Backend, ByteStream, OpendalBackend, SpoolBackend, TieredBackend};
-use crate::body::{self, BackgroundHasher, Digests};
+use crate::backend::{Backend, ByteStream, SpoolBackend, TieredBackend};
+use crate::body;
 use crate::catalog::{
     BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
     prefix_upper_bound,
@@ -16,10 +16,7 @@ use crate::catalog::{
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
-use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
-use crate::layout::{self, MANIFEST_FORMAT, Manifest};
-use crate::progress::Progress;
-use crate::settings::BackendConfig;
+use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -28,78 +25,30 @@ mod bulk;
 mod hooks;
 mod integrity;
 mod migrate;
+mod open;
 mod options;
 mod presence;
 mod remote;
 mod transfer;
 mod versioning;
+mod write;
 
 pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
 pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
+pub use self::open::open_backend;
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
 pub use self::remote::{Health, MAX_PRESIGN_EXPIRY, PresignedUpload, SyncHandle, TierMove};
 pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
 pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};
-
-/// Bodies up to this size are held in memory and written straight to their
-/// content address (or not at all, when identical content is stored); larger
-/// ones stream through `staging/` and are renamed into place.
-const SMALL_OBJECT_LIMIT: usize = body::CHUNK_SIZE;
-
-/// When the bytes a put writes must be durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Durability {
-    /// Before each write returns.
-    Now,
-    /// After the backend's next `sync` (bulk writes sync once for many).
-    Deferred,
-}
-
-/// A put whose bytes and manifest are written, waiting for its catalog commit.
-pub(super) struct Prepared {
-    version: NewVersion,
-    upload: Upload,
-    /// Our copy at its content address, if we wrote one.
-    promoted: Option<String>,
-    manifest_path: Option<String>,
-    /// A damaged stored copy of the same content, replaced once ours commits.
-    damaged_copy: Option<String>,
-    /// Whether the writes succeeded.
-    written: Result<()>,
-}
-
-impl Prepared {
-    /// Fail the put (its writes are cleaned up when it is finished).
-    pub(super) fn fail(&mut self, error: Error) {
-        self.written = Err(error);
-    }
-}
-
-/// A put's key and settings, checked.
-pub(super) struct CheckedPut {
-    key: ObjectKey,
-    content_type: String,
-    precondition: Precondition,
-}
-
-/// The bytes of a put, until the catalog knows whether it needs them.
-enum Upload {
-    /// Streamed to a staging path.
-    Staged { id: VersionId, path: String },
-    /// Held in memory (at most [`SMALL_OBJECT_LIMIT`] bytes).
-    InMemory { id: VersionId, bytes: Bytes },
-}
+use self::write::Durability;
 
 /// What [`Store::resolve_version`] reads as "the key's latest version".
 const LATEST: &str = "latest";
-
-/// Content type when neither the caller nor the key's extension says.
-const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// A versioned store: a backend for bytes and a catalog for everything else.
 ///
@@ -256,360 +205,6 @@ impl Store {
         self.apply_max_versions(&committed.key).await?;
         Ok(committed)
     }
-
-    /// Everything of a put but the catalog commit: check the input, take in
-    /// the bytes, and write the blob (unless stored already) and the manifest.
-    /// With `Durability::Deferred` small bodies are durable only after the
-    /// backend's next `sync`, which the caller runs before [`finish_upload`](Self::finish_upload).
-    pub(super) async fn prepare_put(
-        &self,
-        key: &str,
-        body: ByteStream,
-        options: PutOptions,
-        durability: Durability,
-    ) -> Result<Prepared> {
-        let checked = self.check_put(key, &options).await?;
-        let upload_id = VersionId::generate();
-        let (head, rest) = body::split_head(body, SMALL_OBJECT_LIMIT).await?;
-        let (digests, upload) = match rest {
-            // Small enough to hold: hash it, and write it (if it is new) straight to its address.
-            None => {
-                let bytes = Bytes::from(head.concat());
-                if let Some(progress) = &options.progress {
-                    progress.start(Some(bytes.len() as u64));
-                    progress.advance(bytes.len() as u64);
-                    progress.finish();
-                }
-                (
-                    body::digest(bytes.clone()).await?,
-                    Upload::InMemory { id: upload_id, bytes },
-                )
-            }
-            Some(rest) => {
-                let body = futures::stream::iter(head.into_iter().map(Ok)).chain(rest).boxed();
-                let staging = layout::staging_path(&upload_id);
-                let digests = self.stage(&staging, body, options.progress.clone()).await?;
-                (
-                    digests,
-                    Upload::Staged {
-                        id: upload_id,
-                        path: staging,
-                    },
-                )
-            }
-        };
-        let storage_class = options.storage_class.clone();
-        let version = self.put_version(checked, digests, options);
-        let prepared = self.write_upload(version, upload, durability).await;
-        Ok(self.apply_storage_class(prepared, storage_class.as_deref()).await)
-    }
-
-    /// Give the blob a put wrote its storage class (content stored before
-    /// keeps the class it has). A failure fails the put.
-    pub(super) async fn apply_storage_class(&self, mut prepared: Prepared, class: Option<&str>) -> Prepared {
-        if let (Some(class), Some(path), Ok(())) = (class, &prepared.promoted, &prepared.written)
-            && let Err(e) = self.backend.set_storage_class(path, class).await
-        {
-            prepared.fail(e);
-        }
-        prepared
-    }
-
-    /// Check a put's key and options, and its precondition against the
-    /// current version, before any bytes move.
-    pub(super) async fn check_put(&self, key: &str, options: &PutOptions) -> Result<CheckedPut> {
-        let key = ObjectKey::new(key)?;
-        validate_metadata(&options.metadata)?;
-        validate_tags(&options.tags)?;
-        let content_type = match &options.content_type {
-            Some(content_type) => {
-                validate_content_type(content_type)?;
-                content_type.clone()
-            }
-            None => guess_content_type(&key),
-        };
-        // Before the content is looked up: a put of stored bytes refuses alike.
-        if options.storage_class.is_some() && !self.backend.capabilities().storage_classes {
-            return Err(crate::backend::no_storage_classes(&*self.backend));
-        }
-        let precondition = options.precondition()?;
-        // The catalog checks the condition again when it commits.
-        self.check_precondition(&key, &precondition).await?;
-        Ok(CheckedPut {
-            key,
-            content_type,
-            precondition,
-        })
-    }
-
-    /// The new version a put of content with `digests` records.
-    pub(super) fn put_version(&self, checked: CheckedPut, digests: Digests, options: PutOptions) -> NewVersion {
-        let sha256 = digests.sha256.clone();
-        NewVersion {
-            key: checked.key,
-            version_id: VersionId::generate(),
-            content: VersionContent::Blob(BlobRef {
-                sha256: digests.sha256,
-                md5: digests.md5.unwrap_or_default(),
-                size: digests.size,
-                new_path: None,
-            }),
-            content_type: Some(checked.content_type),
-            metadata: options.metadata,
-            created_at: Timestamp::now(),
-            created_by: self.actor.clone(),
-            precondition: checked.precondition,
-            action: "put",
-            audit_detail: serde_json::json!({ "size": digests.size, "sha256": sha256 }),
-            tags: options.tags,
-            comments: Vec::new(),
-        }
-    }
-
-    /// Stream a large body to `staging`, hashing it on the way.
-    async fn stage(&self, staging: &str, body: ByteStream, progress: Option<Arc<dyn Progress>>) -> Result<Digests> {
-        let hasher = BackgroundHasher::spawn(true);
-        let mut body = hasher.tap(body);
-        if let Some(progress) = progress.clone() {
-            progress.start(None);
-            body = body
-                .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
-                .boxed();
-        }
-        let written = self.backend.write(staging, body).await;
-        if let Some(progress) = &progress {
-            progress.finish();
-        }
-        let digests = hasher.finish().await;
-        let uploaded = match (written, digests) {
-            (Ok(written), Ok(digests)) if written == digests.size => Ok(digests),
-            (Ok(_), Ok(_)) => Err(Error::new(
-                ErrorKind::Io,
-                "the upload's length and hashed length differ",
-            )),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
-        if uploaded.is_err() {
-            let _ = self.backend.delete(staging).await;
-        }
-        uploaded
-    }
-
-    /// Put an upload's bytes and manifest in place: reuse the stored copy of
-    /// identical content if there is one, else move the upload to its content
-    /// address. What was written is noted, so that [`finish_upload`](Self::finish_upload)
-    /// can remove it if the catalog does not take it.
-    async fn write_upload(&self, version: NewVersion, upload: Upload, durability: Durability) -> Prepared {
-        let mut prepared = Prepared {
-            version,
-            upload,
-            promoted: None,
-            manifest_path: None,
-            damaged_copy: None,
-            written: Ok(()),
-        };
-        let VersionContent::Blob(blob) = &prepared.version.content else {
-            prepared.written = Err(Error::new(ErrorKind::InvalidInput, "an upload needs content"));
-            return prepared;
-        };
-        let sha256 = blob.sha256.clone();
-        let stored = match self.catalog.blob(&sha256).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                prepared.written = Err(e);
-                return prepared;
-            }
-        };
-        // A damaged stored copy is replaced by ours (the catalog heals the blob).
-        prepared.damaged_copy = stored.as_ref().filter(|b| b.damaged.is_some()).map(|b| b.path.clone());
-        let needs_blob = stored.is_none() || prepared.damaged_copy.is_some();
-        // The blob and the manifest are independent: write both at once.
-        let promote = async {
-            match needs_blob {
-                true => self.promote(&prepared.upload, &sha256, durability).await.map(Some),
-                false => Ok(None),
-            }
-        };
-        let (blob, manifest) = tokio::join!(promote, self.write_manifest(&prepared.version, durability));
-        prepared.promoted = blob.as_ref().ok().cloned().flatten();
-        prepared.manifest_path = manifest.as_ref().ok().cloned();
-        prepared.written = blob.and(manifest).map(|_| ());
-        prepared
-    }
-
-    /// Commit a prepared upload to the catalog, then remove whatever the
-    /// catalog did not take (our copy of content it already had, or all of it
-    /// on failure).
-    pub(super) async fn finish_upload(&self, prepared: Prepared) -> Result<ObjectVersion> {
-        let Prepared {
-            version,
-            upload,
-            mut promoted,
-            manifest_path,
-            damaged_copy,
-            written,
-        } = prepared;
-        let outcome = async {
-            written?;
-            match self.commit_with_blob(&version, promoted.as_deref()).await {
-                // The stored copy we meant to reuse was deleted in between: use ours.
-                Err(e) if e.kind() == ErrorKind::NotFound && promoted.is_none() => {
-                    let VersionContent::Blob(blob) = &version.content else {
-                        return Err(e);
-                    };
-                    promoted = Some(self.promote(&upload, &blob.sha256, Durability::Now).await?);
-                    self.commit_with_blob(&version, promoted.as_deref()).await
-                }
-                other => other,
-            }
-        }
-        .await;
-        // Our upload is unused unless the catalog took our promoted copy.
-        let upload_in_use =
-            matches!((&outcome, &promoted), (Ok(committed), Some(path)) if committed.blob_path.as_ref() == Some(path));
-        if !upload_in_use {
-            match (&promoted, &upload) {
-                (Some(path), _) | (None, Upload::Staged { path, .. }) => {
-                    let _ = self.backend.delete(path).await;
-                }
-                (None, Upload::InMemory { .. }) => {}
-            }
-        }
-        if let (Err(_), Some(path)) = (&outcome, &manifest_path) {
-            let _ = self.backend.delete(path).await;
-        }
-        if let (true, Some(damaged)) = (upload_in_use, &damaged_copy) {
-            let _ = self.backend.delete(damaged).await;
-        }
-        if outcome.is_ok() {
-            self.events_written(&version.key).await;
-        }
-        outcome
-    }
-
-    /// Commit a version whose content is already stored (a copy or a delete
-    /// marker): its manifest first, then the catalog; the manifest goes again
-    /// if the catalog refuses.
-    async fn commit_described(&self, version: NewVersion) -> Result<ObjectVersion> {
-        let manifest_path = self.write_manifest(&version, Durability::Now).await?;
-        let key = version.key.clone();
-        let outcome = self.catalog.commit_version(version).await;
-        match &outcome {
-            Ok(_) => self.events_written(&key).await,
-            Err(_) => {
-                let _ = self.backend.delete(&manifest_path).await;
-            }
-        }
-        outcome
-    }
-
-    async fn commit_with_blob(&self, version: &NewVersion, new_path: Option<&str>) -> Result<ObjectVersion> {
-        let mut version = version.clone();
-        if let VersionContent::Blob(blob) = &mut version.content {
-            blob.new_path = new_path.map(str::to_owned);
-        }
-        self.catalog.commit_version(version).await
-    }
-
-    /// Put the upload's bytes at their content address.
-    async fn promote(&self, upload: &Upload, sha256: &str, durability: Durability) -> Result<String> {
-        let (Upload::Staged { id, .. } | Upload::InMemory { id, .. }) = upload;
-        let path = layout::blob_path(sha256, id);
-        match upload {
-            // A staged upload was written durably; the rename makes its new name durable.
-            Upload::Staged { path: staging, .. } => self.backend.rename(staging, &path).await?,
-            Upload::InMemory { bytes, .. } => {
-                self.write_object(&path, bytes.clone(), durability).await?;
-            }
-        }
-        Ok(path)
-    }
-
-    async fn write_object(&self, path: &str, bytes: Bytes, durability: Durability) -> Result<u64> {
-        match durability {
-            Durability::Now => self.backend.write(path, body::once(bytes)).await,
-            Durability::Deferred => self.backend.write_deferred(path, body::once(bytes)).await,
-        }
-    }
-
-    async fn write_manifest(&self, version: &NewVersion, durability: Durability) -> Result<String> {
-        let (sha256, md5, size) = match &version.content {
-            VersionContent::Blob(blob) => (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size),
-            VersionContent::DeleteMarker => (None, None, 0),
-        };
-        self.store_manifest(
-            &Manifest {
-                format: MANIFEST_FORMAT.to_owned(),
-                key: version.key.clone(),
-                version_id: version.version_id.clone(),
-                delete_marker: sha256.is_none(),
-                sha256,
-                md5,
-                size,
-                content_type: version.content_type.clone(),
-                metadata: version.metadata.clone(),
-                created_at: version.created_at,
-                created_by: version.created_by.clone(),
-                tags: version.tags.clone(),
-                comments: version.comments.clone(),
-            },
-            durability,
-        )
-        .await
-    }
-
-    /// Write a recorded version's manifest again (after its tags or comments changed,
-    /// or when `verify --repair` finds it missing).
-    async fn rewrite_manifest(&self, version: &ObjectVersion) -> Result<String> {
-        // Written beside, then renamed over the old one: a crash mid-write must
-        // not leave a version with a torn manifest. (A leftover staged copy is
-        // an orphan upload, which `verify --repair` removes.)
-        let staged = layout::staging_path(&VersionId::generate());
-        self.write_manifest_at(
-            &Manifest {
-                format: MANIFEST_FORMAT.to_owned(),
-                key: version.key.clone(),
-                version_id: version.version_id.clone(),
-                delete_marker: version.is_delete_marker,
-                sha256: version.sha256.clone(),
-                md5: version.etag.clone(),
-                size: version.size,
-                content_type: version.content_type.clone(),
-                metadata: version.metadata.clone(),
-                created_at: version.created_at,
-                created_by: version.created_by.clone(),
-                tags: version.tags.clone(),
-                comments: version.comments.clone(),
-            },
-            &staged,
-            Durability::Now,
-        )
-        .await?;
-        let path = layout::manifest_path(&version.key, &version.version_id);
-        self.backend.rename(&staged, &path).await?;
-        Ok(path)
-    }
-
-    async fn store_manifest(&self, manifest: &Manifest, durability: Durability) -> Result<String> {
-        let path = layout::manifest_path(&manifest.key, &manifest.version_id);
-        self.write_manifest_at(manifest, &path, durability).await?;
-        Ok(path)
-    }
-
-    async fn write_manifest_at(&self, manifest: &Manifest, path: &str, durability: Durability) -> Result<()> {
-        let json = serde_json::to_vec_pretty(manifest)
-            .map_err(|e| Error::invalid_input(format!("manifest cannot be encoded: {e}")))?;
-        self.write_object(path, Bytes::from(json), durability).await.map(|_| ())
-    }
-
-    async fn check_precondition(&self, key: &ObjectKey, precondition: &Precondition) -> Result<()> {
-        if *precondition == Precondition::None {
-            return Ok(());
-        }
-        let live = self.catalog.version(key, None).await?.filter(|v| !v.is_delete_marker);
-        precondition.check(key, live.as_ref().map(|v| v.etag.as_deref()))
-    }
-
     /// The version of `key` asked for (the latest when `version_id` is `None`),
     /// which must hold content.
     pub async fn head(&self, key: &str, version_id: Option<&VersionId>) -> Result<ObjectVersion> {
@@ -948,27 +543,6 @@ impl Store {
     }
 }
 
-/// The backend `backend` describes (an fs root defaults to `<data_dir>/store`).
-pub async fn open_backend(backend: &BackendConfig, config: &Config) -> Result<Arc<dyn Backend>> {
-    Ok(match backend {
-        #[cfg(feature = "backend-fs")]
-        BackendConfig::Fs { root } => {
-            let root = root.clone().unwrap_or_else(|| config.data_dir.join("store"));
-            Arc::new(OpendalBackend::fs(&root)?)
-        }
-        #[cfg(feature = "backend-memory")]
-        BackendConfig::Memory => Arc::new(OpendalBackend::memory()?),
-        #[cfg(feature = "backend-s3")]
-        BackendConfig::S3(s3) => Arc::new(OpendalBackend::s3_waiting(s3, config.backend_wait()).await?),
-        #[cfg(feature = "backend-azblob")]
-        BackendConfig::Azure(azure) => Arc::new(OpendalBackend::azure_waiting(azure, config.backend_wait()).await?),
-        // Only a local kind this build leaves out gets here (the others have
-        // no variant then), when no one named it: the default fs backend.
-        #[allow(unreachable_patterns)]
-        other => return Err(other.kind().not_built("this store's backend")),
-    })
-}
-
 /// A failed read of a version's blob, said of the version: a missing blob
 /// is damage; archived content is named.
 fn missing_blob(err: Error, what: &str) -> Error {
@@ -990,11 +564,4 @@ pub(crate) fn archived_version(err: Error, what: &str) -> Error {
         ErrorKind::Archived => Error::new(ErrorKind::Archived, format!("{what} is {}", err.message())).with_source(err),
         _ => err,
     }
-}
-
-fn guess_content_type(key: &ObjectKey) -> String {
-    mime_guess::from_path(key.as_str())
-        .first_raw()
-        .unwrap_or(DEFAULT_CONTENT_TYPE)
-        .to_owned()
 }

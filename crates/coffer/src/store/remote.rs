@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 
-use super::{Durability, Store, Upload};
+use super::Store;
+use super::write::{Durability, Upload};
 use crate::backend::{
     Capabilities, DrainReport, PresignMethod, PresignRequest, PresignedUrl, SpoolBackend, SpoolStatus, Tier,
     TieredBackend,

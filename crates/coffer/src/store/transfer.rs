@@ -8,7 +8,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::{Durability, GetOptions, Prepared, PutOptions, Store};
+use super::write::{Durability, Prepared};
+use super::{GetOptions, PutOptions, Store};
 use crate::body::{self, BackgroundHasher};
 use crate::catalog::{KeyQuery, ObjectVersion};
 use crate::error::{Error, Result};

@@ -1,0 +1,136 @@
+//! Arguments of the everyday object commands: put, get, list, delete, tier and url.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The object key.
+    #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+    pub key: Option<String>,
+    /// Remove this version permanently instead of adding a delete marker.
+    #[arg(long, value_name = "ID", conflicts_with = "prefix")]
+    pub version: Option<String>,
+    /// Delete every live key under this prefix instead (a delete marker each).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// With --prefix: list the keys that would be deleted, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The object key, for example invoices/2024/inv_001.pdf.
+    pub key: String,
+    /// Read the content from this file instead of standard input.
+    #[arg(long, short, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// MIME type; guessed from the key's extension when absent.
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// User metadata, repeatable.
+    #[arg(long = "metadata", short = 'm', value_name = "NAME=VALUE")]
+    pub metadata: Vec<String>,
+    /// A tag on the new version, repeatable.
+    #[arg(long = "tag", short = 't', value_name = "NAME=VALUE")]
+    pub tags: Vec<String>,
+    /// Only write if the current version has this ETag.
+    #[arg(long, value_name = "ETAG", conflicts_with = "if_none_match")]
+    pub if_match: Option<String>,
+    /// Only write if the key does not exist; the only accepted value is '*'.
+    #[arg(long, value_name = "*")]
+    pub if_none_match: Option<String>,
+    /// The storage class of the content: S3 (STANDARD_IA, GLACIER, DEEP_ARCHIVE ...) or Azure's access tier (Cool, Archive ...).
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Commit the bytes uploaded through `coffer url KEY --method put` (its upload id) instead of reading input.
+    #[arg(long, value_name = "ID", conflicts_with = "file")]
+    pub upload: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TierCommand {
+    /// Move a version's content (and every version sharing it) to the hot or cold tier; its id stays.
+    Move {
+        /// The object key.
+        key: String,
+        /// The version.
+        #[arg(long, value_name = "ID")]
+        version: String,
+        /// Where to.
+        #[arg(long, value_name = "TIER", value_parser = ["hot", "cold"])]
+        to: String,
+    },
+    /// Which tier holds a version's content.
+    Show {
+        /// The object key.
+        key: String,
+        /// A version other than the latest.
+        #[arg(long, value_name = "ID")]
+        version: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    /// The object key.
+    pub key: String,
+    /// A version other than the latest (GET only).
+    #[arg(long, value_name = "ID")]
+    pub version: Option<String>,
+    /// Seconds until the URL stops working (1 to 604800).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub expires: u64,
+    /// GET reads the version; PUT uploads the bytes of the next one, committed with `coffer put KEY --upload ID`.
+    #[arg(long, value_enum, default_value = "get")]
+    pub method: UrlMethod,
+}
+
+/// What a presigned URL is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UrlMethod {
+    /// Read a version.
+    Get,
+    /// Upload the next version.
+    Put,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The object key.
+    pub key: String,
+    /// Read this version instead of the latest.
+    #[arg(long, value_name = "ID")]
+    pub version: Option<String>,
+    /// Only these bytes: FIRST-LAST (inclusive), FIRST- or -LENGTH.
+    #[arg(long, value_name = "RANGE")]
+    pub range: Option<String>,
+    /// Write to this file (created or replaced once complete) instead of standard output;
+    /// into a directory (one that exists, or a path ending in /) under the key's last segment.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only keys starting with this.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Group keys sharing everything up to this after the prefix (usually '/').
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// Largest page (keys and common prefixes together).
+    #[arg(long, default_value_t = 1000)]
+    pub max_keys: usize,
+    /// Start after this key (the previous page's next_start_after).
+    #[arg(long, value_name = "KEY")]
+    pub start_after: Option<String>,
+    /// Every version of each key (delete markers too, deleted keys included), newest first within a key.
+    #[arg(long, conflicts_with_all = ["delimiter", "deleted"])]
+    pub versions: bool,
+    /// Only keys whose latest version is a delete marker.
+    #[arg(long, conflicts_with = "delimiter")]
+    pub deleted: bool,
+}

@@ -28,6 +28,7 @@ mod migrate;
 mod open;
 mod options;
 mod presence;
+mod reindex;
 mod remote;
 mod transfer;
 mod versioning;
@@ -36,12 +37,13 @@ mod write;
 pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
 pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
-pub use self::integrity::{ReindexReport, VerifyOptions, VerifyProblem, VerifyReport};
+pub use self::integrity::{VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
 pub use self::open::open_backend;
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,
 };
+pub use self::reindex::ReindexReport;
 pub use self::remote::{Health, MAX_PRESIGN_EXPIRY, PresignedUpload, SyncHandle, TierMove};
 pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
 pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};

@@ -1,0 +1,138 @@
+//! `reindex` on `Store`: rebuild a catalog from the backend's manifests alone.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::Store;
+use crate::catalog::{BlobRef, Catalog, NewVersion, Precondition, VersionContent};
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{self, BLOBS_DIR, MANIFESTS_DIR};
+
+/// What `reindex` rebuilt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReindexReport {
+    /// Manifests read.
+    pub manifests: u64,
+    /// Versions recorded in the new catalog (delete markers included).
+    pub versions: u64,
+    /// Keys among them.
+    pub keys: u64,
+    /// Manifests that could not be restored, and why.
+    pub skipped: Vec<String>,
+}
+
+impl Store {
+    /// Rebuild the catalog from the backend alone: every manifest becomes a
+    /// version in `target` (which must hold no versions yet) with its blob,
+    /// metadata, tags and comments; latest pointers follow from the version ids.
+    pub async fn reindex_into(&self, target: &dyn Catalog) -> Result<ReindexReport> {
+        let existing = target.stats().await?.versions;
+        if existing > 0 {
+            return Err(Error::conflict(format!(
+                "catalog {target} already holds {existing} versions; reindex needs a fresh one"
+            )));
+        }
+        let mut blob_paths: HashMap<String, Vec<String>> = HashMap::new();
+        let mut blob_list = self.backend.list(BLOBS_DIR).await?;
+        while let Some(path) = blob_list.try_next().await? {
+            if let Some(sha256) = layout::sha256_in_blob_path(&path) {
+                blob_paths.entry(sha256.to_owned()).or_default().push(path);
+            }
+        }
+        let manifests: Vec<String> = self.backend.list(MANIFESTS_DIR).await?.try_collect().await?;
+        let mut report = ReindexReport {
+            manifests: manifests.len() as u64,
+            ..ReindexReport::default()
+        };
+        let blob_paths = &blob_paths;
+        let outcomes: Vec<(String, Result<Option<String>>)> = futures::stream::iter(manifests)
+            .map(|path| async move {
+                let outcome = self.restore_version(&path, blob_paths, target).await;
+                (path, outcome)
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        let mut keys = HashSet::new();
+        for (path, outcome) in outcomes {
+            match outcome {
+                Ok(Some(key)) => {
+                    report.versions += 1;
+                    keys.insert(key);
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == ErrorKind::Catalog => return Err(e),
+                Err(e) => report.skipped.push(format!("{path}: {}", e.message())),
+            }
+        }
+        report.keys = keys.len() as u64;
+        report.skipped.sort();
+        Ok(report)
+    }
+
+    /// Record the version a manifest describes; its key, or `None` for a file
+    /// that is not a manifest.
+    async fn restore_version(
+        &self,
+        path: &str,
+        blob_paths: &HashMap<String, Vec<String>>,
+        target: &dyn Catalog,
+    ) -> Result<Option<String>> {
+        if !path.ends_with(".json") {
+            return Ok(None);
+        }
+        let manifest = self.read_manifest(path).await?;
+        if manifest.format != layout::MANIFEST_FORMAT {
+            return Err(Error::invalid_input(format!(
+                "unknown manifest format {:?}",
+                manifest.format
+            )));
+        }
+        let content = match (&manifest.sha256, manifest.delete_marker) {
+            (None, true) => VersionContent::DeleteMarker,
+            (Some(sha256), false) => {
+                let stored = self.pick_blob(sha256, manifest.size, blob_paths).await?;
+                VersionContent::Blob(BlobRef {
+                    sha256: sha256.clone(),
+                    md5: manifest.md5.clone().unwrap_or_default(),
+                    size: manifest.size,
+                    new_path: Some(stored),
+                })
+            }
+            _ => return Err(Error::invalid_input("manifest is neither content nor a delete marker")),
+        };
+        let key = manifest.key.to_string();
+        let version = NewVersion {
+            key: manifest.key,
+            version_id: manifest.version_id,
+            content,
+            content_type: manifest.content_type,
+            metadata: manifest.metadata,
+            created_at: manifest.created_at,
+            created_by: manifest.created_by,
+            precondition: Precondition::None,
+            action: "reindex",
+            audit_detail: serde_json::json!({ "manifest": path, "reindexed_by": self.actor }),
+            tags: manifest.tags,
+            comments: manifest.comments,
+        };
+        target.commit_version(version).await?;
+        Ok(Some(key))
+    }
+
+    /// The stored copy of a blob: of several (orphans of old uploads), one with the right size.
+    async fn pick_blob(&self, sha256: &str, size: u64, blob_paths: &HashMap<String, Vec<String>>) -> Result<String> {
+        let candidates = blob_paths.get(sha256).map(Vec::as_slice).unwrap_or_default();
+        if let [only] = candidates {
+            return Ok(only.clone());
+        }
+        for path in candidates {
+            if self.backend.stat(path).await? == Some(size) {
+                return Ok(path.clone());
+            }
+        }
+        Err(Error::not_found(format!("its blob {sha256} is not on the backend")))
+    }
+}

@@ -97,6 +97,15 @@ pub(super) fn plan_prune(
         .collect())
 }
 
+/// The version a change names (delete, annotate), which must exist.
+pub(super) fn named_version(
+    found: Option<ObjectVersion>,
+    key: &ObjectKey,
+    version_id: &VersionId,
+) -> Result<ObjectVersion> {
+    found.ok_or_else(|| Error::not_found(format!("no version {version_id} of {key}")))
+}
+
 /// The refusal a prune policy earns before anything is read.
 pub(super) fn check_prune(key: &ObjectKey, policy: PrunePolicy) -> Result<()> {
     if policy.keep == 0 {

@@ -188,9 +188,8 @@ pub(super) async fn apply_delete_version(
     version_id: &VersionId,
     actor: &str,
 ) -> Result<DeletedVersion> {
-    let Some(version) = fetch_version(conn, key.as_str(), version_id.as_str()).await? else {
-        return Err(Error::not_found(format!("no version {version_id} of {key}")));
-    };
+    let found = fetch_version(conn, key.as_str(), version_id.as_str()).await?;
+    let version = plan::named_version(found, key, version_id)?;
     remove_version(conn, version, "delete_version", actor).await
 }
 
@@ -322,9 +321,7 @@ pub(super) async fn apply_annotate(
     actor: &str,
 ) -> Result<ObjectVersion> {
     let (k, v) = (key.as_str(), version_id.as_str());
-    let Some(version) = fetch_version(conn, k, v).await? else {
-        return Err(Error::not_found(format!("no version {version_id} of {key}")));
-    };
+    let version = plan::named_version(fetch_version(conn, k, v).await?, key, version_id)?;
     let AnnotatePlan {
         version,
         comment,

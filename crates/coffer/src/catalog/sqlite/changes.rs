@@ -208,11 +208,7 @@ pub(super) async fn apply_delete_version(
     let found = fetch_version(conn, key.as_str(), version_id.as_str())
         .await
         .map_err(Refused::Clean)?;
-    let Some(version) = found else {
-        return Err(Refused::Clean(Error::not_found(format!(
-            "no version {version_id} of {key}"
-        ))));
-    };
+    let version = plan::named_version(found, key, version_id).map_err(Refused::Clean)?;
     let successor: Option<(String, bool)> = if version.is_latest {
         sqlx::query_as(
             "SELECT version_id, is_delete_marker FROM versions WHERE key = ? AND version_id <> ? \
@@ -331,11 +327,7 @@ pub(super) async fn apply_annotate(
     let found = fetch_version(conn, key.as_str(), version_id.as_str())
         .await
         .map_err(Refused::Clean)?;
-    let Some(version) = found else {
-        return Err(Refused::Clean(Error::not_found(format!(
-            "no version {version_id} of {key}"
-        ))));
-    };
+    let version = plan::named_version(found, key, version_id).map_err(Refused::Clean)?;
     let AnnotatePlan {
         version,
         comment,

@@ -11,25 +11,10 @@ use coffer::{
 };
 use serde_json::Value;
 
+#[macro_use]
 mod common;
 
-use common::{Fixture, fs_store, pg_store};
-
-/// Run each scenario on the embedded default and on a PostgreSQL catalog.
-macro_rules! on_both_catalogs {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::fs_store().await).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { let Some(f) = super::pg_store().await else { return }; super::$name(f).await }
-            )*
-        }
-    };
-}
+use common::Fixture;
 
 on_both_catalogs!(
     export_writes_the_matching_rows_oldest_first_as_json_lines,

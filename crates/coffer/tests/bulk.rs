@@ -9,25 +9,10 @@ use std::sync::{Arc, Mutex};
 use coffer::events::{Event, EventFilter};
 use coffer::{AUDIT_ACTIONS, AuditQuery, ErrorKind, ListOptions, PutOptions, Store};
 
+#[macro_use]
 mod common;
 
-use common::{Fixture, fs_store, pg_store};
-
-/// Run each scenario on the embedded default and on a PostgreSQL catalog.
-macro_rules! on_both_catalogs {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::fs_store().await).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { let Some(f) = super::pg_store().await else { return }; super::$name(f).await }
-            )*
-        }
-    };
-}
+use common::Fixture;
 
 on_both_catalogs!(
     delete_prefix_hides_every_live_key_under_it_and_a_dry_run_nothing,

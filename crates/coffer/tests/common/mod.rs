@@ -2,7 +2,7 @@
 //! with its SQLite catalog in a temporary directory, and one on local disk
 //! with a PostgreSQL catalog in a database of its own.
 
-#![allow(dead_code, clippy::unwrap_used)] // each test file uses what it needs
+#![allow(dead_code, unused_macros, clippy::unwrap_used)] // each test file uses what it needs
 
 use std::sync::Arc;
 
@@ -57,4 +57,20 @@ pub async fn pg_store() -> Option<Fixture> {
         dir,
         database: Some(database),
     })
+}
+
+/// Run each scenario on the embedded default and on a PostgreSQL catalog.
+macro_rules! on_both_catalogs {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { super::$name($crate::common::fs_store().await).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { let Some(f) = $crate::common::pg_store().await else { return }; super::$name(f).await }
+            )*
+        }
+    };
 }

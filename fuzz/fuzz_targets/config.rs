@@ -3,7 +3,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use coffer::{BackendOverrides, Config};
+use coffer::Config;
+use coffer::settings::BackendOverrides;
 use libfuzzer_sys::fuzz_target;
 
 /// The variables `Config::load` reads, so the fuzzer hits them often.

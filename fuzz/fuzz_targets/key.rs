@@ -2,7 +2,8 @@
 //! an accepted key keeps every rule the key docs promise.
 #![no_main]
 
-use coffer::{ErrorKind, MAX_KEY_BYTES, ObjectKey};
+use coffer::key::MAX_KEY_BYTES;
+use coffer::{ErrorKind, ObjectKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

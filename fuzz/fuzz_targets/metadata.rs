@@ -3,10 +3,11 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use coffer::{
-    MAX_COMMENT_BYTES, MAX_METADATA_TOTAL_BYTES, MAX_METADATA_VALUE_BYTES, MAX_TAG_VALUE_BYTES, MAX_TAGS, Metadata,
-    Tags, validate_comment, validate_content_type, validate_metadata, validate_tags,
+use coffer::key::{
+    MAX_COMMENT_BYTES, MAX_METADATA_TOTAL_BYTES, MAX_METADATA_VALUE_BYTES, MAX_TAG_VALUE_BYTES, MAX_TAGS,
+    validate_comment, validate_content_type, validate_metadata, validate_tags,
 };
+use coffer::{Metadata, Tags};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

@@ -4,7 +4,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use coffer::{Comment, Metadata, Tags, Timestamp, search_document, search_words};
+use coffer::catalog::{search_document, search_words};
+use coffer::{Comment, Metadata, Tags, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use coffer::testing::TestDatabase;
-use coffer::{
-    BlobRef, Catalog, Comment, KeyQuery, Metadata, NewVersion, ObjectKey, PostgresCatalog, Precondition, SearchQuery,
-    SqliteCatalog, Tags, Timestamp, VersionContent, VersionId,
-};
+use coffer::catalog::{BlobRef, Catalog, KeyQuery, NewVersion, PostgresCatalog, Precondition, SqliteCatalog};
+use coffer::testkit::TestDatabase;
+use coffer::{Comment, Metadata, ObjectKey, SearchQuery, Tags, Timestamp, VersionContent, VersionId};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 

@@ -10,13 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use coffer::catalog::{BlobRef, Catalog, NewVersion, Precondition};
 use coffer::events::sinks::WebhookConfig;
 use coffer::events::{DispatcherOptions, EventFilter, HookSpec};
-use coffer::testing::{TestDatabase, WebhookReceiver};
-use coffer::{
-    BlobRef, Catalog, Config, Metadata, NewVersion, ObjectKey, Precondition, PutOptions, Store, Tags, Timestamp,
-    VersionContent, VersionId,
-};
+use coffer::testkit::{TestDatabase, WebhookReceiver};
+use coffer::{Config, Metadata, ObjectKey, PutOptions, Store, Tags, Timestamp, VersionContent, VersionId};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 

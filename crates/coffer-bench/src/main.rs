@@ -131,7 +131,7 @@
 //! catalog group; the bench fails if no server answers) are measured in
 //! turn, each with a webhook hook (no filter, default settings) to a
 //! receiver on 127.0.0.1 that runs in the bench process
-//! (`coffer::testing::WebhookReceiver`: HTTP/1.1 with keep-alive; it shares
+//! (`coffer::testkit::WebhookReceiver`: HTTP/1.1 with keep-alive; it shares
 //! the machine's cores with the senders).
 //!
 //! - **fill**: 100,000 application events (20,000 with `--quick`),

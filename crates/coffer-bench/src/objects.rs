@@ -24,8 +24,8 @@ use crate::data;
 use crate::measure::{ChildRun, measure};
 
 /// The test key of `scripts/services/garage.sh`.
-const ACCESS_KEY: &str = coffer::testing::GARAGE_ACCESS_KEY;
-const SECRET_KEY: &str = coffer::testing::GARAGE_SECRET_KEY;
+const ACCESS_KEY: &str = coffer::testkit::services::GARAGE_ACCESS_KEY;
+const SECRET_KEY: &str = coffer::testkit::services::GARAGE_SECRET_KEY;
 /// Longest any one transfer may take.
 const LIMIT: Duration = Duration::from_secs(1800);
 

@@ -1,6 +1,7 @@
 //! `coffer catalog ...`: commands on catalogs themselves.
 
-use coffer::{CatalogLocation, Config, ErrorKind, NoProgress, PostgresCatalog, SqliteCatalog};
+use coffer::catalog::{CatalogLocation, PostgresCatalog, SqliteCatalog};
+use coffer::{Config, ErrorKind, NoProgress};
 
 use crate::cli::CatalogCommand;
 use crate::commands::invalid_input;
@@ -48,8 +49,8 @@ async fn migrate(config: &Config, from: Option<&str>, to: &str, json: bool) -> a
     let to = PostgresCatalog::connect(url).await?;
     let progress = TerminalProgress::counting(!json, "rows");
     let report = match &progress {
-        Some(progress) => coffer::migrate_catalog(&from, &to, progress.as_ref()).await?,
-        None => coffer::migrate_catalog(&from, &to, &NoProgress).await?,
+        Some(progress) => coffer::catalog::migrate_catalog(&from, &to, progress.as_ref()).await?,
+        None => coffer::catalog::migrate_catalog(&from, &to, &NoProgress).await?,
     };
     if json {
         return print_json(&report);

@@ -323,7 +323,7 @@ async fn get(store: &Store, mut args: GetArgs, json: bool) -> anyhow::Result<()>
     let result = store.get(&args.key, options).await?;
     match &output {
         Some(path) => {
-            coffer::save_to_file(path, result.body).await?;
+            coffer::body::save_to_file(path, result.body).await?;
             if json {
                 print_json(
                     &json!({ "version": result.version, "range": [result.range.start, result.range.end], "output": path }),

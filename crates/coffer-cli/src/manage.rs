@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use coffer::catalog::SqliteCatalog;
 use coffer::{
-    AuditQuery, ExportOptions, ImportOptions, ObjectKey, PrunePolicy, PruneReport, SearchQuery, SqliteCatalog, Store,
-    TextDiff, Timestamp, ValueChange, VerifyOptions,
+    AuditQuery, ExportOptions, ImportOptions, ObjectKey, PrunePolicy, PruneReport, SearchQuery, Store, TextDiff,
+    Timestamp, ValueChange, VerifyOptions,
 };
 
 use crate::cli::{AuditArgs, AuditCommand, ImportSelection, PruneArgs, SearchArgs, VerifyArgs};

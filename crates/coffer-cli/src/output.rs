@@ -132,7 +132,7 @@ pub fn print_fields(fields: &[(&str, String)]) {
 }
 
 /// A backend's capabilities on one line, as `info` and `health` show them.
-pub fn capabilities_line(caps: &coffer::Capabilities) -> String {
+pub fn capabilities_line(caps: &coffer::backend::Capabilities) -> String {
     format!(
         "rename={} persistent={} presign={}",
         caps.rename, caps.persistent, caps.presign

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use coffer::{BackendOverrides, Config, Store};
+use coffer::settings::BackendOverrides;
+use coffer::{Config, Store};
 use serde_json::json;
 
 use crate::cli::{BackendArgs, GlobalArgs, TierCommand, UrlArgs, UrlMethod};
@@ -103,7 +104,7 @@ pub async fn sync(store: &Store, watch: bool, interval: Option<&str>, json: bool
                     eprintln!(
                         "coffer: backend still unreachable ({}); retrying in {}",
                         e.message(),
-                        coffer::format_span(every)
+                        coffer::time::format_span(every)
                     );
                 }
             }
@@ -243,9 +244,9 @@ pub async fn migrate(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let config_file = global.config.clone().or_else(|| {
-        Path::new(coffer::DEFAULT_CONFIG_FILE)
+        Path::new(coffer::config::DEFAULT_CONFIG_FILE)
             .is_file()
-            .then(|| coffer::DEFAULT_CONFIG_FILE.into())
+            .then(|| coffer::config::DEFAULT_CONFIG_FILE.into())
     });
     if switch && config_file.is_none() {
         return Err(invalid(
@@ -253,7 +254,7 @@ pub async fn migrate(
                 .to_owned(),
         ));
     }
-    let target = coffer::open_backend(config.store(to)?, config).await?;
+    let target = coffer::backend::open_backend(config.store(to)?, config).await?;
     let options = coffer::MigrateOptions {
         jobs,
         progress: TerminalProgress::for_terminal(!json),
@@ -261,7 +262,7 @@ pub async fn migrate(
     let report = store.migrate_to(target.as_ref(), &options).await?;
     let switched = match (switch && report.is_complete(), &config_file) {
         (true, Some(file)) => {
-            coffer::set_active_store(file, to)?;
+            coffer::config::set_active_store(file, to)?;
             true
         }
         _ => false,
@@ -306,7 +307,7 @@ pub async fn import_store(
     jobs: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let source = coffer::open_backend(config.store(name)?, config).await?;
+    let source = coffer::backend::open_backend(config.store(name)?, config).await?;
     let options = coffer::ImportBackendOptions {
         source_prefix,
         prefix,

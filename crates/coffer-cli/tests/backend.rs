@@ -17,7 +17,7 @@ fn write(d: &Path, name: &str, text: &str) {
 
 /// A fresh bucket on moto: (bucket, endpoint), or `None` when it is not running (and not required).
 fn moto_bucket() -> Option<(String, String)> {
-    let s3 = coffer::testing::moto_bucket().unwrap()?;
+    let s3 = coffer::testkit::services::moto_bucket().unwrap()?;
     Some((s3.bucket, s3.endpoint.unwrap()))
 }
 
@@ -305,19 +305,24 @@ fn garage_backend(bucket: &str, endpoint: &str, region: &str, secret: &str) -> S
     format!(
         "[backend]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{region}\"\nendpoint = \"{endpoint}\"\n\
          access_key_id = \"{}\"\nsecret_access_key = \"{secret}\"\n",
-        coffer::testing::GARAGE_ACCESS_KEY
+        coffer::testkit::services::GARAGE_ACCESS_KEY
     )
 }
 
 #[test]
 fn refused_credentials_are_unauthorized_not_an_outage() {
-    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+    let Some(s3) = coffer::testkit::services::garage_bucket().unwrap() else {
         return;
     };
     let (bucket, endpoint) = (s3.bucket, s3.endpoint.unwrap());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let good = garage_backend(&bucket, &endpoint, "garage", coffer::testing::GARAGE_SECRET_KEY);
+    let good = garage_backend(
+        &bucket,
+        &endpoint,
+        "garage",
+        coffer::testkit::services::GARAGE_SECRET_KEY,
+    );
     write(d, "coffer.toml", &format!("{good}create_bucket = true\n"));
     ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"kept"), &[]));
     // A wrong secret key: refused, exit 15, and a spool takes no write for it.
@@ -354,13 +359,18 @@ fn refused_credentials_are_unauthorized_not_an_outage() {
 
 #[test]
 fn missing_credentials_are_unauthorized() {
-    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+    let Some(s3) = coffer::testkit::services::garage_bucket().unwrap() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let endpoint = s3.endpoint.unwrap();
-    let good = garage_backend(&s3.bucket, &endpoint, "garage", coffer::testing::GARAGE_SECRET_KEY);
+    let good = garage_backend(
+        &s3.bucket,
+        &endpoint,
+        "garage",
+        coffer::testkit::services::GARAGE_SECRET_KEY,
+    );
     write(d, "coffer.toml", &format!("{good}create_bucket = true\n"));
     ok(coffer_in(d, &["put", "docs/a.txt"], Some(b"kept"), &[]));
     write(

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use coffer::testing::TestDatabase;
+use coffer::testkit::TestDatabase;
 use common::{coffer, coffer_in, fails, json, ok};
 use serde_json::Value;
 

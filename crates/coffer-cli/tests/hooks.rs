@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use coffer::events::Event;
-use coffer::testing::WebhookReceiver;
+use coffer::testkit::WebhookReceiver;
 use common::{coffer, coffer_in, fails, json, ok};
 use futures::StreamExt;
 

@@ -8,12 +8,12 @@ mod common;
 
 use std::path::Path;
 
-use coffer::testing::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY, TcpProxy};
+use coffer::testkit::services::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY, TcpProxy};
 use common::{coffer, coffer_in, fails, json, ok};
 
 /// A fresh bucket name on Garage, or `None` when it is not running (and not required).
 fn garage_bucket() -> Option<(String, String)> {
-    let s3 = coffer::testing::garage_bucket().unwrap()?;
+    let s3 = coffer::testkit::services::garage_bucket().unwrap()?;
     Some((s3.bucket, s3.endpoint.unwrap()))
 }
 

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use coffer::testing::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY};
+use coffer::testkit::services::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY};
 use common::{coffer, coffer_in, json, ok};
 use sha2::Digest;
 
@@ -31,7 +31,7 @@ fn client(name: &str) -> Option<PathBuf> {
     });
     if found.is_none() {
         assert!(
-            !coffer::testing::services_required(),
+            !coffer::testkit::services::services_required(),
             "{name} is required (COFFER_REQUIRE_SERVICES=1) but not installed: run scripts/services/clients.sh"
         );
         eprintln!("SKIPPED: {name} is not installed; scripts/services/clients.sh installs it");
@@ -102,7 +102,7 @@ impl Garage {
 }
 
 fn garage() -> Option<Garage> {
-    let s3 = coffer::testing::garage_bucket().unwrap()?;
+    let s3 = coffer::testkit::services::garage_bucket().unwrap()?;
     Some(Garage {
         bucket: s3.bucket,
         endpoint: s3.endpoint.unwrap(),

@@ -11,8 +11,10 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use crate::backend::ByteStream;
 use crate::error::{Error, ErrorKind, Result};
+
+/// A stream of bytes: a body going in or coming out.
+pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes>>;
 
 /// Size of the chunks a reader is cut into. With [`HASH_QUEUE`] this bounds the
 /// memory one transfer holds, whatever the object's size.
@@ -20,7 +22,7 @@ pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// Chunks that may wait for the hasher before the transfer waits for it.
 const HASH_QUEUE: usize = 4;
 
-/// Turn any `AsyncRead` into a stream of chunks of up to [`CHUNK_SIZE`] bytes.
+/// Turn any `AsyncRead` into a stream of chunks of up to 1 MiB.
 pub fn reader_stream<R: AsyncRead + Send + Unpin + 'static>(reader: R) -> ByteStream {
     futures::stream::unfold(Some(reader), |state| async move {
         let mut reader = state?;

@@ -165,7 +165,7 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
         .map_err(|e| Error::io(&format!("cannot write config file {}", path.display()), e))
 }
 
-pub use crate::redact::redact_url;
+use crate::redact::redact_url;
 
 impl Config {
     /// The embedded default rooted at `data_dir`: local disk and SQLite.

@@ -2,9 +2,9 @@
 //!
 //! Every write makes a new immutable version with a time-ordered id; deletes
 //! add delete markers; any version can be read back. Bytes live on a
-//! [`Backend`] (local disk or memory today, through OpenDAL), content-addressed
+//! [`Backend`](backend::Backend) (local disk or memory today, through OpenDAL), content-addressed
 //! by SHA-256 so identical content is stored once; everything else lives in a
-//! [`Catalog`] (embedded SQLite by default), which records an audit row with
+//! [`Catalog`](catalog::Catalog) (embedded SQLite by default), which records an audit row with
 //! every change. [`Store`] is the one entry point.
 //!
 //! ```
@@ -35,24 +35,39 @@
 //! # }
 //! ```
 
-mod backend;
-mod body;
-mod catalog;
-mod config;
+//! ## Where things are
+//! The crate root holds what an application needs: [`Store`] and its
+//! options and results, [`Config`], [`Error`], and the types that Store's
+//! methods take and return. The rooms below it serve other readers:
+//! - [`backend`] and [`catalog`]: the two ports, for whoever implements or
+//!   composes a backend or a catalog (the engines, the spool and tier
+//!   layers, the row types of the catalog);
+//! - [`events`]: events, hooks, sinks and the dispatcher;
+//! - [`body`], [`key`], [`time`], [`layout`], [`settings`], [`config`] and
+//!   [`redact`]: bodies in motion, the rules for keys and metadata, times and
+//!   spans, the format on a backend, backend settings, the config file, and
+//!   showing URLs without their secrets, which a front end such as the CLI
+//!   reaches for;
+//! - `testkit` (cargo feature `testkit`): the conformance suites and test helpers.
+
+pub mod backend;
+pub mod body;
+pub mod catalog;
+pub mod config;
 mod error;
 pub mod events;
-mod key;
-mod layout;
+pub mod key;
+pub mod layout;
 mod progress;
-mod redact;
-mod settings;
+pub mod redact;
+pub mod settings;
 mod sigv4;
 mod store;
-mod time;
+pub mod time;
 mod version;
 
-pub mod conformance;
-pub mod testing;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 /// The README's Rust examples, run as doc tests so they stay true.
 #[cfg(doctest)]
@@ -60,41 +75,27 @@ pub mod testing;
 pub struct ReadmeDoctests;
 
 #[cfg(feature = "backend-azblob")]
-pub use crate::backend::{ACCESS_TIERS, AzureConfig};
-pub use crate::backend::{
-    Backend, ByteStream, Capabilities, DEFAULT_BACKEND_WAIT, DrainReport, IncompleteUpload, OpendalBackend,
-    PresignMethod, PresignRequest, PresignedUrl, SpoolBackend, SpoolStatus, Tier, TieredBackend,
-};
+pub use crate::backend::AzureConfig;
 #[cfg(feature = "backend-s3")]
-pub use crate::backend::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
-pub use crate::body::{WriteBehind, reader_stream, save_to_file};
+pub use crate::backend::S3Config;
+pub use crate::backend::{DrainReport, PresignedUrl, SpoolStatus, Tier};
+pub use crate::body::ByteStream;
 pub use crate::catalog::{
-    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, Catalog, CatalogLocation, CatalogStats, Claim,
-    ClaimRequest, ClaimScope, Comment, DeadLetter, DeletedVersion, HookCounters, KeyQuery, MAX_SEARCH_LIMIT,
-    MAX_SEARCH_TEXT_BYTES, MAX_SEARCH_WORD_BYTES, NewVersion, ObjectVersion, Outbox, OutboxCounters, Outcome,
-    Precondition, PrunePolicy, Repair, SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchPosition, SearchQuery,
-    Settlement, SqliteCatalog, VersionContent, VersionRef, search_document, search_words,
+    Annotation, AuditEntry, AuditQuery, CatalogStats, Comment, DeadLetter, ObjectVersion, PrunePolicy, SearchHit,
+    SearchPage, SearchPosition, SearchQuery, VersionContent,
 };
-#[cfg(feature = "catalog-postgres")]
-pub use crate::catalog::{CatalogMigration, PostgresCatalog, TableMigration, migrate_catalog};
-pub use crate::config::{Config, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, redact_url, set_active_store};
+pub use crate::config::Config;
 pub use crate::error::{Error, ErrorKind, Result};
-pub use crate::key::{
-    MAX_COMMENT_BYTES, MAX_CONTENT_TYPE_BYTES, MAX_KEY_BYTES, MAX_METADATA_NAME_BYTES, MAX_METADATA_TOTAL_BYTES,
-    MAX_METADATA_VALUE_BYTES, MAX_TAG_NAME_BYTES, MAX_TAG_VALUE_BYTES, MAX_TAGS, Metadata, ObjectKey, Tags,
-    validate_comment, validate_content_type, validate_metadata, validate_metadata_entry, validate_tag,
-    validate_tag_name, validate_tags,
-};
-pub use crate::layout::{MANIFEST_FORMAT, Manifest};
+pub use crate::events::Event;
+pub use crate::key::{Metadata, ObjectKey, Tags};
 pub use crate::progress::{NoProgress, Progress};
-pub use crate::settings::{BackendConfig, BackendKind, BackendOverrides};
-pub use crate::store::{AUDIT_ACTIONS, DeletePrefixReport};
+pub use crate::settings::{BackendConfig, BackendKind};
 pub use crate::store::{
-    AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DispatcherHandle, ExportOptions,
-    ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportBackendOptions, ImportOptions, ImportReport,
-    ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MigrateOptions, MigrateReport, PresignedUpload,
-    PruneReport, PutOptions, ReindexReport, Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange,
-    VerifyOptions, VerifyProblem, VerifyReport, open_backend,
+    AUDIT_ACTIONS, AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DeletePrefixReport,
+    DispatcherHandle, ExportOptions, ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportBackendOptions,
+    ImportOptions, ImportReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MigrateOptions,
+    MigrateReport, PresignedUpload, PruneReport, PutOptions, ReindexReport, Store, StoreInfo, SyncHandle, TextDiff,
+    TierMove, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
 };
-pub use crate::time::{Timestamp, format_span};
+pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

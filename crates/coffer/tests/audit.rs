@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use coffer::catalog::{NewVersion, Precondition};
 use coffer::{
-    AuditEntry, AuditQuery, ByteRange, ErrorKind, GetOptions, Metadata, NewVersion, ObjectKey, Precondition,
-    PutOptions, Store, Tags, Timestamp, VersionContent, VersionId,
+    AuditEntry, AuditQuery, ByteRange, ErrorKind, GetOptions, Metadata, ObjectKey, PutOptions, Store, Tags, Timestamp,
+    VersionContent, VersionId,
 };
 use serde_json::Value;
 

@@ -4,32 +4,33 @@
 
 use std::sync::Arc;
 
-use coffer::testing::TestDatabase;
-use coffer::{Backend, Catalog, OpendalBackend, PostgresCatalog, SqliteCatalog, conformance};
+use coffer::backend::{Backend, OpendalBackend};
+use coffer::catalog::{Catalog, PostgresCatalog, SqliteCatalog};
+use coffer::testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fs_backend_passes_the_backend_suite() {
     let dir = tempfile::tempdir().unwrap();
     let backend = OpendalBackend::fs(dir.path()).unwrap();
-    conformance::backend_suite(&backend).await.unwrap();
+    coffer::testkit::backend::backend_suite(&backend).await.unwrap();
     assert!(backend.capabilities().persistent);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_backend_passes_the_backend_suite() {
     let backend = OpendalBackend::memory().unwrap();
-    conformance::backend_suite(&backend).await.unwrap();
+    coffer::testkit::backend::backend_suite(&backend).await.unwrap();
     assert!(!backend.capabilities().persistent);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_backend_on_the_emulator_passes_the_backend_suite() {
-    let Some(mut config) = coffer::testing::moto_bucket().unwrap() else {
+    let Some(mut config) = coffer::testkit::services::moto_bucket().unwrap() else {
         return;
     };
     config.secret_access_key = Some("s3cr3t-value".into());
     let backend = OpendalBackend::s3(&config).await.unwrap();
-    conformance::backend_suite(&backend).await.unwrap();
+    coffer::testkit::backend::backend_suite(&backend).await.unwrap();
     for shown in [backend.to_string(), format!("{backend:?}"), format!("{config:?}")] {
         assert!(!shown.contains("s3cr3t"), "no secret in {shown}");
     }
@@ -37,22 +38,22 @@ async fn s3_backend_on_the_emulator_passes_the_backend_suite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_backend_on_garage_passes_the_backend_suite() {
-    let Some(config) = coffer::testing::garage_bucket().unwrap() else {
+    let Some(config) = coffer::testkit::services::garage_bucket().unwrap() else {
         return;
     };
     let backend = OpendalBackend::s3(&config).await.unwrap();
-    conformance::backend_suite(&backend).await.unwrap();
+    coffer::testkit::backend::backend_suite(&backend).await.unwrap();
     assert!(backend.capabilities().presign && backend.capabilities().persistent);
     backend.health().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn azure_backend_on_azurite_passes_the_backend_suite() {
-    let Some(config) = coffer::testing::azurite_container().unwrap() else {
+    let Some(config) = coffer::testkit::services::azurite_container().unwrap() else {
         return;
     };
     let backend = OpendalBackend::azure(&config).await.unwrap();
-    conformance::backend_suite(&backend).await.unwrap();
+    coffer::testkit::backend::backend_suite(&backend).await.unwrap();
     assert!(backend.capabilities().presign, "an account key signs SAS URLs");
     assert!(backend.capabilities().persistent);
     backend.health().await.unwrap();
@@ -67,10 +68,10 @@ async fn azure_backend_on_azurite_passes_the_backend_suite() {
 async fn sqlite_catalog_passes_the_catalog_suite() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap());
-    conformance::catalog_suite(catalog.as_ref()).await.unwrap();
+    coffer::testkit::catalog::catalog_suite(catalog.as_ref()).await.unwrap();
     // A second handle on the same file (as a second process would have) sees the same data and stays sound.
     let again = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
-    conformance::catalog_suite(&again).await.unwrap();
+    coffer::testkit::catalog::catalog_suite(&again).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,10 +80,10 @@ async fn postgres_catalog_passes_the_catalog_suite() {
         return;
     };
     let catalog = PostgresCatalog::connect(database.url()).await.unwrap();
-    conformance::catalog_suite(&catalog).await.unwrap();
+    coffer::testkit::catalog::catalog_suite(&catalog).await.unwrap();
     // A second pool on the same database (as a second process would have) sees the same data and stays sound.
     let again = PostgresCatalog::connect(database.url()).await.unwrap();
-    conformance::catalog_suite(&again).await.unwrap();
+    coffer::testkit::catalog::catalog_suite(&again).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use coffer::testing::TcpProxy;
+use coffer::testkit::services::TcpProxy;
 use coffer::{BackendConfig, Config, ErrorKind, PutOptions, Store, VerifyOptions};
 
 /// A bucket on Garage reached through a proxy on its own port.
 async fn garage_through_proxy() -> Option<(coffer::S3Config, TcpProxy)> {
-    let mut s3 = coffer::testing::garage_bucket().unwrap()?;
+    let mut s3 = coffer::testkit::services::garage_bucket().unwrap()?;
     let upstream = s3.endpoint.clone().unwrap().trim_start_matches("http://").to_owned();
     let proxy = TcpProxy::start(&upstream).await.unwrap();
     s3.endpoint = Some(proxy.url());
@@ -96,7 +96,7 @@ async fn with_a_spool_every_acknowledged_put_survives_an_outage() {
     }
     let (_, bytes) = plain.get_bytes("run/big.bin", None).await.unwrap();
     assert!(bytes[..] == large[..]);
-    coffer::conformance::verify_clean(&plain).await.unwrap();
+    coffer::testkit::store::verify_clean(&plain).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,7 +127,7 @@ async fn without_a_spool_puts_fail_cleanly_while_the_backend_is_down() {
     assert!(store.health().await.ok);
     let (_, bytes) = store.get_bytes("run/before.txt", None).await.unwrap();
     assert_eq!(&bytes[..], b"before");
-    coffer::conformance::verify_clean(&store).await.unwrap();
+    coffer::testkit::store::verify_clean(&store).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,7 +185,7 @@ async fn an_interrupted_multipart_upload_leaves_no_version_and_no_parts() {
             .all(|p| matches!(p.kind, "incomplete_upload" | "orphan_upload") && p.repaired),
         "{report:?}"
     );
-    let uploads = coffer::testing::s3_multipart_uploads(&s3).await.unwrap();
+    let uploads = coffer::testkit::services::s3_multipart_uploads(&s3).await.unwrap();
     assert_eq!(uploads, 0, "no leaked parts after the repair");
     let report = store.verify(&repair).await.unwrap();
     assert!(report.is_clean(), "{report:?}");

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use coffer::events::sinks::{ExecConfig, FileLogConfig, FileLogFormat, WebhookConfig, sign};
 use coffer::events::{Backoff, DispatcherOptions, Event, EventFilter, HookSpec, MetadataPredicate};
-use coffer::testing::WebhookReceiver;
+use coffer::testkit::WebhookReceiver;
 use coffer::{PrunePolicy, PutOptions, Store};
 
 fn fast_options() -> DispatcherOptions {

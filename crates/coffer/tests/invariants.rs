@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use coffer::{CopyOptions, ErrorKind, OpendalBackend, PrunePolicy, PutOptions, SqliteCatalog, Store, Tags, VersionId};
+use coffer::backend::OpendalBackend;
+use coffer::catalog::SqliteCatalog;
+use coffer::{CopyOptions, ErrorKind, PrunePolicy, PutOptions, Store, Tags, VersionId};
 use futures::TryStreamExt;
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};

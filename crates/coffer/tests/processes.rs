@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use coffer::testing::TestDatabase;
+use coffer::testkit::TestDatabase;
 use coffer::{AuditQuery, Config, Store, VerifyOptions, VersionId};
 
 fn workload_binary() -> PathBuf {

@@ -8,11 +8,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use coffer::testing::TestDatabase;
-use coffer::{
-    Config, Metadata, NoProgress, ObjectVersion, OpendalBackend, PostgresCatalog, PutOptions, SearchQuery,
-    SqliteCatalog, Store, Tags, search_words,
-};
+use coffer::backend::OpendalBackend;
+use coffer::catalog::{PostgresCatalog, SqliteCatalog, search_words};
+use coffer::testkit::TestDatabase;
+use coffer::{Config, Metadata, NoProgress, ObjectVersion, PutOptions, SearchQuery, Store, Tags};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
@@ -63,10 +62,14 @@ fn key() -> impl Strategy<Value = String> {
 }
 
 fn input() -> impl Strategy<Value = Input> {
-    let metadata =
-        proptest::collection::btree_map("[A-Za-z0-9._-]{1,128}", text(coffer::MAX_METADATA_VALUE_BYTES), 0..4);
-    let tags = proptest::collection::btree_map("[A-Za-z0-9._:/@-]{1,128}", text(coffer::MAX_TAG_VALUE_BYTES), 0..4);
-    let comment = text(coffer::MAX_COMMENT_BYTES).prop_filter("not blank", |c| !c.trim().is_empty());
+    let metadata = proptest::collection::btree_map(
+        "[A-Za-z0-9._-]{1,128}",
+        text(coffer::key::MAX_METADATA_VALUE_BYTES),
+        0..4,
+    );
+    let tags =
+        proptest::collection::btree_map("[A-Za-z0-9._:/@-]{1,128}", text(coffer::key::MAX_TAG_VALUE_BYTES), 0..4);
+    let comment = text(coffer::key::MAX_COMMENT_BYTES).prop_filter("not blank", |c| !c.trim().is_empty());
     (key(), metadata, tags, comment).prop_filter_map(
         "within the validators' limits",
         |(key, metadata, tags, comment)| {
@@ -84,9 +87,9 @@ fn input() -> impl Strategy<Value = Input> {
 /// Whether the validators accept `input` (the strategies aim inside their limits; this makes sure).
 fn accepted(input: &Input) -> bool {
     coffer::ObjectKey::new(input.key.as_str()).is_ok()
-        && coffer::validate_metadata(&input.metadata).is_ok()
-        && coffer::validate_tags(&input.tags).is_ok()
-        && coffer::validate_comment(&input.comment).is_ok()
+        && coffer::key::validate_metadata(&input.metadata).is_ok()
+        && coffer::key::validate_tags(&input.tags).is_ok()
+        && coffer::key::validate_comment(&input.comment).is_ok()
 }
 
 /// Each distinct search word of what `input` stores.
@@ -190,7 +193,9 @@ fn accepted_input_is_stored_found_and_migrated_alike_on_both_catalogs() {
     let stored = stored.into_inner();
     runtime.block_on(async {
         let to = PostgresCatalog::connect(destination.url()).await.unwrap();
-        coffer::migrate_catalog(&catalog, &to, &NoProgress).await.unwrap();
+        coffer::catalog::migrate_catalog(&catalog, &to, &NoProgress)
+            .await
+            .unwrap();
         let migrated = Store::from_parts(backend, Arc::new(to), "tester");
         for (key, input) in &stored {
             let version = migrated.head(key, None).await.unwrap();

@@ -20,7 +20,7 @@ use std::time::Duration;
 use coffer::PutOptions;
 use coffer::events::sinks::{AmqpConfig, NatsConfig, SqsConfig, connect_sink};
 use coffer::events::{Backoff, DispatcherOptions, Event, EventFilter, HookSpec, Sink};
-use coffer::testing::{service_available, sqs_call};
+use coffer::testkit::services::{service_available, sqs_call};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 

@@ -72,20 +72,26 @@ async fn presigned_urls_serve_and_take_bytes(store: &Store) -> String {
 fn tampered(url: &str, signature_param: &str) -> String {
     let start = url.find(&format!("{signature_param}=")).unwrap() + signature_param.len() + 1;
     let mut bytes = url.as_bytes().to_vec();
-    bytes[start + 2] = if bytes[start + 2] == b'a' { b'b' } else { b'a' };
+    // Change one letter or digit of the signature, never a %XX escape: a
+    // broken escape is a malformed URL, which a server may answer otherwise.
+    let mut at = start;
+    while !bytes[at].is_ascii_alphanumeric() || bytes[at - 1] == b'%' || bytes[at - 2] == b'%' {
+        at += 1;
+    }
+    bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
     String::from_utf8(bytes).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_on_garage_keeps_versions_and_serves_presigned_urls() {
-    let Some(mut s3) = coffer::testing::garage_bucket().unwrap() else {
+    let Some(mut s3) = coffer::testkit::services::garage_bucket().unwrap() else {
         return;
     };
     s3.part_size_mib = Some(5);
     let dir = tempfile::tempdir().unwrap();
     let store = open(BackendConfig::S3(Box::new(s3)), &dir).await;
     assert!(store.info().await.unwrap().backend.starts_with("s3://coffer-test-"));
-    coffer::conformance::store_on_backend(&store).await.unwrap();
+    coffer::testkit::store::store_on_backend(&store).await.unwrap();
     let url = presigned_urls_serve_and_take_bytes(&store).await;
 
     // Garage checks signatures and expiry (moto does not).
@@ -113,13 +119,13 @@ async fn a_store_on_garage_keeps_versions_and_serves_presigned_urls() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_on_azure_keeps_versions_and_serves_sas_urls() {
-    let Some(azure) = coffer::testing::azurite_container().unwrap() else {
+    let Some(azure) = coffer::testkit::services::azurite_container().unwrap() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let store = open(BackendConfig::Azure(Box::new(azure)), &dir).await;
     assert!(store.info().await.unwrap().backend.starts_with("azblob://coffer-test-"));
-    coffer::conformance::store_on_backend(&store).await.unwrap();
+    coffer::testkit::store::store_on_backend(&store).await.unwrap();
     let url = presigned_urls_serve_and_take_bytes(&store).await;
     let status = reqwest::get(tampered(&url, "sig")).await.unwrap().status();
     assert_eq!(status.as_u16(), 403, "a changed signature is refused");
@@ -127,7 +133,7 @@ async fn a_store_on_azure_keeps_versions_and_serves_sas_urls() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn blobs_get_their_access_tier_on_azure() {
-    let Some(mut azure) = coffer::testing::azurite_container().unwrap() else {
+    let Some(mut azure) = coffer::testkit::services::azurite_container().unwrap() else {
         return;
     };
     azure.access_tier = Some("cool".into());
@@ -204,7 +210,7 @@ async fn local_disk_cannot_presign_and_says_what_can() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
-    let Some(mut cold) = coffer::testing::garage_bucket().unwrap() else {
+    let Some(mut cold) = coffer::testkit::services::garage_bucket().unwrap() else {
         return;
     };
     cold.storage_class = Some("GLACIER".into());
@@ -239,11 +245,11 @@ async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
         coffer::Tier::Cold
     );
     // The hot tier no longer has it; the bucket does, at the same path.
-    let hot = coffer::OpendalBackend::fs(&dir.path().join("data/store")).unwrap();
+    let hot = coffer::backend::OpendalBackend::fs(&dir.path().join("data/store")).unwrap();
     let path = v1.blob_path.clone().unwrap();
-    assert_eq!(coffer::Backend::stat(&hot, &path).await.unwrap(), None);
-    let bucket = coffer::OpendalBackend::s3(&cold).await.unwrap();
-    assert_eq!(coffer::Backend::stat(&bucket, &path).await.unwrap(), Some(9));
+    assert_eq!(coffer::backend::Backend::stat(&hot, &path).await.unwrap(), None);
+    let bucket = coffer::backend::OpendalBackend::s3(&cold).await.unwrap();
+    assert_eq!(coffer::backend::Backend::stat(&bucket, &path).await.unwrap(), Some(9));
     // Reads find it there; the version list is the same.
     let (_, bytes) = store.get_bytes("records/2019.csv", Some(&v1.version_id)).await.unwrap();
     assert_eq!(&bytes[..], b"old,rows\n");
@@ -270,13 +276,13 @@ async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].actor, "archivist");
-    coffer::conformance::verify_clean(&store).await.unwrap();
+    coffer::testkit::store::verify_clean(&store).await.unwrap();
 
     store
         .move_to_tier("records/2019.csv", &v1.version_id, coffer::Tier::Hot)
         .await
         .unwrap();
-    assert_eq!(coffer::Backend::stat(&bucket, &path).await.unwrap(), None);
+    assert_eq!(coffer::backend::Backend::stat(&bucket, &path).await.unwrap(), None);
     let (_, bytes) = store.get_bytes("records/2019.csv", Some(&v1.version_id)).await.unwrap();
     assert_eq!(&bytes[..], b"old,rows\n");
 
@@ -292,7 +298,7 @@ async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
-    let Some(target) = coffer::testing::garage_bucket().unwrap() else {
+    let Some(target) = coffer::testkit::services::garage_bucket().unwrap() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -317,7 +323,7 @@ async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
     store.delete("b/two.bin").await.unwrap();
     store.copy("a/one.txt", "c/copy.txt", Default::default()).await.unwrap();
 
-    let bucket = coffer::OpendalBackend::s3(&target).await.unwrap();
+    let bucket = coffer::backend::OpendalBackend::s3(&target).await.unwrap();
     let report = store
         .migrate_to(&bucket, &coffer::MigrateOptions::default())
         .await
@@ -339,7 +345,7 @@ async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
         .unwrap();
     assert_eq!(blob.len(), 3 << 20);
     let two = store.versions("b/two.bin").await.unwrap()[1].blob_path.clone().unwrap();
-    coffer::Backend::delete(&bucket, &two).await.unwrap();
+    coffer::backend::Backend::delete(&bucket, &two).await.unwrap();
     let again = store
         .migrate_to(&bucket, &coffer::MigrateOptions::default())
         .await
@@ -358,9 +364,9 @@ async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
     assert_eq!(&bytes[..], b"1");
     assert_eq!(v1.tags.get("qc").map(String::as_str), Some("ok"));
     assert_eq!(v1.comments[0].text, "checked");
-    coffer::conformance::verify_clean(&switched).await.unwrap();
+    coffer::testkit::store::verify_clean(&switched).await.unwrap();
     // A fresh catalog rebuilt from the bucket alone has the versions too.
-    let rebuilt = coffer::SqliteCatalog::open(&dir.path().join("rebuilt.db"))
+    let rebuilt = coffer::catalog::SqliteCatalog::open(&dir.path().join("rebuilt.db"))
         .await
         .unwrap();
     let reindex = switched.reindex_into(&rebuilt).await.unwrap();
@@ -369,7 +375,7 @@ async fn a_store_migrates_from_local_disk_to_a_bucket_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_directory_imports_into_a_bucket_one_put_per_file() {
-    let Some(s3) = coffer::testing::garage_bucket().unwrap() else {
+    let Some(s3) = coffer::testkit::services::garage_bucket().unwrap() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -393,5 +399,5 @@ async fn a_directory_imports_into_a_bucket_one_put_per_file() {
     assert_eq!((report.files, report.failed.len()), (20, 0), "{report:?}");
     let (_, bytes) = store.get_bytes("in/d1/f7.txt", None).await.unwrap();
     assert_eq!(&bytes[..], b"file 7");
-    coffer::conformance::store_on_backend(&store).await.unwrap();
+    coffer::testkit::store::store_on_backend(&store).await.unwrap();
 }

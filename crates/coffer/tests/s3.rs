@@ -7,7 +7,7 @@ use coffer::{BackendConfig, Config, PutOptions, Store};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_on_s3_keeps_versions_and_large_objects() {
-    let Some(mut s3) = coffer::testing::moto_bucket().unwrap() else {
+    let Some(mut s3) = coffer::testkit::services::moto_bucket().unwrap() else {
         return;
     };
     s3.part_size_mib = Some(5);
@@ -19,12 +19,12 @@ async fn a_store_on_s3_keeps_versions_and_large_objects() {
     let store = Store::open(&config).await.unwrap().with_actor("tester");
     assert!(store.info().await.unwrap().backend.starts_with("s3://coffer-test-"));
 
-    coffer::conformance::store_on_backend(&store).await.unwrap();
+    coffer::testkit::store::store_on_backend(&store).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_put_can_choose_its_storage_class() {
-    let Some(s3) = coffer::testing::moto_bucket().unwrap() else {
+    let Some(s3) = coffer::testkit::services::moto_bucket().unwrap() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +42,7 @@ async fn a_put_can_choose_its_storage_class() {
         .await
         .unwrap();
     let path = rare.blob_path.clone().unwrap();
-    let shown = coffer::testing::s3_storage_class(&s3, &path).await.unwrap();
+    let shown = coffer::testkit::services::s3_storage_class(&s3, &path).await.unwrap();
     assert_eq!(shown.as_deref(), Some("STANDARD_IA"));
     let (_, bytes) = store.get_bytes("logs/2019.txt", None).await.unwrap();
     assert_eq!(&bytes[..], b"rarely read");
@@ -50,7 +50,7 @@ async fn a_put_can_choose_its_storage_class() {
         .put_bytes("logs/2024.txt", "read often", PutOptions::default())
         .await
         .unwrap();
-    let shown = coffer::testing::s3_storage_class(&s3, usual.blob_path.as_deref().unwrap())
+    let shown = coffer::testkit::services::s3_storage_class(&s3, usual.blob_path.as_deref().unwrap())
         .await
         .unwrap();
     assert_eq!(shown.as_deref(), Some("STANDARD"));

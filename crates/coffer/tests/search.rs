@@ -8,10 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use coffer::{
-    CopyOptions, ErrorKind, Metadata, OpendalBackend, PrunePolicy, PutOptions, SearchPage, SearchQuery, SqliteCatalog,
-    Store, Tags,
-};
+use coffer::backend::OpendalBackend;
+use coffer::catalog::SqliteCatalog;
+use coffer::{CopyOptions, ErrorKind, Metadata, PrunePolicy, PutOptions, SearchPage, SearchQuery, Store, Tags};
 use sqlx::Connection;
 
 mod common;
@@ -293,8 +292,8 @@ async fn bad_input_is_refused_and_changes_nothing(f: &Fixture) {
 /// found by their beginning.
 async fn long_words_are_stored_whole_and_found_by_their_beginning(f: &Fixture) {
     let store = &f.store;
-    let value = format!("Q{}", "q".repeat(coffer::MAX_METADATA_VALUE_BYTES - 1));
-    let comment = format!("z{}", "é".repeat((coffer::MAX_COMMENT_BYTES - 1) / 2));
+    let value = format!("Q{}", "q".repeat(coffer::key::MAX_METADATA_VALUE_BYTES - 1));
+    let comment = format!("z{}", "é".repeat((coffer::key::MAX_COMMENT_BYTES - 1) / 2));
     let options = PutOptions {
         metadata: pairs(&[("blob", &value)]),
         ..PutOptions::default()

@@ -533,7 +533,7 @@ async fn manifests_describe_every_version() {
             .try_collect()
             .await
             .unwrap();
-        manifests.push(serde_json::from_slice::<coffer::Manifest>(&chunks.concat()).unwrap());
+        manifests.push(serde_json::from_slice::<coffer::layout::Manifest>(&chunks.concat()).unwrap());
     }
     manifests.sort_by(|a, b| a.version_id.cmp(&b.version_id));
     let (put, deleted) = (&manifests[0], &manifests[1]);

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer::catalog::{CatalogLocation, SqliteCatalog};
 use coffer::{
-    AuditQuery, CatalogLocation, Config, CopyOptions, ErrorKind, ExportOptions, ImportOptions, Metadata, ObjectVersion,
-    PrunePolicy, PutOptions, SqliteCatalog, Store, Tags, TextDiff, Timestamp, VerifyOptions, VersionId,
+    AuditQuery, Config, CopyOptions, ErrorKind, ExportOptions, ImportOptions, Metadata, ObjectVersion, PrunePolicy,
+    PutOptions, Store, Tags, TextDiff, Timestamp, VerifyOptions, VersionId,
 };
 use futures::TryStreamExt;
 
@@ -295,7 +296,7 @@ async fn tags_and_comments_are_validated_and_kept_in_manifests(f: &Fixture) {
         .try_collect()
         .await
         .unwrap();
-    let manifest: coffer::Manifest = serde_json::from_slice(&chunks.concat()).unwrap();
+    let manifest: coffer::layout::Manifest = serde_json::from_slice(&chunks.concat()).unwrap();
     assert_eq!(manifest.tags, v.tags);
     assert_eq!(manifest.comments, v.comments);
 }

@@ -197,7 +197,7 @@ impl AzureConfig {
             "azblob://{}/{} ({})",
             self.container,
             self.root().trim_end_matches('/'),
-            crate::config::redact_url(&resolved.endpoint)
+            crate::redact::redact_url(&resolved.endpoint)
         )
         .replace("/ (", " (")
     }

@@ -67,7 +67,7 @@ impl Place {
     pub(crate) fn remote(service: &'static str, endpoint: &str, noun: &'static str, name: &str) -> Place {
         Place {
             service,
-            address: crate::config::redact_url(endpoint.trim_end_matches('/')),
+            address: crate::redact::redact_url(endpoint.trim_end_matches('/')),
             container: Some((noun, name.to_owned())),
         }
     }

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use crate::body::ByteStream;
 use crate::error::{Error, ErrorKind, Result};
 
 #[cfg(feature = "backend-azblob")]
@@ -28,15 +29,13 @@ pub use self::azure::{ACCESS_TIERS, AzureConfig};
 pub use self::errors::DEFAULT_BACKEND_WAIT;
 pub(crate) use self::errors::parse_wait;
 pub use self::opendal::OpendalBackend;
-#[cfg(feature = "backend-s3")]
+#[cfg(all(feature = "backend-s3", any(test, feature = "testkit")))]
 pub(crate) use self::s3::xml_text as s3_xml_text;
 #[cfg(feature = "backend-s3")]
 pub use self::s3::{DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE_MIB, S3Config};
 pub use self::spool::{DrainReport, SpoolBackend, SpoolStatus};
 pub use self::tiered::{Tier, TieredBackend};
-
-/// A stream of bytes: a body going in or coming out.
-pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+pub use crate::store::open_backend;
 
 /// What a backend can do natively. Code branches on these, never on a backend's name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

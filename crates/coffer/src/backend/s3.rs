@@ -141,7 +141,7 @@ impl S3Config {
     /// How the backend names itself: never with credentials.
     fn describe(&self) -> String {
         let place = match &self.endpoint {
-            Some(endpoint) => crate::config::redact_url(endpoint),
+            Some(endpoint) => crate::redact::redact_url(endpoint),
             None => format!("aws {}", self.region()),
         };
         match &self.prefix {

@@ -22,8 +22,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Backend, ByteStream, Capabilities, OpendalBackend, PresignRequest, PresignedUrl, read_all};
-use crate::body::BackgroundHasher;
+use super::{Backend, Capabilities, OpendalBackend, PresignRequest, PresignedUrl, read_all};
+use crate::body::{BackgroundHasher, ByteStream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{BLOBS_DIR, MANIFESTS_DIR, STAGING_DIR, sha256_in_blob_path};
 

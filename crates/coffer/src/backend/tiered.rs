@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::{Backend, ByteStream, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl, copy_blob_verified};
+use super::{Backend, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl, copy_blob_verified};
+use crate::body::ByteStream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::sha256_in_blob_path;
 

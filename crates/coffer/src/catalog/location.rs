@@ -21,7 +21,7 @@ pub enum CatalogLocation {
 impl CatalogLocation {
     /// Parse a catalog URL.
     pub fn parse(url: &str) -> Result<Self> {
-        let shown = crate::config::redact_url(url);
+        let shown = crate::redact::redact_url(url);
         if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if path.is_empty() {
                 return Err(Error::invalid_input("catalog URL sqlite:// names no file"));
@@ -79,7 +79,7 @@ impl Debug for CatalogLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CatalogLocation::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            CatalogLocation::Postgres(url) => f.write_str(&crate::config::redact_url(url)),
+            CatalogLocation::Postgres(url) => f.write_str(&crate::redact::redact_url(url)),
         }
     }
 }

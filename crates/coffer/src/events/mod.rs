@@ -1,7 +1,7 @@
 //! Events: what happened in a store, as CloudEvents 1.0 documents.
 //!
 //! Every change writes its events into the catalog's outbox in the same
-//! transaction as the change itself (see [`crate::Catalog`]). A dispatcher
+//! transaction as the change itself (see [`crate::catalog::Catalog`]). A dispatcher
 //! then fans each event out to the hooks whose filters match it and delivers
 //! it through the hook's [`Sink`], at least once, retrying with backoff until
 //! the hook's attempt limit, after which the delivery is dead-lettered.

@@ -7,8 +7,9 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
-use crate::backend::{Backend, ByteStream, SpoolBackend, TieredBackend};
+use crate::backend::{Backend, SpoolBackend, TieredBackend};
 use crate::body;
+use crate::body::ByteStream;
 use crate::catalog::{
     BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
     prefix_upper_bound,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::backend::{ByteStream, Capabilities};
+use crate::backend::Capabilities;
+use crate::body::ByteStream;
 use crate::catalog::{CatalogStats, ObjectVersion, Precondition};
 use crate::error::{Error, Result};
 use crate::key::{Metadata, Tags};

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{PutOptions, Store};
-use crate::backend::ByteStream;
+use crate::body::ByteStream;
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{BlobRef, NewVersion, ObjectVersion, Precondition, VersionContent};
 use crate::error::{Error, ErrorKind, Result};

@@ -6,8 +6,10 @@
 
 use std::sync::Arc;
 
-use coffer::testing::TestDatabase;
-use coffer::{Config, OpendalBackend, SqliteCatalog, Store};
+use coffer::backend::OpendalBackend;
+use coffer::catalog::SqliteCatalog;
+use coffer::testkit::TestDatabase;
+use coffer::{Config, Store};
 
 /// A store and the directory (and database) that hold it, removed when dropped.
 pub struct Fixture {
@@ -43,7 +45,7 @@ pub async fn memory_store() -> Fixture {
 }
 
 /// Local disk with a PostgreSQL catalog in a fresh database, acting as
-/// `tester`; `None` when no server answers (see `coffer::testing`).
+/// `tester`; `None` when no server answers (see `coffer::testkit::services`).
 pub async fn pg_store() -> Option<Fixture> {
     let database = TestDatabase::create().await.unwrap()?;
     let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,7 @@ impl PostgresCatalog {
     }
 
     async fn connect_with(url: &str, create: bool) -> Result<Self> {
-        let shown = crate::config::redact_url(url);
+        let shown = crate::redact::redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid_input(format!("invalid catalog URL {shown}: {e}")))?
             .application_name("coffer");

@@ -17,8 +17,10 @@ pub use self::filelog::{FileLogConfig, FileLogFormat};
 pub use self::nats::NatsConfig;
 #[cfg(feature = "sink-nats")]
 use self::nats::NatsSink;
+#[cfg(any(test, feature = "testkit"))]
+pub(crate) use self::sqs::SqsClient;
 pub use self::sqs::SqsConfig;
-pub(crate) use self::sqs::{SqsClient, SqsSink};
+pub(crate) use self::sqs::SqsSink;
 use self::webhook::WebhookSink;
 pub use self::webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookConfig, sign};
 

@@ -48,7 +48,7 @@ impl AmqpConfig {
             || {
                 format!(
                     "AMQP URL must start with amqp:// or amqps://, not {}",
-                    crate::config::redact_url(&self.url)
+                    crate::redact::redact_url(&self.url)
                 )
             },
         )?;
@@ -70,7 +70,7 @@ impl AmqpConfig {
 
     pub(crate) fn redacted(&self) -> Self {
         AmqpConfig {
-            url: crate::config::redact_url(&self.url),
+            url: crate::redact::redact_url(&self.url),
             ..self.clone()
         }
     }
@@ -104,7 +104,7 @@ impl Endpoint {
     /// Parse `amqp[s]://[user[:password]@]host[:port][/vhost]` (user and
     /// password default to guest; an empty vhost means `/`).
     fn parse(config: &AmqpConfig) -> Result<Self> {
-        let shown = crate::config::redact_url(&config.url);
+        let shown = crate::redact::redact_url(&config.url);
         let invalid = |what: &str| Error::invalid_input(format!("invalid AMQP URL {shown}: {what}"));
         let url = reqwest::Url::parse(&config.url).map_err(|e| invalid(&e.to_string()))?;
         let tls = match url.scheme() {

@@ -308,7 +308,7 @@ async fn within<T>(call: impl Future<Output = AmqpResult<T>>) -> Result<T, Decla
 impl fmt::Display for AmqpSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let config = &self.config;
-        let url = crate::config::redact_url(&config.url);
+        let url = crate::redact::redact_url(&config.url);
         let exchange = if config.exchange.is_empty() {
             "(default exchange)"
         } else {

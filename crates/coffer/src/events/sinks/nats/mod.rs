@@ -49,7 +49,7 @@ impl NatsConfig {
     pub(crate) fn redacted(&self) -> Self {
         NatsConfig {
             // A URL may carry credentials too: nats://user:password@host.
-            url: crate::config::redact_url(&self.url),
+            url: crate::redact::redact_url(&self.url),
             password: self.password.as_ref().map(|_| REDACTED.to_owned()),
             token: self.token.as_ref().map(|_| REDACTED.to_owned()),
             ..self.clone()

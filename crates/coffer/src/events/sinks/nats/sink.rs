@@ -95,7 +95,7 @@ impl fmt::Display for Shown<'_> {
         write!(
             f,
             "nats hook {name} ({} {})",
-            crate::config::redact_url(&config.url),
+            crate::redact::redact_url(&config.url),
             config.subject
         )
     }

@@ -1,14 +1,11 @@
-//! Helpers for tests that need a PostgreSQL server (with the cargo feature
-//! catalog-postgres): each test gets a database of its own, created on the
-//! server and dropped afterwards. Also
-//! a check that other services (the brokers the queue sinks deliver to)
-//! answer, and a signed SQS call to read back what a sink sent.
+//! The services the suites talk to: whether one answers, fresh buckets and
+//! containers on the S3 emulator (moto), Garage and Azurite with their test
+//! credentials, a TCP proxy that can cut a connection, and signed S3 and SQS
+//! calls that read back what coffer sent.
 //!
-//! The server is named by `COFFER_TEST_POSTGRES` (a URL to an existing
-//! database, used only to create and drop others; default
-//! `postgres://postgres@127.0.0.1:5432/postgres`). Where no server answers the
-//! tests are skipped, unless `COFFER_REQUIRE_SERVICES=1` (as in CI), where
-//! that is an error: a skipped suite must not pass for a green one.
+//! Where a service does not answer, the test is skipped with one loud line,
+//! unless `COFFER_REQUIRE_SERVICES=1` (as in CI), where that is an error: a
+//! skipped suite must not pass for a green one.
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -57,14 +54,6 @@ pub async fn sqs_call(
     let client = crate::events::sinks::SqsClient::new(config.clone(), crate::events::sinks::http_client()?)?;
     client.call(action, body).await
 }
-
-#[cfg(feature = "catalog-postgres")]
-mod postgres;
-#[cfg(feature = "catalog-postgres")]
-pub use self::postgres::TestDatabase;
-
-mod receiver;
-pub use self::receiver::{ReceivedRequest, WebhookReceiver};
 
 /// Settings for a fresh bucket on the S3 emulator (moto, on
 /// `COFFER_TEST_S3`, default `127.0.0.1:5000`), created on first use; `None`

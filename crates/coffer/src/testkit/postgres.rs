@@ -1,4 +1,11 @@
-//! Test databases on a PostgreSQL server (see the parent module).
+//! Test databases on a PostgreSQL server (with the cargo feature
+//! catalog-postgres): each test gets a database of its own, created on the
+//! server and dropped afterwards.
+//!
+//! The server is named by `COFFER_TEST_POSTGRES` (a URL to an existing
+//! database, used only to create and drop others; default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Where no server answers,
+//! the test is skipped as [`services`](super::services) says.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -6,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use super::services_required;
+use super::services::services_required;
 use crate::error::{Error, ErrorKind, Result};
 
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -30,7 +37,7 @@ impl TestDatabase {
             Err(err) if !services_required() => {
                 eprintln!(
                     "skipped: no PostgreSQL at {}: {err}",
-                    crate::config::redact_url(&server)
+                    crate::redact::redact_url(&server)
                 );
                 return Ok(None);
             }
@@ -85,7 +92,7 @@ impl Drop for TestDatabase {
 async fn connect(url: &str) -> Result<PgConnection> {
     PgConnection::connect(url)
         .await
-        .map_err(|e| failed(&format!("cannot connect to {}", crate::config::redact_url(url)), e))
+        .map_err(|e| failed(&format!("cannot connect to {}", crate::redact::redact_url(url)), e))
 }
 
 fn failed(context: &str, err: sqlx::Error) -> Error {

@@ -1,4 +1,14 @@
 //! Object keys and user metadata: every rule about what a caller may name is here.
+//!
+//! ```
+//! use coffer::ObjectKey;
+//! use coffer::key::{MAX_KEY_BYTES, validate_tag};
+//!
+//! assert!(ObjectKey::new("invoices/2024/inv_001.pdf").is_ok());
+//! assert!(ObjectKey::new("../etc/passwd").is_err());
+//! assert!(ObjectKey::new("x".repeat(MAX_KEY_BYTES + 1)).is_err());
+//! assert!(validate_tag("stage", "draft").is_ok());
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,10 @@
 //! Hiding secrets in URLs before they reach a log, a message or an event.
+//!
+//! ```
+//! use coffer::redact::redact_url;
+//!
+//! assert_eq!(redact_url("postgres://app:s3cret@db/coffer"), "postgres://app:***@db/coffer");
+//! ```
 
 /// The URL with any password (in the user part, or a `password=` query
 /// parameter) replaced by `***`, for logs and messages; control characters

@@ -3,6 +3,26 @@
 //! Backends know nothing of keys or versions: the store hands them paths it
 //! made itself (`staging/...`, `blobs/...`, `manifests/...`), never a user's
 //! key, so nothing a user types can address a path on the backend.
+//!
+//! For whoever writes or composes a backend: the [`Backend`] trait and its
+//! contract, [`Capabilities`], the OpenDAL adapter ([`OpendalBackend`]: local
+//! disk, memory, S3, Azure) and the layers over a backend (the spool that
+//! takes writes while a store is down, the hot and cold tiers).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> coffer::Result<()> {
+//! use coffer::backend::{Backend, OpendalBackend};
+//! use futures::TryStreamExt;
+//!
+//! let backend = OpendalBackend::memory()?;
+//! let body = futures::stream::once(async { Ok(bytes::Bytes::from("hello")) });
+//! backend.write("blobs/greeting", Box::pin(body)).await?;
+//! let read: Vec<bytes::Bytes> = backend.read("blobs/greeting", None).await?.try_collect().await?;
+//! assert_eq!(read.concat(), b"hello");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt::{Debug, Display};
 use std::ops::Range;

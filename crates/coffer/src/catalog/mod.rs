@@ -1,5 +1,26 @@
 //! The `Catalog` port: versions, latest pointers, blob reference counts and
 //! the audit log, kept in transactions.
+//!
+//! For whoever writes or composes a catalog: the [`Catalog`] and [`Outbox`]
+//! traits and their contract, the two engines ([`SqliteCatalog`] and, with
+//! the cargo feature `catalog-postgres`, `PostgresCatalog`), and the row
+//! types they read and write. Every rule (what a commit, prune or purge does)
+//! is a pure plan both engines execute, so an engine holds only its SQL.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> coffer::Result<()> {
+//! # let dir = tempfile::tempdir().map_err(|e| coffer::Error::new(coffer::ErrorKind::Io, e.to_string()))?;
+//! use coffer::ObjectKey;
+//! use coffer::catalog::{Catalog, SqliteCatalog};
+//!
+//! let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await?;
+//! let key = ObjectKey::new("reports/q1.csv")?;
+//! assert!(catalog.version(&key, None).await?.is_none());
+//! assert!(catalog.check_consistency().await?.is_empty());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt::{Debug, Display};
 

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnection;
 
 use super::rows::Param;
+use super::sql::Conn;
 use super::{PostgresCatalog, SqliteCatalog};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
@@ -280,7 +281,7 @@ pub async fn migrate_catalog(
 ) -> Result<CatalogMigration> {
     let mut total = 0;
     for table in TABLES {
-        total += from.count_rows(table).await?;
+        total += count_rows(from.reader().await?, table).await?;
     }
     progress.start(Some(total));
     let outcome = async {
@@ -303,7 +304,7 @@ async fn copy_tables(from: &SqliteCatalog, tx: &mut PgConnection, progress: &dyn
         let mut inserted = 0;
         let mut after = None;
         loop {
-            let rows = from.export_rows(table, after.as_deref(), PAGE).await?;
+            let rows = export_rows(from.reader().await?, table, after.as_deref(), PAGE).await?;
             let Some(last) = rows.last() else { break };
             after = Some(table.key_of(last));
             for row in &rows {
@@ -349,7 +350,7 @@ async fn digest_of(tx: &mut PgConnection, table: &Table) -> Result<(u64, String)
     let mut digest = Digest256::new();
     let mut after = None;
     loop {
-        let rows = PostgresCatalog::export_rows(tx, table, after.as_deref(), PAGE).await?;
+        let rows = export_rows(Conn::from(&mut *tx), table, after.as_deref(), PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = Some(table.key_of(last));
         for row in &rows {
@@ -362,9 +363,44 @@ async fn digest_of(tx: &mut PgConnection, table: &Table) -> Result<(u64, String)
     Ok(digest.finish())
 }
 
+/// How many rows `table` holds.
+async fn count_rows(mut conn: Conn<'_>, table: &Table) -> Result<u64> {
+    let sql = format!("SELECT COUNT(*) FROM {}", table.name);
+    let (count,): (i64,) = conn.one("counting rows", &sql, Vec::new()).await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Up to `limit` rows of `table` after the key `after`, in key order, in canonical form.
+async fn export_rows(
+    mut conn: Conn<'_>,
+    table: &Table,
+    after: Option<&[Value]>,
+    limit: usize,
+) -> Result<Vec<Map<String, Value>>> {
+    let dialect = conn.dialect();
+    let fields: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(name, column)| match column {
+            Column::Json => format!("'{name}', {}", dialect.json_value(name)),
+            _ => format!("'{name}', {name}"),
+        })
+        .collect();
+    let order = table.key.join(", ");
+    let (after, params) = after_clause(table, after, limit);
+    let sql = format!(
+        "SELECT {} FROM (SELECT * FROM {} WHERE {after} ORDER BY {order} LIMIT ?) page",
+        dialect.objects_json(&fields.join(", "), &order),
+        table.name,
+    );
+    let what = format!("reading table {}", table.name);
+    let (json,): (Option<String>,) = conn.one(&what, &sql, params).await?;
+    parse_rows(table, json.as_deref().unwrap_or("[]"))
+}
+
 /// `(k1, k2) > (?, ?)` for resuming after a key (`TRUE` on the first page),
 /// and the values for its placeholders followed by `limit`'s.
-pub(crate) fn after_clause(table: &Table, after: Option<&[Value]>, limit: usize) -> (String, Vec<Param>) {
+fn after_clause(table: &Table, after: Option<&[Value]>, limit: usize) -> (String, Vec<Param>) {
     let clause = match after {
         None => "TRUE".to_owned(),
         Some(_) => format!(
@@ -388,7 +424,7 @@ pub(crate) fn after_clause(table: &Table, after: Option<&[Value]>, limit: usize)
 }
 
 /// The rows of `table` a catalog returned as one JSON array, in canonical form.
-pub(crate) fn parse_rows(table: &Table, json: &str) -> Result<Vec<Map<String, Value>>> {
+fn parse_rows(table: &Table, json: &str) -> Result<Vec<Map<String, Value>>> {
     let rows: Vec<Value> = serde_json::from_str(json)
         .map_err(|e| Error::new(ErrorKind::Catalog, format!("catalog returned invalid JSON: {e}")))?;
     rows.into_iter().map(|row| canonical_row(table, row)).collect()

@@ -40,8 +40,10 @@ mod outbox;
 mod plan;
 #[cfg(feature = "catalog-postgres")]
 mod postgres;
+mod reads;
 mod rows;
 mod search;
+mod sql;
 mod sqlite;
 pub(crate) use self::rows::prefix_upper_bound;
 

@@ -258,12 +258,9 @@ pub(super) struct SearchDialect {
     /// `metadata_name` writes it, then the value.
     pub(super) metadata_filter: &'static str,
     pub(super) metadata_name: fn(&str) -> String,
-    /// The select list that gathers the page (`page.score`, and the version
-    /// `v` joined by `joins`) into one JSON text of `[score, version]` pairs;
-    /// `{version}` stands for the version's JSON.
-    pub(super) hits_json: &'static str,
-    pub(super) version_json: String,
-    pub(super) joins: &'static str,
+    /// The select list that gathers the page into one JSON text
+    /// ([`super::dialect::Dialect::hits_json`]).
+    pub(super) hits_json: String,
 }
 
 /// The statement that runs `plan` on `source`, with `?` placeholders and their values in order.
@@ -334,10 +331,9 @@ pub(super) fn search_select(plan: &SearchPlan, source: SearchSource, dialect: &S
     let sql = format!(
         "SELECT {hits} FROM \
            (SELECT d.key, d.version_id, {score} AS score FROM {from} WHERE {filters} ORDER BY {order} LIMIT ?) page \
-         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {joins}",
-        hits = dialect.hits_json.replace("{version}", &dialect.version_json),
+         JOIN versions v ON v.key = page.key AND v.version_id = page.version_id {VERSION_JOINS}",
+        hits = dialect.hits_json,
         filters = filters.join(" AND "),
-        joins = dialect.joins,
     );
     (sql, params)
 }

@@ -3,13 +3,13 @@
 
 use sqlx::postgres::PgConnection;
 
-use super::reads::{fetch_version, fetch_versions};
 use super::{db_error, outbox, search};
-use crate::catalog::dialect::POSTGRES;
 use crate::catalog::plan::{
     self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PURGE_BATCH, PurgePlan, RepairPlan,
 };
-use crate::catalog::rows::{bind_params, dry_run_release, to_i64};
+use crate::catalog::reads;
+use crate::catalog::rows::to_i64;
+use crate::catalog::sql::Conn;
 use crate::catalog::{
     Annotation, BlobRef, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent,
 };
@@ -188,7 +188,7 @@ pub(super) async fn apply_delete_version(
     version_id: &VersionId,
     actor: &str,
 ) -> Result<DeletedVersion> {
-    let found = fetch_version(conn, key.as_str(), version_id.as_str()).await?;
+    let found = reads::version(Conn::from(&mut *conn), key.as_str(), version_id.as_str()).await?;
     let version = plan::named_version(found, key, version_id)?;
     remove_version(conn, version, "delete_version", actor).await
 }
@@ -285,10 +285,10 @@ pub(super) async fn apply_prune(
     dry_run: bool,
 ) -> Result<Vec<DeletedVersion>> {
     plan::check_prune(key, policy)?;
-    let versions = fetch_versions(conn, key.as_str(), None).await?;
+    let versions = reads::versions(Conn::from(&mut *conn), key.as_str(), None).await?;
     let mut doomed = plan::plan_prune(key, versions, policy)?;
     if dry_run {
-        return dry_run_removals(conn, doomed).await;
+        return reads::dry_run_removals(Conn::from(&mut *conn), doomed).await;
     }
     // Blobs are released in hash order, so two prunes sharing blobs cannot deadlock.
     doomed.sort_by(|a, b| a.sha256.cmp(&b.sha256));
@@ -300,19 +300,6 @@ pub(super) async fn apply_prune(
     Ok(removed)
 }
 
-/// What removing `doomed` would release, without removing anything.
-pub(super) async fn dry_run_removals(
-    conn: &mut PgConnection,
-    doomed: Vec<ObjectVersion>,
-) -> Result<Vec<DeletedVersion>> {
-    let (sql, params) = POSTGRES.refcounts_select(&doomed);
-    let refcounts: Vec<(String, i64)> = bind_params!(sqlx::query_as(&sql), params)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("reading blobs", e))?;
-    Ok(dry_run_release(doomed, refcounts.into_iter().collect()))
-}
-
 pub(super) async fn apply_annotate(
     conn: &mut PgConnection,
     key: &ObjectKey,
@@ -321,7 +308,7 @@ pub(super) async fn apply_annotate(
     actor: &str,
 ) -> Result<ObjectVersion> {
     let (k, v) = (key.as_str(), version_id.as_str());
-    let version = plan::named_version(fetch_version(conn, k, v).await?, key, version_id)?;
+    let version = plan::named_version(reads::version(Conn::from(&mut *conn), k, v).await?, key, version_id)?;
     let AnnotatePlan {
         version,
         comment,

@@ -9,7 +9,6 @@
 //! run again.
 
 mod changes;
-mod reads;
 mod search;
 mod transfer;
 
@@ -26,13 +25,9 @@ use sqlx::{Connection, Executor};
 use self::changes::{
     apply_annotate, apply_commit, apply_delete_version, apply_prune, apply_purge_audit, apply_repair, insert_audit,
 };
-use self::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, decode, fetch_version, fetch_versions, versions_as_json};
-pub(super) use super::dialect::numbered;
-use super::dialect::{BLOBS_SELECT, POSTGRES, StatsRow, stats_of};
 use super::plan::{self, PurgePlan};
-use super::rows::{
-    AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, list_latest_select, version_refs_select,
-};
+use super::reads;
+use super::sql::Conn;
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionRef,
@@ -58,7 +53,7 @@ pub struct PostgresCatalog {
     shown: String,
 }
 
-fn db_error(context: &str, err: sqlx::Error) -> Error {
+pub(super) fn db_error(context: &str, err: sqlx::Error) -> Error {
     // Lost races (serialization failure, deadlock) and dropped connections are worth another try.
     let retry = match &err {
         sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
@@ -197,6 +192,12 @@ fn lock_number(key: &str) -> i64 {
 }
 
 impl PostgresCatalog {
+    /// A pooled connection, for the shared reads.
+    pub(super) async fn reader(&self) -> Result<Conn<'static>> {
+        let conn = self.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
+        Ok(Conn::from(conn))
+    }
+
     /// Bytes the database takes on disk (tables, indexes, TOAST).
     pub async fn database_size(&self) -> Result<u64> {
         let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
@@ -270,19 +271,10 @@ impl Catalog for PostgresCatalog {
         detail: serde_json::Value,
         dry_run: bool,
     ) -> Result<u64> {
+        let (older, up_to_id) = reads::audit_extent(self.reader().await?, before.as_micros()).await?;
         if dry_run {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE at < $1")
-                .bind(before.as_micros())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| db_error("counting audit rows", e))?;
-            return Ok(u64::try_from(count).unwrap_or(0));
+            return Ok(older);
         }
-        // Rows the purge writes itself come after the rows that exist now.
-        let up_to_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error("reading the audit log", e))?;
         let purge = PurgePlan::new(before, up_to_id, actor, detail);
         let mut total = 0;
         loop {
@@ -306,129 +298,50 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {
-        let (sql, params) = version_refs_select(prefix);
-        let sql = numbered(&sql);
-        let rows: Vec<(String, String, Option<String>)> = bind_params!(sqlx::query_as(&sql), params)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("listing versions", e))?;
-        rows.into_iter().map(VersionRef::try_from).collect()
+        reads::version_refs(self.reader().await?, prefix).await
     }
 
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
-        let mut conn = self.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
         match version_id {
-            Some(id) => fetch_version(&mut conn, key.as_str(), id.as_str()).await,
-            None => {
-                let sql = format!(
-                    "SELECT {} FROM latest l2 \
-                     JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id {VERSION_JOINS} \
-                     WHERE l2.key = $1",
-                    versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
-                );
-                let json: Option<String> = sqlx::query_scalar(&sql)
-                    .bind(key.as_str())
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(|e| db_error("reading the latest version", e))?;
-                Ok(decode(json)?.pop())
-            }
+            Some(id) => reads::version(self.reader().await?, key.as_str(), id.as_str()).await,
+            None => reads::latest(self.reader().await?, key.as_str()).await,
         }
     }
 
     async fn versions(&self, key: &ObjectKey, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
-        let mut conn = self.pool.acquire().await.map_err(|e| db_error("connecting", e))?;
-        fetch_versions(&mut conn, key.as_str(), limit).await
+        reads::versions(self.reader().await?, key.as_str(), limit).await
     }
 
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
-        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW));
-        let sql = numbered(&sql);
-        let json: Option<String> = bind_params!(sqlx::query_scalar(&sql), params)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error("listing keys", e))?;
-        let mut versions = decode(json)?;
-        versions.sort_unstable_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-        Ok(versions)
+        reads::list_latest(self.reader().await?, query).await
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
-        let row: Option<BlobRow> = sqlx::query_as(&POSTGRES.blob_select())
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error("reading a blob", e))?;
-        Ok(row.map(BlobRecord::from))
+        reads::blob(self.reader().await?, sha256).await
     }
 
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
-        let rows: Vec<BlobRow> = sqlx::query_as(BLOBS_SELECT)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("listing blobs", e))?;
-        Ok(rows.into_iter().map(BlobRecord::from).collect())
+        reads::blobs(self.reader().await?).await
     }
 
     async fn stats(&self) -> Result<CatalogStats> {
-        let row: StatsRow = sqlx::query_as(&POSTGRES.stats_select())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error("computing totals", e))?;
-        Ok(stats_of(row))
+        reads::stats(self.reader().await?).await
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let (sql, params) = audit_select(query, &POSTGRES.json_text("detail"));
-        let sql = numbered(&sql);
-        let rows: Vec<AuditRow> = bind_params!(sqlx::query_as(&sql), params)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("reading the audit log", e))?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        reads::audit(self.reader().await?, query).await
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
-        search::search(&self.pool, query).await
+        search::search(self.reader().await?, query).await
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
-        let checks: [(&str, &str); 5] = [
-            (
-                "version references a missing blob",
-                "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
-                 WHERE v.blob_sha256 IS NOT NULL AND b.sha256 IS NULL",
-            ),
-            (
-                "blob reference count is wrong",
-                "SELECT b.sha256 || ' refcount ' || b.refcount || ' but ' || r.n || ' versions' FROM blobs b \
-                 LEFT JOIN (SELECT blob_sha256, COUNT(*) AS n FROM versions GROUP BY blob_sha256) r \
-                 ON r.blob_sha256 = b.sha256 WHERE b.refcount <> COALESCE(r.n, 0)",
-            ),
-            (
-                "latest pointer is not the newest version",
-                "SELECT l.key FROM latest l JOIN (SELECT key, MAX(version_id) AS newest FROM versions GROUP BY key) m \
-                 ON m.key = l.key JOIN versions v ON v.key = l.key AND v.version_id = l.version_id \
-                 WHERE l.version_id <> m.newest OR l.is_delete_marker <> v.is_delete_marker",
-            ),
-            (
-                "key has versions but no latest pointer",
-                "SELECT DISTINCT v.key FROM versions v LEFT JOIN latest l ON l.key = v.key WHERE l.key IS NULL",
-            ),
-            (
-                "version has no search document",
-                "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN version_search s \
-                 ON s.key = v.key AND s.version_id = v.version_id WHERE NOT v.is_delete_marker AND s.key IS NULL",
-            ),
-        ];
-        for (what, sql) in checks {
-            let found: Vec<String> = sqlx::query_scalar(sql)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| db_error("consistency check", e))?;
-            problems.extend(found.into_iter().map(|item| format!("{what}: {item}")));
-        }
-        Ok(problems)
+        let own = [(
+            "version has no search document",
+            "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN version_search s \
+             ON s.key = v.key AND s.version_id = v.version_id WHERE NOT v.is_delete_marker AND s.key IS NULL",
+        )];
+        reads::consistency_problems(self.reader().await?, &own).await
     }
 }

@@ -10,11 +10,10 @@ use sqlx::postgres::PgConnection;
 use super::changes::insert_audit;
 use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish};
 use crate::catalog::outbox::{
-    Claim, ClaimRequest, ClaimScope, DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow,
-    EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL, Outbox, OutboxCounters, Outcome, dead_letter, hook_stats_update,
-    outbox_counters, parse_hook, plan_fan_out, settlement_columns,
+    Claim, ClaimRequest, ClaimScope, DeadLetter, Outbox, OutboxCounters, Outcome, hook_stats_update, parse_hook,
+    plan_fan_out, settlement_columns,
 };
-use crate::catalog::plan;
+use crate::catalog::{plan, reads};
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition};
 use crate::time::Timestamp;
@@ -277,11 +276,7 @@ impl Outbox for PostgresCatalog {
     }
 
     async fn hooks(&self) -> Result<Vec<HookDefinition>> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM hooks ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("reading hooks", e))?;
-        rows.iter().map(|definition| parse_hook(definition)).collect()
+        reads::hooks(self.reader().await?).await
     }
 
     async fn fan_out(&self, limit: usize) -> Result<usize> {
@@ -313,33 +308,11 @@ impl Outbox for PostgresCatalog {
     }
 
     async fn dead_letters(&self, hook: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>> {
-        let sql = format!(
-            "SELECT {DEAD_LETTER_COLUMNS} FROM hook_deliveries d JOIN outbox o ON o.id = d.event \
-             WHERE d.state = 'dead' AND ($1::text IS NULL OR d.hook = $1) ORDER BY d.id DESC LIMIT $2"
-        );
-        let rows: Vec<DeadLetterRow> = sqlx::query_as(&sql)
-            .bind(hook)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("reading dead deliveries", e))?;
-        Ok(rows.into_iter().map(dead_letter).collect())
+        reads::dead_letters(self.reader().await?, hook, limit).await
     }
 
     async fn outbox_counters(&self) -> Result<OutboxCounters> {
-        let (fanned_out, waiting): (i64, i64) = sqlx::query_as(EVENT_COUNTS_SQL)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error("counting events", e))?;
-        let hooks: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(HOOK_COUNTERS_SQL)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("reading hook counters", e))?;
-        let states: Vec<(String, String, i64)> = sqlx::query_as(DELIVERY_STATES_SQL)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("counting deliveries", e))?;
-        outbox_counters(fanned_out, waiting, hooks, states)
+        reads::counters(self.reader().await?).await
     }
 
     /// Dispatchers on PostgreSQL need no lease: claims lock rows.

@@ -4,16 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgConnection;
 
 use super::db_error;
-use super::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, version_as_json, versions_as_json};
 use crate::catalog::ObjectVersion;
-use crate::catalog::dialect::numbered;
-use crate::catalog::rows::{
-    JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, search_select,
-};
-use crate::catalog::search::{SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::reads;
+use crate::catalog::rows::{Param, SearchSource};
+use crate::catalog::search::{SCORE_DIGITS, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::sql::Conn;
 use crate::error::Result;
 
 /// Versions indexed per transaction when a catalog made before search connects.
@@ -70,21 +68,12 @@ pub(super) async fn backfill(conn: &mut PgConnection) -> Result<()> {
         let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
             .map_err(|e| db_error("starting a transaction", e))?;
-        let sql = format!(
-            "SELECT {} FROM (SELECT key, version_id FROM search_backfill ORDER BY key, version_id LIMIT $1 \
-               FOR UPDATE SKIP LOCKED) p \
-             JOIN versions v ON v.key = p.key AND v.version_id = p.version_id {VERSION_JOINS}",
-            versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
-        );
-        let json: Option<String> = sqlx::query_scalar(&sql)
-            .bind(BACKFILL_BATCH)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db_error("reading versions to index", e))?;
-        let versions = match json {
-            Some(json) => crate::catalog::rows::decode_versions(&json)?,
-            None => Vec::new(),
-        };
+        let versions = reads::versions_in(
+            Conn::from(&mut *tx),
+            "SELECT key, version_id FROM search_backfill ORDER BY key, version_id LIMIT ? FOR UPDATE SKIP LOCKED",
+            vec![Param::Int(BACKFILL_BATCH)],
+        )
+        .await?;
         if versions.is_empty() {
             return Ok(());
         }
@@ -109,33 +98,16 @@ pub(super) async fn backfill(conn: &mut PgConnection) -> Result<()> {
 }
 
 /// Run `query` (see [`SearchPlan`] for what a catalog must return).
-pub(super) async fn search(pool: &PgPool, query: &SearchQuery) -> Result<SearchPage> {
+pub(super) async fn search(conn: Conn<'_>, query: &SearchQuery) -> Result<SearchPage> {
     let plan = query.plan()?;
-    let (sql, binds) = search_sql(&plan);
-    let sql = numbered(&sql);
-    let json: Option<String> = bind_params!(sqlx::query_scalar(&sql), binds)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| db_error("searching", e))?;
-    let rows: Vec<(f64, JsonVersion)> = match json {
-        Some(json) => decode_json(&json)?,
-        None => Vec::new(),
-    };
-    let hits = rows
-        .into_iter()
-        .map(|(score, row)| {
-            Ok(SearchHit {
-                version: ObjectVersion::try_from(row)?,
-                score,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(plan.page(hits))
+    let source = search_source(&plan);
+    reads::search(conn, plan, source, "fv.metadata ->> ? = ?", str::to_owned).await
 }
 
-/// The statement for `plan` and its values, with `?` placeholders.
-fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
-    let source = if plan.words.is_empty() {
+/// Where `plan`'s hits come from: the tsvector index, or without words the
+/// latest pointers or the versions.
+fn search_source(plan: &SearchPlan) -> SearchSource {
+    if plan.words.is_empty() {
         let table = if plan.all_versions { "versions" } else { "latest" };
         SearchSource {
             from: format!("{table} d"),
@@ -159,15 +131,7 @@ fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
             filters: vec!["d.document @@ words.q".into()],
             params: vec![Param::Text(tsquery_literal(&plan.words))],
         }
-    };
-    let dialect = SearchDialect {
-        metadata_filter: "fv.metadata ->> ? = ?",
-        metadata_name: str::to_owned,
-        hits_json: "json_agg(json_build_array(page.score, {version}))::text",
-        version_json: version_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW),
-        joins: VERSION_JOINS,
-    };
-    search_select(plan, source, &dialect)
+    }
 }
 
 #[cfg(test)]

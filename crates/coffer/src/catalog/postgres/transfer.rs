@@ -8,9 +8,7 @@ use sqlx::Transaction;
 use sqlx::postgres::{PgConnection, Postgres};
 
 use super::{PostgresCatalog, db_error};
-use crate::catalog::dialect::numbered;
-use crate::catalog::migrate::{Column, Table, after_clause, parse_rows};
-use crate::catalog::rows::bind_params;
+use crate::catalog::migrate::{Column, Table};
 use crate::error::Result;
 
 impl PostgresCatalog {
@@ -25,35 +23,6 @@ impl PostgresCatalog {
     /// Make a copy loaded in `tx` visible.
     pub(crate) async fn commit_import(tx: Transaction<'static, Postgres>) -> Result<()> {
         tx.commit().await.map_err(|e| db_error("committing the copy", e))
-    }
-
-    /// Up to `limit` rows of `table` after the key `after`, in key order, in
-    /// canonical form, as `conn` (an import's transaction) sees them.
-    pub(crate) async fn export_rows(
-        conn: &mut PgConnection,
-        table: &Table,
-        after: Option<&[Value]>,
-        limit: usize,
-    ) -> Result<Vec<Map<String, Value>>> {
-        let fields: Vec<String> = table
-            .columns
-            .iter()
-            .map(|(name, _)| format!("'{name}', {name}"))
-            .collect();
-        let order = table.key.join(", ");
-        let (after, params) = after_clause(table, after, limit);
-        let sql = numbered(&format!(
-            "SELECT COALESCE(json_agg(json_build_object({}) ORDER BY {order}), '[]')::text \
-             FROM (SELECT * FROM {} WHERE {} ORDER BY {order} LIMIT ?) page",
-            fields.join(", "),
-            table.name,
-            after,
-        ));
-        let json: String = bind_params!(sqlx::query_scalar(&sql), params)
-            .fetch_one(conn)
-            .await
-            .map_err(|e| db_error(&format!("reading table {}", table.name), e))?;
-        parse_rows(table, &json)
     }
 
     /// Insert `rows` (canonical form) into `table`, leaving rows whose key is

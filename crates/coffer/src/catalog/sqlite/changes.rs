@@ -4,14 +4,14 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
 
-use super::reads::{fetch_version, fetch_versions};
 use super::writer::Refused;
 use super::{db_error, outbox, search};
-use crate::catalog::dialect::SQLITE;
 use crate::catalog::plan::{
     self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PURGE_BATCH, PurgePlan, RepairPlan,
 };
-use crate::catalog::rows::{Param, bind_params, dry_run_release, to_i64};
+use crate::catalog::reads;
+use crate::catalog::rows::{Param, bind_params, to_i64};
+use crate::catalog::sql::Conn;
 use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::built_in;
@@ -205,7 +205,7 @@ pub(super) async fn apply_delete_version(
     version_id: &VersionId,
     actor: &str,
 ) -> Result<DeletedVersion, Refused> {
-    let found = fetch_version(conn, key.as_str(), version_id.as_str())
+    let found = reads::version(Conn::from(&mut *conn), key.as_str(), version_id.as_str())
         .await
         .map_err(Refused::Clean)?;
     let version = plan::named_version(found, key, version_id).map_err(Refused::Clean)?;
@@ -292,29 +292,20 @@ pub(super) async fn apply_prune(
     dry_run: bool,
 ) -> Result<Vec<DeletedVersion>, Refused> {
     plan::check_prune(key, policy).map_err(Refused::Clean)?;
-    let versions = fetch_versions(conn, key.as_str(), None).await.map_err(Refused::Clean)?;
+    let versions = reads::versions(Conn::from(&mut *conn), key.as_str(), None)
+        .await
+        .map_err(Refused::Clean)?;
     let doomed = plan::plan_prune(key, versions, policy).map_err(Refused::Clean)?;
     if dry_run {
-        return dry_run_removals(conn, doomed).await.map_err(Refused::Clean);
+        return reads::dry_run_removals(Conn::from(&mut *conn), doomed)
+            .await
+            .map_err(Refused::Clean);
     }
     let mut removed = Vec::with_capacity(doomed.len());
     for version in doomed {
         removed.push(remove_version(conn, version, None, "prune", actor).await?);
     }
     Ok(removed)
-}
-
-/// What removing `doomed` would release, without removing anything.
-pub(super) async fn dry_run_removals(
-    conn: &mut SqliteConnection,
-    doomed: Vec<ObjectVersion>,
-) -> Result<Vec<DeletedVersion>> {
-    let (sql, params) = SQLITE.refcounts_select(&doomed);
-    let refcounts: Vec<(String, i64)> = bind_params!(sqlx::query_as(&sql), params)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("reading blobs", e))?;
-    Ok(dry_run_release(doomed, refcounts.into_iter().collect()))
 }
 
 pub(super) async fn apply_annotate(
@@ -324,7 +315,7 @@ pub(super) async fn apply_annotate(
     annotation: &Annotation,
     actor: &str,
 ) -> Result<ObjectVersion, Refused> {
-    let found = fetch_version(conn, key.as_str(), version_id.as_str())
+    let found = reads::version(Conn::from(&mut *conn), key.as_str(), version_id.as_str())
         .await
         .map_err(Refused::Clean)?;
     let version = plan::named_version(found, key, version_id).map_err(Refused::Clean)?;

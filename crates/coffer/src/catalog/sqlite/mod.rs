@@ -7,9 +7,6 @@
 //! refused change does not disturb the others in its batch. Separate processes
 //! serialize on SQLite's own lock.
 
-#[cfg(feature = "catalog-postgres")]
-mod transfer;
-
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,14 +18,10 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use self::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, fetch_version, fetch_versions, versions_as_json};
 use self::writer::{WriteJob, WriteOp, WriteOutcome, write_loop, wrong_answer};
-use super::dialect::{BLOBS_SELECT, SQLITE, StatsRow, stats_of};
 use super::plan::PurgePlan;
-use super::rows::{
-    AuditRow, BlobRow, VERSION_JOINS, audit_select, bind_params, decode_versions, list_latest_select,
-    version_refs_select,
-};
+use super::reads;
+use super::sql::Conn;
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionRef,
@@ -49,7 +42,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod changes;
 mod outbox;
-mod reads;
 mod search;
 mod writer;
 
@@ -62,7 +54,7 @@ pub struct SqliteCatalog {
     writer: mpsc::Sender<WriteJob>,
 }
 
-fn db_error(context: &str, err: sqlx::Error) -> Error {
+pub(super) fn db_error(context: &str, err: sqlx::Error) -> Error {
     let busy =
         matches!(&err, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy"));
     let error = Error::new(ErrorKind::Catalog, format!("catalog: {context}: {err}")).with_source(err);
@@ -98,6 +90,12 @@ impl SqliteCatalog {
             readers,
             writer: sender,
         })
+    }
+
+    /// A reader connection, for the shared reads.
+    pub(super) async fn reader(&self) -> Result<Conn<'static>> {
+        let conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
+        Ok(Conn::from(conn))
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
@@ -227,19 +225,10 @@ impl Catalog for SqliteCatalog {
         detail: serde_json::Value,
         dry_run: bool,
     ) -> Result<u64> {
+        let (older, up_to_id) = reads::audit_extent(self.reader().await?, before.as_micros()).await?;
         if dry_run {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE at < ?")
-                .bind(before.as_micros())
-                .fetch_one(&self.readers)
-                .await
-                .map_err(|e| db_error("counting audit rows", e))?;
-            return Ok(u64::try_from(count).unwrap_or(0));
+            return Ok(older);
         }
-        // Rows the purge writes itself come after the rows that exist now.
-        let up_to_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit")
-            .fetch_one(&self.readers)
-            .await
-            .map_err(|e| db_error("reading the audit log", e))?;
         let purge = PurgePlan::new(before, up_to_id, actor, detail);
         let mut total = 0;
         loop {
@@ -268,90 +257,45 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>> {
-        let (sql, params) = version_refs_select(prefix);
-        let rows: Vec<(String, String, Option<String>)> = bind_params!(sqlx::query_as(&sql), params)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| db_error("listing versions", e))?;
-        rows.into_iter().map(VersionRef::try_from).collect()
+        reads::version_refs(self.reader().await?, prefix).await
     }
 
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
-        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
         match version_id {
-            Some(id) => fetch_version(&mut conn, key.as_str(), id.as_str()).await,
-            None => {
-                let sql = format!(
-                    "SELECT {} FROM latest l2 \
-                     JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id {VERSION_JOINS} WHERE l2.key = ?",
-                    versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
-                );
-                let json: String = sqlx::query_scalar(&sql)
-                    .bind(key.as_str())
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(|e| db_error("reading the latest version", e))?;
-                Ok(decode_versions(&json)?.pop())
-            }
+            Some(id) => reads::version(self.reader().await?, key.as_str(), id.as_str()).await,
+            None => reads::latest(self.reader().await?, key.as_str()).await,
         }
     }
 
     async fn versions(&self, key: &ObjectKey, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
-        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
-        fetch_versions(&mut conn, key.as_str(), limit).await
+        reads::versions(self.reader().await?, key.as_str(), limit).await
     }
 
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
-        let (sql, params) = list_latest_select(query, &versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW));
-        let json: String = bind_params!(sqlx::query_scalar(&sql), params)
-            .fetch_one(&self.readers)
-            .await
-            .map_err(|e| db_error("listing keys", e))?;
-        let mut versions = decode_versions(&json)?;
-        versions.sort_unstable_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-        Ok(versions)
+        reads::list_latest(self.reader().await?, query).await
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
-        let row: Option<BlobRow> = sqlx::query_as(&SQLITE.blob_select())
-            .bind(sha256)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(|e| db_error("reading a blob", e))?;
-        Ok(row.map(BlobRecord::from))
+        reads::blob(self.reader().await?, sha256).await
     }
 
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
-        let rows: Vec<BlobRow> = sqlx::query_as(BLOBS_SELECT)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| db_error("listing blobs", e))?;
-        Ok(rows.into_iter().map(BlobRecord::from).collect())
+        reads::blobs(self.reader().await?).await
     }
 
     async fn stats(&self) -> Result<CatalogStats> {
-        let row: StatsRow = sqlx::query_as(&SQLITE.stats_select())
-            .fetch_one(&self.readers)
-            .await
-            .map_err(|e| db_error("computing totals", e))?;
-        Ok(stats_of(row))
+        reads::stats(self.reader().await?).await
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let (sql, params) = audit_select(query, &SQLITE.json_text("detail"));
-        let rows: Vec<AuditRow> = bind_params!(sqlx::query_as(&sql), params)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| db_error("reading the audit log", e))?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        reads::audit(self.reader().await?, query).await
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
-        search::search(&self.readers, query).await
+        search::search(self.reader().await?, query).await
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
         // On a connection of its own: on a long-lived reader, SQLite's (3.46)
         // FTS5 integrity check has reported "malformed inverted index" after
         // concurrent commits for an index that a new connection finds sound.
@@ -361,32 +305,11 @@ impl Catalog for SqliteCatalog {
             .await
             .map_err(|e| db_error("integrity check", e))?;
         drop(fresh);
-        let mut conn = self.readers.acquire().await.map_err(|e| db_error("connecting", e))?;
+        let mut problems = Vec::new();
         if integrity != "ok" {
             problems.push(format!("sqlite integrity_check: {integrity}"));
         }
-        let checks: [(&str, &str); 6] = [
-            (
-                "version references a missing blob",
-                "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
-                 WHERE v.blob_sha256 IS NOT NULL AND b.sha256 IS NULL",
-            ),
-            (
-                "blob reference count is wrong",
-                "SELECT b.sha256 || ' refcount ' || b.refcount || ' but ' || \
-                 (SELECT COUNT(*) FROM versions v WHERE v.blob_sha256 = b.sha256) || ' versions' FROM blobs b \
-                 WHERE b.refcount <> (SELECT COUNT(*) FROM versions v WHERE v.blob_sha256 = b.sha256)",
-            ),
-            (
-                "latest pointer is not the newest version",
-                "SELECT l.key FROM latest l WHERE l.version_id <> \
-                 (SELECT MAX(v.version_id) FROM versions v WHERE v.key = l.key) OR l.is_delete_marker <> \
-                 (SELECT v.is_delete_marker FROM versions v WHERE v.key = l.key AND v.version_id = l.version_id)",
-            ),
-            (
-                "key has versions but no latest pointer",
-                "SELECT DISTINCT v.key FROM versions v LEFT JOIN latest l ON l.key = v.key WHERE l.key IS NULL",
-            ),
+        let own = [
             (
                 "version has no search document",
                 "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN search_docs d \
@@ -397,13 +320,7 @@ impl Catalog for SqliteCatalog {
                 "SELECT 'id ' || f.rowid FROM search_fts f LEFT JOIN search_docs d ON d.id = f.rowid WHERE d.id IS NULL",
             ),
         ];
-        for (what, sql) in checks {
-            let found: Vec<String> = sqlx::query_scalar(sql)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| db_error("consistency check", e))?;
-            problems.extend(found.into_iter().map(|item| format!("{what}: {item}")));
-        }
+        problems.extend(reads::consistency_problems(self.reader().await?, &own).await?);
         Ok(problems)
     }
 }

@@ -1,16 +1,13 @@
 //! Full-text search on SQLite: an FTS5 index over the documents
 //! [`search_document`] builds, written in the same transactions as the versions.
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnection;
 
-use super::reads::{COMMENTS_OF_ROW, TAGS_OF_ROW, version_as_json, versions_as_json};
 use super::{db_error, exec};
-use crate::catalog::ObjectVersion;
-use crate::catalog::rows::{
-    JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, bind_params, decode_json, decode_versions,
-    search_select,
-};
-use crate::catalog::search::{SCORE_DIGITS, SearchHit, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::reads;
+use crate::catalog::rows::{Param, SearchSource};
+use crate::catalog::search::{SCORE_DIGITS, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::sql::Conn;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Index a new version: bind its key, version id and document.
@@ -53,17 +50,12 @@ pub(super) async fn backfill(conn: &mut SqliteConnection) -> Result<()> {
 
 /// Index one batch of `search_backfill`; returns how many versions it indexed.
 async fn backfill_batch(conn: &mut SqliteConnection) -> Result<usize> {
-    let sql = format!(
-        "SELECT {} FROM (SELECT key, version_id FROM search_backfill ORDER BY key, version_id LIMIT ?) p \
-         JOIN versions v ON v.key = p.key AND v.version_id = p.version_id {VERSION_JOINS}",
-        versions_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW)
-    );
-    let json: String = sqlx::query_scalar(&sql)
-        .bind(BACKFILL_BATCH)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db_error("reading versions to index", e))?;
-    let versions = decode_versions(&json)?;
+    let versions = reads::versions_in(
+        Conn::from(&mut *conn),
+        "SELECT key, version_id FROM search_backfill ORDER BY key, version_id LIMIT ?",
+        vec![Param::Int(BACKFILL_BATCH)],
+    )
+    .await?;
     let documents: Vec<(&str, &str, String)> = versions
         .iter()
         .map(|v| {
@@ -100,29 +92,20 @@ fn fts5_query(words: &[String]) -> String {
 /// Run `query`. With words, the full-text index is read first (its matches
 /// drive the joins, each a primary-key lookup); without, the latest pointers
 /// or the versions are read in key order.
-pub(super) async fn search(readers: &SqlitePool, query: &SearchQuery) -> Result<SearchPage> {
+pub(super) async fn search(conn: Conn<'_>, query: &SearchQuery) -> Result<SearchPage> {
     let plan = query.plan()?;
-    let (sql, binds) = search_sql(&plan);
-    let json: String = bind_params!(sqlx::query_scalar(&sql), binds)
-        .fetch_one(readers)
-        .await
-        .map_err(|e| db_error("searching", e))?;
-    let rows: Vec<(f64, JsonVersion)> = decode_json(&json)?;
-    let hits = rows
-        .into_iter()
-        .map(|(score, row)| {
-            Ok(SearchHit {
-                version: ObjectVersion::try_from(row)?,
-                score,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(plan.page(hits))
+    let source = search_source(&plan);
+    // Metadata names are letters, digits and `-_.`: safe inside a quoted JSON path.
+    reads::search(conn, plan, source, "json_extract(fv.metadata, ?) = ?", |name| {
+        format!("$.\"{name}\"")
+    })
+    .await
 }
 
-/// The statement for `plan` and its values.
-fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
-    let source = if plan.words.is_empty() {
+/// Where `plan`'s hits come from: the full-text index, or without words the
+/// latest pointers or the versions.
+fn search_source(plan: &SearchPlan) -> SearchSource {
+    if plan.words.is_empty() {
         let table = if plan.all_versions { "versions" } else { "latest" };
         SearchSource {
             from: format!("{table} d"),
@@ -145,16 +128,7 @@ fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
             filters: vec!["search_fts MATCH ?".into()],
             params: vec![Param::Text(fts5_query(&plan.words))],
         }
-    };
-    let dialect = SearchDialect {
-        // Metadata names are letters, digits and `-_.`: safe inside a quoted JSON path.
-        metadata_filter: "json_extract(fv.metadata, ?) = ?",
-        metadata_name: |name| format!("$.\"{name}\""),
-        hits_json: "json_group_array(json_array(page.score, {version}))",
-        version_json: version_as_json(TAGS_OF_ROW, COMMENTS_OF_ROW),
-        joins: VERSION_JOINS,
-    };
-    search_select(plan, source, &dialect)
+    }
 }
 
 #[cfg(test)]

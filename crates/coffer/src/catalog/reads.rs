@@ -1,0 +1,240 @@
+//! The reads both engines share, each one SQL text over the engine's
+//! [`Dialect`](super::dialect::Dialect), run on a [`Conn`] of either engine.
+
+use super::dialect::{BLOB_SELECT, BLOBS_SELECT, StatsRow, refcounts_select, stats_of};
+use super::outbox::{
+    DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow, EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL,
+    OutboxCounters, dead_letter, outbox_counters, parse_hook,
+};
+use super::rows::{
+    AuditRow, BlobRow, JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, audit_select, decode_json,
+    decode_versions, dry_run_release, list_latest_select, search_select, to_i64, version_refs_select,
+};
+use super::sql::Conn;
+use super::{
+    AuditEntry, AuditQuery, BlobRecord, CatalogStats, DeletedVersion, KeyQuery, ObjectVersion, SearchHit, SearchPage,
+    SearchPlan, VersionRef,
+};
+use crate::error::Result;
+use crate::events::HookDefinition;
+
+/// Decode the JSON text of [`Dialect::versions_json`](super::dialect::Dialect::versions_json)
+/// (`NULL` when no row matched, on PostgreSQL).
+fn versions_of(json: Option<String>) -> Result<Vec<ObjectVersion>> {
+    json.map_or_else(|| Ok(Vec::new()), |json| decode_versions(&json))
+}
+
+/// One version of a key.
+pub(super) async fn version(mut conn: Conn<'_>, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
+    let sql = format!(
+        "SELECT {} FROM versions v {VERSION_JOINS} WHERE v.key = ? AND v.version_id = ?",
+        conn.dialect().versions_json_of_rows()
+    );
+    let params = vec![Param::Text(key.to_owned()), Param::Text(version_id.to_owned())];
+    let (json,): (Option<String>,) = conn.one("reading a version", &sql, params).await?;
+    Ok(versions_of(json)?.pop())
+}
+
+/// A key's latest version (a delete marker included).
+pub(super) async fn latest(mut conn: Conn<'_>, key: &str) -> Result<Option<ObjectVersion>> {
+    let sql = format!(
+        "SELECT {} FROM latest l2 JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id \
+         {VERSION_JOINS} WHERE l2.key = ?",
+        conn.dialect().versions_json_of_rows()
+    );
+    let params = vec![Param::Text(key.to_owned())];
+    let (json,): (Option<String>,) = conn.one("reading the latest version", &sql, params).await?;
+    Ok(versions_of(json)?.pop())
+}
+
+/// A key's versions, newest first; at most `limit`.
+pub(super) async fn versions(mut conn: Conn<'_>, key: &str, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {
+    let sql = conn.dialect().key_versions_select(limit.is_some());
+    let mut params = vec![Param::Text(key.to_owned())];
+    params.extend(limit.map(|n| Param::Int(to_i64(n as u64))));
+    params.push(Param::Text(key.to_owned()));
+    params.push(Param::Text(key.to_owned()));
+    let (json,): (Option<String>,) = conn.one("listing versions", &sql, params).await?;
+    let mut versions = versions_of(json)?;
+    versions.sort_unstable_by(|a, b| b.version_id.cmp(&a.version_id));
+    Ok(versions)
+}
+
+/// The versions named by `(key, version_id)` rows that `source` selects as
+/// `p` (with its values): what a search backfill indexes.
+pub(super) async fn versions_in(mut conn: Conn<'_>, source: &str, params: Vec<Param>) -> Result<Vec<ObjectVersion>> {
+    let sql = format!(
+        "SELECT {} FROM ({source}) p JOIN versions v ON v.key = p.key AND v.version_id = p.version_id {VERSION_JOINS}",
+        conn.dialect().versions_json_of_rows()
+    );
+    let (json,): (Option<String>,) = conn.one("reading versions to index", &sql, params).await?;
+    versions_of(json)
+}
+
+/// Current versions of keys, in key order.
+pub(super) async fn list_latest(mut conn: Conn<'_>, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
+    let (sql, params) = list_latest_select(query, &conn.dialect().versions_json_of_rows());
+    let (json,): (Option<String>,) = conn.one("listing keys", &sql, params).await?;
+    let mut versions = versions_of(json)?;
+    versions.sort_unstable_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    Ok(versions)
+}
+
+/// Every version under `prefix`, with its blob.
+pub(super) async fn version_refs(mut conn: Conn<'_>, prefix: &str) -> Result<Vec<VersionRef>> {
+    let (sql, params) = version_refs_select(prefix);
+    let rows: Vec<(String, String, Option<String>)> = conn.all("listing versions", &sql, params).await?;
+    rows.into_iter().map(VersionRef::try_from).collect()
+}
+
+/// One blob by its SHA-256.
+pub(super) async fn blob(mut conn: Conn<'_>, sha256: &str) -> Result<Option<BlobRecord>> {
+    let sql = format!("{BLOB_SELECT} WHERE sha256 = ?");
+    let row: Option<BlobRow> = conn
+        .optional("reading a blob", &sql, vec![Param::Text(sha256.to_owned())])
+        .await?;
+    Ok(row.map(BlobRecord::from))
+}
+
+/// Every blob, in hash order.
+pub(super) async fn blobs(mut conn: Conn<'_>) -> Result<Vec<BlobRecord>> {
+    let rows: Vec<BlobRow> = conn.all("listing blobs", BLOBS_SELECT, Vec::new()).await?;
+    Ok(rows.into_iter().map(BlobRecord::from).collect())
+}
+
+/// The totals over the catalog.
+pub(super) async fn stats(mut conn: Conn<'_>) -> Result<CatalogStats> {
+    let sql = conn.dialect().stats_select();
+    let row: StatsRow = conn.one("computing totals", &sql, Vec::new()).await?;
+    Ok(stats_of(row))
+}
+
+/// Audit rows matching `query`.
+pub(super) async fn audit(mut conn: Conn<'_>, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+    let (sql, params) = audit_select(query, &conn.dialect().json_text("detail"));
+    let rows: Vec<AuditRow> = conn.all("reading the audit log", &sql, params).await?;
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
+/// How many audit rows are older than `before`, and the newest row's id.
+pub(super) async fn audit_extent(mut conn: Conn<'_>, before: i64) -> Result<(u64, Option<i64>)> {
+    let (count, newest): (i64, Option<i64>) = conn
+        .one(
+            "reading the audit log",
+            "SELECT (SELECT COUNT(*) FROM audit WHERE at < ?), (SELECT MAX(id) FROM audit)",
+            vec![Param::Int(before)],
+        )
+        .await?;
+    Ok((u64::try_from(count).unwrap_or(0), newest))
+}
+
+/// The consistency checks whose SQL both engines share: each a description
+/// and a query for the items that fail it.
+const CONSISTENCY_CHECKS: [(&str, &str); 4] = [
+    (
+        "version references a missing blob",
+        "SELECT v.key || ' ' || v.version_id FROM versions v LEFT JOIN blobs b ON b.sha256 = v.blob_sha256 \
+         WHERE v.blob_sha256 IS NOT NULL AND b.sha256 IS NULL",
+    ),
+    (
+        "blob reference count is wrong",
+        "SELECT b.sha256 || ' refcount ' || b.refcount || ' but ' || COALESCE(r.n, 0) || ' versions' FROM blobs b \
+         LEFT JOIN (SELECT blob_sha256, COUNT(*) AS n FROM versions GROUP BY blob_sha256) r \
+         ON r.blob_sha256 = b.sha256 WHERE b.refcount <> COALESCE(r.n, 0)",
+    ),
+    (
+        "latest pointer is not the newest version",
+        "SELECT l.key FROM latest l JOIN (SELECT key, MAX(version_id) AS newest FROM versions GROUP BY key) m \
+         ON m.key = l.key JOIN versions v ON v.key = l.key AND v.version_id = l.version_id \
+         WHERE l.version_id <> m.newest OR l.is_delete_marker <> v.is_delete_marker",
+    ),
+    (
+        "key has versions but no latest pointer",
+        "SELECT DISTINCT v.key FROM versions v LEFT JOIN latest l ON l.key = v.key WHERE l.key IS NULL",
+    ),
+];
+
+/// Run the shared consistency checks and `own` (the engine's), one line per problem.
+pub(super) async fn consistency_problems(mut conn: Conn<'_>, own: &[(&str, &str)]) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for (what, sql) in CONSISTENCY_CHECKS.iter().chain(own) {
+        let found: Vec<(String,)> = conn.all("consistency check", sql, Vec::new()).await?;
+        problems.extend(found.into_iter().map(|(item,)| format!("{what}: {item}")));
+    }
+    Ok(problems)
+}
+
+/// Run a search: `source` says where the engine's index finds the words;
+/// `metadata` how it filters on a metadata entry.
+pub(super) async fn search(
+    mut conn: Conn<'_>,
+    plan: SearchPlan,
+    source: SearchSource,
+    metadata_filter: &'static str,
+    metadata_name: fn(&str) -> String,
+) -> Result<SearchPage> {
+    let dialect = SearchDialect {
+        metadata_filter,
+        metadata_name,
+        hits_json: conn.dialect().hits_json(),
+    };
+    let (sql, params) = search_select(&plan, source, &dialect);
+    let (json,): (Option<String>,) = conn.one("searching", &sql, params).await?;
+    let rows: Vec<(f64, JsonVersion)> = match json {
+        Some(json) => decode_json(&json)?,
+        None => Vec::new(),
+    };
+    let hits = rows
+        .into_iter()
+        .map(|(score, row)| {
+            Ok(SearchHit {
+                version: ObjectVersion::try_from(row)?,
+                score,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(plan.page(hits))
+}
+
+/// Every hook, by name.
+pub(super) async fn hooks(mut conn: Conn<'_>) -> Result<Vec<HookDefinition>> {
+    let rows: Vec<(String,)> = conn
+        .all(
+            "reading hooks",
+            "SELECT definition FROM hooks ORDER BY name",
+            Vec::new(),
+        )
+        .await?;
+    rows.iter().map(|(definition,)| parse_hook(definition)).collect()
+}
+
+/// Dead deliveries (of one hook, or all), newest first.
+pub(super) async fn dead_letters(mut conn: Conn<'_>, hook: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>> {
+    let (hook_filter, mut params) = match hook {
+        Some(hook) => ("AND d.hook = ?", vec![Param::Text(hook.to_owned())]),
+        None => ("", Vec::new()),
+    };
+    params.push(Param::Int(to_i64(limit as u64)));
+    let sql = format!(
+        "SELECT {DEAD_LETTER_COLUMNS} FROM hook_deliveries d JOIN outbox o ON o.id = d.event \
+         WHERE d.state = 'dead' {hook_filter} ORDER BY d.id DESC LIMIT ?"
+    );
+    let rows: Vec<DeadLetterRow> = conn.all("reading dead deliveries", &sql, params).await?;
+    Ok(rows.into_iter().map(dead_letter).collect())
+}
+
+/// The outbox's counters and every hook's.
+pub(super) async fn counters(mut conn: Conn<'_>) -> Result<OutboxCounters> {
+    let (fanned_out, waiting): (i64, i64) = conn.one("counting events", EVENT_COUNTS_SQL, Vec::new()).await?;
+    let hooks: Vec<(String, i64, i64, i64, String)> =
+        conn.all("reading hook counters", HOOK_COUNTERS_SQL, Vec::new()).await?;
+    let states: Vec<(String, String, i64)> = conn.all("counting deliveries", DELIVERY_STATES_SQL, Vec::new()).await?;
+    outbox_counters(fanned_out, waiting, hooks, states)
+}
+
+/// What removing `doomed` would release, without removing anything.
+pub(super) async fn dry_run_removals(mut conn: Conn<'_>, doomed: Vec<ObjectVersion>) -> Result<Vec<DeletedVersion>> {
+    let (sql, params) = refcounts_select(&doomed);
+    let refcounts: Vec<(String, i64)> = conn.all("reading blobs", &sql, params).await?;
+    Ok(dry_run_release(doomed, refcounts.into_iter().collect()))
+}

@@ -4,14 +4,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use super::changes::insert_audit;
 use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish};
 use crate::catalog::outbox::{
-    Claim, ClaimRequest, ClaimScope, DeadLetter, Outbox, OutboxCounters, Outcome, hook_stats_update, parse_hook,
-    plan_fan_out, settlement_columns,
+    Claim, ClaimRequest, ClaimScope, ClaimedRow, DeadLetter, Outbox, OutboxCounters, Outcome, plan_claims,
+    plan_fan_out, plan_settle, plan_stats,
 };
 use crate::catalog::{plan, reads};
 use crate::error::{Error, Result};
@@ -116,51 +115,40 @@ async fn remove_hook(conn: &mut PgConnection, name: &str, actor: &str) -> Result
 }
 
 async fn fan_out(conn: &mut PgConnection, limit: usize) -> Result<usize> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
+    let events: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, payload FROM outbox WHERE NOT fanned_out ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| db_error("reading the outbox", e))?;
-    if rows.is_empty() {
+    if events.is_empty() {
         return Ok(0);
     }
     let hooks: Vec<(String, i64)> = sqlx::query_as("SELECT definition, first_event FROM hooks")
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| db_error("reading hooks", e))?;
-    let hooks = hooks
-        .into_iter()
-        .map(|(definition, first_event)| parse_hook(&definition).map(|hook| (hook, first_event)))
-        .collect::<Result<Vec<_>>>()?;
-    if !hooks.is_empty() {
-        let events = rows
-            .iter()
-            .map(|(id, payload)| Event::from_json(payload).map(|event| (*id, event)))
-            .collect::<Result<Vec<_>>>()?;
-        let (names, event_ids): (Vec<String>, Vec<i64>) = plan_fan_out(&events, &hooks).into_iter().unzip();
-        sqlx::query(
-            "INSERT INTO hook_deliveries (hook, event, due_at) SELECT h, e, $3 FROM unnest($1::text[], $2::bigint[]) \
-             AS d(h, e) ON CONFLICT (hook, event) DO NOTHING",
-        )
-        .bind(names)
-        .bind(event_ids)
-        .bind(Timestamp::now().as_micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error("adding deliveries", e))?;
-    }
-    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    let Some(plan) = plan_fan_out(&events, &hooks)? else {
+        return Ok(0);
+    };
+    let (names, event_ids): (Vec<String>, Vec<i64>) = plan.deliveries.into_iter().unzip();
+    // Other dispatchers may hold older events: the ones read here are marked by id.
+    let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
     sqlx::query(
-        "WITH marked AS (UPDATE outbox SET fanned_out = TRUE WHERE id = ANY($1) RETURNING id) \
+        "WITH added AS (INSERT INTO hook_deliveries (hook, event, due_at) \
+           SELECT h, e, $3 FROM unnest($1::text[], $2::bigint[]) AS d(h, e) ON CONFLICT (hook, event) DO NOTHING), \
+         marked AS (UPDATE outbox SET fanned_out = TRUE WHERE id = ANY($4) RETURNING id) \
          UPDATE outbox_counters SET value = value + (SELECT COUNT(*) FROM marked) WHERE name = 'events_fanned_out'",
     )
+    .bind(names)
+    .bind(event_ids)
+    .bind(Timestamp::now().as_micros())
     .bind(ids)
     .execute(&mut *conn)
     .await
-    .map_err(|e| db_error("marking events fanned out", e))?;
-    Ok(rows.len())
+    .map_err(|e| db_error("adding deliveries", e))?;
+    Ok(events.len())
 }
 
 async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Claim>> {
@@ -173,14 +161,15 @@ async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Cl
         "WITH c AS (SELECT d.id FROM hook_deliveries d WHERE d.state = 'pending' AND d.due_at <= $3 \
                     AND d.hook = ANY($4) {scope} ORDER BY d.due_at, d.id LIMIT $5 FOR UPDATE SKIP LOCKED) \
          UPDATE hook_deliveries d SET claimed_by = $1, due_at = $2, attempts = d.attempts + 1 FROM c \
-         WHERE d.id = c.id RETURNING d.id, d.hook, d.attempts, (SELECT payload FROM outbox o WHERE o.id = d.event)"
+         WHERE d.id = c.id \
+         RETURNING d.id, d.hook, d.attempts::bigint, (SELECT payload FROM outbox o WHERE o.id = d.event)"
     );
     let (key, event_ids) = match &request.scope {
         ClaimScope::All => (None, Vec::new()),
         ClaimScope::Key(key) => (Some(key.as_str()), Vec::new()),
         ClaimScope::Events(ids) => (None, ids.iter().map(String::as_str).collect()),
     };
-    let rows = sqlx::query(&sql)
+    let rows: Vec<ClaimedRow> = sqlx::query_as(&sql)
         .bind(&request.owner)
         .bind(request.until.as_micros())
         .bind(Timestamp::now().as_micros())
@@ -191,44 +180,28 @@ async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Cl
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| db_error("claiming deliveries", e))?;
-    let mut claims = Vec::with_capacity(rows.len());
-    for row in rows {
-        let payload: String = row.get(3);
-        claims.push(Claim {
-            delivery: row.get(0),
-            hook: row.get(1),
-            attempt: u32::try_from(row.get::<i32, _>(2)).unwrap_or(u32::MAX),
-            event: Event::from_json(&payload)?,
-            payload,
-        });
-    }
-    claims.sort_by_key(|claim| claim.delivery);
-    Ok(claims)
+    plan_claims(rows)
 }
 
 async fn settle(conn: &mut PgConnection, owner: &str, outcomes: &[Outcome]) -> Result<()> {
-    let mut ids = Vec::with_capacity(outcomes.len());
-    let mut states = Vec::with_capacity(outcomes.len());
-    let mut due = Vec::with_capacity(outcomes.len());
-    let mut errors = Vec::with_capacity(outcomes.len());
-    for outcome in outcomes {
-        let (state, due_at, error) = settlement_columns(&outcome.settlement);
-        ids.push(outcome.delivery);
-        states.push(state);
-        due.push(due_at);
-        errors.push(error);
-    }
+    let settled = plan_settle(outcomes, Timestamp::now());
+    let ids: Vec<i64> = settled.iter().map(|s| s.id).collect();
+    let states: Vec<&str> = settled.iter().map(|s| s.state).collect();
+    let due: Vec<Option<i64>> = settled.iter().map(|s| s.due_at).collect();
+    let errors: Vec<Option<&str>> = settled.iter().map(|s| s.error.as_deref()).collect();
+    let finished: Vec<Option<i64>> = settled.iter().map(|s| s.finished_at).collect();
     sqlx::query(
         "UPDATE hook_deliveries d SET state = j.state, due_at = COALESCE(j.due_at, d.due_at), claimed_by = NULL, \
-         last_error = j.error, finished_at = CASE WHEN j.state = 'pending' THEN NULL ELSE $5 END \
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS j(id, state, due_at, error) \
+         last_error = j.error, finished_at = j.finished_at \
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) \
+           AS j(id, state, due_at, error, finished_at) \
          WHERE d.id = j.id AND d.claimed_by = $6",
     )
     .bind(ids)
     .bind(states)
     .bind(due)
     .bind(errors)
-    .bind(Timestamp::now().as_micros())
+    .bind(finished)
     .bind(owner)
     .execute(&mut *conn)
     .await
@@ -243,7 +216,7 @@ async fn settle(conn: &mut PgConnection, owner: &str, outcomes: &[Outcome]) -> R
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| db_error("reading hook counters", e))?;
-    for update in hook_stats_update(stored, outcomes)? {
+    for update in plan_stats(stored, outcomes)? {
         sqlx::query(
             "UPDATE hook_stats SET executed = executed + $1, failed = failed + $2, \
              total_micros = total_micros + $3, histogram = $4 WHERE hook = $5",

@@ -5,17 +5,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
 
 use super::changes::{INSERT_AUDIT, audit_params};
 use super::writer::{Refused, WriteOp, WriteOutcome, wrong_answer};
 use super::{SqliteCatalog, db_error};
 use crate::catalog::outbox::{
-    Claim, ClaimRequest, ClaimScope, DeadLetter, Outbox, OutboxCounters, Outcome, hook_stats_update, parse_hook,
-    plan_fan_out, settlement_columns,
+    Claim, ClaimRequest, ClaimScope, ClaimedRow, DeadLetter, Outbox, OutboxCounters, Outcome, plan_claims,
+    plan_fan_out, plan_lease, plan_settle, plan_stats,
 };
-use crate::catalog::rows::bind_params;
+use crate::catalog::rows::{bind_params, to_i64};
 use crate::catalog::{plan, reads};
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition};
@@ -184,54 +183,47 @@ async fn remove_hook(conn: &mut SqliteConnection, name: &str, actor: &str) -> Re
 }
 
 async fn fan_out(conn: &mut SqliteConnection, limit: usize) -> Result<u64> {
-    let rows: Vec<(i64, String)> =
+    let events: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, payload FROM outbox WHERE NOT fanned_out ORDER BY id LIMIT ?")
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| db_error("reading the outbox", e))?;
-    let Some(&(last_id, _)) = rows.last() else {
+    if events.is_empty() {
         return Ok(0);
-    };
+    }
     let hooks: Vec<(String, i64)> = sqlx::query_as("SELECT definition, first_event FROM hooks")
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| db_error("reading hooks", e))?;
-    let hooks = hooks
-        .into_iter()
-        .map(|(definition, first_event)| parse_hook(&definition).map(|hook| (hook, first_event)))
-        .collect::<Result<Vec<_>>>()?;
-    if !hooks.is_empty() {
-        let events = rows
-            .iter()
-            .map(|(id, payload)| Event::from_json(payload).map(|event| (*id, event)))
-            .collect::<Result<Vec<_>>>()?;
-        let now = Timestamp::now().as_micros();
-        for chunk in plan_fan_out(&events, &hooks).chunks(DELIVERIES_PER_INSERT) {
-            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO hook_deliveries (hook, event, due_at) VALUES {rows} ON CONFLICT (hook, event) DO NOTHING"
-            );
-            let mut query = sqlx::query(&sql);
-            for (hook, event) in chunk {
-                query = query.bind(hook).bind(event).bind(now);
-            }
-            query
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| db_error("adding deliveries", e))?;
+    let Some(plan) = plan_fan_out(&events, &hooks)? else {
+        return Ok(0);
+    };
+    let now = Timestamp::now().as_micros();
+    for chunk in plan.deliveries.chunks(DELIVERIES_PER_INSERT) {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO hook_deliveries (hook, event, due_at) VALUES {rows} ON CONFLICT (hook, event) DO NOTHING"
+        );
+        let mut query = sqlx::query(&sql);
+        for (hook, event) in chunk {
+            query = query.bind(hook).bind(event).bind(now);
         }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error("adding deliveries", e))?;
     }
     sqlx::query(
         "UPDATE outbox SET fanned_out = TRUE WHERE NOT fanned_out AND id <= ?; \
          UPDATE outbox_counters SET value = value + ? WHERE name = 'events_fanned_out';",
     )
-    .bind(last_id)
-    .bind(rows.len() as i64)
+    .bind(plan.last_event)
+    .bind(to_i64(plan.events))
     .execute(&mut *conn)
     .await
     .map_err(|e| db_error("marking events fanned out", e))?;
-    Ok(rows.len() as u64)
+    Ok(plan.events)
 }
 
 async fn claim(conn: &mut SqliteConnection, request: &ClaimRequest) -> Result<Vec<Claim>> {
@@ -247,13 +239,14 @@ async fn claim(conn: &mut SqliteConnection, request: &ClaimRequest) -> Result<Ve
             Some(serde_json::to_string(ids).unwrap_or_default()),
         ),
     };
+    // SQLite's RETURNING cannot run a subquery: the payloads are read after.
     let sql = format!(
         "UPDATE hook_deliveries SET claimed_by = ?, due_at = ?, attempts = attempts + 1 \
          WHERE id IN (SELECT d.id FROM hook_deliveries d WHERE d.state = 'pending' AND d.due_at <= ? \
          AND d.hook IN (SELECT value FROM json_each(?)) {scope_sql} ORDER BY d.due_at, d.id LIMIT ?) \
          RETURNING id, hook, attempts, event"
     );
-    let mut query = sqlx::query(&sql)
+    let mut query = sqlx::query_as(&sql)
         .bind(&request.owner)
         .bind(request.until.as_micros())
         .bind(Timestamp::now().as_micros())
@@ -261,7 +254,7 @@ async fn claim(conn: &mut SqliteConnection, request: &ClaimRequest) -> Result<Ve
     if let Some(value) = scope_value {
         query = query.bind(value);
     }
-    let claimed = query
+    let claimed: Vec<(i64, String, i64, i64)> = query
         .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
         .await
@@ -269,7 +262,7 @@ async fn claim(conn: &mut SqliteConnection, request: &ClaimRequest) -> Result<Ve
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let event_ids: Vec<i64> = claimed.iter().map(|row| row.get::<i64, _>(3)).collect();
+    let event_ids: Vec<i64> = claimed.iter().map(|row| row.3).collect();
     let payloads: BTreeMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
         "SELECT id, payload FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
     )
@@ -279,38 +272,26 @@ async fn claim(conn: &mut SqliteConnection, request: &ClaimRequest) -> Result<Ve
     .map_err(|e| db_error("reading claimed events", e))?
     .into_iter()
     .collect();
-    let mut claims = Vec::with_capacity(claimed.len());
-    for row in claimed {
-        let payload = payloads.get(&row.get::<i64, _>(3)).cloned().ok_or_else(wrong_answer)?;
-        claims.push(Claim {
-            delivery: row.get(0),
-            hook: row.get(1),
-            attempt: u32::try_from(row.get::<i64, _>(2)).unwrap_or(u32::MAX),
-            event: Event::from_json(&payload)?,
-            payload,
-        });
-    }
-    claims.sort_by_key(|claim| claim.delivery);
-    Ok(claims)
+    let rows = claimed
+        .into_iter()
+        .map(|(delivery, hook, attempts, event)| {
+            let payload = payloads.get(&event).cloned().ok_or_else(wrong_answer)?;
+            Ok((delivery, hook, attempts, payload))
+        })
+        .collect::<Result<Vec<ClaimedRow>>>()?;
+    plan_claims(rows)
 }
 
 async fn settle(conn: &mut SqliteConnection, owner: &str, outcomes: &[Outcome]) -> Result<()> {
-    let rows: Vec<serde_json::Value> = outcomes
-        .iter()
-        .map(|outcome| {
-            let (state, due_at, error) = settlement_columns(&outcome.settlement);
-            serde_json::json!({ "id": outcome.delivery, "state": state, "due_at": due_at, "error": error })
-        })
-        .collect();
+    let settled = serde_json::to_string(&plan_settle(outcomes, Timestamp::now())).unwrap_or_default();
     sqlx::query(
         "UPDATE hook_deliveries SET state = j.state, due_at = COALESCE(j.due_at, hook_deliveries.due_at), \
-         claimed_by = NULL, last_error = j.error, finished_at = CASE WHEN j.state = 'pending' THEN NULL ELSE ? END \
+         claimed_by = NULL, last_error = j.error, finished_at = j.finished_at \
          FROM (SELECT value ->> '$.id' AS id, value ->> '$.state' AS state, value ->> '$.due_at' AS due_at, \
-               value ->> '$.error' AS error FROM json_each(?)) AS j \
+               value ->> '$.error' AS error, value ->> '$.finished_at' AS finished_at FROM json_each(?)) AS j \
          WHERE hook_deliveries.id = j.id AND hook_deliveries.claimed_by = ?",
     )
-    .bind(Timestamp::now().as_micros())
-    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(settled)
     .bind(owner)
     .execute(&mut *conn)
     .await
@@ -322,7 +303,7 @@ async fn settle(conn: &mut SqliteConnection, owner: &str, outcomes: &[Outcome]) 
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| db_error("reading hook counters", e))?;
-    for update in hook_stats_update(stored, outcomes)? {
+    for update in plan_stats(stored, outcomes)? {
         sqlx::query(
             "UPDATE hook_stats SET executed = executed + ?, failed = failed + ?, total_micros = total_micros + ?, \
              histogram = ? WHERE hook = ?",
@@ -339,38 +320,38 @@ async fn settle(conn: &mut SqliteConnection, owner: &str, outcomes: &[Outcome]) 
     Ok(())
 }
 
-/// Take or renew the lease; a new holder releases the claims of earlier
-/// dispatchers, which are presumed dead (their lease ran out).
+/// Take or renew the lease (see [`plan_lease`]).
 async fn lease(conn: &mut SqliteConnection, owner: &str, ttl: Duration) -> Result<bool> {
-    let now = Timestamp::now().as_micros();
-    let previous: Option<(String, i64)> =
+    let now = Timestamp::now();
+    let held: Option<(String, i64)> =
         sqlx::query_as("SELECT owner, expires_at FROM dispatcher_lease WHERE name = 'dispatcher'")
             .fetch_optional(&mut *conn)
             .await
             .map_err(|e| db_error("reading the dispatcher lease", e))?;
-    let granted = match &previous {
-        Some((holder, expires_at)) => holder == owner || *expires_at < now,
-        None => true,
-    };
-    if !granted {
+    let plan = plan_lease(
+        held.as_ref().map(|(holder, at)| (holder.as_str(), *at)),
+        owner,
+        ttl,
+        now,
+    );
+    if !plan.granted {
         return Ok(false);
     }
-    let expires_at = now + i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX / 2);
     sqlx::query(
         "INSERT INTO dispatcher_lease (name, owner, expires_at) VALUES ('dispatcher', ?, ?) \
          ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
     )
     .bind(owner)
-    .bind(expires_at)
+    .bind(plan.expires_at)
     .execute(&mut *conn)
     .await
     .map_err(|e| db_error("taking the dispatcher lease", e))?;
-    if previous.is_none_or(|(holder, _)| holder != owner) {
+    if plan.release_others {
         sqlx::query(
             "UPDATE hook_deliveries SET claimed_by = NULL, due_at = ? \
              WHERE state = 'pending' AND claimed_by IS NOT NULL AND claimed_by <> ?",
         )
-        .bind(now)
+        .bind(now.as_micros())
         .bind(owner)
         .execute(&mut *conn)
         .await

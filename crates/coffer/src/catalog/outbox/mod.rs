@@ -1,4 +1,10 @@
 //! The outbox half of the catalog port: events, hooks and their deliveries.
+//! Its rules (what a fan-out, claim, settle or lease writes) are pure plans in
+//! [`plan`], which both engines execute.
+
+mod plan;
+
+pub(crate) use self::plan::{ClaimedRow, plan_claims, plan_fan_out, plan_lease, plan_settle, plan_stats};
 
 use std::time::Duration;
 
@@ -6,7 +12,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::{Event, HookDefinition, LatencyHistogram};
+use crate::events::{Event, HookDefinition};
 use crate::time::Timestamp;
 
 /// A delivery a dispatcher holds until it settles it or its claim runs out.
@@ -197,74 +203,13 @@ pub trait Outbox: Send + Sync {
     async fn purge_events(&self, before: Timestamp) -> Result<u64>;
 }
 
-/// The deliveries `fan_out` adds for `events` (outbox id, event): a
-/// (hook name, outbox id) pair for each hook that wants the event.
-pub(crate) fn plan_fan_out(events: &[(i64, Event)], hooks: &[(HookDefinition, i64)]) -> Vec<(String, i64)> {
-    let mut deliveries = Vec::new();
-    for (id, event) in events {
-        for (hook, first_event) in hooks {
-            if *id >= *first_event && hook.filter.matches(event) {
-                deliveries.push((hook.name.clone(), *id));
-            }
-        }
-    }
-    deliveries
-}
-
-fn corrupt(what: &str) -> Error {
+pub(super) fn corrupt(what: &str) -> Error {
     Error::new(ErrorKind::Catalog, format!("catalog holds an invalid {what}"))
 }
 
 /// A hook definition as stored.
 pub(crate) fn parse_hook(definition: &str) -> Result<HookDefinition> {
     serde_json::from_str(definition).map_err(|e| corrupt(&format!("hook definition: {e}")))
-}
-
-/// A settlement as the delivery row's `state`, `due_at` (when it changes)
-/// and `last_error`.
-pub(crate) fn settlement_columns(settlement: &Settlement) -> (&'static str, Option<i64>, Option<&str>) {
-    match settlement {
-        Settlement::Delivered => ("delivered", None, None),
-        Settlement::Retry { at, error } => ("pending", Some(at.as_micros()), Some(error)),
-        Settlement::Dead { error } => ("dead", None, Some(error)),
-    }
-}
-
-/// What a batch of outcomes adds to one hook's counters.
-pub(crate) struct StatsUpdate {
-    pub hook: String,
-    pub executed: i64,
-    pub failed: i64,
-    pub micros: i64,
-    /// The hook's whole histogram after the batch, as stored.
-    pub histogram: String,
-}
-
-/// The counter updates for `outcomes`, given the hooks' stored histograms
-/// (hooks removed meanwhile have none and are skipped).
-pub(crate) fn hook_stats_update(stored: Vec<(String, String)>, outcomes: &[Outcome]) -> Result<Vec<StatsUpdate>> {
-    let mut updates = Vec::with_capacity(stored.len());
-    for (hook, histogram) in stored {
-        let counts: Vec<u64> =
-            serde_json::from_str(&histogram).map_err(|e| corrupt(&format!("histogram of hook {hook}: {e}")))?;
-        let mut histogram = LatencyHistogram::from_counts(counts);
-        let (mut executed, mut failed, mut micros) = (0, 0, 0);
-        for outcome in outcomes.iter().filter(|o| o.hook == hook) {
-            executed += 1;
-            failed += i64::from(outcome.settlement != Settlement::Delivered);
-            micros += i64::try_from(outcome.elapsed.as_micros()).unwrap_or(i64::MAX / 4);
-            histogram.record(outcome.elapsed);
-        }
-        let histogram = serde_json::to_string(histogram.counts()).unwrap_or_else(|_| "[]".to_owned());
-        updates.push(StatsUpdate {
-            hook,
-            executed,
-            failed,
-            micros,
-            histogram,
-        });
-    }
-    Ok(updates)
 }
 
 /// The counters from their rows: the fanned-out event count, events

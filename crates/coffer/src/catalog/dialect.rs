@@ -25,6 +25,10 @@ pub(super) struct Dialect {
     /// An empty JSON object and array.
     empty_object: &'static str,
     empty_array: &'static str,
+    /// Appended to a select whose rows a transaction changes, so that
+    /// concurrent transactions take other rows (PostgreSQL's `FOR UPDATE
+    /// SKIP LOCKED`; SQLite has one writer at a time).
+    pub(super) skip_locked: &'static str,
     /// Wrapped around JSON kept or built as text, so that a constructor
     /// embeds it as JSON rather than as a string (SQLite's `json(...)`).
     json_value: (&'static str, &'static str),
@@ -42,6 +46,7 @@ pub(super) const SQLITE: Dialect = Dialect {
     json_object_agg: "json_group_object",
     empty_object: "'{}'",
     empty_array: "'[]'",
+    skip_locked: "",
     json_value: ("json(", ")"),
 };
 
@@ -58,6 +63,7 @@ pub(super) const POSTGRES: Dialect = Dialect {
     json_object_agg: "json_object_agg",
     empty_object: "'{}'::json",
     empty_array: "'[]'::json",
+    skip_locked: " FOR UPDATE SKIP LOCKED",
     json_value: ("", ""),
 };
 

@@ -45,6 +45,7 @@ mod rows;
 mod search;
 mod sql;
 mod sqlite;
+mod writes;
 pub(crate) use self::rows::prefix_upper_bound;
 
 pub use self::location::CatalogLocation;

@@ -117,6 +117,26 @@ impl Conn<'_> {
         }
     }
 
+    /// Run a statement; returns how many rows it changed.
+    pub(super) async fn execute(&mut self, what: &str, sql: &str, params: Vec<Param>) -> Result<u64> {
+        match self {
+            Conn::Sqlite(conn) => bind_params!(sqlx::query(sql), params)
+                .execute(&mut **conn)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(|e| super::sqlite::db_error(what, e)),
+            #[cfg(feature = "catalog-postgres")]
+            Conn::Postgres(conn) => {
+                let sql = POSTGRES.sql(sql);
+                bind_params!(sqlx::query(&sql), params)
+                    .execute(&mut **conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(|e| super::postgres::db_error(what, e))
+            }
+        }
+    }
+
     /// The first row `sql` returns, if any.
     pub(super) async fn optional<T: AnyRow>(&mut self, what: &str, sql: &str, params: Vec<Param>) -> Result<Option<T>> {
         Ok(self.all(what, sql, params).await?.into_iter().next())

@@ -14,19 +14,17 @@ use crate::time::Timestamp;
 pub(crate) struct FanOut {
     /// The deliveries to add: (hook name, outbox id), each due now.
     pub(crate) deliveries: Vec<(String, i64)>,
-    /// Every event up to this outbox id is now fanned out.
-    pub(crate) last_event: i64,
-    /// How many events that is.
-    pub(crate) events: u64,
+    /// The events now fanned out (outbox ids, oldest first).
+    pub(crate) events: Vec<i64>,
 }
 
 /// The fan-out of `events` (outbox id, payload), oldest first, to `hooks`
 /// (definition, first event): a delivery for each hook whose filter matches
 /// the event and that existed when it was written. `None` when there is no event.
 pub(crate) fn plan_fan_out(events: &[(i64, String)], hooks: &[(String, i64)]) -> Result<Option<FanOut>> {
-    let Some(&(last_event, _)) = events.last() else {
+    if events.is_empty() {
         return Ok(None);
-    };
+    }
     let hooks = hooks
         .iter()
         .map(|(definition, first_event)| parse_hook(definition).map(|hook| (hook, *first_event)))
@@ -44,8 +42,7 @@ pub(crate) fn plan_fan_out(events: &[(i64, String)], hooks: &[(String, i64)]) ->
     }
     Ok(Some(FanOut {
         deliveries,
-        last_event,
-        events: events.len() as u64,
+        events: events.iter().map(|(id, _)| *id).collect(),
     }))
 }
 
@@ -222,12 +219,12 @@ mod tests {
                 ("late".into(), 3)
             ]
         );
-        assert_eq!((plan.last_event, plan.events), (3, 3));
+        assert_eq!(plan.events, [1, 2, 3]);
         assert_eq!(plan_fan_out(&[], &hooks).unwrap(), None);
         // Without hooks the events are still marked fanned out.
         let plan = plan_fan_out(&events, &[]).unwrap().unwrap();
         assert!(plan.deliveries.is_empty());
-        assert_eq!(plan.last_event, 3);
+        assert_eq!(plan.events, [1, 2, 3]);
     }
 
     #[test]

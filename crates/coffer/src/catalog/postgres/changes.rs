@@ -4,12 +4,11 @@
 use sqlx::postgres::PgConnection;
 
 use super::{db_error, outbox, search};
-use crate::catalog::plan::{
-    self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PURGE_BATCH, PurgePlan, RepairPlan,
-};
+use crate::catalog::plan::{self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PurgePlan, RepairPlan};
 use crate::catalog::reads;
 use crate::catalog::rows::to_i64;
 use crate::catalog::sql::Conn;
+use crate::catalog::writes;
 use crate::catalog::{
     Annotation, BlobRef, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent,
 };
@@ -415,16 +414,7 @@ pub(super) async fn apply_purge_audit(conn: &mut PgConnection, purge: &PurgePlan
         .execute(&mut *conn)
         .await
         .map_err(failed)?;
-    let removed = sqlx::query(
-        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 AND id <= $2 ORDER BY id LIMIT $3)",
-    )
-    .bind(purge.before.as_micros())
-    .bind(purge.up_to_id)
-    .bind(to_i64(PURGE_BATCH))
-    .execute(&mut *conn)
-    .await
-    .map_err(failed)?
-    .rows_affected();
+    let removed = writes::delete_audit_batch(Conn::from(&mut *conn), purge).await?;
     sqlx::query("SELECT set_config('coffer.audit_purge_before', '', true)")
         .execute(&mut *conn)
         .await

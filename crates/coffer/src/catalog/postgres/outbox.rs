@@ -9,16 +9,15 @@ use sqlx::postgres::PgConnection;
 use super::changes::insert_audit;
 use super::{ATTEMPTS, PostgresCatalog, begin, db_error, finish};
 use crate::catalog::outbox::{
-    Claim, ClaimRequest, ClaimScope, ClaimedRow, DeadLetter, Outbox, OutboxCounters, Outcome, plan_claims,
-    plan_fan_out, plan_settle, plan_stats,
+    Claim, ClaimRequest, ClaimScope, ClaimedRow, DeadLetter, Outbox, OutboxCounters, Outcome, plan_claims, plan_settle,
+    plan_stats,
 };
+use crate::catalog::sql::Conn;
+use crate::catalog::writes::{self, EVENTS_PURGE_BATCH};
 use crate::catalog::{plan, reads};
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition};
 use crate::time::Timestamp;
-
-/// Events one purge transaction removes.
-const PURGE_BATCH: i64 = 10_000;
 
 /// Events as the columns of the outbox, for `unnest`.
 pub(super) struct EventColumns<'a> {
@@ -114,27 +113,11 @@ async fn remove_hook(conn: &mut PgConnection, name: &str, actor: &str) -> Result
     Ok(true)
 }
 
-async fn fan_out(conn: &mut PgConnection, limit: usize) -> Result<usize> {
-    let events: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, payload FROM outbox WHERE NOT fanned_out ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| db_error("reading the outbox", e))?;
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let hooks: Vec<(String, i64)> = sqlx::query_as("SELECT definition, first_event FROM hooks")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("reading hooks", e))?;
-    let Some(plan) = plan_fan_out(&events, &hooks)? else {
+async fn fan_out(conn: &mut PgConnection, limit: usize) -> Result<u64> {
+    let Some(plan) = writes::read_fan_out(Conn::from(&mut *conn), limit).await? else {
         return Ok(0);
     };
     let (names, event_ids): (Vec<String>, Vec<i64>) = plan.deliveries.into_iter().unzip();
-    // Other dispatchers may hold older events: the ones read here are marked by id.
-    let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
     sqlx::query(
         "WITH added AS (INSERT INTO hook_deliveries (hook, event, due_at) \
            SELECT h, e, $3 FROM unnest($1::text[], $2::bigint[]) AS d(h, e) ON CONFLICT (hook, event) DO NOTHING), \
@@ -144,11 +127,11 @@ async fn fan_out(conn: &mut PgConnection, limit: usize) -> Result<usize> {
     .bind(names)
     .bind(event_ids)
     .bind(Timestamp::now().as_micros())
-    .bind(ids)
+    .bind(&plan.events)
     .execute(&mut *conn)
     .await
     .map_err(|e| db_error("adding deliveries", e))?;
-    Ok(events.len())
+    Ok(plan.events.len() as u64)
 }
 
 async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<Claim>> {
@@ -253,7 +236,8 @@ impl Outbox for PostgresCatalog {
     }
 
     async fn fan_out(&self, limit: usize) -> Result<usize> {
-        in_transaction!(self, None, |conn| fan_out(conn, limit))
+        let count = in_transaction!(self, None, |conn| fan_out(conn, limit))?;
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Claim>> {
@@ -300,19 +284,9 @@ impl Outbox for PostgresCatalog {
     async fn purge_events(&self, before: Timestamp) -> Result<u64> {
         let mut total = 0;
         loop {
-            let removed = sqlx::query(
-                "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE o.fanned_out AND o.at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.event = o.id AND d.state <> 'delivered') \
-                 ORDER BY o.id LIMIT $2)",
-            )
-            .bind(before.as_micros())
-            .bind(PURGE_BATCH)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("purging old events", e))?
-            .rows_affected();
+            let removed = in_transaction!(self, None, |conn| writes::delete_events_batch(Conn::from(conn), before))?;
             total += removed;
-            if removed < PURGE_BATCH as u64 {
+            if removed < EVENTS_PURGE_BATCH {
                 return Ok(total);
             }
         }

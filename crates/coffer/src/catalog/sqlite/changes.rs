@@ -6,12 +6,11 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::writer::Refused;
 use super::{db_error, outbox, search};
-use crate::catalog::plan::{
-    self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PURGE_BATCH, PurgePlan, RepairPlan,
-};
+use crate::catalog::plan::{self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PurgePlan, RepairPlan};
 use crate::catalog::reads;
 use crate::catalog::rows::{Param, bind_params, to_i64};
 use crate::catalog::sql::Conn;
+use crate::catalog::writes;
 use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::built_in;
@@ -426,16 +425,9 @@ pub(super) async fn apply_purge_audit(conn: &mut SqliteConnection, purge: &Purge
         .execute(&mut *conn)
         .await
         .map_err(failed)?;
-    let removed = sqlx::query(
-        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND id <= ? ORDER BY id LIMIT ?)",
-    )
-    .bind(purge.before.as_micros())
-    .bind(purge.up_to_id)
-    .bind(to_i64(PURGE_BATCH))
-    .execute(&mut *conn)
-    .await
-    .map_err(failed)?
-    .rows_affected();
+    let removed = writes::delete_audit_batch(Conn::from(&mut *conn), purge)
+        .await
+        .map_err(Refused::Dirty)?;
     let record = purge.record(removed, Timestamp::now());
     let sql = format!("DELETE FROM audit_purge_guard; {INSERT_AUDIT}");
     bind_params!(sqlx::query(&sql), audit_params(&record))

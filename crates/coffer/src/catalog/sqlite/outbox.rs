@@ -11,10 +11,12 @@ use super::changes::{INSERT_AUDIT, audit_params};
 use super::writer::{Refused, WriteOp, WriteOutcome, wrong_answer};
 use super::{SqliteCatalog, db_error};
 use crate::catalog::outbox::{
-    Claim, ClaimRequest, ClaimScope, ClaimedRow, DeadLetter, Outbox, OutboxCounters, Outcome, plan_claims,
-    plan_fan_out, plan_lease, plan_settle, plan_stats,
+    Claim, ClaimRequest, ClaimScope, ClaimedRow, DeadLetter, Outbox, OutboxCounters, Outcome, plan_claims, plan_lease,
+    plan_settle, plan_stats,
 };
 use crate::catalog::rows::{bind_params, to_i64};
+use crate::catalog::sql::Conn;
+use crate::catalog::writes::{self, EVENTS_PURGE_BATCH};
 use crate::catalog::{plan, reads};
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition};
@@ -24,8 +26,6 @@ use crate::time::Timestamp;
 const EVENTS_PER_INSERT: usize = 500;
 /// Deliveries per insert statement.
 const DELIVERIES_PER_INSERT: usize = 1000;
-/// Events one purge transaction removes.
-const PURGE_BATCH: i64 = 10_000;
 
 /// Changes to the outbox, run by the writer.
 pub(super) enum OutboxOp {
@@ -116,17 +116,10 @@ pub(super) async fn apply(conn: &mut SqliteConnection, op: &OutboxOp) -> Result<
             .await
             .map(|_| OutboxReply::Done)
             .map_err(|e| dirty(db_error("releasing the dispatcher lease", e))),
-        OutboxOp::Purge { before } => sqlx::query(
-            "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE o.fanned_out AND o.at < ? \
-             AND NOT EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.event = o.id AND d.state <> 'delivered') \
-             ORDER BY o.id LIMIT ?)",
-        )
-        .bind(before.as_micros())
-        .bind(PURGE_BATCH)
-        .execute(&mut *conn)
-        .await
-        .map(|done| OutboxReply::Count(done.rows_affected()))
-        .map_err(|e| dirty(db_error("purging old events", e))),
+        OutboxOp::Purge { before } => writes::delete_events_batch(Conn::from(&mut *conn), *before)
+            .await
+            .map(OutboxReply::Count)
+            .map_err(dirty),
     }
 }
 
@@ -183,20 +176,7 @@ async fn remove_hook(conn: &mut SqliteConnection, name: &str, actor: &str) -> Re
 }
 
 async fn fan_out(conn: &mut SqliteConnection, limit: usize) -> Result<u64> {
-    let events: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, payload FROM outbox WHERE NOT fanned_out ORDER BY id LIMIT ?")
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db_error("reading the outbox", e))?;
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let hooks: Vec<(String, i64)> = sqlx::query_as("SELECT definition, first_event FROM hooks")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("reading hooks", e))?;
-    let Some(plan) = plan_fan_out(&events, &hooks)? else {
+    let Some(plan) = writes::read_fan_out(Conn::from(&mut *conn), limit).await? else {
         return Ok(0);
     };
     let now = Timestamp::now().as_micros();
@@ -218,12 +198,13 @@ async fn fan_out(conn: &mut SqliteConnection, limit: usize) -> Result<u64> {
         "UPDATE outbox SET fanned_out = TRUE WHERE NOT fanned_out AND id <= ?; \
          UPDATE outbox_counters SET value = value + ? WHERE name = 'events_fanned_out';",
     )
-    .bind(plan.last_event)
-    .bind(to_i64(plan.events))
+    // One writer: nothing older than the events read can be waiting.
+    .bind(plan.events.last())
+    .bind(to_i64(plan.events.len() as u64))
     .execute(&mut *conn)
     .await
     .map_err(|e| db_error("marking events fanned out", e))?;
-    Ok(plan.events)
+    Ok(plan.events.len() as u64)
 }
 
 async fn claim(conn: &mut SqliteConnection, request: &ClaimRequest) -> Result<Vec<Claim>> {
@@ -464,7 +445,7 @@ impl Outbox for SqliteCatalog {
         loop {
             let removed = self.outbox_count(OutboxOp::Purge { before }).await?;
             total += removed;
-            if removed < PURGE_BATCH as u64 {
+            if removed < EVENTS_PURGE_BATCH {
                 return Ok(total);
             }
         }

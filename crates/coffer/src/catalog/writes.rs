@@ -1,0 +1,63 @@
+//! The statements both engines' write paths share, each one SQL text run
+//! inside the engine's transaction on a [`Conn`]; the engines keep only
+//! what their dialects really need around them (SQLite's writer task,
+//! PostgreSQL's locks and array statements).
+
+use super::outbox::{FanOut, plan_fan_out};
+use super::plan::{PURGE_BATCH, PurgePlan};
+use super::rows::{Param, to_i64};
+use super::sql::Conn;
+use crate::error::Result;
+use crate::time::Timestamp;
+
+/// Events one purge of the outbox removes per transaction.
+pub(super) const EVENTS_PURGE_BATCH: u64 = 10_000;
+
+/// Read up to `limit` events not yet fanned out, oldest first (taking them
+/// from concurrent fan-outs), and the hooks, and plan their fan-out.
+pub(super) async fn read_fan_out(mut conn: Conn<'_>, limit: usize) -> Result<Option<FanOut>> {
+    let sql = format!(
+        "SELECT id, payload FROM outbox WHERE NOT fanned_out ORDER BY id LIMIT ?{}",
+        conn.dialect().skip_locked
+    );
+    let events: Vec<(i64, String)> = conn
+        .all("reading the outbox", &sql, vec![Param::Int(to_i64(limit as u64))])
+        .await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let hooks: Vec<(String, i64)> = conn
+        .all("reading hooks", "SELECT definition, first_event FROM hooks", Vec::new())
+        .await?;
+    plan_fan_out(&events, &hooks)
+}
+
+/// Remove up to [`PURGE_BATCH`] audit rows of `purge` (older than its line,
+/// no newer than its `up_to_id`), oldest first; the engine has told its
+/// `audit_no_delete` trigger to let these deletes pass.
+pub(super) async fn delete_audit_batch(mut conn: Conn<'_>, purge: &PurgePlan) -> Result<u64> {
+    let params = vec![
+        Param::Int(purge.before.as_micros()),
+        Param::Int(purge.up_to_id),
+        Param::Int(to_i64(PURGE_BATCH)),
+    ];
+    conn.execute(
+        "purging the audit log",
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND id <= ? ORDER BY id LIMIT ?)",
+        params,
+    )
+    .await
+}
+
+/// Remove up to [`EVENTS_PURGE_BATCH`] events older than `before` that every
+/// hook is done with (no pending or dead delivery), oldest first.
+pub(super) async fn delete_events_batch(mut conn: Conn<'_>, before: Timestamp) -> Result<u64> {
+    conn.execute(
+        "purging old events",
+        "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE o.fanned_out AND o.at < ? \
+         AND NOT EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.event = o.id AND d.state <> 'delivered') \
+         ORDER BY o.id LIMIT ?)",
+        vec![Param::Int(before.as_micros()), Param::Int(to_i64(EVENTS_PURGE_BATCH))],
+    )
+    .await
+}

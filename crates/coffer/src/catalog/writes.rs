@@ -3,7 +3,7 @@
 //! what their dialects really need around them (SQLite's writer task,
 //! PostgreSQL's locks and array statements).
 
-use super::outbox::{FanOut, plan_fan_out};
+use super::outbox::{FanOut, StatsUpdate, plan_fan_out};
 use super::plan::{PURGE_BATCH, PurgePlan};
 use super::rows::{Param, to_i64};
 use super::sql::Conn;
@@ -60,4 +60,26 @@ pub(super) async fn delete_events_batch(mut conn: Conn<'_>, before: Timestamp) -
         vec![Param::Int(before.as_micros()), Param::Int(to_i64(EVENTS_PURGE_BATCH))],
     )
     .await
+}
+
+/// Add a settle's attempts to its hooks' counters (see
+/// [`plan_stats`](super::outbox::plan_stats)).
+pub(super) async fn add_hook_stats(mut conn: Conn<'_>, updates: Vec<StatsUpdate>) -> Result<()> {
+    for update in updates {
+        let params = vec![
+            Param::Int(update.executed),
+            Param::Int(update.failed),
+            Param::Int(update.micros),
+            Param::Text(update.histogram),
+            Param::Text(update.hook),
+        ];
+        conn.execute(
+            "updating hook counters",
+            "UPDATE hook_stats SET executed = executed + ?, failed = failed + ?, total_micros = total_micros + ?, \
+             histogram = ? WHERE hook = ?",
+            params,
+        )
+        .await?;
+    }
+    Ok(())
 }

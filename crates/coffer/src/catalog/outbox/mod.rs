@@ -4,7 +4,9 @@
 
 mod plan;
 
-pub(crate) use self::plan::{ClaimedRow, FanOut, plan_claims, plan_fan_out, plan_lease, plan_settle, plan_stats};
+pub(crate) use self::plan::{
+    ClaimedRow, FanOut, StatsUpdate, plan_claims, plan_fan_out, plan_lease, plan_settle, plan_stats,
+};
 
 use std::time::Duration;
 

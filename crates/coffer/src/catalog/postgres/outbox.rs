@@ -199,21 +199,7 @@ async fn settle(conn: &mut PgConnection, owner: &str, outcomes: &[Outcome]) -> R
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| db_error("reading hook counters", e))?;
-    for update in plan_stats(stored, outcomes)? {
-        sqlx::query(
-            "UPDATE hook_stats SET executed = executed + $1, failed = failed + $2, \
-             total_micros = total_micros + $3, histogram = $4 WHERE hook = $5",
-        )
-        .bind(update.executed)
-        .bind(update.failed)
-        .bind(update.micros)
-        .bind(update.histogram)
-        .bind(update.hook)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error("updating hook counters", e))?;
-    }
-    Ok(())
+    writes::add_hook_stats(Conn::from(&mut *conn), plan_stats(stored, outcomes)?).await
 }
 
 #[async_trait]

@@ -284,21 +284,7 @@ async fn settle(conn: &mut SqliteConnection, owner: &str, outcomes: &[Outcome]) 
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| db_error("reading hook counters", e))?;
-    for update in plan_stats(stored, outcomes)? {
-        sqlx::query(
-            "UPDATE hook_stats SET executed = executed + ?, failed = failed + ?, total_micros = total_micros + ?, \
-             histogram = ? WHERE hook = ?",
-        )
-        .bind(update.executed)
-        .bind(update.failed)
-        .bind(update.micros)
-        .bind(update.histogram)
-        .bind(update.hook)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error("updating hook counters", e))?;
-    }
-    Ok(())
+    writes::add_hook_stats(Conn::from(&mut *conn), plan_stats(stored, outcomes)?).await
 }
 
 /// Take or renew the lease (see [`plan_lease`]).

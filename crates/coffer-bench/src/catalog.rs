@@ -281,6 +281,8 @@ fn generated_version(n: u64, keys: u64) -> Result<NewVersion> {
         audit_detail: serde_json::Value::Null,
         tags,
         comments,
+        retention: None,
+        legal_hold: false,
     })
 }
 

@@ -283,6 +283,8 @@ fn new_version(action: &'static str, n: usize) -> Result<NewVersion> {
         audit_detail: serde_json::Value::Null,
         tags: Tags::new(),
         comments: Vec::new(),
+        retention: None,
+        legal_hold: false,
     })
 }
 

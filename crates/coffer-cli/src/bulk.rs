@@ -16,7 +16,11 @@ pub async fn delete(store: &Store, args: DeleteArgs, json: bool) -> anyhow::Resu
         )),
         (Some(key), None) => match version_arg(store, &key, args.version.as_deref()).await? {
             Some(id) => {
-                let removed = store.delete_version(&key, &id).await?;
+                let removed = if args.bypass_governance {
+                    store.delete_version_bypassing_governance(&key, &id).await?
+                } else {
+                    store.delete_version(&key, &id).await?
+                };
                 report_change(&removed, "removed version", json)
             }
             None => {

@@ -14,7 +14,7 @@ use crate::catalog;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{bulk, hooks, manage, remote};
+use crate::{bulk, hooks, manage, protection, remote};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -123,6 +123,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => manage::tag(&store, &key, &version, &tags, &remove, json).await?,
         Command::Comment { key, version, text } => manage::comment(&store, &key, &version, &text, json).await?,
         Command::Prune(args) => manage::prune(&store, args, json).await?,
+        Command::Retention(command) => protection::retention(&store, command, json).await?,
+        Command::LegalHold(command) => protection::legal_hold(&store, command, json).await?,
         Command::Audit(args) => manage::audit(&store, args, json).await?,
         Command::Search(args) => manage::search(&store, args, json).await?,
         Command::Verify(args) => return manage::verify(&store, args, json).await,
@@ -264,6 +266,8 @@ async fn put(store: &Store, args: PutArgs, json: bool) -> anyhow::Result<()> {
         if_match: args.if_match,
         if_none_match,
         storage_class: args.storage_class,
+        retention: protection::requested(&args.retention)?,
+        legal_hold: args.legal_hold,
         progress: progress.clone(),
     };
     if let Some(upload) = &args.upload {

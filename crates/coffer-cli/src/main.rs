@@ -21,6 +21,7 @@ mod hooks;
 mod manage;
 mod output;
 mod progress;
+mod protection;
 mod remote;
 mod usage;
 

@@ -198,6 +198,9 @@ pub async fn prune(store: &Store, args: PruneArgs, json: bool) -> anyhow::Result
         };
         println!("{verb} {} version {} ({size})", v.key, v.version_id);
     }
+    for held in &report.held {
+        println!("kept {}", held.reason);
+    }
     println!(
         "{verb} {}; {} ({}) {}",
         count(report.removed.len() as u64, "version"),

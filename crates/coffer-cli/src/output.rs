@@ -65,6 +65,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::NoStore => 13,
         ErrorKind::Archived => 14,
         ErrorKind::Unauthorized => 15,
+        ErrorKind::RetentionLocked => 16,
         _ => EXIT_OTHER,
     }
 }
@@ -224,6 +225,12 @@ pub fn version_fields(v: &ObjectVersion) -> Vec<(&'static str, String)> {
     }
     if let Some(problem) = &v.damaged {
         fields.push(("damaged", problem.clone()));
+    }
+    if let Some(retention) = &v.retention {
+        fields.push(("retention", format!("{} until {}", retention.mode, retention.until)));
+    }
+    if v.legal_hold {
+        fields.push(("legal_hold", "on".to_owned()));
     }
     fields
 }

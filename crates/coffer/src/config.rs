@@ -10,6 +10,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::catalog::CatalogLocation;
 use crate::error::{Error, Result};
+use crate::redact::redact_url;
+use crate::retention::RetentionConfig;
 use crate::settings::{BackendConfig, BackendOverrides, parse_flag};
 
 /// Name of the config file looked for in the working directory.
@@ -56,6 +58,9 @@ pub struct Config {
     pub audit_reads: bool,
     /// Fire an `object.retrieved` event on every read of content (`get`).
     pub read_events: bool,
+    /// Retention for new versions (`[retention]`: a store default and
+    /// `[[retention.rules]]` by prefix); none when absent.
+    pub retention: RetentionConfig,
 }
 
 fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
@@ -110,6 +115,7 @@ impl Default for Config {
             audit_retention: None,
             audit_reads: false,
             read_events: false,
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -130,6 +136,7 @@ impl fmt::Debug for Config {
             .field("audit_retention", &self.audit_retention)
             .field("audit_reads", &self.audit_reads)
             .field("read_events", &self.read_events)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -164,8 +171,6 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
         .and_then(|()| std::fs::rename(&staged, path))
         .map_err(|e| Error::io(&format!("cannot write config file {}", path.display()), e))
 }
-
-use crate::redact::redact_url;
 
 impl Config {
     /// The embedded default rooted at `data_dir`: local disk and SQLite.
@@ -222,7 +227,9 @@ impl Config {
     /// refused naming its cargo feature (exit 11), as from the environment.
     pub fn from_toml(text: &str) -> Result<Self> {
         crate::settings::refuse_unbuilt_kinds(text)?;
-        toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))
+        let config: Config = toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))?;
+        config.retention.validate()?;
+        Ok(config)
     }
 
     /// Apply the `COFFER_*` variables other than the backend's (see

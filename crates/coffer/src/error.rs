@@ -38,6 +38,10 @@ pub enum ErrorKind {
     /// credentials, a wrong key or secret, a request signed for the wrong
     /// region, no permission): a setup problem, not an outage.
     Unauthorized,
+    /// A retention or legal hold forbids the change: the version (or its
+    /// blob, or its audit rows) cannot be removed, or its retention cannot
+    /// be shortened, before its date.
+    RetentionLocked,
 }
 
 impl ErrorKind {
@@ -57,6 +61,7 @@ impl ErrorKind {
             ErrorKind::NoStore => "no_store",
             ErrorKind::Archived => "archived",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::RetentionLocked => "retention_locked",
         }
     }
 }

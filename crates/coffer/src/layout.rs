@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::Comment;
 use crate::key::{Metadata, ObjectKey, Tags};
+use crate::retention::Retention;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -72,6 +73,12 @@ pub struct Manifest {
     /// Comments, as of the manifest's last rewrite (commenting rewrites it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comments: Vec<Comment>,
+    /// Retention, as of the manifest's last rewrite (a change rewrites it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Legal hold, as of the manifest's last rewrite.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
 }
 
 /// The id embedded in the name of a blob, staged upload or manifest path

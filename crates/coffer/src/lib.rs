@@ -60,6 +60,7 @@ pub mod key;
 pub mod layout;
 mod progress;
 pub mod redact;
+pub mod retention;
 pub mod settings;
 mod sigv4;
 mod store;
@@ -81,14 +82,15 @@ pub use crate::backend::S3Config;
 pub use crate::backend::{DrainReport, PresignedUrl, SpoolStatus, Tier};
 pub use crate::body::ByteStream;
 pub use crate::catalog::{
-    Annotation, AuditEntry, AuditQuery, CatalogStats, Comment, DeadLetter, ObjectVersion, PrunePolicy, SearchHit,
-    SearchPage, SearchPosition, SearchQuery, VersionContent,
+    Annotation, AuditEntry, AuditQuery, CatalogStats, Comment, DeadLetter, HeldVersion, ObjectVersion, PrunePolicy,
+    SearchHit, SearchPage, SearchPosition, SearchQuery, VersionContent,
 };
 pub use crate::config::Config;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::events::Event;
 pub use crate::key::{Metadata, ObjectKey, Tags};
 pub use crate::progress::{NoProgress, Progress};
+pub use crate::retention::{Retention, RetentionMode};
 pub use crate::settings::{BackendConfig, BackendKind};
 pub use crate::store::{
     AUDIT_ACTIONS, AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DeletePrefixReport,

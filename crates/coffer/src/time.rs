@@ -34,6 +34,12 @@ impl Timestamp {
         self.0
     }
 
+    /// This time plus `span` (the greatest time when that overflows).
+    pub fn plus(self, span: Duration) -> Self {
+        let micros = i64::try_from(span.as_micros()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(micros))
+    }
+
     /// Parse a point in time as RFC 3339 (`2024-05-01T12:00:00Z`), a date
     /// (`2024-05-01`, midnight UTC), or a span before now (`90m`, `7d`, `1h 30m`).
     pub fn parse_human(text: &str) -> Result<Self> {
@@ -45,13 +51,29 @@ impl Timestamp {
         if before_epoch(text) {
             return Err(before_epoch_error(text));
         }
-        if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
-            return Self::parse(&format!("{text}T00:00:00Z"));
-        }
-        Self::parse(text).map_err(|_| {
+        Self::parse_point(text).map_err(|_| {
             Error::invalid_input(format!(
                 "invalid time {text:?}: expected RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01) \
                  or a span before now (7d, 90m)"
+            ))
+        })
+    }
+
+    /// Parse a point in time as RFC 3339 (`2033-01-01T00:00:00Z`) or a date
+    /// (`2033-01-01`, midnight UTC); a span is not a point.
+    pub fn parse_point(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if before_epoch(text) {
+            return Err(before_epoch_error(text));
+        }
+        let parsed = if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
+            Self::parse(&format!("{text}T00:00:00Z"))
+        } else {
+            Self::parse(text)
+        };
+        parsed.map_err(|_| {
+            Error::invalid_input(format!(
+                "invalid time {text:?}: expected RFC 3339 (2033-01-01T00:00:00Z) or a date (2033-01-01)"
             ))
         })
     }

@@ -63,6 +63,8 @@ async fn old_change(store: &Store, key: &str, at: &str) {
         audit_detail: Value::Null,
         tags: Tags::new(),
         comments: Vec::new(),
+        retention: None,
+        legal_hold: false,
     };
     store.catalog().commit_version(version).await.unwrap();
 }

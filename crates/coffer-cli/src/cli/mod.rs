@@ -10,7 +10,10 @@ mod objects;
 
 pub use self::hooks::{AddHook, EventsCommand, HookOptions, HooksCommand, RunArgs};
 pub use self::manage::{AuditArgs, AuditCommand, CatalogCommand, ImportSelection, PruneArgs, SearchArgs, VerifyArgs};
-pub use self::objects::{DeleteArgs, GetArgs, ListArgs, PutArgs, TierCommand, UrlArgs, UrlMethod};
+pub use self::objects::{
+    DeleteArgs, GetArgs, LegalHoldCommand, ListArgs, PutArgs, RetentionArgs, RetentionCommand, TierCommand, UrlArgs,
+    UrlMethod,
+};
 
 /// coffer: versioned, audited objects on local disk or any object store.
 #[derive(Debug, Parser)]
@@ -257,6 +260,12 @@ pub enum Command {
     },
     /// Remove old versions of KEY (or of every key under --prefix), keeping the newest.
     Prune(PruneArgs),
+    /// Show or set a version's retention (WORM: governance or compliance, until a date).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Set or clear a version's legal hold.
+    #[command(subcommand, name = "legal-hold")]
+    LegalHold(LegalHoldCommand),
     /// The audit log, newest first; --export writes it to a file; `audit purge` removes old rows.
     Audit(AuditArgs),
     /// Find versions by words of their key, metadata values, tags and comments, best first.

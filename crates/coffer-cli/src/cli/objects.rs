@@ -1,4 +1,5 @@
-//! Arguments of the everyday object commands: put, get, list, delete, tier and url.
+//! Arguments of the everyday object commands: put, get, list, delete, tier,
+//! url, retention and legal hold.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,9 @@ pub struct DeleteArgs {
     /// Remove this version permanently instead of adding a delete marker.
     #[arg(long, value_name = "ID", conflicts_with = "prefix")]
     pub version: Option<String>,
+    /// With --version: remove it although a governance retention holds it (audited).
+    #[arg(long, requires = "version")]
+    pub bypass_governance: bool,
     /// Delete every live key under this prefix instead (a delete marker each).
     #[arg(long)]
     pub prefix: Option<String>,
@@ -48,6 +52,81 @@ pub struct PutArgs {
     /// Commit the bytes uploaded through `coffer url KEY --method put` (its upload id) instead of reading input.
     #[arg(long, value_name = "ID", conflicts_with = "file")]
     pub upload: Option<String>,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+    /// Put the new version under legal hold: nothing removes it until `coffer legal-hold clear`.
+    #[arg(long)]
+    pub legal_hold: bool,
+}
+
+/// A retention asked for: until a time, or for a span, in a mode.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Keep the version until this time (RFC 3339 or a date, like 2033-01-01).
+    #[arg(long, value_name = "TIME", conflicts_with = "retain")]
+    pub retain_until: Option<String>,
+    /// Keep the version this long from now (10y, 90d).
+    #[arg(long, value_name = "SPAN")]
+    pub retain: Option<String>,
+    /// governance (shortening or removing needs --bypass-governance) or compliance (nobody can); default governance.
+    #[arg(long = "retention-mode", alias = "mode", value_name = "MODE")]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// A version's retention and legal hold, and whether it may be removed now.
+    Show {
+        /// The object key.
+        key: String,
+        /// A version other than the latest.
+        #[arg(long, value_name = "ID")]
+        version: Option<String>,
+    },
+    /// Give a version a retention, or extend it; shortening or relaxing needs --bypass-governance (governance only).
+    Set {
+        /// The object key.
+        key: String,
+        /// The version.
+        #[arg(long, value_name = "ID")]
+        version: String,
+        #[command(flatten)]
+        retention: RetentionArgs,
+        /// Shorten or relax a governance retention in force (audited).
+        #[arg(long)]
+        bypass_governance: bool,
+    },
+    /// Remove a version's retention: free once its date has passed, else governance with --bypass-governance only.
+    Clear {
+        /// The object key.
+        key: String,
+        /// The version.
+        #[arg(long, value_name = "ID")]
+        version: String,
+        /// Remove a governance retention in force (audited).
+        #[arg(long)]
+        bypass_governance: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LegalHoldCommand {
+    /// Put a version under legal hold: nothing removes it until the hold is cleared.
+    Set {
+        /// The object key.
+        key: String,
+        /// The version.
+        #[arg(long, value_name = "ID")]
+        version: String,
+    },
+    /// Clear a version's legal hold.
+    Clear {
+        /// The object key.
+        key: String,
+        /// The version.
+        #[arg(long, value_name = "ID")]
+        version: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

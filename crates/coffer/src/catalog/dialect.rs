@@ -16,6 +16,8 @@ pub(super) struct Dialect {
     json_text: &'static str,
     /// Appended to a boolean to read it as 0 or 1.
     as_int: &'static str,
+    /// Wrapped around 0 or 1 to store it as a boolean.
+    int_as_bool: (&'static str, &'static str),
     /// JSON constructors: an array and an object of the values given.
     json_array: &'static str,
     json_object: &'static str,
@@ -40,6 +42,7 @@ pub(super) const SQLITE: Dialect = Dialect {
     sum_cast: "",
     json_text: "",
     as_int: "",
+    int_as_bool: ("", ""),
     json_array: "json_array",
     json_object: "json_object",
     json_agg: "json_group_array",
@@ -57,6 +60,7 @@ pub(super) const POSTGRES: Dialect = Dialect {
     sum_cast: "::bigint",
     json_text: "::text",
     as_int: "::int",
+    int_as_bool: ("(", " <> 0)"),
     json_array: "json_build_array",
     json_object: "json_build_object",
     json_agg: "json_agg",
@@ -76,6 +80,11 @@ impl Dialect {
     /// The JSON column `column` read as text.
     pub(super) fn json_text(&self, column: &str) -> String {
         format!("{column}{}", self.json_text)
+    }
+
+    /// The integer `value` (0 or 1) as a boolean.
+    pub(super) fn int_as_bool(&self, value: &str) -> String {
+        format!("{}{value}{}", self.int_as_bool.0, self.int_as_bool.1)
     }
 
     /// JSON kept or built as text (`json`), as a value a JSON constructor embeds as JSON.
@@ -128,7 +137,7 @@ impl Dialect {
         format!(
             "{}(v.key, v.version_id, v.is_delete_marker{int}, (l.version_id IS NOT NULL){int}, v.size, \
              v.etag, v.blob_sha256, v.content_type, {}, v.created_at, v.created_by, b.locator, \
-             b.damaged, {}, {})",
+             b.damaged, {}, {}, v.retention_mode, v.retain_until, v.legal_hold{int})",
             self.json_array,
             self.json_value("v.metadata"),
             self.json_value(tags),

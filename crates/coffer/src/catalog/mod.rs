@@ -53,8 +53,8 @@ pub use self::location::CatalogLocation;
 #[cfg(feature = "catalog-postgres")]
 pub use self::migrate::{CatalogMigration, TableMigration, migrate_catalog};
 pub use self::model::{
-    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, CatalogStats, Comment, DeletedVersion, KeyQuery,
-    NewVersion, ObjectVersion, Precondition, PrunePolicy, Repair, VersionContent, VersionRef,
+    Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, CatalogStats, Comment, DeletedVersion, HeldVersion,
+    KeyQuery, NewVersion, ObjectVersion, Precondition, PrunePolicy, Pruned, Repair, VersionContent, VersionRef,
 };
 pub use self::outbox::{
     Claim, ClaimRequest, ClaimScope, DeadLetter, HookCounters, Outbox, OutboxCounters, Outcome, Settlement,
@@ -81,9 +81,18 @@ pub use self::sqlite::SqliteCatalog;
 ///   if that drops a blob's reference count to zero the blob row goes too and its
 ///   path is returned, so the caller can delete the bytes.
 /// - Reads never see a half-applied change.
-/// - `annotate` changes a version's tags or comments, with its audit row, in one transaction.
+/// - `annotate` changes a version's tags, comments, retention or legal hold,
+///   with its audit row and event, in one transaction. A retention may always
+///   be extended; one in force is shortened, relaxed or removed only in
+///   governance mode with `bypass_governance` (audited), never in compliance
+///   mode (`RetentionLocked`). A delete marker has no protection.
+/// - Retention and legal hold win over every removal: `delete_version` of a
+///   version under legal hold, or under a retention in force (governance
+///   without `bypass_governance`), fails with `RetentionLocked` and changes
+///   nothing; `purge_audit` keeps the rows of such versions.
 /// - `prune` removes, in one transaction, every version of a key its policy
-///   does not keep (never the latest), with an audit row for each, and
+///   does not keep (never the latest, never a protected one: those are
+///   returned as held, with the reason), with an audit row for each, and
 ///   returns them as `delete_version` would; with `dry_run` it only returns them.
 /// - A blob marked damaged is replaced when a new version brings the same
 ///   content with a `new_path`: the blob then points at the new copy and is sound.
@@ -114,7 +123,13 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     /// Record a new version (see the contract).
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion>;
     /// Remove one version for good.
-    async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion>;
+    async fn delete_version(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        actor: &str,
+        bypass_governance: bool,
+    ) -> Result<DeletedVersion>;
     /// One version, or the latest one when `version_id` is `None`.
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>>;
     /// The versions of a key, delete markers included, newest first; at most `limit`.
@@ -130,13 +145,7 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
         actor: &str,
     ) -> Result<ObjectVersion>;
     /// Remove the versions of `key` that `policy` does not keep (see the contract).
-    async fn prune(
-        &self,
-        key: &ObjectKey,
-        policy: PrunePolicy,
-        actor: &str,
-        dry_run: bool,
-    ) -> Result<Vec<DeletedVersion>>;
+    async fn prune(&self, key: &ObjectKey, policy: PrunePolicy, actor: &str, dry_run: bool) -> Result<Pruned>;
     /// Record a repair (and apply it, for `MarkDamaged`) with its audit row.
     async fn repair(&self, repair: &Repair, actor: &str) -> Result<()>;
     /// Every version of the keys under `prefix`, with the blob each references.

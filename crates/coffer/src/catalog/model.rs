@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::key::{Metadata, ObjectKey, Tags};
+use crate::retention::{Protection, Retention};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -44,6 +45,22 @@ pub struct ObjectVersion {
     /// missing or differ from its hash), if anything. Reads of a damaged
     /// version fail; storing the same content again heals it.
     pub damaged: Option<String>,
+    /// Its retention (in force or past), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// A legal hold is on: nothing removes the version until it is cleared.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+}
+
+impl ObjectVersion {
+    /// What protects the version from removal.
+    pub fn protection(&self) -> Protection {
+        Protection {
+            retention: self.retention,
+            legal_hold: self.legal_hold,
+        }
+    }
 }
 
 /// A comment on a version.
@@ -69,6 +86,16 @@ pub enum Annotation {
     },
     /// Add a comment.
     Comment(String),
+    /// Set the retention, or remove it (`None`); see
+    /// [`Protection::check_retention_change`] for what is allowed.
+    Retention {
+        /// The new retention.
+        retention: Option<Retention>,
+        /// Shorten or remove a governance retention in force (audited).
+        bypass_governance: bool,
+    },
+    /// Set (`true`) or clear the legal hold.
+    LegalHold(bool),
 }
 
 /// Which versions of a key a prune keeps.
@@ -179,6 +206,10 @@ pub struct NewVersion {
     pub tags: Tags,
     /// Comments the version starts with.
     pub comments: Vec<Comment>,
+    /// The retention it starts with (see [`crate::retention`]).
+    pub retention: Option<Retention>,
+    /// Whether it starts under legal hold.
+    pub legal_hold: bool,
 }
 
 impl NewVersion {
@@ -204,8 +235,30 @@ impl NewVersion {
             tags: self.tags.clone(),
             comments: self.comments.clone(),
             damaged: None,
+            // A delete marker has no content to protect, as on S3.
+            retention: blob.and(self.retention),
+            legal_hold: blob.is_some() && self.legal_hold,
         }
     }
+}
+
+/// A version a removal left in place because retention or a legal hold
+/// protects it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldVersion {
+    /// The version.
+    pub version: ObjectVersion,
+    /// Why, in one line naming the mode and the date.
+    pub reason: String,
+}
+
+/// What a prune removed and what protection held back.
+#[derive(Debug, Clone, Default)]
+pub struct Pruned {
+    /// The versions removed (or, in a dry run, that would be).
+    pub removed: Vec<DeletedVersion>,
+    /// The versions the policy would remove that are protected.
+    pub held: Vec<HeldVersion>,
 }
 
 /// The outcome of deleting one version for good.

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey, Tags};
+use crate::retention::Retention;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -45,6 +46,9 @@ pub(super) struct JsonVersion {
     damaged: Option<String>,
     tags: Tags,
     comments: Vec<CommentRow>,
+    retention_mode: Option<String>,
+    retain_until: Option<i64>,
+    legal_hold: i64,
 }
 
 /// A comment as the catalog's JSON holds it.
@@ -84,6 +88,14 @@ impl TryFrom<JsonVersion> for ObjectVersion {
             tags: row.tags,
             comments: row.comments.into_iter().map(Comment::from).collect(),
             damaged: row.damaged,
+            retention: match (row.retention_mode, row.retain_until) {
+                (Some(mode), Some(until)) => Some(Retention {
+                    mode: mode.parse().map_err(|e| corrupt("retention mode", e))?,
+                    until: Timestamp::from_micros(until),
+                }),
+                _ => None,
+            },
+            legal_hold: row.legal_hold != 0,
         })
     }
 }

@@ -8,6 +8,7 @@ use super::plan::{PURGE_BATCH, PurgePlan};
 use super::rows::{Param, to_i64};
 use super::sql::Conn;
 use crate::error::Result;
+use crate::retention::Protection;
 use crate::time::Timestamp;
 
 /// Events one purge of the outbox removes per transaction.
@@ -33,17 +34,22 @@ pub(super) async fn read_fan_out(mut conn: Conn<'_>, limit: usize) -> Result<Opt
 }
 
 /// Remove up to [`PURGE_BATCH`] audit rows of `purge` (older than its line,
-/// no newer than its `up_to_id`), oldest first; the engine has told its
+/// no newer than its `up_to_id`), oldest first, keeping the rows of versions
+/// under legal hold or a retention in force; the engine has told its
 /// `audit_no_delete` trigger to let these deletes pass.
 pub(super) async fn delete_audit_batch(mut conn: Conn<'_>, purge: &PurgePlan) -> Result<u64> {
     let params = vec![
         Param::Int(purge.before.as_micros()),
         Param::Int(purge.up_to_id),
+        Param::Int(Timestamp::now().as_micros()),
         Param::Int(to_i64(PURGE_BATCH)),
     ];
     conn.execute(
         "purging the audit log",
-        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND id <= ? ORDER BY id LIMIT ?)",
+        "DELETE FROM audit WHERE id IN (SELECT a.id FROM audit a WHERE a.at < ? AND a.id <= ? \
+         AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.key = a.key AND v.version_id = a.version_id \
+                         AND (v.legal_hold OR v.retain_until > ?)) \
+         ORDER BY a.id LIMIT ?)",
         params,
     )
     .await
@@ -81,5 +87,28 @@ pub(super) async fn add_hook_stats(mut conn: Conn<'_>, updates: Vec<StatsUpdate>
         )
         .await?;
     }
+    Ok(())
+}
+
+/// Record a version's new protection (its retention and legal hold).
+pub(super) async fn set_protection(
+    mut conn: Conn<'_>,
+    key: &str,
+    version_id: &str,
+    protection: &Protection,
+) -> Result<()> {
+    let retention = protection.retention;
+    let params = vec![
+        retention.map_or(Param::Null, |r| Param::Text(r.mode.as_str().to_owned())),
+        retention.map_or(Param::Null, |r| Param::Int(r.until.as_micros())),
+        Param::Int(i64::from(protection.legal_hold)),
+        Param::Text(key.to_owned()),
+        Param::Text(version_id.to_owned()),
+    ];
+    let sql = format!(
+        "UPDATE versions SET retention_mode = ?, retain_until = ?, legal_hold = {} WHERE key = ? AND version_id = ?",
+        conn.dialect().int_as_bool("?")
+    );
+    conn.execute("changing the version's protection", &sql, params).await?;
     Ok(())
 }

@@ -80,8 +80,10 @@ pub(crate) fn removed_version(version: &ObjectVersion, action: &str, actor: &str
     event_at(event_type, version, version_data(version, actor, action), at)
 }
 
-/// The event of a change to a version's annotations: `version.tagged`
-/// (`detail` holds the tags set and removed) or `version.commented`.
+/// The event of a change to a version's annotations or protection:
+/// `version.tagged` (`detail` holds the tags set and removed),
+/// `version.commented`, `version.retention_set` or `version.legal_hold`
+/// (`detail` holds the new setting).
 pub(crate) fn annotated(
     version: &ObjectVersion,
     action: &str,
@@ -95,10 +97,11 @@ pub(crate) fn annotated(
             data.insert(name.clone(), value.clone());
         }
     }
-    let event_type = if action == "tag" {
-        types::VERSION_TAGGED
-    } else {
-        types::VERSION_COMMENTED
+    let event_type = match action {
+        "tag" => types::VERSION_TAGGED,
+        "retention" => types::VERSION_RETENTION_SET,
+        "legal_hold" => types::VERSION_LEGAL_HOLD,
+        _ => types::VERSION_COMMENTED,
     };
     event_at(event_type, version, data, at)
 }

@@ -52,6 +52,10 @@ pub mod types {
     pub const VERSION_PRUNED: &str = "version.pruned";
     /// A version was removed for good by `delete-version`.
     pub const VERSION_DELETED: &str = "version.deleted";
+    /// A version's retention was set, extended or (with a bypass) shortened.
+    pub const VERSION_RETENTION_SET: &str = "version.retention_set";
+    /// A version's legal hold was set or cleared.
+    pub const VERSION_LEGAL_HOLD: &str = "version.legal_hold";
     /// Every built-in type.
     pub const BUILT_IN: &[&str] = &[
         OBJECT_ARCHIVED,
@@ -61,6 +65,8 @@ pub mod types {
         VERSION_CREATED,
         VERSION_ROLLED_BACK,
         VERSION_TAGGED,
+        VERSION_RETENTION_SET,
+        VERSION_LEGAL_HOLD,
         VERSION_COMMENTED,
         VERSION_PRUNED,
         VERSION_DELETED,

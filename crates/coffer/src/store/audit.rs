@@ -30,6 +30,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "rollback",
     "tag",
     "comment",
+    "retention",
+    "legal_hold",
     "prune",
     "repair",
     "reindex",

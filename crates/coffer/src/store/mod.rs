@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
 use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata};
+use crate::retention::{Retention, RetentionConfig};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -29,6 +30,7 @@ mod migrate;
 mod open;
 mod options;
 mod presence;
+mod protection;
 mod reindex;
 mod remote;
 mod transfer;
@@ -62,6 +64,8 @@ pub struct Store {
     catalog: Arc<dyn Catalog>,
     actor: String,
     max_versions: Option<usize>,
+    /// Retention new versions get (`[retention]`).
+    retention: Arc<RetentionConfig>,
     audit_retention: Option<std::time::Duration>,
     audit_reads: bool,
     read_events: bool,
@@ -130,6 +134,7 @@ impl Store {
         };
         Ok(store
             .with_max_versions(config.max_versions)
+            .with_retention(config.retention.clone())
             .with_audit_retention(config.audit_retention)
             .with_audit_reads(config.audit_reads)
             .with_read_events(config.read_events))
@@ -146,6 +151,7 @@ impl Store {
             catalog,
             actor: actor.into(),
             max_versions: None,
+            retention: Arc::default(),
             audit_retention: None,
             audit_reads: false,
             read_events: false,
@@ -159,6 +165,27 @@ impl Store {
             max_versions: max,
             ..self.clone()
         }
+    }
+
+    /// The same store, giving new versions the retention `rules` say (a
+    /// version gets the longest of the rules that match its key and the one
+    /// its put asks for).
+    pub fn with_retention(&self, rules: RetentionConfig) -> Store {
+        Store {
+            retention: Arc::new(rules),
+            ..self.clone()
+        }
+    }
+
+    /// The retention a new version of `key` made at `created_at` gets, given
+    /// the one asked for.
+    pub(super) fn retention_for(
+        &self,
+        key: &ObjectKey,
+        created_at: Timestamp,
+        requested: Option<Retention>,
+    ) -> Option<Retention> {
+        self.retention.for_new_version(key.as_str(), created_at, requested)
     }
 
     /// The same store, recording changes as made by `actor`.
@@ -432,7 +459,9 @@ impl Store {
                 format!("version {} of {source} has no blob", from.version_id),
             ));
         };
+        let created_at = Timestamp::now();
         let version = NewVersion {
+            retention: self.retention_for(&destination, created_at, None),
             key: destination,
             version_id: VersionId::generate(),
             content: VersionContent::Blob(BlobRef {
@@ -443,7 +472,7 @@ impl Store {
             }),
             content_type: options.content_type.or(from.content_type),
             metadata: options.metadata.unwrap_or(from.metadata),
-            created_at: Timestamp::now(),
+            created_at,
             created_by: self.actor.clone(),
             precondition: Precondition::None,
             action: "copy",
@@ -452,6 +481,7 @@ impl Store {
             }),
             tags: Tags::new(),
             comments: Vec::new(),
+            legal_hold: false,
         };
         let committed = self.commit_described(version).await?;
         self.apply_max_versions(&committed.key).await?;
@@ -474,14 +504,41 @@ impl Store {
             audit_detail: serde_json::Value::Null,
             tags: Tags::new(),
             comments: Vec::new(),
+            retention: None,
+            legal_hold: false,
         };
         self.commit_described(version).await
     }
 
-    /// Remove one version of `key` for good, and its bytes once no version uses them.
+    /// Remove one version of `key` for good, and its bytes once no version
+    /// uses them. Refused (`RetentionLocked`) while a legal hold or a
+    /// retention in force protects the version.
     pub async fn delete_version(&self, key: &str, version_id: &VersionId) -> Result<ObjectVersion> {
+        self.remove_version(key, version_id, false).await
+    }
+
+    /// [`delete_version`](Self::delete_version), bypassing a governance
+    /// retention in force (audited as such); a compliance retention or a
+    /// legal hold still refuses.
+    pub async fn delete_version_bypassing_governance(
+        &self,
+        key: &str,
+        version_id: &VersionId,
+    ) -> Result<ObjectVersion> {
+        self.remove_version(key, version_id, true).await
+    }
+
+    async fn remove_version(
+        &self,
+        key: &str,
+        version_id: &VersionId,
+        bypass_governance: bool,
+    ) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
-        let deleted = self.catalog.delete_version(&key, version_id, &self.actor).await?;
+        let deleted = self
+            .catalog
+            .delete_version(&key, version_id, &self.actor, bypass_governance)
+            .await?;
         self.events_written(&key).await;
         self.remove_leftovers(std::slice::from_ref(&deleted)).await;
         Ok(deleted.version)

@@ -12,6 +12,7 @@ use crate::catalog::{CatalogStats, ObjectVersion, Precondition};
 use crate::error::{Error, Result};
 use crate::key::{Metadata, Tags};
 use crate::progress::Progress;
+use crate::retention::Retention;
 use crate::version::VersionId;
 
 /// Options of a put.
@@ -31,6 +32,11 @@ pub struct PutOptions {
     /// (S3: `STANDARD_IA`, `GLACIER` ...; Azure: `Cool`, `Archive` ...).
     /// Content already stored keeps its class. Other backends refuse it.
     pub storage_class: Option<String>,
+    /// Retention asked for with the put; the version gets the longest of
+    /// this and the store's rules (`[retention]`).
+    pub retention: Option<Retention>,
+    /// Put the version under legal hold.
+    pub legal_hold: bool,
     /// Told about the bytes as they move.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -44,6 +50,8 @@ impl fmt::Debug for PutOptions {
             .field("if_match", &self.if_match)
             .field("if_none_match", &self.if_none_match)
             .field("storage_class", &self.storage_class)
+            .field("retention", &self.retention)
+            .field("legal_hold", &self.legal_hold)
             .finish_non_exhaustive()
     }
 }

@@ -117,6 +117,8 @@ impl Store {
             audit_detail: serde_json::json!({ "manifest": path, "reindexed_by": self.actor }),
             tags: manifest.tags,
             comments: manifest.comments,
+            retention: manifest.retention,
+            legal_hold: manifest.legal_hold,
         };
         target.commit_version(version).await?;
         Ok(Some(key))

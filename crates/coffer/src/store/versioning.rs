@@ -6,7 +6,9 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::Store;
-use crate::catalog::{Annotation, BlobRef, Comment, DeletedVersion, KeyQuery, NewVersion, ObjectVersion, PrunePolicy};
+use crate::catalog::{
+    Annotation, BlobRef, Comment, DeletedVersion, HeldVersion, KeyQuery, NewVersion, ObjectVersion, PrunePolicy, Pruned,
+};
 use crate::catalog::{Precondition, VersionContent};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{ObjectKey, Tags, validate_comment, validate_tag_name, validate_tags};
@@ -79,11 +81,15 @@ pub struct PruneReport {
     pub blobs_freed: u64,
     /// Their bytes.
     pub bytes_freed: u64,
+    /// Versions the policy would remove that retention or a legal hold keeps, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldVersion>,
 }
 
 impl PruneReport {
-    fn add(&mut self, removed: Vec<DeletedVersion>) {
-        for deleted in removed {
+    fn add(&mut self, pruned: Pruned) {
+        self.held.extend(pruned.held);
+        for deleted in pruned.removed {
             if deleted.unreferenced_blob.is_some() {
                 self.blobs_freed += 1;
                 self.bytes_freed += deleted.version.size;
@@ -231,6 +237,8 @@ impl Store {
                 })
                 .into_iter()
                 .collect(),
+            retention: self.retention_for(key, now, None),
+            legal_hold: false,
         };
         let committed = self.commit_described(version).await?;
         self.apply_max_versions(&committed.key).await?;
@@ -328,7 +336,12 @@ impl Store {
             .await
     }
 
-    async fn annotate(&self, key: &ObjectKey, version_id: &VersionId, annotation: Annotation) -> Result<ObjectVersion> {
+    pub(super) async fn annotate(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        annotation: Annotation,
+    ) -> Result<ObjectVersion> {
         let version = self.catalog.annotate(key, version_id, annotation, &self.actor).await?;
         self.events_written(key).await;
         // The catalog holds the change; the manifest follows so that reindex
@@ -374,13 +387,13 @@ impl Store {
         }
     }
 
-    async fn prune_key(&self, key: &ObjectKey, policy: PrunePolicy, dry_run: bool) -> Result<Vec<DeletedVersion>> {
-        let removed = self.catalog.prune(key, policy, &self.actor, dry_run).await?;
+    async fn prune_key(&self, key: &ObjectKey, policy: PrunePolicy, dry_run: bool) -> Result<Pruned> {
+        let pruned = self.catalog.prune(key, policy, &self.actor, dry_run).await?;
         if !dry_run {
             self.events_written(key).await;
-            self.remove_leftovers(&removed).await;
+            self.remove_leftovers(&pruned.removed).await;
         }
-        Ok(removed)
+        Ok(pruned)
     }
 
     /// Delete the manifests of removed versions and the blobs they released.

@@ -145,6 +145,14 @@ impl Store {
         if options.storage_class.is_some() && !self.backend.capabilities().storage_classes {
             return Err(crate::backend::no_storage_classes(&*self.backend));
         }
+        if let Some(retention) = options.retention
+            && !retention.in_force(Timestamp::now())
+        {
+            return Err(Error::invalid_input(format!(
+                "retain-until {} is in the past: a retention must end later than now",
+                retention.until
+            )));
+        }
         let precondition = options.precondition()?;
         // The catalog checks the condition again when it commits.
         self.check_precondition(&key, &precondition).await?;
@@ -158,7 +166,10 @@ impl Store {
     /// The new version a put of content with `digests` records.
     pub(super) fn put_version(&self, checked: CheckedPut, digests: Digests, options: PutOptions) -> NewVersion {
         let sha256 = digests.sha256.clone();
+        let created_at = Timestamp::now();
         NewVersion {
+            retention: self.retention_for(&checked.key, created_at, options.retention),
+            legal_hold: options.legal_hold,
             key: checked.key,
             version_id: VersionId::generate(),
             content: VersionContent::Blob(BlobRef {
@@ -169,7 +180,7 @@ impl Store {
             }),
             content_type: Some(checked.content_type),
             metadata: options.metadata,
-            created_at: Timestamp::now(),
+            created_at,
             created_by: self.actor.clone(),
             precondition: checked.precondition,
             action: "put",
@@ -365,6 +376,8 @@ impl Store {
                 created_by: version.created_by.clone(),
                 tags: version.tags.clone(),
                 comments: version.comments.clone(),
+                retention: version.retention,
+                legal_hold: version.legal_hold,
             },
             durability,
         )
@@ -393,6 +406,8 @@ impl Store {
                 created_by: version.created_by.clone(),
                 tags: version.tags.clone(),
                 comments: version.comments.clone(),
+                retention: version.retention,
+                legal_hold: version.legal_hold,
             },
             &staged,
             Durability::Now,

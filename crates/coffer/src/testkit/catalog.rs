@@ -1,8 +1,10 @@
 //! The catalog suite: versions, blobs, preconditions, listings and audit on
-//! any [`Catalog`]; [`catalog_suite`] also runs the search, outbox and plan checks.
+//! any [`Catalog`]; [`catalog_suite`] also runs the search, outbox, plan and
+//! retention checks.
 
 use super::outbox::catalog_outbox;
 use super::plans::catalog_plan_suite;
+use super::retention::catalog_retention_suite;
 use super::search::catalog_search;
 use super::{Context, Outcome, blob_version, key, marker, unique};
 use crate::catalog::{AuditQuery, Catalog, KeyQuery, NewVersion, Precondition};
@@ -25,6 +27,8 @@ pub async fn catalog_suite(catalog: &dyn Catalog) -> Outcome {
     catalog_search(catalog).await?;
     catalog_outbox(catalog).await?;
     catalog_plan_suite(catalog).await?;
+    // Last: it purges old audit rows, which checks above count.
+    catalog_retention_suite(catalog).await?;
     let problems = catalog.check_consistency().await.ctx("check_consistency")?;
     check!(problems.is_empty(), "consistency problems: {problems:?}");
     Ok(())
@@ -117,7 +121,7 @@ pub async fn catalog_blob_reference_counts(catalog: &dyn Catalog) -> Outcome {
     );
     for (k, v) in [(&a, &va), (&b, &vb)] {
         let deleted = catalog
-            .delete_version(k, &v.version_id, "conformance")
+            .delete_version(k, &v.version_id, "conformance", false)
             .await
             .ctx("delete version")?;
         check!(
@@ -126,7 +130,7 @@ pub async fn catalog_blob_reference_counts(catalog: &dyn Catalog) -> Outcome {
         );
     }
     let last = catalog
-        .delete_version(&c, &vc.version_id, "conformance")
+        .delete_version(&c, &vc.version_id, "conformance", false)
         .await
         .ctx("delete last")?;
     check!(
@@ -203,7 +207,7 @@ pub async fn catalog_delete_version_moves_latest(catalog: &dyn Catalog) -> Outco
         .await
         .ctx("v2")?;
     catalog
-        .delete_version(&k, &v2.version_id, "conformance")
+        .delete_version(&k, &v2.version_id, "conformance", false)
         .await
         .ctx("delete v2")?;
     let latest = catalog.version(&k, None).await.ctx("latest")?;
@@ -211,13 +215,16 @@ pub async fn catalog_delete_version_moves_latest(catalog: &dyn Catalog) -> Outco
         latest.map(|v| v.version_id) == Some(v1.version_id.clone()),
         "latest did not move back to v1"
     );
-    let err = catalog.delete_version(&k, &v2.version_id, "conformance").await.err();
+    let err = catalog
+        .delete_version(&k, &v2.version_id, "conformance", false)
+        .await
+        .err();
     check!(
         err.as_ref().map(|e| e.kind()) == Some(ErrorKind::NotFound),
         "deleting a deleted version: {err:?}"
     );
     catalog
-        .delete_version(&k, &v1.version_id, "conformance")
+        .delete_version(&k, &v1.version_id, "conformance", false)
         .await
         .ctx("delete v1")?;
     check!(

@@ -5,7 +5,7 @@
 //! The in-tree implementations call the suites from their tests, and a new
 //! [`Backend`](crate::backend::Backend) or [`Catalog`](crate::catalog::Catalog)
 //! should pass them unchanged: [`backend`] for a backend, [`catalog`] (which
-//! runs [`search`], [`outbox`] and [`plans`] too) for a catalog, and
+//! runs [`search`], [`outbox`], [`plans`] and [`retention`] too) for a catalog, and
 //! [`store`] for a whole store on a remote backend. Each check returns
 //! `Err(description)` on the first broken promise.
 //!
@@ -33,6 +33,7 @@ pub mod backend;
 pub mod catalog;
 pub mod outbox;
 pub mod plans;
+pub mod retention;
 pub mod search;
 pub mod services;
 pub mod store;
@@ -83,6 +84,8 @@ fn blob_version(key: &ObjectKey, content: &str, path: Option<&str>) -> NewVersio
         audit_detail: serde_json::Value::Null,
         tags: crate::Tags::new(),
         comments: Vec::new(),
+        retention: None,
+        legal_hold: false,
     }
 }
 

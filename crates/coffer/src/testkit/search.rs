@@ -475,7 +475,7 @@ pub async fn catalog_search(catalog: &dyn Catalog) -> Outcome {
     expect("a new comment", found(query("flagged revenue")).await?, &["report"])?;
     let lease1 = fixture.version("lease1")?;
     catalog
-        .delete_version(&lease1.key, &lease1.version_id, "conformance")
+        .delete_version(&lease1.key, &lease1.version_id, "conformance", false)
         .await
         .ctx("delete_version")?;
     let draft = SearchQuery {

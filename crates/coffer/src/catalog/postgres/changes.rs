@@ -4,13 +4,15 @@
 use sqlx::postgres::PgConnection;
 
 use super::{db_error, outbox, search};
-use crate::catalog::plan::{self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PurgePlan, RepairPlan};
+use crate::catalog::plan::{
+    self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PrunePlan, PurgePlan, RepairPlan,
+};
 use crate::catalog::reads;
 use crate::catalog::rows::to_i64;
 use crate::catalog::sql::Conn;
 use crate::catalog::writes;
 use crate::catalog::{
-    Annotation, BlobRef, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent,
+    Annotation, BlobRef, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Pruned, Repair, VersionContent,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::built_in;
@@ -64,8 +66,9 @@ pub(super) async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> R
     // checked at its end.
     sqlx::query(
         "WITH v AS (INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, \
-                    content_type, metadata, created_at, created_by) \
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10) RETURNING key, version_id), \
+                    content_type, metadata, created_at, created_by, retention_mode, retain_until, legal_hold) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $25, $26, $27) \
+                    RETURNING key, version_id), \
          l AS (INSERT INTO latest (key, version_id, is_delete_marker) SELECT key, version_id, $3 FROM v WHERE $11 \
                ON CONFLICT (key) DO UPDATE SET version_id = excluded.version_id, \
                is_delete_marker = excluded.is_delete_marker), \
@@ -105,6 +108,9 @@ pub(super) async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> R
     .bind(columns.keys)
     .bind(columns.times)
     .bind(columns.payloads)
+    .bind(committed.retention.map(|r| r.mode.as_str()))
+    .bind(committed.retention.map(|r| r.until.as_micros()))
+    .bind(committed.legal_hold)
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -186,10 +192,12 @@ pub(super) async fn apply_delete_version(
     key: &ObjectKey,
     version_id: &VersionId,
     actor: &str,
+    bypass_governance: bool,
 ) -> Result<DeletedVersion> {
     let found = reads::version(Conn::from(&mut *conn), key.as_str(), version_id.as_str()).await?;
     let version = plan::named_version(found, key, version_id)?;
-    remove_version(conn, version, "delete_version", actor).await
+    let bypassed = plan::check_removal(&version, bypass_governance, Timestamp::now())?;
+    remove_version(conn, version, "delete_version", actor, bypassed).await
 }
 
 /// Remove `version` (its tags and comments go with it), moving the latest
@@ -200,6 +208,7 @@ pub(super) async fn remove_version(
     version: ObjectVersion,
     action: &str,
     actor: &str,
+    bypassed: bool,
 ) -> Result<DeletedVersion> {
     let key = version.key.as_str();
     let version_id = version.version_id.as_str();
@@ -210,9 +219,7 @@ pub(super) async fn remove_version(
             .await
             .map_err(|e| db_error("moving the latest pointer", e))?;
     }
-    let detail = serde_json::json!({
-        "size": version.size, "sha256": version.sha256, "was_delete_marker": version.is_delete_marker,
-    });
+    let detail = plan::removal_detail(&version, bypassed);
     sqlx::query(
         "WITH gone AS (DELETE FROM versions WHERE key = $1 AND version_id = $2 RETURNING key, version_id) \
          INSERT INTO audit (at, actor, action, key, version_id, detail) \
@@ -282,21 +289,22 @@ pub(super) async fn apply_prune(
     policy: PrunePolicy,
     actor: &str,
     dry_run: bool,
-) -> Result<Vec<DeletedVersion>> {
+) -> Result<Pruned> {
     plan::check_prune(key, policy)?;
     let versions = reads::versions(Conn::from(&mut *conn), key.as_str(), None).await?;
-    let mut doomed = plan::plan_prune(key, versions, policy)?;
+    let PrunePlan { mut doomed, held } = plan::plan_prune(key, versions, policy, Timestamp::now())?;
     if dry_run {
-        return reads::dry_run_removals(Conn::from(&mut *conn), doomed).await;
+        let removed = reads::dry_run_removals(Conn::from(&mut *conn), doomed).await?;
+        return Ok(Pruned { removed, held });
     }
     // Blobs are released in hash order, so two prunes sharing blobs cannot deadlock.
     doomed.sort_by(|a, b| a.sha256.cmp(&b.sha256));
     let mut removed = Vec::with_capacity(doomed.len());
     for version in doomed {
-        removed.push(remove_version(conn, version, "prune", actor).await?);
+        removed.push(remove_version(conn, version, "prune", actor, false).await?);
     }
     removed.sort_by(|a, b| b.version.version_id.cmp(&a.version.version_id));
-    Ok(removed)
+    Ok(Pruned { removed, held })
 }
 
 pub(super) async fn apply_annotate(
@@ -312,9 +320,13 @@ pub(super) async fn apply_annotate(
         version,
         comment,
         document,
+        protection,
         audit,
         event,
     } = plan::plan_annotate(version, annotation, actor, Timestamp::now())?;
+    if let Some(protection) = &protection {
+        writes::set_protection(Conn::from(&mut *conn), k, v, protection).await?;
+    }
     if let Annotation::Tags { set, remove } = annotation {
         let (names, values): (Vec<&str>, Vec<&str>) = set.iter().map(|(n, v)| (n.as_str(), v.as_str())).unzip();
         sqlx::query(

@@ -30,7 +30,7 @@ use super::reads;
 use super::sql::Conn;
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
-    ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionRef,
+    ObjectVersion, PrunePolicy, Pruned, Repair, SearchPage, SearchQuery, VersionRef,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
@@ -226,9 +226,19 @@ impl Catalog for PostgresCatalog {
         in_transaction!(self, Some(version.key.as_str()), |conn| apply_commit(conn, &version))
     }
 
-    async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion> {
+    async fn delete_version(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        actor: &str,
+        bypass_governance: bool,
+    ) -> Result<DeletedVersion> {
         in_transaction!(self, Some(key.as_str()), |conn| apply_delete_version(
-            conn, key, version_id, actor
+            conn,
+            key,
+            version_id,
+            actor,
+            bypass_governance
         ))
     }
 
@@ -248,13 +258,7 @@ impl Catalog for PostgresCatalog {
         ))
     }
 
-    async fn prune(
-        &self,
-        key: &ObjectKey,
-        policy: PrunePolicy,
-        actor: &str,
-        dry_run: bool,
-    ) -> Result<Vec<DeletedVersion>> {
+    async fn prune(&self, key: &ObjectKey, policy: PrunePolicy, actor: &str, dry_run: bool) -> Result<Pruned> {
         in_transaction!(self, Some(key.as_str()), |conn| apply_prune(
             conn, key, policy, actor, dry_run
         ))

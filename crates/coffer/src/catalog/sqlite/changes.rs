@@ -6,12 +6,16 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::writer::Refused;
 use super::{db_error, outbox, search};
-use crate::catalog::plan::{self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PurgePlan, RepairPlan};
+use crate::catalog::plan::{
+    self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PrunePlan, PurgePlan, RepairPlan,
+};
 use crate::catalog::reads;
 use crate::catalog::rows::{Param, bind_params, to_i64};
 use crate::catalog::sql::Conn;
 use crate::catalog::writes;
-use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent};
+use crate::catalog::{
+    Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Pruned, Repair, VersionContent,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::built_in;
 use crate::key::ObjectKey;
@@ -106,7 +110,8 @@ pub(super) async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) 
     });
     sql.push_str(
         "INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, content_type, \
-         metadata, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+         metadata, created_at, created_by, retention_mode, retain_until, legal_hold) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
     );
     if becomes_latest {
         sql.push_str(
@@ -155,7 +160,10 @@ pub(super) async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) 
         .bind(&new.content_type)
         .bind(metadata)
         .bind(new.created_at.as_micros())
-        .bind(&new.created_by);
+        .bind(&new.created_by)
+        .bind(committed.retention.map(|r| r.mode.as_str()))
+        .bind(committed.retention.map(|r| r.until.as_micros()))
+        .bind(committed.legal_hold);
     if becomes_latest {
         query = query.bind(key).bind(version_id).bind(blob.is_none());
     }
@@ -203,11 +211,13 @@ pub(super) async fn apply_delete_version(
     key: &ObjectKey,
     version_id: &VersionId,
     actor: &str,
+    bypass_governance: bool,
 ) -> Result<DeletedVersion, Refused> {
     let found = reads::version(Conn::from(&mut *conn), key.as_str(), version_id.as_str())
         .await
         .map_err(Refused::Clean)?;
     let version = plan::named_version(found, key, version_id).map_err(Refused::Clean)?;
+    let bypassed = plan::check_removal(&version, bypass_governance, Timestamp::now()).map_err(Refused::Clean)?;
     let successor: Option<(String, bool)> = if version.is_latest {
         sqlx::query_as(
             "SELECT version_id, is_delete_marker FROM versions WHERE key = ? AND version_id <> ? \
@@ -221,7 +231,7 @@ pub(super) async fn apply_delete_version(
     } else {
         None
     };
-    remove_version(conn, version, successor, "delete_version", actor).await
+    remove_version(conn, version, successor, "delete_version", actor, bypassed).await
 }
 
 /// Remove `version` (its tags and comments go with it), moving the latest
@@ -232,6 +242,7 @@ pub(super) async fn remove_version(
     successor: Option<(String, bool)>,
     action: &str,
     actor: &str,
+    bypassed: bool,
 ) -> Result<DeletedVersion, Refused> {
     let key = version.key.as_str();
     let mut sql = String::new();
@@ -260,9 +271,7 @@ pub(super) async fn remove_version(
     if let Some(sha256) = &version.sha256 {
         query = query.bind(sha256).bind(sha256);
     }
-    let detail = serde_json::json!({
-        "size": version.size, "sha256": version.sha256, "was_delete_marker": version.is_delete_marker,
-    });
+    let detail = plan::removal_detail(&version, bypassed);
     query = query
         .bind(Timestamp::now().as_micros())
         .bind(actor)
@@ -289,22 +298,25 @@ pub(super) async fn apply_prune(
     policy: PrunePolicy,
     actor: &str,
     dry_run: bool,
-) -> Result<Vec<DeletedVersion>, Refused> {
+) -> Result<Pruned, Refused> {
     plan::check_prune(key, policy).map_err(Refused::Clean)?;
     let versions = reads::versions(Conn::from(&mut *conn), key.as_str(), None)
         .await
         .map_err(Refused::Clean)?;
-    let doomed = plan::plan_prune(key, versions, policy).map_err(Refused::Clean)?;
-    if dry_run {
-        return reads::dry_run_removals(Conn::from(&mut *conn), doomed)
+    let PrunePlan { doomed, held } =
+        plan::plan_prune(key, versions, policy, Timestamp::now()).map_err(Refused::Clean)?;
+    let removed = if dry_run {
+        reads::dry_run_removals(Conn::from(&mut *conn), doomed)
             .await
-            .map_err(Refused::Clean);
-    }
-    let mut removed = Vec::with_capacity(doomed.len());
-    for version in doomed {
-        removed.push(remove_version(conn, version, None, "prune", actor).await?);
-    }
-    Ok(removed)
+            .map_err(Refused::Clean)?
+    } else {
+        let mut removed = Vec::with_capacity(doomed.len());
+        for version in doomed {
+            removed.push(remove_version(conn, version, None, "prune", actor, false).await?);
+        }
+        removed
+    };
+    Ok(Pruned { removed, held })
 }
 
 pub(super) async fn apply_annotate(
@@ -322,9 +334,15 @@ pub(super) async fn apply_annotate(
         version,
         comment,
         document,
+        protection,
         audit,
         event,
     } = plan::plan_annotate(version, annotation, actor, Timestamp::now()).map_err(Refused::Clean)?;
+    if let Some(protection) = &protection {
+        writes::set_protection(Conn::from(&mut *conn), key.as_str(), version_id.as_str(), protection)
+            .await
+            .map_err(Refused::Dirty)?;
+    }
     let (k, v) = (key.as_str(), version_id.as_str());
     let mut sql = String::new();
     let mut params = Vec::new();

@@ -18,13 +18,13 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use self::writer::{WriteJob, WriteOp, WriteOutcome, write_loop, wrong_answer};
+use self::writer::{WriteJob, WriteOp, WriteOutcome, write_loop};
 use super::plan::PurgePlan;
 use super::reads;
 use super::sql::Conn;
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
-    ObjectVersion, PrunePolicy, Repair, SearchPage, SearchQuery, VersionRef,
+    ObjectVersion, PrunePolicy, Pruned, Repair, SearchPage, SearchQuery, VersionRef,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
@@ -169,13 +169,20 @@ impl Catalog for SqliteCatalog {
         self.write(WriteOp::Commit(Box::new(version))).await?.into_version()
     }
 
-    async fn delete_version(&self, key: &ObjectKey, version_id: &VersionId, actor: &str) -> Result<DeletedVersion> {
+    async fn delete_version(
+        &self,
+        key: &ObjectKey,
+        version_id: &VersionId,
+        actor: &str,
+        bypass_governance: bool,
+    ) -> Result<DeletedVersion> {
         let op = WriteOp::DeleteVersion {
             key: key.clone(),
             version_id: version_id.clone(),
             actor: actor.to_owned(),
+            bypass_governance,
         };
-        self.write(op).await?.into_removed()?.pop().ok_or_else(wrong_answer)
+        self.write(op).await?.into_deleted()
     }
 
     async fn annotate(
@@ -194,20 +201,14 @@ impl Catalog for SqliteCatalog {
         self.write(op).await?.into_version()
     }
 
-    async fn prune(
-        &self,
-        key: &ObjectKey,
-        policy: PrunePolicy,
-        actor: &str,
-        dry_run: bool,
-    ) -> Result<Vec<DeletedVersion>> {
+    async fn prune(&self, key: &ObjectKey, policy: PrunePolicy, actor: &str, dry_run: bool) -> Result<Pruned> {
         let op = WriteOp::Prune {
             key: key.clone(),
             policy,
             actor: actor.to_owned(),
             dry_run,
         };
-        self.write(op).await?.into_removed()
+        self.write(op).await?.into_pruned()
     }
 
     async fn repair(&self, repair: &Repair, actor: &str) -> Result<()> {

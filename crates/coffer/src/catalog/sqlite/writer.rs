@@ -13,7 +13,7 @@ use super::changes::{
 use super::{MAX_BATCH, db_error, exec, outbox};
 use crate::catalog::plan::{self, PurgePlan};
 use crate::catalog::rows::bind_params;
-use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Repair};
+use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Pruned, Repair};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
@@ -25,6 +25,7 @@ pub(super) enum WriteOp {
         key: ObjectKey,
         version_id: VersionId,
         actor: String,
+        bypass_governance: bool,
     },
     Annotate {
         key: ObjectKey,
@@ -55,7 +56,8 @@ pub(super) enum WriteOp {
 
 pub(super) enum WriteOutcome {
     Version(Box<ObjectVersion>),
-    Removed(Vec<DeletedVersion>),
+    Deleted(Box<DeletedVersion>),
+    Pruned(Pruned),
     Count(u64),
     Done,
     Outbox(outbox::OutboxReply),
@@ -69,9 +71,16 @@ impl WriteOutcome {
         }
     }
 
-    pub(super) fn into_removed(self) -> Result<Vec<DeletedVersion>> {
+    pub(super) fn into_deleted(self) -> Result<DeletedVersion> {
         match self {
-            WriteOutcome::Removed(removed) => Ok(removed),
+            WriteOutcome::Deleted(deleted) => Ok(*deleted),
+            _ => Err(wrong_answer()),
+        }
+    }
+
+    pub(super) fn into_pruned(self) -> Result<Pruned> {
+        match self {
+            WriteOutcome::Pruned(pruned) => Ok(pruned),
             _ => Err(wrong_answer()),
         }
     }
@@ -125,9 +134,14 @@ pub(super) async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<W
         WriteOp::Commit(version) => apply_commit(conn, version)
             .await
             .map(|v| WriteOutcome::Version(Box::new(v))),
-        WriteOp::DeleteVersion { key, version_id, actor } => apply_delete_version(conn, key, version_id, actor)
+        WriteOp::DeleteVersion {
+            key,
+            version_id,
+            actor,
+            bypass_governance,
+        } => apply_delete_version(conn, key, version_id, actor, *bypass_governance)
             .await
-            .map(|deleted| WriteOutcome::Removed(vec![deleted])),
+            .map(|deleted| WriteOutcome::Deleted(Box::new(deleted))),
         WriteOp::Annotate {
             key,
             version_id,
@@ -143,7 +157,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<W
             dry_run,
         } => apply_prune(conn, key, *policy, actor, *dry_run)
             .await
-            .map(WriteOutcome::Removed),
+            .map(WriteOutcome::Pruned),
         WriteOp::Repair { repair, actor } => apply_repair(conn, repair, actor).await.map(|()| WriteOutcome::Done),
         WriteOp::PurgeAudit(purge) => apply_purge_audit(conn, purge).await.map(WriteOutcome::Count),
         WriteOp::RecordRead {

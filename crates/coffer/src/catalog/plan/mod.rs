@@ -7,12 +7,16 @@
 //! the plan it concerns, with a unit test here and a conformance test that
 //! both engines pass.
 
+mod protection;
+
 use serde_json::{Map, Value};
 
+pub(super) use self::protection::{PrunePlan, check_removal, plan_prune, removal_detail};
 use super::{Annotation, Comment, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, search_document};
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition, built_in};
 use crate::key::{MAX_TAGS, ObjectKey};
+use crate::retention::Protection;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -77,26 +81,6 @@ pub(super) fn plan_commit(new: &NewVersion, current: Option<&CurrentVersion>, bl
     }
 }
 
-/// The versions a prune removes, from the key's versions newest first: those
-/// past the newest `keep`, never the latest, and not tagged ones when the
-/// policy keeps those. Refused when `keep` is 0 or the key has no versions.
-pub(super) fn plan_prune(
-    key: &ObjectKey,
-    versions: Vec<ObjectVersion>,
-    policy: PrunePolicy,
-) -> Result<Vec<ObjectVersion>> {
-    check_prune(key, policy)?;
-    if versions.is_empty() {
-        return Err(Error::not_found(format!("no such key: {key}")));
-    }
-    Ok(versions
-        .into_iter()
-        .enumerate()
-        .filter(|(i, v)| *i >= policy.keep && !v.is_latest && (v.tags.is_empty() || !policy.keep_tagged))
-        .map(|(_, v)| v)
-        .collect())
-}
-
 /// The version a change names (delete, annotate), which must exist.
 pub(super) fn named_version(
     found: Option<ObjectVersion>,
@@ -123,8 +107,11 @@ pub(super) struct AnnotatePlan {
     pub(super) version: ObjectVersion,
     /// The comment to insert (after the version's others), for a comment.
     pub(super) comment: Option<Comment>,
-    /// The version's new search document (`None` for a delete marker).
+    /// The version's new search document (`None` for a delete marker, or
+    /// when the words did not change).
     pub(super) document: Option<String>,
+    /// The version's new protection, for a retention or legal hold change.
+    pub(super) protection: Option<Protection>,
     /// The audit row.
     pub(super) audit: AuditRecord,
     /// The built-in event.
@@ -132,7 +119,8 @@ pub(super) struct AnnotatePlan {
 }
 
 /// The plan of `annotation` on `version` by `actor` at `now`: tags set and
-/// removed (refused past [`MAX_TAGS`]), or a comment added.
+/// removed (refused past [`MAX_TAGS`]), a comment added, or the retention or
+/// legal hold changed (see [`protection::plan_protect`]).
 pub(super) fn plan_annotate(
     mut version: ObjectVersion,
     annotation: &Annotation,
@@ -140,6 +128,7 @@ pub(super) fn plan_annotate(
     now: Timestamp,
 ) -> Result<AnnotatePlan> {
     let mut comment = None;
+    let mut protection = None;
     let (action, detail) = match annotation {
         Annotation::Tags { set, remove } => {
             for name in remove {
@@ -166,8 +155,14 @@ pub(super) fn plan_annotate(
             comment = Some(added);
             ("comment", serde_json::json!({ "text": text }))
         }
+        Annotation::Retention { .. } | Annotation::LegalHold(_) => {
+            let (action, detail) = protection::plan_protect(&mut version, annotation, now)?;
+            protection = Some(version.protection());
+            (action, detail)
+        }
     };
-    let document = (!version.is_delete_marker).then(|| {
+    let words_changed = protection.is_none();
+    let document = (words_changed && !version.is_delete_marker).then(|| {
         search_document(
             version.key.as_str(),
             &version.metadata,
@@ -188,6 +183,7 @@ pub(super) fn plan_annotate(
         version,
         comment,
         document,
+        protection,
         audit,
         event,
     })
@@ -346,7 +342,7 @@ mod tests {
     use crate::error::ErrorKind;
     use crate::key::Tags;
 
-    fn key() -> ObjectKey {
+    pub(super) fn key() -> ObjectKey {
         ObjectKey::new("docs/a.txt").unwrap()
     }
 
@@ -364,6 +360,8 @@ mod tests {
             precondition,
             action: "put",
             audit_detail: serde_json::json!({}),
+            retention: None,
+            legal_hold: false,
         }
     }
 
@@ -416,65 +414,12 @@ mod tests {
         assert_eq!(plan.document, None);
     }
 
-    fn version(id: &str, latest: bool, tagged: bool) -> ObjectVersion {
+    pub(super) fn version(id: &str, latest: bool, tagged: bool) -> ObjectVersion {
         let mut v = new_version(id, blob(), Precondition::None).recorded(latest, None);
         if tagged {
             v.tags.insert("keep".into(), "yes".into());
         }
         v
-    }
-
-    #[test]
-    fn a_prune_keeps_the_newest_the_latest_and_tagged_versions_when_asked() {
-        let ids = [
-            "01900000000070008000000000000004",
-            "01900000000070008000000000000003",
-            "01900000000070008000000000000002",
-            "01900000000070008000000000000001",
-        ];
-        let versions = || {
-            vec![
-                version(ids[0], true, false),
-                version(ids[1], false, false),
-                version(ids[2], false, true),
-                version(ids[3], false, false),
-            ]
-        };
-        let removed = |policy| -> Vec<String> {
-            plan_prune(&key(), versions(), policy)
-                .unwrap()
-                .iter()
-                .map(|v| v.version_id.to_string())
-                .collect()
-        };
-        let keep_tagged = PrunePolicy {
-            keep: 1,
-            keep_tagged: true,
-        };
-        assert_eq!(removed(keep_tagged), [ids[1], ids[3]]);
-        let keep_two = PrunePolicy {
-            keep: 2,
-            keep_tagged: false,
-        };
-        assert_eq!(removed(keep_two), [ids[2], ids[3]]);
-        // The latest stays even when it is not among the newest (a newer delete-marker-free history).
-        let mut latest_last = versions();
-        latest_last[0].is_latest = false;
-        latest_last[3].is_latest = true;
-        let plan = plan_prune(&key(), latest_last, keep_two).unwrap();
-        assert!(plan.iter().all(|v| !v.is_latest));
-        let none = PrunePolicy {
-            keep: 0,
-            keep_tagged: false,
-        };
-        assert_eq!(
-            plan_prune(&key(), versions(), none).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            plan_prune(&key(), Vec::new(), keep_two).unwrap_err().kind(),
-            ErrorKind::NotFound
-        );
     }
 
     #[test]

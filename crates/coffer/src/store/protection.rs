@@ -1,0 +1,61 @@
+//! Retention and legal hold on `Store`: the calls behind `coffer retention`
+//! and `coffer legal-hold`. The rules are the catalog's (see
+//! `crate::retention`); these check the request and record it.
+
+use super::Store;
+use crate::catalog::{Annotation, ObjectVersion};
+use crate::error::{Error, Result};
+use crate::key::ObjectKey;
+use crate::retention::Retention;
+use crate::time::Timestamp;
+use crate::version::VersionId;
+
+impl Store {
+    /// Give a version `retention`: extending it (or making governance
+    /// compliance) is always allowed; shortening or relaxing a governance
+    /// retention in force needs `bypass_governance` (audited as such), and a
+    /// compliance one cannot be shortened by anyone (`RetentionLocked`).
+    pub async fn set_retention(
+        &self,
+        key: &str,
+        version_id: &VersionId,
+        retention: Retention,
+        bypass_governance: bool,
+    ) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        if !retention.in_force(Timestamp::now()) {
+            return Err(Error::invalid_input(format!(
+                "retain-until {} is in the past: a retention must end later than now",
+                retention.until
+            )));
+        }
+        let change = Annotation::Retention {
+            retention: Some(retention),
+            bypass_governance,
+        };
+        self.annotate(&key, version_id, change).await
+    }
+
+    /// Remove a version's retention: free once its date has passed; one in
+    /// force only in governance mode with `bypass_governance`.
+    pub async fn remove_retention(
+        &self,
+        key: &str,
+        version_id: &VersionId,
+        bypass_governance: bool,
+    ) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        let change = Annotation::Retention {
+            retention: None,
+            bypass_governance,
+        };
+        self.annotate(&key, version_id, change).await
+    }
+
+    /// Set (`on`) or clear a version's legal hold; while it is on nothing
+    /// removes the version, whatever its retention says.
+    pub async fn set_legal_hold(&self, key: &str, version_id: &VersionId, on: bool) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        self.annotate(&key, version_id, Annotation::LegalHold(on)).await
+    }
+}

@@ -11,10 +11,10 @@ use tokio::io::AsyncWriteExt;
 
 #[cfg(feature = "catalog-postgres")]
 use crate::catalog;
-use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, PutArgs};
+use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, MetadataCommand, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{bulk, hooks, manage, protection, remote};
+use crate::{bulk, hooks, lifecycle, manage, protection, remote};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -89,7 +89,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Put(args) => put(&store, args, json).await?,
         Command::Get(args) => get(&store, args, json).await?,
         Command::Exists { key } => return exists(&store, &key, json).await,
-        Command::Metadata { key, version } => metadata(&store, &key, version.as_deref(), json).await?,
+        Command::Metadata {
+            command:
+                Some(MetadataCommand::Set {
+                    key,
+                    entries,
+                    remove,
+                    content_type,
+                }),
+            ..
+        } => {
+            let set = parse_pairs("metadata", &entries)?;
+            let changed = store.update_metadata(&key, set, &remove, content_type).await?;
+            report_change(&changed, "new version with the changed metadata:", json)?;
+        }
+        Command::Metadata {
+            key: Some(key),
+            version,
+            ..
+        } => metadata(&store, &key, version.as_deref(), json).await?,
+        Command::Metadata { .. } => return Err(invalid_input("give a KEY")),
         Command::List(args) => list(&store, args, json).await?,
         Command::Copy {
             source,
@@ -125,6 +144,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => manage::prune(&store, args, json).await?,
         Command::Retention(command) => protection::retention(&store, command, json).await?,
         Command::LegalHold(command) => protection::legal_hold(&store, command, json).await?,
+        Command::Lifecycle(command) => return lifecycle::run(&store, command, json).await,
         Command::Audit(args) => manage::audit(&store, args, json).await?,
         Command::Search(args) => manage::search(&store, args, json).await?,
         Command::Verify(args) => return manage::verify(&store, args, json).await,

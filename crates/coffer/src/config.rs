@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::catalog::CatalogLocation;
 use crate::error::{Error, Result};
+use crate::lifecycle::LifecycleConfig;
 use crate::redact::redact_url;
 use crate::retention::RetentionConfig;
 use crate::settings::{BackendConfig, BackendOverrides, parse_flag};
@@ -61,6 +62,8 @@ pub struct Config {
     /// Retention for new versions (`[retention]`: a store default and
     /// `[[retention.rules]]` by prefix); none when absent.
     pub retention: RetentionConfig,
+    /// Lifecycle rules (`[[lifecycle.rules]]`); none when absent.
+    pub lifecycle: LifecycleConfig,
 }
 
 fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
@@ -116,6 +119,7 @@ impl Default for Config {
             audit_reads: false,
             read_events: false,
             retention: RetentionConfig::default(),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -137,6 +141,7 @@ impl fmt::Debug for Config {
             .field("audit_reads", &self.audit_reads)
             .field("read_events", &self.read_events)
             .field("retention", &self.retention)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
@@ -229,6 +234,7 @@ impl Config {
         crate::settings::refuse_unbuilt_kinds(text)?;
         let config: Config = toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))?;
         config.retention.validate()?;
+        config.lifecycle.validate()?;
         Ok(config)
     }
 

@@ -58,6 +58,7 @@ mod error;
 pub mod events;
 pub mod key;
 pub mod layout;
+pub mod lifecycle;
 mod progress;
 pub mod redact;
 pub mod retention;
@@ -94,10 +95,11 @@ pub use crate::retention::{Retention, RetentionMode};
 pub use crate::settings::{BackendConfig, BackendKind};
 pub use crate::store::{
     AUDIT_ACTIONS, AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DeletePrefixReport,
-    DispatcherHandle, ExportOptions, ExportReport, GetOptions, GetResult, Health, HistoryEntry, ImportBackendOptions,
-    ImportOptions, ImportReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MigrateOptions,
-    MigrateReport, PresignedUpload, PruneReport, PutOptions, ReindexReport, Store, StoreInfo, SyncHandle, TextDiff,
-    TierMove, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
+    DispatcherHandle, ExportOptions, ExportReport, FailedAction, GetOptions, GetResult, Health, HistoryEntry,
+    ImportBackendOptions, ImportOptions, ImportReport, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS,
+    MAX_PRESIGN_EXPIRY, MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions, ReindexReport,
+    StaleUpload, Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange, VerifyOptions, VerifyProblem,
+    VerifyReport,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

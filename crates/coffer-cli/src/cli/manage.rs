@@ -144,3 +144,25 @@ pub enum CatalogCommand {
         to: String,
     },
 }
+
+#[derive(Debug, Subcommand)]
+pub enum LifecycleCommand {
+    /// What the rules would do at a time, changing nothing: expiries, removals, transitions, and what retention holds back.
+    Plan {
+        /// The time to plan for: RFC 3339, a date, or a span from now (90d looks 90 days ahead). Default: now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Carry the rules out now: each action audited (actor lifecycle:RULE) with its events.
+    Apply {
+        /// Say what would be done, and change nothing.
+        #[arg(long, conflicts_with = "watch")]
+        dry_run: bool,
+        /// Keep going: apply again every --interval until stopped (SIGINT/SIGTERM).
+        #[arg(long)]
+        watch: bool,
+        /// How often --watch applies the rules (default 1h).
+        #[arg(long, value_name = "SPAN", requires = "watch")]
+        interval: Option<String>,
+    },
+}

@@ -9,10 +9,12 @@ mod manage;
 mod objects;
 
 pub use self::hooks::{AddHook, EventsCommand, HookOptions, HooksCommand, RunArgs};
-pub use self::manage::{AuditArgs, AuditCommand, CatalogCommand, ImportSelection, PruneArgs, SearchArgs, VerifyArgs};
+pub use self::manage::{
+    AuditArgs, AuditCommand, CatalogCommand, ImportSelection, LifecycleCommand, PruneArgs, SearchArgs, VerifyArgs,
+};
 pub use self::objects::{
-    DeleteArgs, GetArgs, LegalHoldCommand, ListArgs, PutArgs, RetentionArgs, RetentionCommand, TierCommand, UrlArgs,
-    UrlMethod,
+    DeleteArgs, GetArgs, LegalHoldCommand, ListArgs, MetadataCommand, PutArgs, RetentionArgs, RetentionCommand,
+    TierCommand, UrlArgs, UrlMethod,
 };
 
 /// coffer: versioned, audited objects on local disk or any object store.
@@ -141,10 +143,14 @@ pub enum Command {
         /// The object key.
         key: String,
     },
-    /// Show a version's key, id, size, hashes, content type, metadata and author.
+    /// Show a version's key, id, size, hashes, content type, metadata and author; `metadata set` changes them.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Metadata {
+        #[command(subcommand)]
+        command: Option<MetadataCommand>,
         /// The object key.
-        key: String,
+        #[arg(required = true)]
+        key: Option<String>,
         /// A specific version instead of the latest.
         #[arg(long, value_name = "ID")]
         version: Option<String>,
@@ -266,6 +272,9 @@ pub enum Command {
     /// Set or clear a version's legal hold.
     #[command(subcommand, name = "legal-hold")]
     LegalHold(LegalHoldCommand),
+    /// What the [[lifecycle.rules]] do: `plan` at any time, `apply` now (or on a schedule with --watch).
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
     /// The audit log, newest first; --export writes it to a file; `audit purge` removes old rows.
     Audit(AuditArgs),
     /// Find versions by words of their key, metadata values, tags and comments, best first.

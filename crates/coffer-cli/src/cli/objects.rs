@@ -74,6 +74,24 @@ pub struct RetentionArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MetadataCommand {
+    /// Change KEY's user metadata or content type without moving its bytes: a new version sharing the content.
+    Set {
+        /// The object key.
+        key: String,
+        /// Metadata entries to add or replace.
+        #[arg(value_name = "NAME=VALUE")]
+        entries: Vec<String>,
+        /// A metadata entry to remove, repeatable.
+        #[arg(long, value_name = "NAME")]
+        remove: Vec<String>,
+        /// A new content type.
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
     /// A version's retention and legal hold, and whether it may be removed now.
     Show {

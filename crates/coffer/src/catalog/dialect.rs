@@ -137,7 +137,7 @@ impl Dialect {
         format!(
             "{}(v.key, v.version_id, v.is_delete_marker{int}, (l.version_id IS NOT NULL){int}, v.size, \
              v.etag, v.blob_sha256, v.content_type, {}, v.created_at, v.created_by, b.locator, \
-             b.damaged, {}, {}, v.retention_mode, v.retain_until, v.legal_hold{int})",
+             b.damaged, {}, {}, v.retention_mode, v.retain_until, v.legal_hold{int}, b.placement)",
             self.json_array,
             self.json_value("v.metadata"),
             self.json_value(tags),

@@ -71,6 +71,7 @@ pub(crate) const TABLES: &[Table] = &[
             ("refcount", Int),
             ("created_at", Int),
             ("damaged", Text),
+            ("placement", Text),
         ],
         key: &["sha256"],
         serial: false,

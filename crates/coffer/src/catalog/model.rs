@@ -45,6 +45,10 @@ pub struct ObjectVersion {
     /// missing or differ from its hash), if anything. Reads of a damaged
     /// version fail; storing the same content again heals it.
     pub damaged: Option<String>,
+    /// Where its content was moved (`cold`, or a storage class) by a tier
+    /// move, a lifecycle transition or its put; `None` where a put leaves it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
     /// Its retention (in force or past), if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
@@ -235,6 +239,7 @@ impl NewVersion {
             tags: self.tags.clone(),
             comments: self.comments.clone(),
             damaged: None,
+            placement: None,
             // A delete marker has no content to protect, as on S3.
             retention: blob.and(self.retention),
             legal_hold: blob.is_some() && self.legal_hold,
@@ -328,6 +333,20 @@ pub enum Repair {
         action: &'static str,
         /// The version it was done for, if one.
         version: Option<(ObjectKey, VersionId)>,
+        /// What moved where.
+        detail: serde_json::Value,
+    },
+    /// A blob's content now lies in `placement` (`None`: back where a put
+    /// leaves it): recorded on the blob, audited under `action` for `version`.
+    Placed {
+        /// `tier`, `lifecycle` or `put`.
+        action: &'static str,
+        /// The blob.
+        sha256: String,
+        /// `cold`, or a storage class / access tier.
+        placement: Option<String>,
+        /// The version it was done for.
+        version: (ObjectKey, VersionId),
         /// What moved where.
         detail: serde_json::Value,
     },

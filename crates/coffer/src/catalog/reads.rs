@@ -8,7 +8,8 @@ use super::outbox::{
 };
 use super::rows::{
     AuditRow, BlobRow, JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, audit_select, decode_json,
-    decode_versions, dry_run_release, list_latest_select, search_select, to_i64, version_refs_select,
+    decode_versions, dry_run_release, list_latest_select, prefix_upper_bound, search_select, to_i64,
+    version_refs_select,
 };
 use super::sql::Conn;
 use super::{
@@ -77,6 +78,36 @@ pub(super) async fn list_latest(mut conn: Conn<'_>, query: &KeyQuery) -> Result<
     let (json,): (Option<String>,) = conn.one("listing keys", &sql, params).await?;
     let mut versions = versions_of(json)?;
     versions.sort_unstable_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    Ok(versions)
+}
+
+/// Every version under `prefix` in key order, each key's newest first, after
+/// `after` in that order; at most `limit`.
+pub(super) async fn versions_page(
+    mut conn: Conn<'_>,
+    prefix: &str,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<ObjectVersion>> {
+    let mut filters = vec!["key >= ?".to_owned()];
+    let mut params = vec![Param::Text(prefix.to_owned())];
+    if let Some(upper) = prefix_upper_bound(prefix) {
+        filters.push("key < ?".to_owned());
+        params.push(Param::Text(upper));
+    }
+    if let Some((key, version_id)) = after {
+        filters.push("(key > ? OR (key = ? AND version_id < ?))".to_owned());
+        params.extend([key, key, version_id].map(|p| Param::Text(p.to_owned())));
+    }
+    params.push(Param::Int(to_i64(limit as u64)));
+    let sql = format!(
+        "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id DESC LIMIT ?) v {VERSION_JOINS}",
+        conn.dialect().versions_json_of_rows(),
+        filters.join(" AND ")
+    );
+    let (json,): (Option<String>,) = conn.one("listing versions", &sql, params).await?;
+    let mut versions = versions_of(json)?;
+    versions.sort_unstable_by(|a, b| (a.key.as_str(), &b.version_id).cmp(&(b.key.as_str(), &a.version_id)));
     Ok(versions)
 }
 

@@ -49,6 +49,7 @@ pub(super) struct JsonVersion {
     retention_mode: Option<String>,
     retain_until: Option<i64>,
     legal_hold: i64,
+    placement: Option<String>,
 }
 
 /// A comment as the catalog's JSON holds it.
@@ -88,6 +89,7 @@ impl TryFrom<JsonVersion> for ObjectVersion {
             tags: row.tags,
             comments: row.comments.into_iter().map(Comment::from).collect(),
             damaged: row.damaged,
+            placement: row.placement,
             retention: match (row.retention_mode, row.retain_until) {
                 (Some(mode), Some(until)) => Some(Retention {
                     mode: mode.parse().map_err(|e| corrupt("retention mode", e))?,

@@ -112,3 +112,18 @@ pub(super) async fn set_protection(
     conn.execute("changing the version's protection", &sql, params).await?;
     Ok(())
 }
+
+/// Record where a blob's content lies now (`None`: where a put leaves it).
+pub(super) async fn set_placement(mut conn: Conn<'_>, sha256: &str, placement: Option<&str>) -> Result<()> {
+    let params = vec![
+        placement.map_or(Param::Null, |p| Param::Text(p.to_owned())),
+        Param::Text(sha256.to_owned()),
+    ];
+    conn.execute(
+        "recording where content lies",
+        "UPDATE blobs SET placement = ? WHERE sha256 = ?",
+        params,
+    )
+    .await?;
+    Ok(())
+}

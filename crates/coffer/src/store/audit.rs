@@ -24,6 +24,7 @@ const PAGE: usize = 1000;
 pub const AUDIT_ACTIONS: &[&str] = &[
     "put",
     "copy",
+    "metadata",
     "delete",
     "undelete",
     "delete_version",
@@ -33,6 +34,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "retention",
     "legal_hold",
     "prune",
+    "lifecycle",
     "repair",
     "reindex",
     "tier",

@@ -11,13 +11,14 @@ use crate::backend::{Backend, SpoolBackend, TieredBackend};
 use crate::body;
 use crate::body::ByteStream;
 use crate::catalog::{
-    BlobRef, Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
+    Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
     prefix_upper_bound,
 };
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
 use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata};
+use crate::lifecycle::LifecycleConfig;
 use crate::retention::{Retention, RetentionConfig};
 use crate::time::Timestamp;
 use crate::version::VersionId;
@@ -26,6 +27,7 @@ mod audit;
 mod bulk;
 mod hooks;
 mod integrity;
+mod lifecycle;
 mod migrate;
 mod open;
 mod options;
@@ -41,6 +43,7 @@ pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
 pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::integrity::{VerifyOptions, VerifyProblem, VerifyReport};
+pub use self::lifecycle::{FailedAction, LifecycleReport, StaleUpload};
 pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
 pub use self::open::open_backend;
 pub use self::options::{
@@ -66,6 +69,8 @@ pub struct Store {
     max_versions: Option<usize>,
     /// Retention new versions get (`[retention]`).
     retention: Arc<RetentionConfig>,
+    /// Lifecycle rules (`[lifecycle]`).
+    lifecycle: Arc<LifecycleConfig>,
     audit_retention: Option<std::time::Duration>,
     audit_reads: bool,
     read_events: bool,
@@ -135,6 +140,7 @@ impl Store {
         Ok(store
             .with_max_versions(config.max_versions)
             .with_retention(config.retention.clone())
+            .with_lifecycle(config.lifecycle.clone())
             .with_audit_retention(config.audit_retention)
             .with_audit_reads(config.audit_reads)
             .with_read_events(config.read_events))
@@ -152,6 +158,7 @@ impl Store {
             actor: actor.into(),
             max_versions: None,
             retention: Arc::default(),
+            lifecycle: Arc::default(),
             audit_retention: None,
             audit_reads: false,
             read_events: false,
@@ -173,6 +180,14 @@ impl Store {
     pub fn with_retention(&self, rules: RetentionConfig) -> Store {
         Store {
             retention: Arc::new(rules),
+            ..self.clone()
+        }
+    }
+
+    /// The same store, with these lifecycle rules (see [`crate::lifecycle`]).
+    pub fn with_lifecycle(&self, rules: LifecycleConfig) -> Store {
+        Store {
+            lifecycle: Arc::new(rules),
             ..self.clone()
         }
     }
@@ -453,36 +468,16 @@ impl Store {
         if let Some(content_type) = &options.content_type {
             validate_content_type(content_type)?;
         }
-        let (Some(sha256), Some(md5)) = (from.sha256.clone(), from.etag.clone()) else {
-            return Err(Error::new(
-                ErrorKind::Catalog,
-                format!("version {} of {source} has no blob", from.version_id),
-            ));
-        };
-        let created_at = Timestamp::now();
-        let version = NewVersion {
-            retention: self.retention_for(&destination, created_at, None),
-            key: destination,
-            version_id: VersionId::generate(),
-            content: VersionContent::Blob(BlobRef {
-                sha256: sha256.clone(),
-                md5,
-                size: from.size,
-                new_path: None,
-            }),
-            content_type: options.content_type.or(from.content_type),
-            metadata: options.metadata.unwrap_or(from.metadata),
-            created_at,
-            created_by: self.actor.clone(),
-            precondition: Precondition::None,
-            action: "copy",
-            audit_detail: serde_json::json!({
-                "source_key": from.key, "source_version_id": from.version_id, "sha256": sha256,
-            }),
-            tags: Tags::new(),
-            comments: Vec::new(),
-            legal_hold: false,
-        };
+        let detail = serde_json::json!({
+            "source_key": from.key, "source_version_id": from.version_id, "sha256": from.sha256,
+        });
+        let mut version = self.sharing_content(destination, &from, "copy", detail)?;
+        if let Some(content_type) = options.content_type {
+            version.content_type = Some(content_type);
+        }
+        if let Some(metadata) = options.metadata {
+            version.metadata = metadata;
+        }
         let committed = self.commit_described(version).await?;
         self.apply_max_versions(&committed.key).await?;
         Ok(committed)

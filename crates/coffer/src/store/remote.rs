@@ -14,7 +14,7 @@ use crate::backend::{
     TieredBackend,
 };
 use crate::body::BackgroundHasher;
-use crate::catalog::{ObjectVersion, Repair};
+use crate::catalog::ObjectVersion;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::store::PutOptions;
@@ -315,16 +315,9 @@ impl Store {
             .map_err(|e| super::archived_version(e, &format!("{} version {}", version.key, version.version_id)))?;
         let moved = from != Some(to);
         if moved {
-            self.catalog
-                .repair(
-                    &Repair::BytesMoved {
-                        action: "tier",
-                        version: Some((version.key.clone(), version.version_id.clone())),
-                        detail: serde_json::json!({ "to": to.as_str(), "sha256": sha256, "size": size }),
-                    },
-                    &self.actor,
-                )
-                .await?;
+            let placement = (to == Tier::Cold).then(|| to.as_str().to_owned());
+            let detail = serde_json::json!({ "to": to.as_str(), "sha256": sha256, "size": size });
+            self.record_placement("tier", &version, placement, detail).await?;
         }
         Ok(TierMove {
             key: version.key.to_string(),

@@ -6,14 +6,14 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::Store;
-use crate::catalog::{
-    Annotation, BlobRef, Comment, DeletedVersion, HeldVersion, KeyQuery, NewVersion, ObjectVersion, PrunePolicy, Pruned,
-};
-use crate::catalog::{Precondition, VersionContent};
+use crate::catalog::Precondition;
+use crate::catalog::{Annotation, Comment, DeletedVersion, HeldVersion, KeyQuery, ObjectVersion, PrunePolicy, Pruned};
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::{ObjectKey, Tags, validate_comment, validate_tag_name, validate_tags};
+use crate::key::{
+    Metadata, ObjectKey, Tags, validate_comment, validate_content_type, validate_metadata, validate_tag_name,
+    validate_tags,
+};
 use crate::layout;
-use crate::time::Timestamp;
 use crate::version::VersionId;
 
 /// Largest version `compare` reads to make a text diff.
@@ -203,43 +203,19 @@ impl Store {
                 format!("cannot bring back {key} version {version_id}: its content is damaged ({problem})"),
             ));
         }
-        let (Some(sha256), Some(md5)) = (target.sha256.clone(), target.etag.clone()) else {
-            return Err(Error::new(
-                ErrorKind::Catalog,
-                format!("version {version_id} of {key} has no blob"),
-            ));
-        };
-        let now = Timestamp::now();
-        let version = NewVersion {
-            key: key.clone(),
-            version_id: VersionId::generate(),
-            content: VersionContent::Blob(BlobRef {
-                sha256: sha256.clone(),
-                md5,
-                size: target.size,
-                new_path: None,
-            }),
-            content_type: target.content_type,
-            metadata: target.metadata,
-            created_at: now,
-            created_by: self.actor.clone(),
-            precondition,
-            action,
-            audit_detail: serde_json::json!({
-                "rolled_back_to": version_id, "sha256": sha256, "comment": comment,
-            }),
-            tags: Tags::new(),
-            comments: comment
-                .map(|text| Comment {
-                    at: now,
-                    actor: self.actor.clone(),
-                    text: text.to_owned(),
-                })
-                .into_iter()
-                .collect(),
-            retention: self.retention_for(key, now, None),
-            legal_hold: false,
-        };
+        let detail = serde_json::json!({
+            "rolled_back_to": version_id, "sha256": target.sha256, "comment": comment,
+        });
+        let mut version = self.sharing_content(key.clone(), &target, action, detail)?;
+        version.precondition = precondition;
+        version.comments = comment
+            .map(|text| Comment {
+                at: version.created_at,
+                actor: self.actor.clone(),
+                text: text.to_owned(),
+            })
+            .into_iter()
+            .collect();
         let committed = self.commit_described(version).await?;
         self.apply_max_versions(&committed.key).await?;
         Ok(committed)
@@ -334,6 +310,61 @@ impl Store {
         validate_comment(text)?;
         self.annotate(&key, version_id, Annotation::Comment(text.to_owned()))
             .await
+    }
+
+    /// Change a version's user metadata or content type without touching its
+    /// bytes: a new version of `key` sharing the latest version's content
+    /// (and tags), with the entries of `set` added or replaced, those named in
+    /// `remove` gone, and `content_type` when given. Audited (`metadata`) and
+    /// announced like a put; `history` and `compare` show the change. Fails
+    /// with `Conflict` if another version became the latest meanwhile.
+    pub async fn update_metadata(
+        &self,
+        key: &str,
+        set: Metadata,
+        remove: &[String],
+        content_type: Option<String>,
+    ) -> Result<ObjectVersion> {
+        validate_metadata(&set)?;
+        if let Some(content_type) = &content_type {
+            validate_content_type(content_type)?;
+        }
+        if set.is_empty() && remove.is_empty() && content_type.is_none() {
+            return Err(Error::invalid_input(
+                "no metadata to set or remove, and no content type",
+            ));
+        }
+        if let Some(name) = remove.iter().find(|name| set.contains_key(*name)) {
+            return Err(Error::invalid_input(format!(
+                "metadata {name:?} is both set and removed"
+            )));
+        }
+        let current = self.head(key, None).await?;
+        let mut metadata = current.metadata.clone();
+        for name in remove {
+            if metadata.remove(name).is_none() {
+                return Err(Error::invalid_input(format!(
+                    "{key} has no metadata {name:?} to remove"
+                )));
+            }
+        }
+        metadata.extend(set.clone());
+        validate_metadata(&metadata)?;
+        let detail = serde_json::json!({
+            "from_version_id": current.version_id, "sha256": current.sha256, "set": set, "removed": remove,
+            "content_type": content_type,
+        });
+        let mut version = self.sharing_content(current.key.clone(), &current, "metadata", detail)?;
+        version.metadata = metadata;
+        version.tags = current.tags.clone();
+        if let Some(content_type) = content_type {
+            version.content_type = Some(content_type);
+        }
+        // Committed only while the version read is still the latest (same content).
+        version.precondition = Precondition::IfMatch(current.etag.clone().unwrap_or_default());
+        let committed = self.commit_described(version).await?;
+        self.apply_max_versions(&committed.key).await?;
+        Ok(committed)
     }
 
     pub(super) async fn annotate(

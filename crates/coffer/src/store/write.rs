@@ -9,9 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 use super::{PutOptions, Store};
 use crate::body::ByteStream;
 use crate::body::{self, BackgroundHasher, Digests};
-use crate::catalog::{BlobRef, NewVersion, ObjectVersion, Precondition, VersionContent};
+use crate::catalog::{BlobRef, NewVersion, ObjectVersion, Precondition, Repair, VersionContent};
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::{ObjectKey, validate_content_type, validate_metadata, validate_tags};
+use crate::key::{ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
 use crate::progress::Progress;
 use crate::time::Timestamp;
@@ -40,6 +40,8 @@ pub(super) struct Prepared {
     manifest_path: Option<String>,
     /// A damaged stored copy of the same content, replaced once ours commits.
     damaged_copy: Option<String>,
+    /// The storage class our copy was given, recorded once it commits.
+    class: Option<String>,
     /// Whether the writes succeeded.
     written: Result<()>,
 }
@@ -120,10 +122,11 @@ impl Store {
     /// Give the blob a put wrote its storage class (content stored before
     /// keeps the class it has). A failure fails the put.
     pub(super) async fn apply_storage_class(&self, mut prepared: Prepared, class: Option<&str>) -> Prepared {
-        if let (Some(class), Some(path), Ok(())) = (class, &prepared.promoted, &prepared.written)
-            && let Err(e) = self.backend.set_storage_class(path, class).await
-        {
-            prepared.fail(e);
+        if let (Some(class), Some(path), Ok(())) = (class, &prepared.promoted, &prepared.written) {
+            match self.backend.set_storage_class(path, class).await {
+                Ok(()) => prepared.class = Some(class.to_owned()),
+                Err(e) => prepared.fail(e),
+            }
         }
         prepared
     }
@@ -190,6 +193,48 @@ impl Store {
         }
     }
 
+    /// A new version of `key` holding `from`'s content (no bytes move), with
+    /// `from`'s content type and metadata, no tags or comments, made now by
+    /// this store's actor with the retention the store's rules give it: what
+    /// a copy, a rollback, an undelete and a metadata update commit, each
+    /// changing what differs.
+    pub(super) fn sharing_content(
+        &self,
+        key: ObjectKey,
+        from: &ObjectVersion,
+        action: &'static str,
+        audit_detail: serde_json::Value,
+    ) -> Result<NewVersion> {
+        let (Some(sha256), Some(md5)) = (from.sha256.clone(), from.etag.clone()) else {
+            return Err(Error::new(
+                ErrorKind::Catalog,
+                format!("version {} of {} has no blob", from.version_id, from.key),
+            ));
+        };
+        let created_at = Timestamp::now();
+        Ok(NewVersion {
+            retention: self.retention_for(&key, created_at, None),
+            legal_hold: false,
+            key,
+            version_id: VersionId::generate(),
+            content: VersionContent::Blob(BlobRef {
+                sha256,
+                md5,
+                size: from.size,
+                new_path: None,
+            }),
+            content_type: from.content_type.clone(),
+            metadata: from.metadata.clone(),
+            created_at,
+            created_by: self.actor.clone(),
+            precondition: Precondition::None,
+            action,
+            audit_detail,
+            tags: Tags::new(),
+            comments: Vec::new(),
+        })
+    }
+
     /// Stream a large body to `staging`, hashing it on the way.
     async fn stage(&self, staging: &str, body: ByteStream, progress: Option<Arc<dyn Progress>>) -> Result<Digests> {
         let hasher = BackgroundHasher::spawn(true);
@@ -230,6 +275,7 @@ impl Store {
             promoted: None,
             manifest_path: None,
             damaged_copy: None,
+            class: None,
             written: Ok(()),
         };
         let VersionContent::Blob(blob) = &prepared.version.content else {
@@ -271,6 +317,7 @@ impl Store {
             mut promoted,
             manifest_path,
             damaged_copy,
+            class,
             written,
         } = prepared;
         let outcome = async {
@@ -305,10 +352,39 @@ impl Store {
         if let (true, Some(damaged)) = (upload_in_use, &damaged_copy) {
             let _ = self.backend.delete(damaged).await;
         }
+        if let (Ok(committed), true, Some(class)) = (&outcome, upload_in_use, class) {
+            // Lifecycle transitions read where content lies: a failure here
+            // only means a later transition to this class is tried again.
+            let detail = serde_json::json!({ "to": class, "sha256": committed.sha256 });
+            let _ = self.record_placement("put", committed, Some(class), detail).await;
+        }
         if outcome.is_ok() {
             self.events_written(&version.key).await;
         }
         outcome
+    }
+
+    /// Record that `version`'s content now lies in `placement` (`cold`, a
+    /// storage class, or `None`: where a put leaves it), audited as `action`
+    /// with `detail`.
+    pub(super) async fn record_placement(
+        &self,
+        action: &'static str,
+        version: &ObjectVersion,
+        placement: Option<String>,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let Some(sha256) = version.sha256.clone() else {
+            return Ok(());
+        };
+        let placed = Repair::Placed {
+            action,
+            detail,
+            sha256,
+            placement,
+            version: (version.key.clone(), version.version_id.clone()),
+        };
+        self.catalog.repair(&placed, &self.actor).await
     }
 
     /// Commit a version whose content is already stored (a copy or a delete

@@ -200,6 +200,12 @@ pub(super) enum RepairPlan {
         actor: String,
         detail: Value,
     },
+    /// Record where a blob's content lies now, with this audit row.
+    Place {
+        sha256: String,
+        placement: Option<String>,
+        audit: AuditRecord,
+    },
     /// Only this audit row.
     Audit(AuditRecord),
 }
@@ -240,6 +246,24 @@ pub(super) fn plan_repair(repair: &Repair, actor: &str, now: Timestamp) -> Repai
             version.as_ref().map(|(key, id)| (key.to_string(), id.to_string())),
             detail.clone(),
         ),
+        Repair::Placed {
+            action,
+            sha256,
+            placement,
+            version: (key, version_id),
+            detail,
+        } => RepairPlan::Place {
+            sha256: sha256.clone(),
+            placement: placement.clone(),
+            audit: AuditRecord {
+                at: now,
+                actor: actor.to_owned(),
+                action: (*action).to_owned(),
+                key: Some(key.to_string()),
+                version_id: Some(version_id.to_string()),
+                detail: detail.clone(),
+            },
+        },
     }
 }
 

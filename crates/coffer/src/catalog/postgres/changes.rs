@@ -411,6 +411,14 @@ pub(super) async fn apply_repair(conn: &mut PgConnection, repair: &Repair, actor
         .await
         .map(|_| ())
         .map_err(|e| db_error("recording a repair", e)),
+        RepairPlan::Place {
+            sha256,
+            placement,
+            audit,
+        } => {
+            writes::set_placement(Conn::from(&mut *conn), &sha256, placement.as_deref()).await?;
+            insert_audit(conn, &audit).await
+        }
         RepairPlan::Audit(row) => insert_audit(conn, &row).await,
     }
 }

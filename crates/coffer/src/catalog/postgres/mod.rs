@@ -320,6 +320,15 @@ impl Catalog for PostgresCatalog {
         reads::list_latest(self.reader().await?, query).await
     }
 
+    async fn versions_page(
+        &self,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<ObjectVersion>> {
+        reads::versions_page(self.reader().await?, prefix, after, limit).await
+    }
+
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {
         reads::blob(self.reader().await?, sha256).await
     }

@@ -423,6 +423,16 @@ pub(super) async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, a
                 Param::Text(sha256),
             ]
         ),
+        RepairPlan::Place {
+            sha256,
+            placement,
+            audit,
+        } => {
+            writes::set_placement(Conn::from(&mut *conn), &sha256, placement.as_deref())
+                .await
+                .map_err(Refused::Dirty)?;
+            bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&audit))
+        }
         RepairPlan::Audit(row) => bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&row)),
     };
     query

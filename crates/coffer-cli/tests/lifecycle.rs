@@ -1,0 +1,228 @@
+//! End-to-end: lifecycle rules through the built `coffer` binary on local
+//! disk: `lifecycle plan --at` looks ahead, `lifecycle apply` expires,
+//! removes and converges (a second run does nothing), retention and legal
+//! hold win, and `metadata set` makes a version that shares the bytes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::path::Path;
+
+use common::{coffer, coffer_in, fails, json, ok};
+use serde_json::Value;
+
+const RULES: &str = r#"
+[[lifecycle.rules]]
+id = "tmp-7d"
+prefix = "tmp/"
+expire_after_days = 7
+noncurrent_expire_after_days = 30
+keep_noncurrent = 1
+expire_delete_markers = true
+
+[[lifecycle.rules]]
+id = "now"
+prefix = "now/"
+expire_after_days = 0
+noncurrent_expire_after_days = 0
+expire_delete_markers = true
+"#;
+
+fn put(d: &Path, key: &str, body: &str, flags: &[&str]) -> String {
+    let mut args = vec!["put", key, "--json"];
+    args.extend_from_slice(flags);
+    json(coffer_in(d, &args, Some(body.as_bytes()), &[]))["version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// (kind, key, version) of each action of a plan or report.
+fn actions(plan: &Value) -> Vec<(String, String, String)> {
+    plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let kind = a["kind"].as_str().unwrap().to_owned();
+            (
+                kind,
+                a["key"].as_str().unwrap().to_owned(),
+                a["version_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn plans_look_ahead_and_apply_converges_while_holds_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("coffer.toml"), RULES).unwrap();
+    let tmp: Vec<String> = ["a", "b", "c"].iter().map(|body| put(d, "tmp/a", body, &[])).collect();
+    put(d, "keep/x", "kept", &[]);
+
+    // Now nothing is due under tmp/; in 8 days the current version expires;
+    // in 400 days the oldest noncurrent one goes too (the newest is kept).
+    let now = json(coffer(d, &["lifecycle", "plan", "--json"]));
+    assert!(
+        actions(&now).iter().all(|(_, key, _)| !key.starts_with("tmp/")),
+        "{now}"
+    );
+    let week = json(coffer(d, &["lifecycle", "plan", "--at", "8d", "--json"]));
+    assert_eq!(
+        actions(&week),
+        [("expire_current".into(), "tmp/a".into(), tmp[2].clone())]
+    );
+    let later = json(coffer(d, &["lifecycle", "plan", "--at", "400d", "--json"]));
+    assert_eq!(
+        actions(&later),
+        [
+            ("expire_current".into(), "tmp/a".into(), tmp[2].clone()),
+            ("expire_noncurrent".into(), "tmp/a".into(), tmp[0].clone()),
+        ]
+    );
+    let text = ok(coffer(d, &["lifecycle", "plan", "--at", "2099-01-01"])).stdout;
+    assert!(text.contains("would expire (delete marker): tmp/a version"), "{text}");
+
+    // Under now/ everything is due at once.
+    put(d, "now/x", "one", &[]);
+    put(d, "now/x", "two", &[]);
+    let held = put(d, "now/held", "held", &["--legal-hold"]);
+    put(d, "now/held", "newer", &[]);
+    let dry = json(coffer(d, &["lifecycle", "apply", "--dry-run", "--json"]));
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        json(coffer(d, &["versions", "now/x", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let first = json(coffer(d, &["lifecycle", "apply", "--json"]));
+    let held_back = first["plan"]["held"].as_array().unwrap();
+    assert_eq!(held_back.len(), 1, "{first}");
+    assert_eq!(held_back[0]["version_id"], held.as_str());
+    assert!(held_back[0]["reason"].as_str().unwrap().contains("legal hold"));
+    // Runs until nothing is left to do: the marker goes once the versions behind it have.
+    ok(coffer(d, &["lifecycle", "apply"]));
+    fails(coffer(d, &["versions", "now/x"]), 3, "no such key");
+    let again = json(coffer(d, &["lifecycle", "apply", "--json"]));
+    assert!(
+        actions(&again["plan"]).iter().all(|(_, key, _)| key != "now/x"),
+        "a second run acted again: {again}"
+    );
+    let versions = json(coffer(d, &["versions", "now/held", "--json"]));
+    assert!(
+        versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["version_id"] == held.as_str()),
+        "the version under legal hold was removed"
+    );
+    // Audited as the rule.
+    let audit = json(coffer(d, &["audit", "--actor", "lifecycle:now", "--json"]));
+    assert!(!audit.as_array().unwrap().is_empty(), "{audit}");
+    assert_eq!(
+        json(coffer(d, &["versions", "keep/x", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn bad_rules_are_one_line_and_commands_without_rules_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    put(d, "k", "x", &[]);
+    fails(coffer(d, &["lifecycle", "plan"]), 5, "no lifecycle rules");
+    std::fs::write(
+        d.join("coffer.toml"),
+        "[[lifecycle.rules]]\nid = \"a\"\ntransition_after_days = 3\n",
+    )
+    .unwrap();
+    fails(
+        coffer(d, &["list"]),
+        5,
+        "transition_after_days and transition_to go together",
+    );
+    std::fs::write(
+        d.join("coffer.toml"),
+        "[[lifecycle.rules]]\nid = \"a\"\nexpire_after_days = 1\n",
+    )
+    .unwrap();
+    fails(coffer(d, &["lifecycle", "plan", "--at", "soon"]), 5, "invalid time");
+}
+
+#[test]
+fn metadata_set_makes_a_version_sharing_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = put(
+        d,
+        "docs/r.txt",
+        "report",
+        &["--metadata", "owner=ann", "--metadata", "draft=yes", "--tag", "q=1"],
+    );
+    let changed = json(coffer(
+        d,
+        &[
+            "metadata",
+            "set",
+            "docs/r.txt",
+            "owner=bob",
+            "dept=ops",
+            "--remove",
+            "draft",
+            "--content-type",
+            "text/markdown",
+            "--json",
+        ],
+    ));
+    let second = changed["version_id"].as_str().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(
+        changed["metadata"],
+        serde_json::json!({ "owner": "bob", "dept": "ops" })
+    );
+    assert_eq!(changed["content_type"], "text/markdown");
+    assert_eq!(changed["tags"]["q"], "1");
+    let old = json(coffer(d, &["metadata", "docs/r.txt", "--version", &first, "--json"]));
+    assert_eq!(changed["sha256"], old["sha256"]);
+    assert_eq!(changed["blob_path"], old["blob_path"], "the bytes were copied");
+    assert_eq!(ok(coffer(d, &["get", "docs/r.txt"])).stdout, "report");
+    let compare = json(coffer(d, &["compare", "docs/r.txt", &first, second, "--json"]));
+    assert_eq!(compare["same_content"], true);
+    assert_eq!(compare["metadata"]["owner"]["before"], "ann");
+    let audit = json(coffer(
+        d,
+        &["audit", "--key", "docs/r.txt", "--action", "metadata", "--json"],
+    ));
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    fails(
+        coffer(d, &["metadata", "set", "docs/r.txt"]),
+        5,
+        "no metadata to set or remove",
+    );
+    fails(
+        coffer(d, &["metadata", "set", "docs/r.txt", "--remove", "nope"]),
+        5,
+        "has no metadata \"nope\"",
+    );
+    fails(
+        coffer(d, &["metadata", "set", "docs/none.txt", "a=b"]),
+        3,
+        "no such key",
+    );
+    assert_eq!(
+        json(coffer(d, &["versions", "docs/r.txt", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use coffer::catalog::{BlobRef, Catalog, KeyQuery, NewVersion, PostgresCatalog, Precondition, SqliteCatalog};
+use coffer::lifecycle::{ActionKind, LifecycleConfig, LifecycleRule};
 use coffer::testkit::TestDatabase;
 use coffer::{Comment, Metadata, ObjectKey, SearchQuery, Tags, Timestamp, VersionContent, VersionId};
 use futures::StreamExt;
@@ -27,6 +28,14 @@ const CUSTOMERS: u64 = 2_000;
 const READS: usize = 50;
 /// Timed single commits.
 const COMMITS: usize = 500;
+/// Lifecycle removals carried out and timed, each its own transaction.
+const LIFECYCLE_ACTIONS: usize = 500;
+/// The issue's target: planning lifecycle over this many versions ...
+const LIFECYCLE_TARGET_VERSIONS: f64 = 1_000_000.0;
+/// ... in under this many seconds.
+const MAX_LIFECYCLE_PLAN_S: f64 = 10.0;
+/// A lifecycle action should hold the writer for about this long at most.
+const MAX_LIFECYCLE_ACTION_MS: f64 = 100.0;
 
 /// How much to generate.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +67,13 @@ pub struct CatalogFigures {
     pub search_common: Samples,
     /// One put's catalog transaction (`commit_version` of a new version), one at a time.
     pub commit: Samples,
+    /// Planning three lifecycle rules over every version, 400 days ahead.
+    pub lifecycle_plan: Duration,
+    /// Versions the plan read, and the actions it gave.
+    pub lifecycle_versions: u64,
+    pub lifecycle_actions: usize,
+    /// Each lifecycle removal's transaction (the writer's hold), one at a time.
+    pub lifecycle_action: Samples,
     /// Bytes the catalog takes on disk.
     pub size: u64,
 }
@@ -177,9 +193,34 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
         commit.push(started.elapsed());
     }
 
+    // Lifecycle: three rules planned over every version, 400 days ahead (so
+    // that all are due), then the first removals carried out one by one.
+    let rules = lifecycle_rules()?;
+    let started = Instant::now();
+    let ahead = Timestamp::now().plus(Duration::from_secs(400 * 86_400));
+    let plan = coffer::lifecycle::plan_catalog(&*catalog, &rules, ahead).await?;
+    let lifecycle_plan = started.elapsed();
+    let mut lifecycle_action = Samples::default();
+    let removals = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::ExpireNoncurrent)
+        .take(LIFECYCLE_ACTIONS);
+    for action in removals {
+        let key = ObjectKey::new(action.key.as_str())?;
+        let id: VersionId = action.version_id.parse()?;
+        let started = Instant::now();
+        catalog.delete_version(&key, &id, "bench", false).await?;
+        lifecycle_action.push(started.elapsed());
+    }
+
     Ok(CatalogFigures {
         name,
         filled: scale.versions,
+        lifecycle_plan,
+        lifecycle_versions: plan.versions_seen,
+        lifecycle_actions: plan.actions.len(),
+        lifecycle_action,
         fill_time,
         list_page,
         list_page_again,
@@ -189,6 +230,31 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
         commit,
         size: 0,
     })
+}
+
+/// The rules the lifecycle step plans: noncurrent versions go (the newest
+/// two kept), one department moves to the cold tier, and old current
+/// versions of another expire.
+fn lifecycle_rules() -> Result<Vec<LifecycleRule>> {
+    let config: LifecycleConfig = toml::from_str(
+        r#"
+        [[rules]]
+        id = "noncurrent"
+        noncurrent_expire_after_days = 30
+        keep_noncurrent = 2
+        [[rules]]
+        id = "cold"
+        prefix = "dept01/"
+        transition_after_days = 90
+        transition_to = "cold"
+        [[rules]]
+        id = "expire"
+        prefix = "dept02/"
+        expire_after_days = 365
+        "#,
+    )?;
+    config.validate()?;
+    Ok(config.rules)
 }
 
 /// A small deterministic generator, so both catalogs get the same data.
@@ -294,6 +360,12 @@ const MAX_SEARCH_MS: f64 = 50.0;
 const MAX_POSTGRES_COMMIT_MS: f64 = 2.0;
 
 /// Print the catalog group's figures side by side.
+/// The plan time scaled to the target's 1,000,000 versions (planning is one
+/// pass over the versions, so it grows with their number).
+fn lifecycle_at_target(f: &CatalogFigures) -> f64 {
+    f.lifecycle_plan.as_secs_f64() * LIFECYCLE_TARGET_VERSIONS / (f.lifecycle_versions.max(1) as f64)
+}
+
 pub fn print(system: &crate::system::System, figures: &[CatalogFigures]) {
     println!();
     println!(
@@ -356,5 +428,28 @@ pub fn print(system: &crate::system::System, figures: &[CatalogFigures]) {
     row("  target p50 < 2 ms (PostgreSQL)", &|f| match f.name {
         "postgres" => verdict(ms(f.commit.median()) < MAX_POSTGRES_COMMIT_MS).to_owned(),
         _ => "-".to_owned(),
+    });
+    row("lifecycle plan, 3 rules over every version", &|f| {
+        format!("{:.2} s", f.lifecycle_plan.as_secs_f64())
+    });
+    row("  versions read / actions planned", &|f| {
+        format!("{} / {}", f.lifecycle_versions, f.lifecycle_actions)
+    });
+    row("  at 1,000,000 versions (scaled)", &|f| {
+        format!("{:.1} s", lifecycle_at_target(f))
+    });
+    row("  target < 10 s at 1,000,000", &|f| {
+        verdict(lifecycle_at_target(f) < MAX_LIFECYCLE_PLAN_S).to_owned()
+    });
+    row("lifecycle removal p50 / p95 / max", &|f| {
+        format!(
+            "{:.1} / {:.1} / {:.1} ms",
+            ms(f.lifecycle_action.median()),
+            ms(f.lifecycle_action.p95()),
+            ms(f.lifecycle_action.max())
+        )
+    });
+    row("  target max < 100 ms (writer hold)", &|f| {
+        verdict(ms(f.lifecycle_action.max()) < MAX_LIFECYCLE_ACTION_MS).to_owned()
     });
 }

@@ -9,16 +9,13 @@ use serde::Serialize;
 
 use super::Store;
 use crate::backend::{IncompleteUpload, Tier};
-use crate::catalog::{NewVersion, ObjectVersion, Precondition, VersionContent};
+use crate::catalog::{NewVersion, Precondition, VersionContent};
 use crate::error::{Error, Result};
 use crate::key::{Metadata, ObjectKey, Tags};
 use crate::layout::{self, STAGING_DIR};
-use crate::lifecycle::{ActionKind, LifecycleAction, LifecycleConfig, LifecyclePlan, plan_key};
+use crate::lifecycle::{ActionKind, LifecycleAction, LifecycleConfig, LifecyclePlan, plan_catalog};
 use crate::time::Timestamp;
 use crate::version::VersionId;
-
-/// Versions read per catalog round trip while planning.
-const PAGE: usize = 2_000;
 
 /// An upload that never finished, and the rule that aborts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,35 +63,7 @@ impl Store {
     /// changing anything: every key is read a page of versions at a time.
     pub async fn lifecycle_plan(&self, at: Option<Timestamp>) -> Result<LifecyclePlan> {
         let now = at.unwrap_or_else(Timestamp::now);
-        let mut plan = LifecyclePlan {
-            at: Some(now),
-            ..LifecyclePlan::default()
-        };
-        let rules = &self.lifecycle.rules;
-        if rules.is_empty() {
-            return Ok(plan);
-        }
-        // The shortest prefix every rule shares: the range worth reading.
-        let prefix = common_prefix(rules.iter().map(|rule| rule.prefix.as_str()));
-        let mut key_versions: Vec<ObjectVersion> = Vec::new();
-        let mut after: Option<(String, String)> = None;
-        loop {
-            let cursor = after.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
-            let page = self.catalog.versions_page(&prefix, cursor, PAGE).await?;
-            let full = page.len() == PAGE;
-            after = page.last().map(|v| (v.key.to_string(), v.version_id.to_string()));
-            for version in page {
-                if key_versions.first().is_some_and(|first| first.key != version.key) {
-                    plan_key(rules, &key_versions, now, &mut plan);
-                    key_versions.clear();
-                }
-                key_versions.push(version);
-            }
-            if !full {
-                plan_key(rules, &key_versions, now, &mut plan);
-                return Ok(plan);
-            }
-        }
+        plan_catalog(&*self.catalog, &self.lifecycle.rules, now).await
     }
 
     /// Apply the lifecycle rules now (or, with `dry_run`, say what would
@@ -237,36 +206,5 @@ impl Store {
             }
             None => self.backend.delete(&upload.path).await,
         }
-    }
-}
-
-/// The longest prefix all of `prefixes` start with.
-fn common_prefix<'a>(mut prefixes: impl Iterator<Item = &'a str>) -> String {
-    let Some(first) = prefixes.next() else {
-        return String::new();
-    };
-    let mut common = first;
-    for prefix in prefixes {
-        let shared = common
-            .char_indices()
-            .zip(prefix.chars())
-            .take_while(|((_, a), b)| a == b)
-            .last()
-            .map_or(0, |((i, a), _)| i + a.len_utf8());
-        common = &common[..shared];
-    }
-    common.to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::common_prefix;
-
-    #[test]
-    fn plans_read_the_range_every_rule_shares() {
-        assert_eq!(common_prefix(["tmp/a/", "tmp/b/"].into_iter()), "tmp/");
-        assert_eq!(common_prefix(["tmp/", "docs/"].into_iter()), "");
-        assert_eq!(common_prefix(["invoices/"].into_iter()), "invoices/");
-        assert_eq!(common_prefix(std::iter::empty()), "");
     }
 }

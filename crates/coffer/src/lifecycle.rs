@@ -337,7 +337,13 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
         return Ok(plan);
     }
     let prefix = common_prefix(rules.iter().map(|rule| rule.prefix.as_str()));
+    // A key's versions, oldest first as the pages come; planned newest first.
     let mut key_versions: Vec<ObjectVersion> = Vec::new();
+    let mut plan_and_clear = |versions: &mut Vec<ObjectVersion>, plan: &mut LifecyclePlan| {
+        versions.reverse();
+        plan_key(rules, versions, now, plan);
+        versions.clear();
+    };
     let mut after: Option<(String, String)> = None;
     loop {
         let cursor = after.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -346,13 +352,12 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
         after = page.last().map(|v| (v.key.to_string(), v.version_id.to_string()));
         for version in page {
             if key_versions.first().is_some_and(|first| first.key != version.key) {
-                plan_key(rules, &key_versions, now, &mut plan);
-                key_versions.clear();
+                plan_and_clear(&mut key_versions, &mut plan);
             }
             key_versions.push(version);
         }
         if !full {
-            plan_key(rules, &key_versions, now, &mut plan);
+            plan_and_clear(&mut key_versions, &mut plan);
             return Ok(plan);
         }
     }

@@ -136,9 +136,9 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn versions(&self, key: &ObjectKey, limit: Option<usize>) -> Result<Vec<ObjectVersion>>;
     /// Current versions of keys, in key order (see [`KeyQuery`]).
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>>;
-    /// Every version under `prefix`, delete markers included, in key order
-    /// and each key's newest first, after `after` (a key and version id) in
-    /// that order; at most `limit`.
+    /// Every version under `prefix`, delete markers included, in (key,
+    /// version id) order (each key's oldest first), after `after` (a key and
+    /// version id) in that order; at most `limit`.
     async fn versions_page(
         &self,
         prefix: &str,

@@ -81,8 +81,9 @@ pub(super) async fn list_latest(mut conn: Conn<'_>, query: &KeyQuery) -> Result<
     Ok(versions)
 }
 
-/// Every version under `prefix` in key order, each key's newest first, after
-/// `after` in that order; at most `limit`.
+/// Every version under `prefix` in (key, version id) order, after `after` in
+/// that order; at most `limit`. The cursor is one row-value comparison, so
+/// each page starts where the last ended in the primary key's index.
 pub(super) async fn versions_page(
     mut conn: Conn<'_>,
     prefix: &str,
@@ -96,18 +97,18 @@ pub(super) async fn versions_page(
         params.push(Param::Text(upper));
     }
     if let Some((key, version_id)) = after {
-        filters.push("(key > ? OR (key = ? AND version_id < ?))".to_owned());
-        params.extend([key, key, version_id].map(|p| Param::Text(p.to_owned())));
+        filters.push("(key, version_id) > (?, ?)".to_owned());
+        params.extend([key, version_id].map(|p| Param::Text(p.to_owned())));
     }
     params.push(Param::Int(to_i64(limit as u64)));
     let sql = format!(
-        "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id DESC LIMIT ?) v {VERSION_JOINS}",
+        "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id LIMIT ?) v {VERSION_JOINS}",
         conn.dialect().versions_json_of_rows(),
         filters.join(" AND ")
     );
     let (json,): (Option<String>,) = conn.one("listing versions", &sql, params).await?;
     let mut versions = versions_of(json)?;
-    versions.sort_unstable_by(|a, b| (a.key.as_str(), &b.version_id).cmp(&(b.key.as_str(), &a.version_id)));
+    versions.sort_unstable_by(|a, b| (a.key.as_str(), &a.version_id).cmp(&(b.key.as_str(), &b.version_id)));
     Ok(versions)
 }
 

@@ -36,7 +36,7 @@ pub async fn catalog_suite(catalog: &dyn Catalog) -> Outcome {
 }
 
 /// `versions_page` walks every version under a prefix (markers included),
-/// keys in order and each key's newest first, a page at a time, each once.
+/// in (key, version id) order, a page at a time, each once.
 pub async fn catalog_versions_pages(catalog: &dyn Catalog) -> Outcome {
     let root = unique("cat/pages");
     let mut expected = Vec::new();
@@ -55,7 +55,6 @@ pub async fn catalog_versions_pages(catalog: &dyn Catalog) -> Outcome {
             ids.push(version.version_id);
         }
         ids.push(catalog.commit_version(marker(&k)).await.ctx("marker")?.version_id);
-        ids.reverse();
         expected.extend(ids.into_iter().map(|id| (k.to_string(), id)));
     }
     let other = key(&format!("{root}x/outside"))?;

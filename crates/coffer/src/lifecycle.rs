@@ -339,7 +339,7 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
     let prefix = common_prefix(rules.iter().map(|rule| rule.prefix.as_str()));
     // A key's versions, oldest first as the pages come; planned newest first.
     let mut key_versions: Vec<ObjectVersion> = Vec::new();
-    let mut plan_and_clear = |versions: &mut Vec<ObjectVersion>, plan: &mut LifecyclePlan| {
+    let plan_and_clear = |versions: &mut Vec<ObjectVersion>, plan: &mut LifecyclePlan| {
         versions.reverse();
         plan_key(rules, versions, now, plan);
         versions.clear();

@@ -505,40 +505,6 @@ impl Store {
         self.commit_described(version).await
     }
 
-    /// Remove one version of `key` for good, and its bytes once no version
-    /// uses them. Refused (`RetentionLocked`) while a legal hold or a
-    /// retention in force protects the version.
-    pub async fn delete_version(&self, key: &str, version_id: &VersionId) -> Result<ObjectVersion> {
-        self.remove_version(key, version_id, false).await
-    }
-
-    /// [`delete_version`](Self::delete_version), bypassing a governance
-    /// retention in force (audited as such); a compliance retention or a
-    /// legal hold still refuses.
-    pub async fn delete_version_bypassing_governance(
-        &self,
-        key: &str,
-        version_id: &VersionId,
-    ) -> Result<ObjectVersion> {
-        self.remove_version(key, version_id, true).await
-    }
-
-    async fn remove_version(
-        &self,
-        key: &str,
-        version_id: &VersionId,
-        bypass_governance: bool,
-    ) -> Result<ObjectVersion> {
-        let key = ObjectKey::new(key)?;
-        let deleted = self
-            .catalog
-            .delete_version(&key, version_id, &self.actor, bypass_governance)
-            .await?;
-        self.events_written(&key).await;
-        self.remove_leftovers(std::slice::from_ref(&deleted)).await;
-        Ok(deleted.version)
-    }
-
     /// Every version of `key`, delete markers included, newest first.
     pub async fn versions(&self, key: &str) -> Result<Vec<ObjectVersion>> {
         let key = ObjectKey::new(key)?;

@@ -1,6 +1,7 @@
 //! Retention and legal hold on `Store`: the calls behind `coffer retention`
-//! and `coffer legal-hold`. The rules are the catalog's (see
-//! `crate::retention`); these check the request and record it.
+//! and `coffer legal-hold`, and removing a version for good under them. The
+//! rules are the catalog's (see `crate::retention`); these check the request
+//! and record it.
 
 use super::Store;
 use crate::catalog::{Annotation, ObjectVersion};
@@ -11,6 +12,40 @@ use crate::time::Timestamp;
 use crate::version::VersionId;
 
 impl Store {
+    /// Remove one version of `key` for good, and its bytes once no version
+    /// uses them. Refused (`RetentionLocked`) while a legal hold or a
+    /// retention in force protects the version.
+    pub async fn delete_version(&self, key: &str, version_id: &VersionId) -> Result<ObjectVersion> {
+        self.remove_version(key, version_id, false).await
+    }
+
+    /// [`delete_version`](Self::delete_version), bypassing a governance
+    /// retention in force (audited as such); a compliance retention or a
+    /// legal hold still refuses.
+    pub async fn delete_version_bypassing_governance(
+        &self,
+        key: &str,
+        version_id: &VersionId,
+    ) -> Result<ObjectVersion> {
+        self.remove_version(key, version_id, true).await
+    }
+
+    async fn remove_version(
+        &self,
+        key: &str,
+        version_id: &VersionId,
+        bypass_governance: bool,
+    ) -> Result<ObjectVersion> {
+        let key = ObjectKey::new(key)?;
+        let deleted = self
+            .catalog
+            .delete_version(&key, version_id, &self.actor, bypass_governance)
+            .await?;
+        self.events_written(&key).await;
+        self.remove_leftovers(std::slice::from_ref(&deleted)).await;
+        Ok(deleted.version)
+    }
+
     /// Give a version `retention`: extending it (or making governance
     /// compliance) is always allowed; shortening or relaxing a governance
     /// retention in force needs `bypass_governance` (audited as such), and a

@@ -324,7 +324,7 @@ pub fn plan_key(rules: &[LifecycleRule], versions: &[ObjectVersion], now: Timest
 }
 
 /// Versions read per catalog round trip while planning.
-const PAGE: usize = 2_000;
+const PAGE: usize = 5_000;
 
 /// Plan `rules` at `now` over every version in `catalog` they may select,
 /// reading a page of versions at a time (the range all rules' prefixes share).
@@ -337,6 +337,7 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
         return Ok(plan);
     }
     let prefix = common_prefix(rules.iter().map(|rule| rule.prefix.as_str()));
+    let with_tags = rules.iter().any(|rule| !rule.tags.is_empty());
     // A key's versions, oldest first as the pages come; planned newest first.
     let mut key_versions: Vec<ObjectVersion> = Vec::new();
     let plan_and_clear = |versions: &mut Vec<ObjectVersion>, plan: &mut LifecyclePlan| {
@@ -347,7 +348,7 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
     let mut after: Option<(String, String)> = None;
     loop {
         let cursor = after.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
-        let page = catalog.versions_page(&prefix, cursor, PAGE).await?;
+        let page = catalog.versions_page(&prefix, cursor, PAGE, with_tags).await?;
         let full = page.len() == PAGE;
         after = page.last().map(|v| (v.key.to_string(), v.version_id.to_string()));
         for version in page {

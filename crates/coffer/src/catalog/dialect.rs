@@ -145,6 +145,27 @@ impl Dialect {
         )
     }
 
+    /// [`Dialect::versions_json`] with only what a plan over versions reads:
+    /// metadata and comments left empty, tags looked up only when `tags`.
+    pub(super) fn versions_json_for_planning(&self, tags: bool) -> String {
+        let tags = if tags {
+            self.tags_of_row()
+        } else {
+            self.empty_object.to_owned()
+        };
+        let int = self.as_int;
+        let version = format!(
+            "{}(v.key, v.version_id, v.is_delete_marker{int}, (l.version_id IS NOT NULL){int}, v.size, \
+             v.etag, v.blob_sha256, v.content_type, {}, v.created_at, v.created_by, b.locator, \
+             b.damaged, {}, {}, v.retention_mode, v.retain_until, v.legal_hold{int}, b.placement)",
+            self.json_array,
+            self.json_value(self.empty_object),
+            self.json_value(&tags),
+            self.json_value(self.empty_array)
+        );
+        format!("{}({version}){}", self.json_agg, self.json_text)
+    }
+
     /// The aggregate that turns the versions a query selects (as `v`, joined
     /// by [`VERSION_JOINS`]) into one JSON text: an array of
     /// [`Dialect::version_json`]s (`NULL` or `[]` when no row matched; the

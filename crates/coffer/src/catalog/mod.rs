@@ -138,12 +138,15 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn list_latest(&self, query: &KeyQuery) -> Result<Vec<ObjectVersion>>;
     /// Every version under `prefix`, delete markers included, in (key,
     /// version id) order (each key's oldest first), after `after` (a key and
-    /// version id) in that order; at most `limit`.
+    /// version id) in that order; at most `limit`. For plans over many
+    /// versions: metadata and comments come back empty, and tags too unless
+    /// `tags`.
     async fn versions_page(
         &self,
         prefix: &str,
         after: Option<(&str, &str)>,
         limit: usize,
+        tags: bool,
     ) -> Result<Vec<ObjectVersion>>;
     /// Set or remove tags, or add a comment, on a version.
     async fn annotate(

@@ -82,13 +82,15 @@ pub(super) async fn list_latest(mut conn: Conn<'_>, query: &KeyQuery) -> Result<
 }
 
 /// Every version under `prefix` in (key, version id) order, after `after` in
-/// that order; at most `limit`. The cursor is one row-value comparison, so
+/// that order; at most `limit`; without metadata and comments, and without
+/// tags unless `tags` (what a plan over versions reads). The cursor is one row-value comparison, so
 /// each page starts where the last ended in the primary key's index.
 pub(super) async fn versions_page(
     mut conn: Conn<'_>,
     prefix: &str,
     after: Option<(&str, &str)>,
     limit: usize,
+    tags: bool,
 ) -> Result<Vec<ObjectVersion>> {
     let mut filters = vec!["key >= ?".to_owned()];
     let mut params = vec![Param::Text(prefix.to_owned())];
@@ -103,7 +105,7 @@ pub(super) async fn versions_page(
     params.push(Param::Int(to_i64(limit as u64)));
     let sql = format!(
         "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id LIMIT ?) v {VERSION_JOINS}",
-        conn.dialect().versions_json_of_rows(),
+        conn.dialect().versions_json_for_planning(tags),
         filters.join(" AND ")
     );
     let (json,): (Option<String>,) = conn.one("listing versions", &sql, params).await?;

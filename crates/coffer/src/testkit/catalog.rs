@@ -67,7 +67,10 @@ pub async fn catalog_versions_pages(catalog: &dyn Catalog) -> Outcome {
     let mut after: Option<(String, String)> = None;
     loop {
         let cursor = after.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
-        let page = catalog.versions_page(&prefix, cursor, 5).await.ctx("versions_page")?;
+        let page = catalog
+            .versions_page(&prefix, cursor, 5, true)
+            .await
+            .ctx("versions_page")?;
         seen.extend(page.iter().map(|v| (v.key.to_string(), v.version_id.clone())));
         match page.last() {
             Some(last) if page.len() == 5 => after = Some((last.key.to_string(), last.version_id.to_string())),

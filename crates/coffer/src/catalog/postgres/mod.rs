@@ -325,8 +325,9 @@ impl Catalog for PostgresCatalog {
         prefix: &str,
         after: Option<(&str, &str)>,
         limit: usize,
+        tags: bool,
     ) -> Result<Vec<ObjectVersion>> {
-        reads::versions_page(self.reader().await?, prefix, after, limit).await
+        reads::versions_page(self.reader().await?, prefix, after, limit, tags).await
     }
 
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>> {

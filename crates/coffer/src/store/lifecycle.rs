@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::Store;
 use crate::backend::{IncompleteUpload, Tier};
-use crate::catalog::{NewVersion, Precondition, VersionContent};
+use crate::catalog::Precondition;
 use crate::error::{Error, Result};
-use crate::key::{Metadata, ObjectKey, Tags};
+use crate::key::ObjectKey;
 use crate::layout::{self, STAGING_DIR};
 use crate::lifecycle::{ActionKind, LifecycleAction, LifecycleConfig, LifecyclePlan, plan_catalog};
 use crate::time::Timestamp;
@@ -120,22 +120,12 @@ impl Store {
         if current.version_id != *version_id {
             return Err(Error::conflict(format!("{key} has a newer version since the plan")));
         }
-        let marker = NewVersion {
-            key: key.clone(),
-            version_id: VersionId::generate(),
-            content: VersionContent::DeleteMarker,
-            content_type: None,
-            metadata: Metadata::new(),
-            created_at: Timestamp::now(),
-            created_by: self.actor.clone(),
-            precondition: Precondition::IfMatch(current.etag.unwrap_or_default()),
-            action: "lifecycle",
-            audit_detail: serde_json::json!({ "rule": action.rule, "expired_version_id": version_id }),
-            tags: Tags::new(),
-            comments: Vec::new(),
-            retention: None,
-            legal_hold: false,
-        };
+        let marker = self.delete_marker(
+            key.clone(),
+            Precondition::IfMatch(current.etag.unwrap_or_default()),
+            "lifecycle",
+            serde_json::json!({ "rule": action.rule, "expired_version_id": version_id }),
+        );
         self.commit_described(marker).await.map(|_| ())
     }
 

@@ -10,14 +10,11 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, SpoolBackend, TieredBackend};
 use crate::body;
 use crate::body::ByteStream;
-use crate::catalog::{
-    Catalog, KeyQuery, NewVersion, ObjectVersion, Precondition, SearchPage, SearchQuery, VersionContent,
-    prefix_upper_bound,
-};
+use crate::catalog::{Catalog, KeyQuery, ObjectVersion, Precondition, SearchPage, SearchQuery, prefix_upper_bound};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
-use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata};
+use crate::key::{ObjectKey, validate_content_type, validate_metadata};
 use crate::lifecycle::LifecycleConfig;
 use crate::retention::{Retention, RetentionConfig};
 use crate::time::Timestamp;
@@ -486,22 +483,7 @@ impl Store {
     /// Delete `key`: add a delete marker as its new version. Its older versions stay.
     pub async fn delete(&self, key: &str) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
-        let version = NewVersion {
-            key,
-            version_id: VersionId::generate(),
-            content: VersionContent::DeleteMarker,
-            content_type: None,
-            metadata: Metadata::new(),
-            created_at: Timestamp::now(),
-            created_by: self.actor.clone(),
-            precondition: Precondition::MustExist,
-            action: "delete",
-            audit_detail: serde_json::Value::Null,
-            tags: Tags::new(),
-            comments: Vec::new(),
-            retention: None,
-            legal_hold: false,
-        };
+        let version = self.delete_marker(key, Precondition::MustExist, "delete", serde_json::Value::Null);
         self.commit_described(version).await
     }
 

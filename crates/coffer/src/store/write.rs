@@ -11,7 +11,7 @@ use crate::body::ByteStream;
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{BlobRef, NewVersion, ObjectVersion, Precondition, Repair, VersionContent};
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::{ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
+use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
 use crate::progress::Progress;
 use crate::time::Timestamp;
@@ -233,6 +233,32 @@ impl Store {
             tags: Tags::new(),
             comments: Vec::new(),
         })
+    }
+
+    /// A delete marker as `key`'s new version, made now by this store's actor.
+    pub(super) fn delete_marker(
+        &self,
+        key: ObjectKey,
+        precondition: Precondition,
+        action: &'static str,
+        audit_detail: serde_json::Value,
+    ) -> NewVersion {
+        NewVersion {
+            key,
+            version_id: VersionId::generate(),
+            content: VersionContent::DeleteMarker,
+            content_type: None,
+            metadata: Metadata::new(),
+            created_at: Timestamp::now(),
+            created_by: self.actor.clone(),
+            precondition,
+            action,
+            audit_detail,
+            tags: Tags::new(),
+            comments: Vec::new(),
+            retention: None,
+            legal_hold: false,
+        }
     }
 
     /// Stream a large body to `staging`, hashing it on the way.

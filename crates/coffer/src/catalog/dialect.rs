@@ -7,8 +7,6 @@ use super::{CatalogStats, ObjectVersion};
 
 /// What a SQL text written once needs to know about its database.
 pub(super) struct Dialect {
-    /// `?` placeholders stay (SQLite) or become `$1, $2, ...` (PostgreSQL).
-    numbered: bool,
     /// Appended to a `SUM` of integers to keep it an integer
     /// (PostgreSQL's sum of `bigint`s is `numeric`).
     sum_cast: &'static str,
@@ -38,7 +36,6 @@ pub(super) struct Dialect {
 
 /// SQLite's dialect.
 pub(super) const SQLITE: Dialect = Dialect {
-    numbered: false,
     sum_cast: "",
     json_text: "",
     as_int: "",
@@ -56,7 +53,6 @@ pub(super) const SQLITE: Dialect = Dialect {
 /// PostgreSQL's dialect.
 #[cfg(feature = "catalog-postgres")]
 pub(super) const POSTGRES: Dialect = Dialect {
-    numbered: true,
     sum_cast: "::bigint",
     json_text: "::text",
     as_int: "::int",
@@ -72,11 +68,6 @@ pub(super) const POSTGRES: Dialect = Dialect {
 };
 
 impl Dialect {
-    /// `sql`, written with `?` placeholders, in this dialect.
-    pub(super) fn sql(&self, sql: &str) -> String {
-        if self.numbered { numbered(sql) } else { sql.to_owned() }
-    }
-
     /// The JSON column `column` read as text.
     pub(super) fn json_text(&self, column: &str) -> String {
         format!("{column}{}", self.json_text)
@@ -280,8 +271,9 @@ pub(super) fn stats_of(row: StatsRow) -> CatalogStats {
     }
 }
 
-/// Turn `?` placeholders into PostgreSQL's numbered `$n`, for queries built
-/// from optional filters.
+/// Turn `?` placeholders into PostgreSQL's numbered `$n`: SQL written once
+/// runs on PostgreSQL this way.
+#[cfg(feature = "catalog-postgres")]
 pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
@@ -302,7 +294,6 @@ mod tests {
 
     #[test]
     fn one_text_serves_both_dialects() {
-        assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
         assert!(!SQLITE.stats_select().contains("::"));
         assert_eq!(SQLITE.json_text("detail"), "detail");
         let versions = SQLITE.key_versions_select(true);
@@ -325,9 +316,7 @@ mod tests {
             "{version}"
         );
         assert!(POSTGRES.versions_json("t", "c").ends_with(")::text"));
-        assert_eq!(
-            POSTGRES.sql(&POSTGRES.key_versions_select(true)).matches('$').count(),
-            4
-        );
+        assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(numbered(&POSTGRES.key_versions_select(true)).matches('$').count(), 4);
     }
 }

@@ -16,7 +16,7 @@ use super::rows::{Param, bind_params};
 use crate::error::{Error, ErrorKind, Result};
 
 #[cfg(feature = "catalog-postgres")]
-use super::dialect::POSTGRES;
+use super::dialect::{POSTGRES, numbered};
 #[cfg(feature = "catalog-postgres")]
 use sqlx::postgres::{PgConnection, PgRow, Postgres};
 
@@ -108,7 +108,7 @@ impl Conn<'_> {
                 .map_err(|e| super::sqlite::db_error(what, e)),
             #[cfg(feature = "catalog-postgres")]
             Conn::Postgres(conn) => {
-                let sql = POSTGRES.sql(sql);
+                let sql = numbered(sql);
                 bind_params!(sqlx::query_as(&sql), params)
                     .fetch_all(&mut **conn)
                     .await
@@ -127,7 +127,7 @@ impl Conn<'_> {
                 .map_err(|e| super::sqlite::db_error(what, e)),
             #[cfg(feature = "catalog-postgres")]
             Conn::Postgres(conn) => {
-                let sql = POSTGRES.sql(sql);
+                let sql = numbered(sql);
                 bind_params!(sqlx::query(&sql), params)
                     .execute(&mut **conn)
                     .await

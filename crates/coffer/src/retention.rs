@@ -119,6 +119,17 @@ impl Retention {
         }))
     }
 
+    /// Refuse a retention asked for that would already be over at `now`.
+    pub fn check_requested(&self, now: Timestamp) -> Result<()> {
+        if self.in_force(now) {
+            return Ok(());
+        }
+        Err(Error::invalid_input(format!(
+            "retain-until {} is in the past: a retention must end later than now",
+            self.until
+        )))
+    }
+
     /// True while the retention holds at `now`.
     pub fn in_force(&self, now: Timestamp) -> bool {
         now < self.until

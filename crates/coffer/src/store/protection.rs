@@ -5,7 +5,7 @@
 
 use super::Store;
 use crate::catalog::{Annotation, ObjectVersion};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::ObjectKey;
 use crate::retention::Retention;
 use crate::time::Timestamp;
@@ -58,12 +58,7 @@ impl Store {
         bypass_governance: bool,
     ) -> Result<ObjectVersion> {
         let key = ObjectKey::new(key)?;
-        if !retention.in_force(Timestamp::now()) {
-            return Err(Error::invalid_input(format!(
-                "retain-until {} is in the past: a retention must end later than now",
-                retention.until
-            )));
-        }
+        retention.check_requested(Timestamp::now())?;
         let change = Annotation::Retention {
             retention: Some(retention),
             bypass_governance,

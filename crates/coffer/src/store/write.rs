@@ -148,13 +148,8 @@ impl Store {
         if options.storage_class.is_some() && !self.backend.capabilities().storage_classes {
             return Err(crate::backend::no_storage_classes(&*self.backend));
         }
-        if let Some(retention) = options.retention
-            && !retention.in_force(Timestamp::now())
-        {
-            return Err(Error::invalid_input(format!(
-                "retain-until {} is in the past: a retention must end later than now",
-                retention.until
-            )));
+        if let Some(retention) = options.retention {
+            retention.check_requested(Timestamp::now())?;
         }
         let precondition = options.precondition()?;
         // The catalog checks the condition again when it commits.

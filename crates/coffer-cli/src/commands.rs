@@ -14,7 +14,7 @@ use crate::catalog;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, MetadataCommand, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{bulk, hooks, lifecycle, manage, protection, remote};
+use crate::{bulk, hooks, lifecycle, manage, protection, remote, restore};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -145,6 +145,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(command) => protection::retention(&store, command, json).await?,
         Command::LegalHold(command) => protection::legal_hold(&store, command, json).await?,
         Command::Lifecycle(command) => return lifecycle::run(&store, command, json).await,
+        Command::Restore(args) => restore::run(&store, args, json).await?,
         Command::Audit(args) => manage::audit(&store, args, json).await?,
         Command::Search(args) => manage::search(&store, args, json).await?,
         Command::Verify(args) => return manage::verify(&store, args, json).await,
@@ -512,6 +513,14 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
             },
         ),
         ("capabilities", crate::output::capabilities_line(caps)),
+        (
+            "protection",
+            match (&info.native_guard, info.backend_ok) {
+                (Some(guard), _) => format!("{guard}: coffer locks protected versions' objects there too"),
+                (None, true) => "coffer's alone: the store has no lock of its own".to_owned(),
+                (None, false) => "unknown while the backend does not answer".to_owned(),
+            },
+        ),
         ("catalog", info.catalog.clone()),
         ("objects", format!("{} ({})", s.objects, human_size(s.object_bytes))),
         (

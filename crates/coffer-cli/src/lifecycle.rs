@@ -68,6 +68,9 @@ fn plan_time(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 async fn apply_once(store: &Store, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
+    if !dry_run {
+        crate::restore::poll(store, json).await?;
+    }
     let report = store.lifecycle_apply(dry_run).await?;
     if json {
         print_json(&report)?;

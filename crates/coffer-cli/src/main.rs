@@ -24,6 +24,7 @@ mod output;
 mod progress;
 mod protection;
 mod remote;
+mod restore;
 mod usage;
 
 use std::process::ExitCode;

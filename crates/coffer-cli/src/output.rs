@@ -24,7 +24,7 @@ Exit codes:
  11  unsupported by this backend or build
  12  a hook could not deliver (hooks test)
  13  no store there (a read found no store; run `coffer init`, or pass --data-dir)
- 14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first
+ 14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first (coffer restore KEY --version ID)
  15  unauthorized: the store refused the credentials (missing or wrong keys, wrong region, no permission)";
 
 /// Exit code when standard output was closed early, as a shell reports a

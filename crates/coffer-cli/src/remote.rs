@@ -46,6 +46,7 @@ pub fn backend_overrides(args: &BackendArgs) -> anyhow::Result<BackendOverrides>
         ("connection-string", args.connection_string.clone()),
         ("access-tier", args.access_tier.clone()),
         ("create-bucket", switch(args.create_bucket)),
+        ("object-lock", switch(args.object_lock)),
     ] {
         if let Some(value) = value {
             overrides.flag(flag, value)?;
@@ -96,6 +97,7 @@ pub async fn sync(store: &Store, watch: bool, interval: Option<&str>, json: bool
     };
     let mut stop = std::pin::pin!(crate::hooks::shutdown_signal());
     loop {
+        crate::restore::poll(store, json).await?;
         match store.sync().await {
             Ok(report) if report.moved > 0 || !report.failed.is_empty() => print_drain(&report, json)?,
             Ok(_) => {}

@@ -8,36 +8,12 @@
 #[allow(dead_code)] // this file uses some of the shared helpers
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use coffer::testkit::services::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY};
-use common::{coffer, coffer_in, json, ok};
+use common::{client, coffer, coffer_in, json, ok};
 use sha2::Digest;
-
-/// The client `name`, or `None` (with a loud line) when it is not installed
-/// and services are not required.
-fn client(name: &str) -> Option<PathBuf> {
-    let tools = std::env::var("COFFER_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/coffer-tools"));
-    let candidates = [tools.join("clients-venv/bin").join(name)];
-    let found = candidates.into_iter().find(|p| p.is_file()).or_else(|| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
-    });
-    if found.is_none() {
-        assert!(
-            !coffer::testkit::services::services_required(),
-            "{name} is required (COFFER_REQUIRE_SERVICES=1) but not installed: run scripts/services/clients.sh"
-        );
-        eprintln!("SKIPPED: {name} is not installed; scripts/services/clients.sh installs it");
-    }
-    found
-}
 
 struct Garage {
     bucket: String,

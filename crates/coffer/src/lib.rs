@@ -97,9 +97,9 @@ pub use crate::store::{
     AUDIT_ACTIONS, AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DeletePrefixReport,
     DispatcherHandle, ExportOptions, ExportReport, FailedAction, GetOptions, GetResult, Health, HistoryEntry,
     ImportBackendOptions, ImportOptions, ImportReport, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS,
-    MAX_PRESIGN_EXPIRY, MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions, ReindexReport,
-    StaleUpload, Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange, VerifyOptions, VerifyProblem,
-    VerifyReport,
+    MAX_PRESIGN_EXPIRY, MAX_RESTORE_DAYS, MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions,
+    RESTORE_POLL_INTERVAL, ReindexReport, RestoreStatus, StaleUpload, Store, StoreInfo, SyncHandle, TextDiff, TierMove,
+    ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

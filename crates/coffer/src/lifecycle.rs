@@ -492,7 +492,8 @@ mod tests {
         let docs = history("docs/big", &[(0, Some(500))]);
         let small = history("docs/small", &[(0, Some(10))]);
         let other = history("other/x", &[(0, Some(10))]);
-        let table: [(i64, &[ObjectVersion], Vec<(&str, usize)>); 12] = [
+        type Row<'a> = (i64, &'a [ObjectVersion], Vec<(&'a str, usize)>); // day, versions, actions expected
+        let table: [Row; 12] = [
             (1, &tmp, vec![]),
             (31, &tmp, vec![("expire", 0)]),
             // Noncurrent since day 20 (index 1, kept as the newest noncurrent) and day 10 (index 2).

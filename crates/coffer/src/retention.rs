@@ -151,6 +151,24 @@ fn locked(message: String) -> Error {
 }
 
 impl Protection {
+    /// One protection that holds as long as each of `all` does at `now`
+    /// (what an object shared by several versions needs): the latest
+    /// retention in force, compliance where one reaches as far, and a legal
+    /// hold if any has one.
+    pub fn covering(all: impl IntoIterator<Item = Protection>, now: Timestamp) -> Protection {
+        let mut covering = Protection::default();
+        for protection in all {
+            covering.legal_hold |= protection.legal_hold;
+            if let Some(retention) = protection.active(now) {
+                covering.retention = Some(match covering.retention {
+                    Some(held) if (held.until, held.mode) >= (retention.until, retention.mode) => held,
+                    _ => retention,
+                });
+            }
+        }
+        covering
+    }
+
     /// The retention still in force at `now`, if any.
     pub fn active(&self, now: Timestamp) -> Option<Retention> {
         self.retention.filter(|r| r.in_force(now))
@@ -370,6 +388,25 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_object_is_covered_by_the_longest_protection() {
+        let now = at("2024-06-01T00:00:00Z");
+        let governance = retained(RetentionMode::Governance, "2026-01-01T00:00:00Z");
+        let compliance = retained(RetentionMode::Compliance, "2025-01-01T00:00:00Z");
+        let past = retained(RetentionMode::Compliance, "2024-01-01T00:00:00Z");
+        let held = Protection {
+            retention: None,
+            legal_hold: true,
+        };
+        let covering = Protection::covering([compliance, governance, past], now);
+        assert_eq!(covering, governance);
+        // A tie goes to compliance; a hold on any one holds them all.
+        let tie = retained(RetentionMode::Compliance, "2026-01-01T00:00:00Z");
+        assert_eq!(Protection::covering([governance, tie], now).retention, tie.retention);
+        assert!(Protection::covering([past, held], now).legal_hold);
+        assert_eq!(Protection::covering([past], now), Protection::default());
+    }
+
+    #[test]
     fn removal_is_refused_while_protected_and_free_after() {
         let now = at("2024-06-01T00:00:00Z");
         let compliance = retained(RetentionMode::Compliance, "2025-01-01T00:00:00Z");
@@ -406,10 +443,7 @@ mod tests {
             mode: RetentionMode::Compliance,
             until: at("2026-01-01T00:00:00Z"),
         };
-        assert_eq!(
-            current.check_retention_change("k", Some(&longer), now, false).unwrap(),
-            false
-        );
+        assert!(!current.check_retention_change("k", Some(&longer), now, false).unwrap());
         let shorter = Retention {
             until: at("2024-12-01T00:00:00Z"),
             ..longer
@@ -447,15 +481,14 @@ mod tests {
             mode: RetentionMode::Compliance,
             until: at("2025-01-01T00:00:00Z"),
         };
-        assert_eq!(
-            current
+        assert!(
+            !current
                 .check_retention_change("k", Some(&stricter), now, false)
-                .unwrap(),
-            false
+                .unwrap()
         );
         let err = current.check_retention_change("k", None, now, false).unwrap_err();
         assert!(err.message().contains("--bypass-governance"), "{}", err.message());
-        assert_eq!(current.check_retention_change("k", None, now, true).unwrap(), true);
+        assert!(current.check_retention_change("k", None, now, true).unwrap());
     }
 
     #[test]

@@ -190,3 +190,42 @@ async fn an_interrupted_multipart_upload_leaves_no_version_and_no_parts() {
     let report = store.verify(&repair).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// A protected version put while the store is down waits in the spool with
+/// its lock; the drain that moves it to an Object Lock bucket locks it there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spooled_protected_version_is_locked_when_it_reaches_the_store() {
+    let Some(mut s3) = coffer::testkit::services::moto_bucket().unwrap() else {
+        return;
+    };
+    s3.object_lock = true;
+    let direct = s3.clone();
+    let upstream = s3.endpoint.clone().unwrap().trim_start_matches("http://").to_owned();
+    let mut proxy = TcpProxy::start(&upstream).await.unwrap();
+    s3.endpoint = Some(proxy.url());
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        spool: Some(dir.path().join("spool")),
+        ..on_bucket(&s3, dir.path())
+    };
+    let store = Store::open(&config).await.unwrap().with_actor("tester");
+    store
+        .put_bytes("warmup.txt", "the bucket answers", PutOptions::default())
+        .await
+        .unwrap();
+
+    proxy.stop();
+    let held = PutOptions {
+        legal_hold: true,
+        ..PutOptions::default()
+    };
+    let version = store.put_bytes("evidence/e.txt", "exhibit", held).await.unwrap();
+    assert!(store.is_spooled(&version).await);
+
+    proxy.resume().await.unwrap();
+    store.sync().await.unwrap();
+    assert!(!store.is_spooled(&version).await);
+    let blob = version.blob_path.clone().unwrap();
+    let (_, hold) = coffer::testkit::services::s3_object_lock(&direct, &blob).await.unwrap();
+    assert_eq!(hold.as_deref(), Some("ON"), "the drained blob carries the legal hold");
+}

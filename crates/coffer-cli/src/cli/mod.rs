@@ -13,8 +13,8 @@ pub use self::manage::{
     AuditArgs, AuditCommand, CatalogCommand, ImportSelection, LifecycleCommand, PruneArgs, SearchArgs, VerifyArgs,
 };
 pub use self::objects::{
-    DeleteArgs, GetArgs, LegalHoldCommand, ListArgs, MetadataCommand, PutArgs, RetentionArgs, RetentionCommand,
-    TierCommand, UrlArgs, UrlMethod,
+    DeleteArgs, GetArgs, LegalHoldCommand, ListArgs, MetadataCommand, PutArgs, RestoreArgs, RestoreCommand,
+    RetentionArgs, RetentionCommand, TierCommand, UrlArgs, UrlMethod,
 };
 
 /// coffer: versioned, audited objects on local disk or any object store.
@@ -117,6 +117,10 @@ pub struct BackendArgs {
     /// S3 or Azure: create the bucket or container when it does not exist.
     #[arg(long)]
     pub create_bucket: bool,
+    /// S3: create the bucket with Object Lock on (with --create-bucket), so
+    /// that the store itself refuses to remove protected versions' objects.
+    #[arg(long)]
+    pub object_lock: bool,
 }
 
 /// The library's kinds of backend as clap's values, aliases included.
@@ -275,6 +279,8 @@ pub enum Command {
     /// What the [[lifecycle.rules]] do: `plan` at any time, `apply` now (or on a schedule with --watch).
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Bring an archived version back (S3 GLACIER or DEEP_ARCHIVE, Azure Archive); `restore status` follows it.
+    Restore(RestoreArgs),
     /// The audit log, newest first; --export writes it to a file; `audit purge` removes old rows.
     Audit(AuditArgs),
     /// Find versions by words of their key, metadata values, tags and comments, best first.

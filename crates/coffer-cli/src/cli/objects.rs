@@ -231,3 +231,35 @@ pub struct ListArgs {
     #[arg(long, conflicts_with = "delimiter")]
     pub deleted: bool,
 }
+
+/// `coffer restore KEY --version ID` starts a restore; `coffer restore status KEY --version ID` follows it.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RestoreArgs {
+    #[command(subcommand)]
+    pub command: Option<RestoreCommand>,
+    /// The object key.
+    #[arg(required = true)]
+    pub key: Option<String>,
+    /// The archived version.
+    #[arg(long, value_name = "ID", required = true)]
+    pub version: Option<String>,
+    /// How many days the restored copy stays readable (S3; Azure rehydrates for good).
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub days: u32,
+    /// How fast: expedited, standard or bulk (Azure: expedited is high priority).
+    #[arg(long, value_name = "TIER", default_value = "standard")]
+    pub tier: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RestoreCommand {
+    /// Where a restore stands: archived, in progress, or readable (until when).
+    Status {
+        /// The object key.
+        key: String,
+        /// The version.
+        #[arg(long, value_name = "ID")]
+        version: String,
+    },
+}

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -74,4 +74,29 @@ pub fn fails(run: Run, code: i32, message: &str) {
         "{}",
         run.stderr
     );
+}
+
+/// The client `name`, or `None` (with a loud line) when it is not installed
+/// and services are not required.
+#[allow(dead_code)] // used by the files that drive third-party clients
+pub fn client(name: &str) -> Option<PathBuf> {
+    let tools = std::env::var("COFFER_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/coffer-tools"));
+    let candidates = [tools.join("clients-venv/bin").join(name)];
+    let found = candidates.into_iter().find(|p| p.is_file()).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        assert!(
+            !coffer::testkit::services::services_required(),
+            "{name} is required (COFFER_REQUIRE_SERVICES=1) but not installed: run scripts/services/clients.sh"
+        );
+        eprintln!("SKIPPED: {name} is not installed; scripts/services/clients.sh installs it");
+    }
+    found
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::errors::{DEFAULT_BACKEND_WAIT, Place, retry_layer};
 use super::opendal::OpendalBackend;
-use super::{PresignMethod, PresignRequest, PresignedUrl};
+use super::{PresignMethod, PresignRequest, PresignedUrl, RestoreState, RestoreTier};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::BLOBS_DIR;
 
@@ -356,8 +356,47 @@ impl AzureExtras {
         }
     }
 
-    /// One signed call without a body.
-    async fn call(&self, method: reqwest::Method, url: &str, headers: &[(&str, &str)], what: &str) -> Result<()> {
+    /// Rehydrate the Archive blob at `path` to the store's readable tier
+    /// (`Set Blob Tier` with a rehydrate priority: `expedited` is High);
+    /// then say where it stands. Rehydration is for good: no days apply.
+    pub(crate) async fn restore(&self, path: &str, tier: RestoreTier) -> Result<RestoreState> {
+        if !matches!(self.restore_status(path).await?, RestoreState::Archived { .. }) {
+            return self.restore_status(path).await;
+        }
+        let priority = match tier {
+            RestoreTier::Expedited => "High",
+            RestoreTier::Standard | RestoreTier::Bulk => "Standard",
+        };
+        let target = self.access_tier.filter(|t| *t != "Archive").unwrap_or("Hot");
+        let url = format!("{}?comp=tier", self.blob_url(path));
+        let headers = [("x-ms-access-tier", target), ("x-ms-rehydrate-priority", priority)];
+        self.call(reqwest::Method::PUT, &url, &headers, "rehydrate an archived blob")
+            .await?;
+        self.restore_status(path).await
+    }
+
+    /// Where the blob at `path` stands: its tier, and a rehydration under way.
+    pub(crate) async fn restore_status(&self, path: &str) -> Result<RestoreState> {
+        let headers = self
+            .call(reqwest::Method::HEAD, &self.blob_url(path), &[], "read a blob's tier")
+            .await?;
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let class = "Archive".to_owned();
+        Ok(match (header("x-ms-access-tier"), header("x-ms-archive-status")) {
+            (_, status) if status.starts_with("rehydrate-pending") => RestoreState::InProgress { class },
+            ("Archive", _) => RestoreState::Archived { class },
+            _ => RestoreState::NotArchived,
+        })
+    }
+
+    /// One signed call without a body: the response's headers.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+    ) -> Result<reqwest::header::HeaderMap> {
         let mut request = http::Request::builder()
             .method(method)
             .uri(url)
@@ -387,7 +426,7 @@ impl AzureExtras {
             .map_err(|e| self.place.unreachable(e))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(response.headers().clone());
         }
         let code = response
             .headers()
@@ -395,8 +434,12 @@ impl AzureExtras {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let kind = match status {
+            reqwest::StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            _ => ErrorKind::BackendUnavailable,
+        };
         Err(Error::new(
-            ErrorKind::BackendUnavailable,
+            kind,
             format!("Azure refused to {what}: HTTP {status} {code}"),
         ))
     }

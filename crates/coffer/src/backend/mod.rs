@@ -34,11 +34,14 @@ use futures::stream::BoxStream;
 
 use crate::body::ByteStream;
 use crate::error::{Error, ErrorKind, Result};
+use crate::retention::Protection;
 
 #[cfg(feature = "backend-azblob")]
 mod azure;
 mod errors;
+mod native;
 mod opendal;
+mod restore;
 #[cfg(feature = "backend-s3")]
 mod s3;
 mod spool;
@@ -49,6 +52,7 @@ pub use self::azure::{ACCESS_TIERS, AzureConfig};
 pub use self::errors::DEFAULT_BACKEND_WAIT;
 pub(crate) use self::errors::parse_wait;
 pub use self::opendal::OpendalBackend;
+pub use self::restore::{RestoreState, RestoreTier};
 #[cfg(all(feature = "backend-s3", any(test, feature = "testkit")))]
 pub(crate) use self::s3::xml_text as s3_xml_text;
 #[cfg(feature = "backend-s3")]
@@ -155,6 +159,13 @@ pub struct PresignedUrl {
 ///   fails with `Unsupported` (the default).
 /// - `presign` hands out a URL for one path, or fails with `Unsupported`
 ///   where the backend cannot (the default; `capabilities().presign` tells).
+/// - `native_guard` names the store's own guard against removing locked
+///   objects (S3 Object Lock), and `lock` sets it on one object; stores
+///   without one keep the defaults (no guard; locking does nothing), and
+///   the catalog's protection is all there is.
+/// - `restore` starts bringing an archived object back to a readable
+///   class, and `restore_status` follows it; objects of stores without
+///   archive classes are never archived (the defaults).
 #[async_trait]
 pub trait Backend: Send + Sync + Debug + Display {
     /// Write `body` to `path`, durably; returns the number of bytes written.
@@ -209,6 +220,33 @@ pub trait Backend: Send + Sync + Debug + Display {
     async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {
         let _ = request;
         Err(cannot_presign(self))
+    }
+    /// The store's own guard that refuses to remove locked objects, named
+    /// for `info` (`S3 Object Lock on bucket b`); `None` where protection is
+    /// coffer's alone.
+    async fn native_guard(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+    /// Make the store itself keep the object at `path` as `protection`
+    /// says (a retention until a date, a legal hold), so that a raw client
+    /// of the store cannot remove it either. Lowers a lock coffer set before
+    /// where the store allows. Does nothing where the store has no guard.
+    /// Returns whether anything had to be changed.
+    async fn lock(&self, path: &str, protection: &Protection) -> Result<bool> {
+        let _ = (path, protection);
+        Ok(false)
+    }
+    /// Start bringing the archived object at `path` back, readable for
+    /// `days` (S3's temporary copy) at the speed of `tier`.
+    async fn restore(&self, path: &str, days: u32, tier: RestoreTier) -> Result<RestoreState> {
+        let _ = (days, tier);
+        self.restore_status(path).await
+    }
+    /// Where the object at `path` stands between its archive class and
+    /// being readable.
+    async fn restore_status(&self, path: &str) -> Result<RestoreState> {
+        let _ = path;
+        Ok(RestoreState::NotArchived)
     }
 }
 

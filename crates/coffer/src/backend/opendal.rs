@@ -14,11 +14,12 @@ use opendal::Operator;
 
 use super::errors::Place;
 use super::{
-    Backend, ByteStream, Capabilities, IncompleteUpload, PresignMethod, PresignRequest, PresignedUrl, cannot_presign,
-    no_storage_classes,
+    Backend, ByteStream, Capabilities, IncompleteUpload, PresignMethod, PresignRequest, PresignedUrl, RestoreState,
+    RestoreTier, cannot_presign,
 };
 use crate::body::WriteBehind;
 use crate::error::{Error, ErrorKind, Result};
+use crate::retention::Protection;
 
 /// Chunk size for reads: large enough for throughput, small enough for bounded memory.
 const READ_CHUNK: usize = 1 << 20;
@@ -39,10 +40,10 @@ pub struct OpendalBackend {
     /// Azure only: what OpenDAL's azblob service lacks (SAS URLs from the
     /// account key, access tiers).
     #[cfg(feature = "backend-azblob")]
-    azure: Option<super::azure::AzureExtras>,
-    /// S3 only: the settings, for the calls OpenDAL does not make (multipart cleanup).
+    pub(super) azure: Option<super::azure::AzureExtras>,
+    /// S3 only: the calls OpenDAL does not make (multipart cleanup, Object Lock, restores).
     #[cfg(feature = "backend-s3")]
-    s3: Option<Arc<super::S3Config>>,
+    pub(super) s3: Option<Arc<super::s3::S3Extras>>,
 }
 
 /// OpenDAL's fs service fsyncs files on close but not the directories that name
@@ -131,8 +132,8 @@ impl OpendalBackend {
 
     /// The same backend with S3's settings at hand.
     #[cfg(feature = "backend-s3")]
-    pub(super) fn with_s3(mut self, config: Arc<super::S3Config>) -> Self {
-        self.s3 = Some(config);
+    pub(super) fn with_s3(mut self, extras: Arc<super::s3::S3Extras>) -> Self {
+        self.s3 = Some(extras);
         self
     }
 
@@ -250,30 +251,6 @@ fn fsync_dir(dir: &Path) -> Result<()> {
         )
         .with_source(e)
     })
-}
-
-impl OpendalBackend {
-    /// Whether this backend signs URLs without OpenDAL's help (Azure with an account key).
-    fn presigns_itself(&self) -> bool {
-        #[cfg(feature = "backend-azblob")]
-        if let Some(azure) = &self.azure {
-            return azure.can_presign();
-        }
-        false
-    }
-
-    /// Whether this backend's objects have storage classes (S3) or access tiers (Azure).
-    fn has_storage_classes(&self) -> bool {
-        #[cfg(feature = "backend-azblob")]
-        if self.azure.is_some() {
-            return true;
-        }
-        #[cfg(feature = "backend-s3")]
-        if self.s3.is_some() {
-            return true;
-        }
-        false
-    }
 }
 
 /// A `Content-Disposition` that saves a download as `filename` (RFC 6266,
@@ -469,6 +446,9 @@ impl Backend for OpendalBackend {
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
+        if self.delete_every_version(path).await? {
+            return Ok(());
+        }
         self.op.delete(path).await.map_err(|e| self.place.error(e))
     }
 
@@ -521,34 +501,31 @@ impl Backend for OpendalBackend {
     }
 
     async fn incomplete_uploads(&self, cutoff: std::time::SystemTime) -> Result<Vec<IncompleteUpload>> {
-        #[cfg(feature = "backend-s3")]
-        if let Some(s3) = &self.s3 {
-            return s3.incomplete_uploads(cutoff).await;
-        }
-        let _ = cutoff;
-        Ok(Vec::new())
+        self.native_incomplete_uploads(cutoff).await
     }
 
     async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
-        #[cfg(feature = "backend-s3")]
-        if let Some(s3) = &self.s3 {
-            return s3.abort_upload(upload).await;
-        }
-        let _ = upload;
-        Ok(())
+        self.native_abort_upload(upload).await
     }
 
     async fn set_storage_class(&self, path: &str, class: &str) -> Result<()> {
-        #[cfg(feature = "backend-azblob")]
-        if let Some(azure) = &self.azure {
-            return azure.set_tier(path, super::azure::canonical_tier(class)?).await;
-        }
-        #[cfg(feature = "backend-s3")]
-        if let Some(s3) = &self.s3 {
-            return s3.set_storage_class(path, class).await;
-        }
-        let _ = (path, class);
-        Err(no_storage_classes(self))
+        self.native_set_storage_class(path, class).await
+    }
+
+    async fn native_guard(&self) -> Result<Option<String>> {
+        self.native_guard_named().await
+    }
+
+    async fn lock(&self, path: &str, protection: &Protection) -> Result<bool> {
+        self.native_lock(path, protection).await
+    }
+
+    async fn restore(&self, path: &str, days: u32, tier: RestoreTier) -> Result<RestoreState> {
+        self.native_restore(path, days, tier).await
+    }
+
+    async fn restore_status(&self, path: &str) -> Result<RestoreState> {
+        self.native_restore_status(path).await
     }
 
     async fn presign(&self, request: &PresignRequest<'_>) -> Result<PresignedUrl> {

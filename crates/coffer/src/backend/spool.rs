@@ -22,10 +22,11 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Backend, Capabilities, OpendalBackend, PresignRequest, PresignedUrl, read_all};
+use super::{Backend, Capabilities, OpendalBackend, PresignRequest, PresignedUrl, RestoreState, RestoreTier, read_all};
 use crate::body::{BackgroundHasher, ByteStream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{BLOBS_DIR, MANIFESTS_DIR, STAGING_DIR, sha256_in_blob_path};
+use crate::retention::Protection;
 
 /// After the primary fails to answer, writes go straight to the spool for
 /// this long, in this process and in others using the same spool.
@@ -33,6 +34,9 @@ const DOWN_FOR: Duration = Duration::from_secs(30);
 /// The file in the spool directory that tells other processes until when
 /// (seconds since the Unix epoch) the primary counts as down.
 const DOWN_MARKER: &str = "backend-down";
+/// Locks asked for files still in the spool (`locks/<path>`, the
+/// protection as JSON): set on the primary once the file is there.
+const LOCKS_DIR: &str = "locks/";
 /// Bodies up to this size are held so that a write the primary drops can go to the spool.
 const REPLAYABLE: usize = 8 << 20;
 /// Spooled files moved to the primary at once.
@@ -166,7 +170,34 @@ impl SpoolBackend {
                 }
             }
         }
+        self.apply_kept_locks().await?;
         Ok(report)
+    }
+
+    /// Keep the lock asked for the spooled `path` until it reaches the primary.
+    async fn keep_lock(&self, path: &str, protection: &Protection) -> Result<()> {
+        let json = serde_json::to_vec(protection)
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("cannot record a lock: {e}")))?;
+        self.spool
+            .write(&format!("{LOCKS_DIR}{path}"), crate::body::once(Bytes::from(json)))
+            .await
+            .map(|_| ())
+    }
+
+    /// Set on the primary the kept locks of files that have reached it.
+    async fn apply_kept_locks(&self) -> Result<()> {
+        let kept: Vec<String> = self.spool.list(LOCKS_DIR).await?.try_collect().await?;
+        for lock_path in kept {
+            let path = lock_path.strip_prefix(LOCKS_DIR).unwrap_or(&lock_path);
+            if self.holds(path).await {
+                continue;
+            }
+            let protection: Protection = serde_json::from_slice(&read_all(&self.spool, &lock_path).await?)
+                .map_err(|e| Error::new(ErrorKind::IntegrityMismatch, format!("{lock_path}: {e}")))?;
+            self.primary.lock(path, &protection).await?;
+            self.spool.delete(&lock_path).await?;
+        }
+        Ok(())
     }
 
     async fn move_to_primary(&self, path: &str) -> Result<u64> {
@@ -350,5 +381,37 @@ impl Backend for SpoolBackend {
             ErrorKind::BackendUnavailable,
             "this version is in the local spool until the primary backend answers again (`coffer sync`): no URL can be signed for it yet",
         ))
+    }
+
+    async fn native_guard(&self) -> Result<Option<String>> {
+        self.primary.native_guard().await
+    }
+
+    /// A spooled file is locked when it reaches the primary.
+    async fn lock(&self, path: &str, protection: &Protection) -> Result<bool> {
+        if self.holds(path).await {
+            return self.keep_lock(path, protection).await.map(|()| true);
+        }
+        match self.primary.lock(path, protection).await {
+            Err(e) if unreachable(&e) => {
+                self.mark_down();
+                self.keep_lock(path, protection).await.map(|()| true)
+            }
+            other => other,
+        }
+    }
+
+    async fn restore(&self, path: &str, days: u32, tier: RestoreTier) -> Result<RestoreState> {
+        match self.holds(path).await {
+            true => Ok(RestoreState::NotArchived),
+            false => self.primary.restore(path, days, tier).await,
+        }
+    }
+
+    async fn restore_status(&self, path: &str) -> Result<RestoreState> {
+        match self.holds(path).await {
+            true => Ok(RestoreState::NotArchived),
+            false => self.primary.restore_status(path).await,
+        }
     }
 }

@@ -12,10 +12,14 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::{Backend, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl, copy_blob_verified};
+use super::{
+    Backend, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl, RestoreState, RestoreTier,
+    copy_blob_verified,
+};
 use crate::body::ByteStream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::sha256_in_blob_path;
+use crate::retention::Protection;
 
 /// A storage tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -210,6 +214,39 @@ impl Backend for TieredBackend {
         match self.cold.stat(request.path).await {
             Ok(Some(_)) => self.cold.presign(request).await,
             _ => self.hot.presign(request).await,
+        }
+    }
+
+    async fn native_guard(&self) -> Result<Option<String>> {
+        let named = |guard: Option<String>, tier: Tier| guard.map(|g| format!("{g} ({} tier)", tier.as_str()));
+        let guards: Vec<String> = [
+            named(self.hot.native_guard().await?, Tier::Hot),
+            named(self.cold.native_guard().await?, Tier::Cold),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok((!guards.is_empty()).then(|| guards.join(", ")))
+    }
+
+    async fn lock(&self, path: &str, protection: &Protection) -> Result<bool> {
+        match self.tier_of(path).await? {
+            Some(tier) => self.backend(tier).lock(path, protection).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn restore(&self, path: &str, days: u32, tier: RestoreTier) -> Result<RestoreState> {
+        match self.tier_of(path).await? {
+            Some(held) => self.backend(held).restore(path, days, tier).await,
+            None => Err(Error::not_found(format!("{path} is in neither tier"))),
+        }
+    }
+
+    async fn restore_status(&self, path: &str) -> Result<RestoreState> {
+        match self.tier_of(path).await? {
+            Some(held) => self.backend(held).restore_status(path).await,
+            None => Err(Error::not_found(format!("{path} is in neither tier"))),
         }
     }
 }

@@ -72,6 +72,7 @@ pub(crate) const TABLES: &[Table] = &[
             ("created_at", Int),
             ("damaged", Text),
             ("placement", Text),
+            ("restore_pending", Text),
         ],
         key: &["sha256"],
         serial: false,

@@ -54,7 +54,8 @@ pub use self::location::CatalogLocation;
 pub use self::migrate::{CatalogMigration, TableMigration, migrate_catalog};
 pub use self::model::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, BlobRef, CatalogStats, Comment, DeletedVersion, HeldVersion,
-    KeyQuery, NewVersion, ObjectVersion, Precondition, PrunePolicy, Pruned, Repair, VersionContent, VersionRef,
+    KeyQuery, NewVersion, ObjectVersion, PendingRestore, Precondition, PrunePolicy, Pruned, Repair, RestoreRequest,
+    VersionContent, VersionRef,
 };
 pub use self::outbox::{
     Claim, ClaimRequest, ClaimScope, DeadLetter, HookCounters, Outbox, OutboxCounters, Outcome, Settlement,
@@ -164,6 +165,10 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn version_refs(&self, prefix: &str) -> Result<Vec<VersionRef>>;
     /// A blob by its SHA-256.
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>>;
+    /// The restores asked for and not yet seen done, oldest first.
+    async fn pending_restores(&self) -> Result<Vec<PendingRestore>>;
+    /// What protects each version whose content is the blob `sha256`.
+    async fn blob_protections(&self, sha256: &str) -> Result<Vec<crate::retention::Protection>>;
     /// Every blob, for integrity checks.
     async fn blobs(&self) -> Result<Vec<BlobRecord>>;
     /// Totals.

@@ -350,6 +350,51 @@ pub enum Repair {
         /// What moved where.
         detail: serde_json::Value,
     },
+    /// A restore of a blob's archived content was asked for: pending (and
+    /// audited as `restore`) until a poll sees it done.
+    RestoreRequested {
+        /// The blob.
+        sha256: String,
+        /// What was asked, for which version.
+        request: RestoreRequest,
+    },
+    /// A pending restore of `version`'s content is done: no longer pending,
+    /// audited as `restored`, and `object.restored` fired.
+    Restored {
+        /// The version it was asked for.
+        version: Box<ObjectVersion>,
+        /// What was asked.
+        request: RestoreRequest,
+    },
+}
+
+/// A restore asked for a version's archived content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RestoreRequest {
+    /// The key.
+    pub key: String,
+    /// The version.
+    pub version_id: String,
+    /// When it was asked.
+    pub requested_at: Timestamp,
+    /// Who asked.
+    pub requested_by: String,
+    /// For how many days the restored copy stays readable (S3).
+    pub days: u32,
+    /// How fast: `expedited`, `standard` or `bulk`.
+    pub tier: String,
+}
+
+/// A restore asked for and not yet seen done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingRestore {
+    /// The blob.
+    pub sha256: String,
+    /// Its path on the backend.
+    pub path: String,
+    /// What was asked.
+    #[serde(flatten)]
+    pub request: RestoreRequest,
 }
 
 /// A stored blob.

@@ -8,16 +8,17 @@ use super::outbox::{
 };
 use super::rows::{
     AuditRow, BlobRow, JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, audit_select, decode_json,
-    decode_versions, dry_run_release, list_latest_select, prefix_upper_bound, search_select, to_i64,
+    decode_versions, dry_run_release, list_latest_select, prefix_upper_bound, retention_of, search_select, to_i64,
     version_refs_select,
 };
 use super::sql::Conn;
 use super::{
-    AuditEntry, AuditQuery, BlobRecord, CatalogStats, DeletedVersion, KeyQuery, ObjectVersion, SearchHit, SearchPage,
-    SearchPlan, VersionRef,
+    AuditEntry, AuditQuery, BlobRecord, CatalogStats, DeletedVersion, KeyQuery, ObjectVersion, PendingRestore,
+    SearchHit, SearchPage, SearchPlan, VersionRef,
 };
 use crate::error::Result;
 use crate::events::HookDefinition;
+use crate::retention::Protection;
 
 /// Decode the JSON text of [`Dialect::versions_json`](super::dialect::Dialect::versions_json)
 /// (`NULL` when no row matched, on PostgreSQL).
@@ -128,6 +129,48 @@ pub(super) async fn blob(mut conn: Conn<'_>, sha256: &str) -> Result<Option<Blob
         .optional("reading a blob", &sql, vec![Param::Text(sha256.to_owned())])
         .await?;
     Ok(row.map(BlobRecord::from))
+}
+
+/// The restores asked for and not yet seen done, oldest first.
+pub(super) async fn pending_restores(mut conn: Conn<'_>) -> Result<Vec<PendingRestore>> {
+    let rows: Vec<(String, String, String)> = conn
+        .all(
+            "reading pending restores",
+            "SELECT sha256, locator, restore_pending FROM blobs WHERE restore_pending IS NOT NULL",
+            Vec::new(),
+        )
+        .await?;
+    let mut pending = rows
+        .into_iter()
+        .map(|(sha256, path, request)| {
+            Ok(PendingRestore {
+                sha256,
+                path,
+                request: decode_json(&request)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    pending.sort_by_key(|p| p.request.requested_at);
+    Ok(pending)
+}
+
+/// What protects each version whose content is the blob `sha256`.
+pub(super) async fn blob_protections(mut conn: Conn<'_>, sha256: &str) -> Result<Vec<Protection>> {
+    let rows: Vec<(Option<String>, Option<i64>, bool)> = conn
+        .all(
+            "reading what protects a blob",
+            "SELECT retention_mode, retain_until, legal_hold FROM versions WHERE blob_sha256 = ?",
+            vec![Param::Text(sha256.to_owned())],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|(mode, until, legal_hold)| {
+            Ok(Protection {
+                retention: retention_of(mode, until)?,
+                legal_hold,
+            })
+        })
+        .collect()
 }
 
 /// Every blob, in hash order.

@@ -90,15 +90,20 @@ impl TryFrom<JsonVersion> for ObjectVersion {
             comments: row.comments.into_iter().map(Comment::from).collect(),
             damaged: row.damaged,
             placement: row.placement,
-            retention: match (row.retention_mode, row.retain_until) {
-                (Some(mode), Some(until)) => Some(Retention {
-                    mode: mode.parse().map_err(|e| corrupt("retention mode", e))?,
-                    until: Timestamp::from_micros(until),
-                }),
-                _ => None,
-            },
+            retention: retention_of(row.retention_mode, row.retain_until)?,
             legal_hold: row.legal_hold != 0,
         })
+    }
+}
+
+/// A version's retention from its two columns (both set, or neither).
+pub(super) fn retention_of(mode: Option<String>, until: Option<i64>) -> Result<Option<Retention>> {
+    match (mode, until) {
+        (Some(mode), Some(until)) => Ok(Some(Retention {
+            mode: mode.parse().map_err(|e| corrupt("retention mode", e))?,
+            until: Timestamp::from_micros(until),
+        })),
+        _ => Ok(None),
     }
 }
 

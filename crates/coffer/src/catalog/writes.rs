@@ -127,3 +127,18 @@ pub(super) async fn set_placement(mut conn: Conn<'_>, sha256: &str, placement: O
     .await?;
     Ok(())
 }
+
+/// Record a restore of the blob `sha256` as pending (`request`, as JSON), or as done (`None`).
+pub(super) async fn set_restore_pending(mut conn: Conn<'_>, sha256: &str, request: Option<&str>) -> Result<()> {
+    let params = vec![
+        request.map_or(Param::Null, |r| Param::Text(r.to_owned())),
+        Param::Text(sha256.to_owned()),
+    ];
+    conn.execute(
+        "recording a restore",
+        "UPDATE blobs SET restore_pending = ? WHERE sha256 = ?",
+        params,
+    )
+    .await?;
+    Ok(())
+}

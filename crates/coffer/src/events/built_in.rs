@@ -80,10 +80,11 @@ pub(crate) fn removed_version(version: &ObjectVersion, action: &str, actor: &str
     event_at(event_type, version, version_data(version, actor, action), at)
 }
 
-/// The event of a change to a version's annotations or protection:
-/// `version.tagged` (`detail` holds the tags set and removed),
-/// `version.commented`, `version.retention_set` or `version.legal_hold`
-/// (`detail` holds the new setting).
+/// The event of a change to a version's annotations or protection, or to
+/// where its content can be read: `version.tagged` (`detail` holds the tags
+/// set and removed), `version.commented`, `version.retention_set` or
+/// `version.legal_hold` (`detail` holds the new setting), `object.restored`
+/// (`detail` holds the restore asked for).
 pub(crate) fn annotated(
     version: &ObjectVersion,
     action: &str,
@@ -101,6 +102,7 @@ pub(crate) fn annotated(
         "tag" => types::VERSION_TAGGED,
         "retention" => types::VERSION_RETENTION_SET,
         "legal_hold" => types::VERSION_LEGAL_HOLD,
+        "restored" => types::OBJECT_RESTORED,
         _ => types::VERSION_COMMENTED,
     };
     event_at(event_type, version, data, at)

@@ -40,6 +40,9 @@ pub mod types {
     pub const OBJECT_DELETED: &str = "object.deleted";
     /// A version was read (only when read events are enabled).
     pub const OBJECT_RETRIEVED: &str = "object.retrieved";
+    /// An archived version's content came back from its archive class
+    /// (`coffer restore`), seen by a poll of the pending restores.
+    pub const OBJECT_RESTORED: &str = "object.restored";
     /// A version with content was made (put, copy or rollback).
     pub const VERSION_CREATED: &str = "version.created";
     /// A key was rolled back to an earlier version's content.
@@ -62,6 +65,7 @@ pub mod types {
         OBJECT_UPDATED,
         OBJECT_DELETED,
         OBJECT_RETRIEVED,
+        OBJECT_RESTORED,
         VERSION_CREATED,
         VERSION_ROLLED_BACK,
         VERSION_TAGGED,

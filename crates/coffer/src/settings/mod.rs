@@ -263,6 +263,7 @@ const SETTINGS: &[Setting] = {
             Some("COFFER_S3_CREATE_BUCKET"),
             Some("create-bucket"),
         ),
+        setting(S3, "object_lock", None, Some("object-lock")),
         setting(Azure, "container", Some("COFFER_AZURE_CONTAINER"), Some("container")),
         setting(Azure, "account_name", None, Some("account-name")),
         setting(Azure, "account_key", None, Some("account-key")),
@@ -356,6 +357,7 @@ impl BackendConfig {
                 "storage_class" => s3.storage_class = text(),
                 "virtual_host_style" => s3.virtual_host_style = parse_flag(label, value)?,
                 "create_bucket" => s3.create_bucket = parse_flag(label, value)?,
+                "object_lock" => s3.object_lock = parse_flag(label, value)?,
                 _ => return Err(not_settable(label)),
             },
             #[cfg(feature = "backend-azblob")]
@@ -424,7 +426,8 @@ mod tests {
     fn every_overridable_setting_is_settable_on_its_kind() {
         for setting in SETTINGS {
             let mut backend = setting.kind.fresh("a test").expect("built in");
-            let value = if setting.name.starts_with("create") || setting.name == "virtual_host_style" {
+            let switch = matches!(setting.name, "virtual_host_style" | "object_lock");
+            let value = if setting.name.starts_with("create") || switch {
                 "true"
             } else {
                 "x"

@@ -35,6 +35,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "legal_hold",
     "prune",
     "lifecycle",
+    "restore",
+    "restored",
     "repair",
     "reindex",
     "tier",

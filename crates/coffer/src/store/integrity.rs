@@ -62,7 +62,9 @@ pub struct VerifyProblem {
     /// `missing_blob`, `truncated_blob`, `corrupt_blob`, `damaged_blob` (marked
     /// by an earlier repair: its versions stay unreadable until the same
     /// content is stored again or they are removed), `orphan_blob`, `orphan_manifest`, `orphan_upload`, `incomplete_upload`, `missing_manifest`,
-    /// `bad_manifest` or `catalog`.
+    /// `bad_manifest`, `catalog`, or `unlocked_version` (a protected
+    /// version whose objects lacked the store's lock: found and set again
+    /// by a repair, on stores with a guard).
     pub kind: &'static str,
     /// What is wrong, in a sentence.
     pub detail: String,
@@ -168,6 +170,22 @@ impl Store {
             self.find_orphans(STAGING_DIR, "orphan_upload", &none.0, &none.1, options, &mut report)
                 .await?;
             self.find_incomplete_uploads(options, &mut report).await?;
+        }
+        if options.repair {
+            for version in self.relock_protected(&options.prefix).await? {
+                let mut found = problem(
+                    "unlocked_version",
+                    format!(
+                        "the store's lock of {} version {} did not match its protection",
+                        version.key, version.version_id
+                    ),
+                    version.blob_path.clone(),
+                    vec![(version.key.to_string(), version.version_id.to_string())],
+                );
+                found.repaired = true;
+                found.remains = false;
+                report.problems.push(found);
+            }
         }
         Ok(report)
     }

@@ -147,6 +147,9 @@ impl Store {
             .set_storage_class(path, class)
             .await
             .map_err(|e| super::archived_version(e, &format!("{key} version {version_id}")))?;
+        // A class changed in place may be a new object to a store with a
+        // guard (an S3 copy onto itself): lock it again.
+        let _ = self.guard(&version).await;
         let detail = serde_json::json!({ "rule": action.rule, "to": class, "sha256": version.sha256 });
         self.record_placement("lifecycle", &version, Some(class.to_owned()), detail)
             .await

@@ -32,6 +32,7 @@ mod presence;
 mod protection;
 mod reindex;
 mod remote;
+mod restore;
 mod transfer;
 mod versioning;
 mod write;
@@ -48,6 +49,7 @@ pub use self::options::{
 };
 pub use self::reindex::ReindexReport;
 pub use self::remote::{Health, MAX_PRESIGN_EXPIRY, PresignedUpload, SyncHandle, TierMove};
+pub use self::restore::{MAX_RESTORE_DAYS, RESTORE_POLL_INTERVAL, RestoreStatus};
 pub use self::transfer::{ExportOptions, ExportReport, ImportOptions, ImportReport};
 pub use self::versioning::{Comparison, HistoryEntry, PruneReport, TextDiff, ValueChange};
 use self::write::Durability;
@@ -508,6 +510,7 @@ impl Store {
             backend_ok: health.ok,
             backend_error: health.error,
             backend_error_kind: health.error_kind,
+            native_guard: self.backend.native_guard().await.ok().flatten(),
             catalog: self.catalog.to_string(),
             audit_retention: self.audit_retention.map(crate::time::format_span),
             audit_reads: self.audit_reads,

@@ -237,6 +237,11 @@ pub struct StoreInfo {
     pub backend_error_kind: Option<crate::ErrorKind>,
     /// What waits in the local spool for the backend, when there is one.
     pub spool: Option<crate::backend::SpoolStatus>,
+    /// The store's own guard against removing locked objects (`S3 Object
+    /// Lock on bucket b`), which coffer sets for protected versions; `None`
+    /// where retention and legal hold are coffer's alone (or the backend
+    /// did not answer).
+    pub native_guard: Option<String>,
     /// The catalog, by name (never with secrets).
     pub catalog: String,
     /// How long audit rows are kept at least (`7years`), if a retention is configured.

@@ -73,10 +73,11 @@ pub struct TierMove {
     pub size: u64,
 }
 
-/// A background spool drain; dropping it stops the drain.
+/// A background task of the store (a spool drain, a poll of pending
+/// restores); dropping it stops the task.
 #[derive(Debug)]
 pub struct SyncHandle {
-    task: tokio::task::JoinHandle<()>,
+    pub(super) task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for SyncHandle {
@@ -318,6 +319,8 @@ impl Store {
             let placement = (to == Tier::Cold).then(|| to.as_str().to_owned());
             let detail = serde_json::json!({ "to": to.as_str(), "sha256": sha256, "size": size });
             self.record_placement("tier", &version, placement, detail).await?;
+            // The tier it reached locks it too, where it has a guard.
+            let _ = self.guard(&version).await;
         }
         Ok(TierMove {
             key: version.key.to_string(),

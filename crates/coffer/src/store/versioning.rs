@@ -14,6 +14,7 @@ use crate::key::{
     validate_tags,
 };
 use crate::layout;
+use crate::time::Timestamp;
 use crate::version::VersionId;
 
 /// Largest version `compare` reads to make a text diff.
@@ -147,7 +148,7 @@ impl Store {
             }
             Some(v) => v,
         };
-        self.restore(target, "rollback", Precondition::None, comment).await
+        self.reinstate(target, "rollback", Precondition::None, comment).await
     }
 
     /// Bring back a deleted key (its latest version is a delete marker): a
@@ -179,7 +180,7 @@ impl Store {
             )));
         };
         // Committed only while the key is still deleted.
-        self.restore(target, "undelete", Precondition::IfNoneMatch, comment)
+        self.reinstate(target, "undelete", Precondition::IfNoneMatch, comment)
             .await
             .map_err(|e| match e.kind() {
                 ErrorKind::Conflict => Error::conflict(format!("{key} is not deleted any more")),
@@ -189,7 +190,7 @@ impl Store {
 
     /// A new version of `target`'s key sharing `target`'s bytes: what a
     /// rollback and an undelete commit.
-    async fn restore(
+    async fn reinstate(
         &self,
         target: ObjectVersion,
         action: &'static str,
@@ -373,11 +374,18 @@ impl Store {
         version_id: &VersionId,
         annotation: Annotation,
     ) -> Result<ObjectVersion> {
+        let annotation_changes_protection =
+            matches!(annotation, Annotation::Retention { .. } | Annotation::LegalHold(_));
         let version = self.catalog.annotate(key, version_id, annotation, &self.actor).await?;
         self.events_written(key).await;
         // The catalog holds the change; the manifest follows so that reindex
         // can restore it. If this write fails, `verify --repair` redoes it.
         let _ = self.rewrite_manifest(&version).await;
+        // The rewritten manifest is a new object to a store with a guard:
+        // locked as the version is (protection commands lock it themselves).
+        if !annotation_changes_protection && version.protection().is_protected(Timestamp::now()) {
+            let _ = self.guard(&version).await;
+        }
         Ok(version)
     }
 

@@ -379,10 +379,20 @@ impl Store {
             let detail = serde_json::json!({ "to": class, "sha256": committed.sha256 });
             let _ = self.record_placement("put", committed, Some(class), detail).await;
         }
-        if outcome.is_ok() {
+        if let Ok(committed) = &outcome {
             self.events_written(&version.key).await;
+            self.guard_if_protected(committed).await;
         }
         outcome
+    }
+
+    /// Lock a new protected version's objects on a store with a guard. The
+    /// version is committed either way: a lock that fails here is set again
+    /// by `verify --repair`.
+    async fn guard_if_protected(&self, version: &ObjectVersion) {
+        if version.protection().is_protected(crate::time::Timestamp::now()) {
+            let _ = self.guard(version).await;
+        }
     }
 
     /// Record that `version`'s content now lies in `placement` (`cold`, a
@@ -416,7 +426,10 @@ impl Store {
         let key = version.key.clone();
         let outcome = self.catalog.commit_version(version).await;
         match &outcome {
-            Ok(_) => self.events_written(&key).await,
+            Ok(committed) => {
+                self.events_written(&key).await;
+                self.guard_if_protected(committed).await;
+            }
             Err(_) => {
                 let _ = self.backend.delete(&manifest_path).await;
             }

@@ -8,7 +8,7 @@ use super::{Context, Outcome, blob_version, key, marker, unique};
 use crate::catalog::{Annotation, AuditQuery, Catalog, NewVersion, ObjectVersion, PrunePolicy};
 use crate::error::ErrorKind;
 use crate::key::ObjectKey;
-use crate::retention::{Retention, RetentionMode};
+use crate::retention::{Protection, Retention, RetentionMode};
 use crate::time::Timestamp;
 
 /// Run every retention check against `catalog`. It purges audit rows older
@@ -19,6 +19,8 @@ pub async fn catalog_retention_suite(catalog: &dyn Catalog) -> Outcome {
     catalog_compliance_is_only_extended(catalog).await?;
     catalog_governance_yields_to_an_audited_bypass(catalog).await?;
     catalog_removal_is_free_once_the_date_passes(catalog).await?;
+    catalog_blob_protections_cover_every_sharing_version(catalog).await?;
+    catalog_restores_are_pending_until_done(catalog).await?;
     Ok(())
 }
 
@@ -290,5 +292,107 @@ pub async fn catalog_removal_is_free_once_the_date_passes(catalog: &dyn Catalog)
         .delete_version(&k, &v.version_id, "conformance", false)
         .await
         .ctx("delete after the date")?;
+    Ok(())
+}
+
+/// The protections of every version sharing a blob come back together, so
+/// that the store's lock on the blob can cover the longest of them.
+pub async fn catalog_blob_protections_cover_every_sharing_version(catalog: &dyn Catalog) -> Outcome {
+    let content = unique("shared content");
+    let path = unique("blobs/shared");
+    let later = retention(RetentionMode::Governance, 30 * DAY);
+    let sooner = retention(RetentionMode::Compliance, DAY);
+    let first = NewVersion {
+        retention: Some(sooner),
+        ..blob_version(&key(&unique("ret/shared-a"))?, &content, Some(&path))
+    };
+    let first = catalog.commit_version(first).await.ctx("commit the first")?;
+    let second = NewVersion {
+        retention: Some(later),
+        legal_hold: true,
+        ..blob_version(&key(&unique("ret/shared-b"))?, &content, None)
+    };
+    catalog
+        .commit_version(second)
+        .await
+        .ctx("commit the second, sharing the blob")?;
+    let sha256 = first.sha256.clone().unwrap_or_default();
+    let mut found = catalog.blob_protections(&sha256).await.ctx("blob_protections")?;
+    found.sort_by_key(|p| p.legal_hold);
+    let expected = vec![
+        Protection {
+            retention: Some(sooner),
+            legal_hold: false,
+        },
+        Protection {
+            retention: Some(later),
+            legal_hold: true,
+        },
+    ];
+    check!(found == expected, "the blob's protections: {found:?}");
+    let covering = Protection::covering(found, Timestamp::now());
+    check!(
+        covering.retention == Some(later) && covering.legal_hold,
+        "covering: {covering:?}"
+    );
+    Ok(())
+}
+
+/// A restore asked for is pending (with the blob's path) until it is
+/// recorded done, which audits it and fires `object.restored`.
+pub async fn catalog_restores_are_pending_until_done(catalog: &dyn Catalog) -> Outcome {
+    use crate::catalog::{Repair, RestoreRequest};
+    let k = key(&unique("archive/restore"))?;
+    let path = unique("blobs/archived");
+    let version = catalog
+        .commit_version(blob_version(&k, &unique("archived content"), Some(&path)))
+        .await
+        .ctx("commit")?;
+    let sha256 = version.sha256.clone().unwrap_or_default();
+    let request = RestoreRequest {
+        key: k.to_string(),
+        version_id: version.version_id.to_string(),
+        requested_at: Timestamp::now(),
+        requested_by: "conformance".into(),
+        days: 3,
+        tier: "bulk".into(),
+    };
+    let asked = Repair::RestoreRequested {
+        sha256: sha256.clone(),
+        request: request.clone(),
+    };
+    catalog.repair(&asked, "conformance").await.ctx("record the request")?;
+    let pending = catalog.pending_restores().await.ctx("pending_restores")?;
+    let ours: Vec<_> = pending.iter().filter(|p| p.sha256 == sha256).collect();
+    check!(
+        ours.len() == 1 && ours[0].path == path && ours[0].request == request,
+        "pending: {pending:?}"
+    );
+    let fired = catalog.outbox_counters().await.ctx("counters")?.events_fired;
+    let done = Repair::Restored {
+        version: Box::new(version.clone()),
+        request,
+    };
+    catalog.repair(&done, "conformance").await.ctx("record it done")?;
+    let pending = catalog.pending_restores().await.ctx("pending_restores")?;
+    check!(pending.iter().all(|p| p.sha256 != sha256), "still pending: {pending:?}");
+    let after = catalog.outbox_counters().await.ctx("counters")?.events_fired;
+    check!(after == fired + 1, "events fired: {fired} before, {after} after");
+    let query = AuditQuery {
+        key: Some(k.clone()),
+        limit: 10,
+        ..AuditQuery::default()
+    };
+    let actions: Vec<String> = catalog
+        .audit(&query)
+        .await
+        .ctx("audit")?
+        .into_iter()
+        .map(|row| row.action)
+        .collect();
+    check!(
+        actions.contains(&"restore".to_owned()) && actions.contains(&"restored".to_owned()),
+        "audit actions: {actions:?}"
+    );
     Ok(())
 }

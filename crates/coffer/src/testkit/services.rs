@@ -240,3 +240,13 @@ pub async fn s3_storage_class(config: &crate::backend::S3Config, path: &str) -> 
         .await?;
     Ok(crate::backend::s3_xml_text(&text, "StorageClass").map(str::to_owned))
 }
+
+/// The Object Lock mode and legal hold S3 reports for the current version of
+/// the object at `path` of the store on the bucket `config` names (a raw
+/// `HeadObject`): `(Some("COMPLIANCE"), Some("ON"))` and the like.
+#[cfg(feature = "backend-s3")]
+pub async fn s3_object_lock(config: &crate::backend::S3Config, path: &str) -> Result<(Option<String>, Option<String>)> {
+    let head = config.head(path, None).await?;
+    let header = |name: &str| head.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Ok((header("x-amz-object-lock-mode"), header("x-amz-object-lock-legal-hold")))
+}

@@ -12,7 +12,10 @@ mod protection;
 use serde_json::{Map, Value};
 
 pub(super) use self::protection::{PrunePlan, check_removal, plan_prune, removal_detail};
-use super::{Annotation, Comment, NewVersion, ObjectVersion, PrunePolicy, Repair, VersionContent, search_document};
+use super::{
+    Annotation, Comment, NewVersion, ObjectVersion, PrunePolicy, Repair, RestoreRequest, VersionContent,
+    search_document,
+};
 use crate::error::{Error, Result};
 use crate::events::{Event, HookDefinition, built_in};
 use crate::key::{MAX_TAGS, ObjectKey};
@@ -206,12 +209,28 @@ pub(super) enum RepairPlan {
         placement: Option<String>,
         audit: AuditRecord,
     },
+    /// Record a restore of the blob as pending (`request` as JSON) or done
+    /// (`None`), with this audit row and, once done, this event.
+    Restore {
+        sha256: String,
+        pending: Option<String>,
+        audit: AuditRecord,
+        event: Option<Event>,
+    },
     /// Only this audit row.
     Audit(AuditRecord),
 }
 
 /// The plan of `repair` by `actor` at `now`.
 pub(super) fn plan_repair(repair: &Repair, actor: &str, now: Timestamp) -> RepairPlan {
+    let restore_audit = |action: &str, request: &RestoreRequest| AuditRecord {
+        at: now,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        key: Some(request.key.clone()),
+        version_id: Some(request.version_id.clone()),
+        detail: serde_json::json!({ "days": request.days, "tier": request.tier, "requested_at": request.requested_at }),
+    };
     let audit = |action: &str, version: Option<(String, String)>, detail: Value| {
         let (key, version_id) = version.unzip();
         RepairPlan::Audit(AuditRecord {
@@ -264,6 +283,22 @@ pub(super) fn plan_repair(repair: &Repair, actor: &str, now: Timestamp) -> Repai
                 detail: detail.clone(),
             },
         },
+        Repair::RestoreRequested { sha256, request } => RepairPlan::Restore {
+            sha256: sha256.clone(),
+            pending: Some(serde_json::json!(request).to_string()),
+            audit: restore_audit("restore", request),
+            event: None,
+        },
+        Repair::Restored { version, request } => {
+            let audit = restore_audit("restored", request);
+            let event = built_in::annotated(version, "restored", actor, &audit.detail, now);
+            RepairPlan::Restore {
+                sha256: version.sha256.clone().unwrap_or_default(),
+                pending: None,
+                audit,
+                event: Some(event),
+            }
+        }
     }
 }
 

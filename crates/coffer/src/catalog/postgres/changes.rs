@@ -419,6 +419,18 @@ pub(super) async fn apply_repair(conn: &mut PgConnection, repair: &Repair, actor
             writes::set_placement(Conn::from(&mut *conn), &sha256, placement.as_deref()).await?;
             insert_audit(conn, &audit).await
         }
+        RepairPlan::Restore {
+            sha256,
+            pending,
+            audit,
+            event,
+        } => {
+            writes::set_restore_pending(Conn::from(&mut *conn), &sha256, pending.as_deref()).await?;
+            if let Some(event) = event {
+                outbox::insert_events(conn, &[event]).await?;
+            }
+            insert_audit(conn, &audit).await
+        }
         RepairPlan::Audit(row) => insert_audit(conn, &row).await,
     }
 }

@@ -433,6 +433,20 @@ pub(super) async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, a
                 .map_err(Refused::Dirty)?;
             bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&audit))
         }
+        RepairPlan::Restore {
+            sha256,
+            pending,
+            audit,
+            event,
+        } => {
+            writes::set_restore_pending(Conn::from(&mut *conn), &sha256, pending.as_deref())
+                .await
+                .map_err(Refused::Dirty)?;
+            if let Some(event) = event {
+                outbox::insert_events(conn, &[event]).await.map_err(Refused::Dirty)?;
+            }
+            bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&audit))
+        }
         RepairPlan::Audit(row) => bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&row)),
     };
     query

@@ -290,6 +290,14 @@ impl Catalog for SqliteCatalog {
         reads::blob(self.reader().await?, sha256).await
     }
 
+    async fn pending_restores(&self) -> Result<Vec<crate::catalog::PendingRestore>> {
+        reads::pending_restores(self.reader().await?).await
+    }
+
+    async fn blob_protections(&self, sha256: &str) -> Result<Vec<crate::retention::Protection>> {
+        reads::blob_protections(self.reader().await?, sha256).await
+    }
+
     async fn blobs(&self) -> Result<Vec<BlobRecord>> {
         reads::blobs(self.reader().await?).await
     }

@@ -15,6 +15,9 @@ use super::opendal::OpendalBackend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sigv4::{self, Credentials};
 
+mod object_lock;
+mod restore;
+
 /// Parts of a multipart upload when the settings do not say (S3's minimum is 5 MiB).
 pub const DEFAULT_PART_SIZE_MIB: u64 = 8;
 /// Parts uploaded at once when the settings do not say.
@@ -54,6 +57,10 @@ pub struct S3Config {
     pub storage_class: Option<String>,
     /// Create the bucket when it does not exist.
     pub create_bucket: bool,
+    /// Create the bucket with S3 Object Lock on (only when coffer creates
+    /// it): coffer then locks the objects of protected versions, so the
+    /// store itself refuses to remove them.
+    pub object_lock: bool,
     /// Size of the parts of a multipart upload, MiB (at least 5).
     pub part_size_mib: Option<u64>,
     /// Parts uploaded at once.
@@ -77,6 +84,7 @@ impl fmt::Debug for S3Config {
             .field("kms_key_id", &self.kms_key_id)
             .field("storage_class", &self.storage_class)
             .field("create_bucket", &self.create_bucket)
+            .field("object_lock", &self.object_lock)
             .field("part_size_mib", &self.part_size_mib)
             .field("part_concurrency", &self.part_concurrency)
             .finish()
@@ -118,6 +126,11 @@ impl S3Config {
         if self.kms_key_id.is_some() && self.server_side_encryption.as_deref() != Some("aws:kms") {
             return Err(Error::invalid_input(
                 "a KMS key id needs server-side encryption aws:kms",
+            ));
+        }
+        if self.object_lock && !self.create_bucket {
+            return Err(Error::invalid_input(
+                "object_lock is set when coffer creates the bucket: it needs create_bucket (--create-bucket)",
             ));
         }
         if self.part_size_mib.is_some_and(|mib| !(5..=5 * 1024).contains(&mib)) {
@@ -238,6 +251,26 @@ impl S3Config {
         body: String,
         what: &str,
     ) -> Result<(reqwest::StatusCode, String)> {
+        let response = self.send_signed(method, url, extra_headers, body, what).await?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success()
+            && let Some(refused) = self.place().refusal(status.as_u16(), &text)
+        {
+            return Err(refused);
+        }
+        Ok((status, text))
+    }
+
+    /// One signed request, its response as it came (headers, status, body unread).
+    async fn send_signed(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+        body: String,
+        what: &str,
+    ) -> Result<reqwest::Response> {
         let (Some(key), Some(secret)) = (
             self.access_key_id
                 .clone()
@@ -272,15 +305,21 @@ impl S3Config {
             service: "s3",
         };
         let request = sigv4::signed_request(super::side_http()?, &credentials, call).timeout(REQUEST_TIMEOUT);
-        let response = request.send().await.map_err(|e| self.place().unreachable(e))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success()
-            && let Some(refused) = self.place().refusal(status.as_u16(), &text)
-        {
-            return Err(refused);
+        request.send().await.map_err(|e| self.place().unreachable(e))
+    }
+
+    /// The URL of the object at the store's `path`, with `query` (`retention`, `versionId=...`).
+    fn object_url(&self, path: &str, query: &[(&str, &str)]) -> Result<reqwest::Url> {
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/{}{path}",
+            self.bucket_url()?.trim_end_matches('/'),
+            self.key_prefix()
+        ))
+        .map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
-        Ok((status, text))
+        Ok(url)
     }
 
     /// Create the bucket (a signed `PUT /bucket`); an existing bucket of ours is fine.
@@ -294,8 +333,18 @@ impl S3Config {
                  <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
             )
         };
+        let lock: &[(&str, &str)] = match self.object_lock {
+            true => &[("x-amz-bucket-object-lock-enabled", "true")],
+            false => &[],
+        };
         let (status, text) = self
-            .signed_call(reqwest::Method::PUT, &self.bucket_url()?, body, "create the bucket")
+            .signed_call_with(
+                reqwest::Method::PUT,
+                &self.bucket_url()?,
+                lock,
+                body,
+                "create the bucket",
+            )
             .await?;
         if status.is_success() || text.contains("BucketAlreadyOwnedByYou") {
             return Ok(());
@@ -377,9 +426,8 @@ impl S3Config {
                 "S3 storage class must be a name like STANDARD_IA or GLACIER, not {class:?}"
             )));
         }
-        let key = format!("{}{path}", self.key_prefix());
-        let url = format!("{}/{key}", self.bucket_url()?.trim_end_matches('/'));
-        let source = format!("/{}/{key}", self.bucket);
+        let url = self.object_url(path, &[])?;
+        let source = format!("/{}/{}{path}", self.bucket, self.key_prefix());
         let headers = [
             ("x-amz-copy-source", source.as_str()),
             ("x-amz-storage-class", class),
@@ -388,7 +436,7 @@ impl S3Config {
         let (status, text) = self
             .signed_call_with(
                 reqwest::Method::PUT,
-                &url,
+                url.as_str(),
                 &headers,
                 String::new(),
                 "set the storage class",
@@ -407,14 +455,7 @@ impl S3Config {
 
     /// Abort one multipart upload, freeing its parts.
     pub(super) async fn abort_upload(&self, upload: &IncompleteUpload) -> Result<()> {
-        let mut url = reqwest::Url::parse(&format!(
-            "{}/{}{}",
-            self.bucket_url()?.trim_end_matches('/'),
-            self.key_prefix(),
-            upload.path
-        ))
-        .map_err(|e| Error::invalid_input(format!("S3 endpoint: {e}")))?;
-        url.query_pairs_mut().append_pair("uploadId", &upload.upload_id);
+        let url = self.object_url(&upload.path, &[("uploadId", &upload.upload_id)])?;
         let (status, _) = self
             .signed_call(
                 reqwest::Method::DELETE,
@@ -430,6 +471,24 @@ impl S3Config {
             ErrorKind::BackendUnavailable,
             format!("aborting the multipart upload of {} failed: HTTP {status}", upload.path),
         ))
+    }
+}
+
+/// The S3 calls that OpenDAL's s3 service does not make, with what they
+/// learn of the bucket once.
+pub(crate) struct S3Extras {
+    /// The settings.
+    pub(crate) config: S3Config,
+    /// Whether the bucket has Object Lock on: asked when first needed.
+    object_lock: tokio::sync::OnceCell<bool>,
+}
+
+impl S3Extras {
+    fn new(config: S3Config) -> Self {
+        S3Extras {
+            config,
+            object_lock: tokio::sync::OnceCell::new(),
+        }
     }
 }
 
@@ -479,6 +538,6 @@ impl OpendalBackend {
             part_size as usize,
             concurrency,
         )
-        .with_s3(Arc::new(config.clone())))
+        .with_s3(Arc::new(S3Extras::new(config.clone()))))
     }
 }

@@ -327,7 +327,8 @@ pub fn plan_key(rules: &[LifecycleRule], versions: &[ObjectVersion], now: Timest
 const PAGE: usize = 5_000;
 
 /// Plan `rules` at `now` over every version in `catalog` they may select,
-/// reading a page of versions at a time (the range all rules' prefixes share).
+/// reading a page of versions at a time (the range all rules' prefixes
+/// share); the catalog reads the next page while this one is planned.
 pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: Timestamp) -> Result<LifecyclePlan> {
     let mut plan = LifecyclePlan {
         at: Some(now),
@@ -345,21 +346,32 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
         plan_key(rules, versions, now, plan);
         versions.clear();
     };
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let cursor = after.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
-        let page = catalog.versions_page(&prefix, cursor, PAGE, with_tags).await?;
-        let full = page.len() == PAGE;
-        after = page.last().map(|v| (v.key.to_string(), v.version_id.to_string()));
-        for version in page {
-            if key_versions.first().is_some_and(|first| first.key != version.key) {
-                plan_and_clear(&mut key_versions, &mut plan);
-            }
-            key_versions.push(version);
+    let read_after = |after: Option<(String, String)>| {
+        let prefix = prefix.as_str();
+        async move {
+            let cursor = after.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
+            catalog.versions_page(prefix, cursor, PAGE, with_tags).await
         }
-        if !full {
-            plan_and_clear(&mut key_versions, &mut plan);
-            return Ok(plan);
+    };
+    let mut page = read_after(None).await?;
+    loop {
+        let after = page.last().map(|v| (v.key.to_string(), v.version_id.to_string()));
+        let next = (page.len() == PAGE).then(|| read_after(after));
+        let planned = async {
+            for version in page {
+                if key_versions.first().is_some_and(|first| first.key != version.key) {
+                    plan_and_clear(&mut key_versions, &mut plan);
+                }
+                key_versions.push(version);
+            }
+        };
+        let (next, ()) = futures::join!(futures::future::OptionFuture::from(next), planned);
+        match next.transpose()? {
+            Some(read) => page = read,
+            None => {
+                plan_and_clear(&mut key_versions, &mut plan);
+                return Ok(plan);
+            }
         }
     }
 }

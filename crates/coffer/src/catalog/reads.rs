@@ -7,9 +7,9 @@ use super::outbox::{
     OutboxCounters, dead_letter, outbox_counters, parse_hook,
 };
 use super::rows::{
-    AuditRow, BlobRow, JsonVersion, Param, SearchDialect, SearchSource, VERSION_JOINS, audit_select, decode_json,
-    decode_versions, dry_run_release, list_latest_select, prefix_upper_bound, retention_of, search_select, to_i64,
-    version_refs_select,
+    AuditRow, BlobRow, JsonVersion, Param, PlanningRow, SearchDialect, SearchSource, VERSION_JOINS, audit_select,
+    decode_json, decode_versions, dry_run_release, list_latest_select, planned_version, prefix_upper_bound,
+    retention_of, search_select, to_i64, version_refs_select,
 };
 use super::sql::Conn;
 use super::{
@@ -104,13 +104,20 @@ pub(super) async fn versions_page(
         params.extend([key, version_id].map(|p| Param::Text(p.to_owned())));
     }
     params.push(Param::Int(to_i64(limit as u64)));
+    let as_json = conn.dialect().bulk_as_json;
     let sql = format!(
-        "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id LIMIT ?) v {VERSION_JOINS}",
-        conn.dialect().versions_json_for_planning(tags),
+        "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id LIMIT ?) v",
+        conn.dialect().planning_columns(tags, as_json),
         filters.join(" AND ")
     );
-    let (json,): (Option<String>,) = conn.one("listing versions", &sql, params).await?;
-    let mut versions = versions_of(json)?;
+    let rows: Vec<PlanningRow> = match as_json {
+        true => {
+            let (json,): (Option<String>,) = conn.one("listing versions", &sql, params).await?;
+            json.as_deref().map(decode_json).transpose()?.unwrap_or_default()
+        }
+        false => conn.all("listing versions", &sql, params).await?,
+    };
+    let mut versions = rows.into_iter().map(planned_version).collect::<Result<Vec<_>>>()?;
     versions.sort_unstable_by(|a, b| (a.key.as_str(), &a.version_id).cmp(&(b.key.as_str(), &b.version_id)));
     Ok(versions)
 }

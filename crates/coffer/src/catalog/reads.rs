@@ -106,20 +106,24 @@ pub(super) async fn versions_page(
     params.push(Param::Int(to_i64(limit as u64)));
     let as_json = conn.dialect().bulk_as_json;
     let sql = format!(
-        "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id LIMIT ?) v",
+        "SELECT {} FROM (SELECT * FROM versions WHERE {} ORDER BY key, version_id LIMIT ?) v{}",
         conn.dialect().planning_columns(tags, as_json),
-        filters.join(" AND ")
+        filters.join(" AND "),
+        if as_json { "" } else { " ORDER BY v.key, v.version_id" }
     );
+    // The page's order is the database's (its collation may not be byte
+    // order): the last version is the next page's cursor.
     let rows: Vec<PlanningRow> = match as_json {
         true => {
             let (json,): (Option<String>,) = conn.one("listing versions", &sql, params).await?;
-            json.as_deref().map(decode_json).transpose()?.unwrap_or_default()
+            let mut rows: Vec<PlanningRow> = json.as_deref().map(decode_json).transpose()?.unwrap_or_default();
+            // An aggregate keeps no order; SQLite compares text byte by byte.
+            rows.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            rows
         }
         false => conn.all("listing versions", &sql, params).await?,
     };
-    let mut versions = rows.into_iter().map(planned_version).collect::<Result<Vec<_>>>()?;
-    versions.sort_unstable_by(|a, b| (a.key.as_str(), &a.version_id).cmp(&(b.key.as_str(), &b.version_id)));
-    Ok(versions)
+    rows.into_iter().map(planned_version).collect()
 }
 
 /// Every version under `prefix`, with its blob.

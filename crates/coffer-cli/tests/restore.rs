@@ -203,7 +203,7 @@ fn restores_of_content_that_is_not_archived_are_refused() {
     fails(
         coffer(d, &["restore", "a.txt", "--version", &id, "--days", "0"]),
         5,
-        "--days must be 1 to 30000",
+        "a restore's days must be 1 to 30000, not 0",
     );
     fails(
         coffer(d, &["restore", "a.txt", "--version", &id, "--tier", "fast"]),

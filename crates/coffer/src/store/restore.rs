@@ -51,7 +51,7 @@ impl Store {
     ) -> Result<RestoreStatus> {
         if !(1..=MAX_RESTORE_DAYS).contains(&days) {
             return Err(Error::invalid_input(format!(
-                "--days must be 1 to {MAX_RESTORE_DAYS}, not {days}"
+                "a restore's days must be 1 to {MAX_RESTORE_DAYS}, not {days}"
             )));
         }
         let version = self.head(key, Some(version_id)).await?;

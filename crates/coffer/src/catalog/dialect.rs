@@ -143,10 +143,10 @@ impl Dialect {
     }
 
     /// The columns of a [`PlanningRow`](super::rows::PlanningRow) of the
-    /// version `v`: only what a plan over many versions reads, tags looked
-    /// up only when `tags`; each looked up by index (a join would scan the
-    /// whole blobs table for every page). With `as_json`, one JSON array
-    /// of them.
+    /// version `v`: the versions table alone (a lookup per row, of its blob
+    /// or latest pointer, costs more than the whole scan once the catalog
+    /// outgrows the cache), tags only when `tags`. With `as_json`, one JSON
+    /// array of them.
     pub(super) fn planning_columns(&self, tags: bool, as_json: bool) -> String {
         let int = self.as_int;
         let tags = match tags {
@@ -154,14 +154,9 @@ impl Dialect {
             true => format!("('' || {})", self.tags_of_row()),
             false => "NULL".to_owned(),
         };
-        let blob = |column: &str| format!("(SELECT b.{column} FROM blobs b WHERE b.sha256 = v.blob_sha256)");
         let columns = format!(
-            "v.key, v.version_id, v.is_delete_marker{int}, \
-             (EXISTS (SELECT 1 FROM latest l WHERE l.key = v.key AND l.version_id = v.version_id)){int}, \
-             v.size, v.blob_sha256, v.created_at, {}, {tags}, v.retention_mode, v.retain_until, \
-             v.legal_hold{int}, {}",
-            blob("locator"),
-            blob("placement")
+            "v.key, v.version_id, v.is_delete_marker{int}, v.size, v.blob_sha256, v.created_at, {tags}, \
+             v.retention_mode, v.retain_until, v.legal_hold{int}"
         );
         match as_json {
             true => format!("{}({}({columns})){}", self.json_agg, self.json_array, self.json_text),

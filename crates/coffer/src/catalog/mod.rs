@@ -140,8 +140,10 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     /// Every version under `prefix`, delete markers included, in (key,
     /// version id) order (each key's oldest first), after `after` (a key and
     /// version id) in that order; at most `limit`. For plans over many
-    /// versions: metadata and comments come back empty, and tags too unless
-    /// `tags`.
+    /// versions, it reads the versions table alone: what a plan decides by
+    /// (key, id, delete marker, size, SHA-256, age, protection, and tags
+    /// when `tags`). Metadata, comments, ETag, content type, author, blob
+    /// path and placement come back empty, and `is_latest` false.
     async fn versions_page(
         &self,
         prefix: &str,
@@ -167,6 +169,9 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>>;
     /// The restores asked for and not yet seen done, oldest first.
     async fn pending_restores(&self) -> Result<Vec<PendingRestore>>;
+    /// Where the content of each of the blobs `sha256s` was moved
+    /// (`cold`, a storage class), for those that were.
+    async fn blob_placements(&self, sha256s: &[String]) -> Result<std::collections::HashMap<String, String>>;
     /// What protects each version whose content is the blob `sha256`.
     async fn blob_protections(&self, sha256: &str) -> Result<Vec<crate::retention::Protection>>;
     /// Every blob, for integrity checks.

@@ -165,6 +165,22 @@ pub(super) async fn pending_restores(mut conn: Conn<'_>) -> Result<Vec<PendingRe
     Ok(pending)
 }
 
+/// Where the content of each of the blobs `sha256s` was moved, for those that were.
+pub(super) async fn blob_placements(
+    mut conn: Conn<'_>,
+    sha256s: &[String],
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut placed = std::collections::HashMap::new();
+    for chunk in sha256s.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!("SELECT sha256, placement FROM blobs WHERE placement IS NOT NULL AND sha256 IN ({marks})");
+        let params = chunk.iter().map(|sha256| Param::Text(sha256.clone())).collect();
+        let rows: Vec<(String, String)> = conn.all("reading where content lies", &sql, params).await?;
+        placed.extend(rows);
+    }
+    Ok(placed)
+}
+
 /// What protects each version whose content is the blob `sha256`.
 pub(super) async fn blob_protections(mut conn: Conn<'_>, sha256: &str) -> Result<Vec<Protection>> {
     let rows: Vec<(Option<String>, Option<i64>, bool)> = conn

@@ -98,34 +98,30 @@ impl TryFrom<JsonVersion> for ObjectVersion {
 
 /// A version as plans over many versions read it (the columns of
 /// `Dialect::planning_columns`, as a row or a JSON array): key, version id,
-/// delete marker, latest, size, SHA-256, made at, blob path, tags (JSON
-/// text, when asked for), retention mode and date, legal hold, placement.
+/// delete marker, size, SHA-256, made at, tags (JSON text, when asked
+/// for), retention mode and date, legal hold.
 pub(super) type PlanningRow = (
     String,
     String,
     i32,
-    i32,
     i64,
     Option<String>,
     i64,
-    Option<String>,
     Option<String>,
     Option<String>,
     Option<i64>,
     i32,
-    Option<String>,
 );
 
-/// The version a [`PlanningRow`] describes: metadata, comments, ETag,
-/// content type, author and damage come back empty.
+/// The version a [`PlanningRow`] describes; what it does not carry comes
+/// back empty (see `Catalog::versions_page`).
 pub(super) fn planned_version(row: PlanningRow) -> Result<ObjectVersion> {
-    let (key, version_id, marker, latest, size, sha256, created_at, blob_path, tags, mode, until, hold, placement) =
-        row;
+    let (key, version_id, marker, size, sha256, created_at, tags, mode, until, hold) = row;
     Ok(ObjectVersion {
         key: ObjectKey::new(key).map_err(|e| corrupt("key", e))?,
         version_id: VersionId::from_str(&version_id).map_err(|e| corrupt("version id", e))?,
         is_delete_marker: marker != 0,
-        is_latest: latest != 0,
+        is_latest: false,
         size: u64::try_from(size).unwrap_or(0),
         etag: None,
         sha256,
@@ -133,11 +129,11 @@ pub(super) fn planned_version(row: PlanningRow) -> Result<ObjectVersion> {
         metadata: Metadata::new(),
         created_at: Timestamp::from_micros(created_at),
         created_by: String::new(),
-        blob_path,
+        blob_path: None,
         tags: tags.as_deref().map(decode_json).transpose()?.unwrap_or_default(),
         comments: Vec::new(),
         damaged: None,
-        placement,
+        placement: None,
         retention: retention_of(mode, until)?,
         legal_hold: hold != 0,
     })

@@ -220,6 +220,14 @@ impl LifecycleRule {
         tags && self.min_size.is_none_or(|min| version.size >= min)
             && self.max_size.is_none_or(|max| version.size <= max)
     }
+
+    /// The transition this rule makes of `version` at `now`, if one is due:
+    /// where to, and since when.
+    fn transition_due(&self, version: &ObjectVersion, now: Timestamp) -> Option<(&String, Timestamp)> {
+        let (days, to) = (self.transition_after_days?, self.transition_to.as_ref()?);
+        let due = after_days(version.created_at, days);
+        (due <= now && !version.is_delete_marker && self.selects(version)).then_some((to, due))
+    }
 }
 
 /// Plan `rules` over one key's versions (newest first, as the catalog lists
@@ -307,12 +315,7 @@ pub fn plan_key(rules: &[LifecycleRule], versions: &[ObjectVersion], now: Timest
         // earlier one, so content only ever moves forward.
         let found = rules
             .iter()
-            .filter(|rule| rule.selects(version))
-            .filter_map(|rule| {
-                let (days, to) = (rule.transition_after_days?, rule.transition_to.as_ref()?);
-                let due = after_days(version.created_at, days);
-                (due <= now).then_some((rule, to, due))
-            })
+            .filter_map(|rule| rule.transition_due(version, now).map(|(to, due)| (rule, to, due)))
             .max_by_key(|(_, _, due)| *due)
             .filter(|(_, to, _)| {
                 !version

@@ -1,5 +1,9 @@
 //! Planning lifecycle rules over a whole catalog, a page of versions at a
-//! time: every key's versions go to [`plan_key`] together.
+//! time: every key's versions go to [`plan_key`] together. Pages carry no
+//! blob columns; where a transition is due, the content's placement is
+//! looked up for those versions only.
+
+use std::collections::BTreeSet;
 
 use super::{LifecyclePlan, LifecycleRule, plan_key};
 use crate::catalog::{Catalog, ObjectVersion};
@@ -41,14 +45,17 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
         let after = page.last().map(|v| (v.key.to_string(), v.version_id.to_string()));
         let next = (page.len() == PAGE).then(|| read_after(after));
         let planned = async {
+            with_placements(catalog, rules, now, &mut page).await?;
             for version in page {
                 if key_versions.first().is_some_and(|first| first.key != version.key) {
                     plan_and_clear(&mut key_versions, &mut plan);
                 }
                 key_versions.push(version);
             }
+            Ok::<(), crate::Error>(())
         };
-        let (next, ()) = futures::join!(futures::future::OptionFuture::from(next), planned);
+        let (next, planned) = futures::join!(futures::future::OptionFuture::from(next), planned);
+        planned?;
         match next.transpose()? {
             Some(read) => page = read,
             None => {
@@ -57,6 +64,39 @@ pub async fn plan_catalog(catalog: &dyn Catalog, rules: &[LifecycleRule], now: T
             }
         }
     }
+}
+
+/// Fill in where the content lies (`placement`) of the versions of `page`
+/// that a rule would transition at `now`: a transition already made is not
+/// planned again.
+async fn with_placements(
+    catalog: &dyn Catalog,
+    rules: &[LifecycleRule],
+    now: Timestamp,
+    page: &mut [ObjectVersion],
+) -> Result<()> {
+    let due = |version: &ObjectVersion| {
+        rules
+            .iter()
+            .any(|rule| rule.selects_key(version.key.as_str()) && rule.transition_due(version, now).is_some())
+    };
+    let sha256s: BTreeSet<String> = page
+        .iter()
+        .filter(|v| due(v))
+        .filter_map(|v| v.sha256.clone())
+        .collect();
+    if sha256s.is_empty() {
+        return Ok(());
+    }
+    let placed = catalog
+        .blob_placements(&sha256s.into_iter().collect::<Vec<_>>())
+        .await?;
+    for version in page.iter_mut() {
+        if let Some(placement) = version.sha256.as_ref().and_then(|sha256| placed.get(sha256)) {
+            version.placement = Some(placement.clone());
+        }
+    }
+    Ok(())
 }
 
 /// The longest prefix all of `prefixes` start with.

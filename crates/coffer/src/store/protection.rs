@@ -139,9 +139,13 @@ impl Store {
         loop {
             let cursor = after.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
             let page = self.catalog.versions_page(prefix, cursor, RELOCK_PAGE, false).await?;
-            for version in &page {
-                if version.protection().is_protected(now) && self.guard(version).await? {
-                    relocked.push(version.clone());
+            for listed in page.iter().filter(|v| v.protection().is_protected(now)) {
+                // A page carries no blob path: read the whole version.
+                let Some(version) = self.catalog.version(&listed.key, Some(&listed.version_id)).await? else {
+                    continue;
+                };
+                if self.guard(&version).await? {
+                    relocked.push(version);
                 }
             }
             match page.last() {

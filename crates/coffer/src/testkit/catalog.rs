@@ -21,6 +21,7 @@ pub async fn catalog_suite(catalog: &dyn Catalog) -> Outcome {
     catalog_delete_version_moves_latest(catalog).await?;
     catalog_list_latest_pages(catalog).await?;
     catalog_versions_pages(catalog).await?;
+    catalog_blob_placements(catalog).await?;
     catalog_concurrent_commits(catalog).await?;
     catalog_audit_pages_by_id(catalog).await?;
     catalog_record_read(catalog).await?;
@@ -78,6 +79,44 @@ pub async fn catalog_versions_pages(catalog: &dyn Catalog) -> Outcome {
         }
     }
     check!(seen == expected, "pages gave {seen:?}, expected {expected:?}");
+    Ok(())
+}
+
+/// Where content was moved comes back for the blobs asked about, and only
+/// for those that were moved.
+pub async fn catalog_blob_placements(catalog: &dyn Catalog) -> Outcome {
+    use crate::catalog::Repair;
+    let moved = catalog
+        .commit_version(blob_version(
+            &key(&unique("cat/placed"))?,
+            &unique("placed"),
+            Some(&unique("blobs/p")),
+        ))
+        .await
+        .ctx("commit")?;
+    let stayed = catalog
+        .commit_version(blob_version(
+            &key(&unique("cat/stayed"))?,
+            &unique("stayed"),
+            Some(&unique("blobs/s")),
+        ))
+        .await
+        .ctx("commit")?;
+    let placed = Repair::Placed {
+        action: "lifecycle",
+        sha256: moved.sha256.clone().unwrap_or_default(),
+        placement: Some("GLACIER".into()),
+        version: (moved.key.clone(), moved.version_id.clone()),
+        detail: serde_json::json!({}),
+    };
+    catalog
+        .repair(&placed, "conformance")
+        .await
+        .ctx("record the placement")?;
+    let asked: Vec<String> = [&moved, &stayed].iter().filter_map(|v| v.sha256.clone()).collect();
+    let found = catalog.blob_placements(&asked).await.ctx("blob_placements")?;
+    let expected = std::collections::HashMap::from([(asked[0].clone(), "GLACIER".to_owned())]);
+    check!(found == expected, "placements: {found:?}");
     Ok(())
 }
 

@@ -294,6 +294,10 @@ impl Catalog for SqliteCatalog {
         reads::pending_restores(self.reader().await?).await
     }
 
+    async fn blob_placements(&self, sha256s: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        reads::blob_placements(self.reader().await?, sha256s).await
+    }
+
     async fn blob_protections(&self, sha256: &str) -> Result<Vec<crate::retention::Protection>> {
         reads::blob_protections(self.reader().await?, sha256).await
     }

@@ -20,6 +20,26 @@ fn put(d: &Path, key: &str, body: &str, flags: &[&str]) -> String {
         .to_owned()
 }
 
+/// With a hook that logs `object.restored` to events.txt, put `key` in the
+/// archive class `class`: its read then fails with exit 14. Its version id.
+fn put_archived(d: &Path, key: &str, class: &str) -> String {
+    ok(coffer(
+        d,
+        &[
+            "hooks",
+            "add",
+            "filelog",
+            "log",
+            "events.txt",
+            "--events",
+            "object.restored",
+        ],
+    ));
+    let id = put(d, key, "old,rows\n", &["--storage-class", class]);
+    fails(coffer(d, &["get", key]), 14, "is archived: restore it first");
+    id
+}
+
 /// Ask moto's state manager to let restores run `manual`ly: a restore stays
 /// in progress until the object has been read `times` more times (`None`:
 /// back to moto's default, done at once).
@@ -97,24 +117,7 @@ fn a_glacier_version_reads_again_once_restored_on_moto() {
         s3.bucket
     );
     std::fs::write(d.join("coffer.toml"), config).unwrap();
-    ok(coffer(
-        d,
-        &[
-            "hooks",
-            "add",
-            "filelog",
-            "log",
-            "events.txt",
-            "--events",
-            "object.restored",
-        ],
-    ));
-    let id = put(d, "records/2019.csv", "old,rows\n", &["--storage-class", "GLACIER"]);
-    fails(
-        coffer(d, &["get", "records/2019.csv"]),
-        14,
-        "is archived: restore it first",
-    );
+    let id = put_archived(d, "records/2019.csv", "GLACIER");
     fails(coffer(d, &["get", "records/2019.csv"]), 14, "is archived");
     let before = ok(coffer(d, &["restore", "status", "records/2019.csv", "--version", &id])).stdout;
     assert!(before.contains("archived (GLACIER): no restore asked for"), "{before}");
@@ -156,24 +159,7 @@ fn an_archive_tier_blob_is_rehydrated_on_azurite() {
         azure.connection_string.unwrap(),
     );
     std::fs::write(d.join("coffer.toml"), config).unwrap();
-    ok(coffer(
-        d,
-        &[
-            "hooks",
-            "add",
-            "filelog",
-            "log",
-            "events.txt",
-            "--events",
-            "object.restored",
-        ],
-    ));
-    let id = put(d, "records/2020.csv", "old,rows\n", &["--storage-class", "Archive"]);
-    fails(
-        coffer(d, &["get", "records/2020.csv"]),
-        14,
-        "is archived: restore it first",
-    );
+    let id = put_archived(d, "records/2020.csv", "Archive");
     let started = json(coffer(
         d,
         &[

@@ -360,9 +360,6 @@ impl AzureExtras {
     /// (`Set Blob Tier` with a rehydrate priority: `expedited` is High);
     /// then say where it stands. Rehydration is for good: no days apply.
     pub(crate) async fn restore(&self, path: &str, tier: RestoreTier) -> Result<RestoreState> {
-        if !matches!(self.restore_status(path).await?, RestoreState::Archived { .. }) {
-            return self.restore_status(path).await;
-        }
         let priority = match tier {
             RestoreTier::Expedited => "High",
             RestoreTier::Standard | RestoreTier::Bulk => "Standard",

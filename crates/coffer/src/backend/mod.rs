@@ -237,7 +237,8 @@ pub trait Backend: Send + Sync + Debug + Display {
         Ok(false)
     }
     /// Start bringing the archived object at `path` back, readable for
-    /// `days` (S3's temporary copy) at the speed of `tier`.
+    /// `days` (S3's temporary copy) at the speed of `tier`: the caller has
+    /// seen it archived (`restore_status`). Returns where it stands then.
     async fn restore(&self, path: &str, days: u32, tier: RestoreTier) -> Result<RestoreState> {
         let _ = (days, tier);
         self.restore_status(path).await

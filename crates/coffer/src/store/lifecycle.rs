@@ -139,10 +139,7 @@ impl Store {
         action: &LifecycleAction,
     ) -> Result<()> {
         let version = self.head(key.as_str(), Some(version_id)).await?;
-        let path = version
-            .blob_path
-            .as_deref()
-            .ok_or_else(|| Error::not_found(format!("version {version_id} of {key} has no content")))?;
+        let (path, _) = super::stored_content(&version)?;
         self.backend
             .set_storage_class(path, class)
             .await

@@ -549,6 +549,18 @@ impl Store {
     }
 }
 
+/// The blob path and SHA-256 of `version`'s content; a delete marker has
+/// none (`NotFound`).
+pub(crate) fn stored_content(version: &ObjectVersion) -> Result<(&str, &str)> {
+    match (&version.blob_path, &version.sha256) {
+        (Some(path), Some(sha256)) => Ok((path, sha256)),
+        _ => Err(Error::not_found(format!(
+            "version {} of {} has no content",
+            version.version_id, version.key
+        ))),
+    }
+}
+
 /// A failed read of a version's blob, said of the version: a missing blob
 /// is damage; archived content is named.
 fn missing_blob(err: Error, what: &str) -> Error {

@@ -111,12 +111,7 @@ impl Store {
     ) -> Result<PresignedUrl> {
         check_expiry(expires)?;
         let version = self.head(key, version_id).await?;
-        let Some(path) = version.blob_path.clone() else {
-            return Err(Error::not_found(format!(
-                "version {} of {key} has no content",
-                version.version_id
-            )));
-        };
+        let path = super::stored_content(&version)?.0.to_owned();
         let filename = version.key.as_str().rsplit('/').next().unwrap_or_default().to_owned();
         let url = self
             .backend
@@ -304,11 +299,8 @@ impl Store {
     pub async fn move_to_tier(&self, key: &str, version_id: &VersionId, to: Tier) -> Result<TierMove> {
         let tiers = self.tiers()?;
         let version = self.head(key, Some(version_id)).await?;
-        let (Some(path), Some(sha256)) = (version.blob_path.clone(), version.sha256.clone()) else {
-            return Err(Error::not_found(format!(
-                "version {version_id} of {key} has no content"
-            )));
-        };
+        let (path, sha256) = super::stored_content(&version)?;
+        let (path, sha256) = (path.to_owned(), sha256.to_owned());
         let from = tiers.tier_of(&path).await?;
         let size = tiers
             .move_blob(&path, to)

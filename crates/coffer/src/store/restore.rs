@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{Store, SyncHandle};
 use crate::backend::{RestoreState, RestoreTier};
 use crate::catalog::{ObjectVersion, PendingRestore, Repair, RestoreRequest};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
@@ -55,7 +55,7 @@ impl Store {
             )));
         }
         let version = self.head(key, Some(version_id)).await?;
-        let (path, sha256) = content_of(&version)?;
+        let (path, sha256) = super::stored_content(&version)?;
         let state = self.backend.restore_status(path).await?;
         if state == RestoreState::NotArchived {
             return Err(Error::invalid_input(format!(
@@ -101,7 +101,7 @@ impl Store {
     /// done is recorded so (and `object.restored` fired).
     pub async fn restore_status(&self, key: &str, version_id: &VersionId) -> Result<RestoreStatus> {
         let version = self.head(key, Some(version_id)).await?;
-        let (path, sha256) = content_of(&version)?;
+        let (path, sha256) = super::stored_content(&version)?;
         let status = RestoreStatus {
             key: version.key.to_string(),
             version_id: version.version_id.clone(),
@@ -174,19 +174,5 @@ impl Store {
             .into_iter()
             .find(|p| p.sha256 == sha256)
             .map(|p| p.request))
-    }
-}
-
-/// The blob path and hash of a version's content; a delete marker has none.
-fn content_of(version: &ObjectVersion) -> Result<(&str, &str)> {
-    match (&version.blob_path, &version.sha256) {
-        (Some(path), Some(sha256)) => Ok((path, sha256)),
-        _ => Err(Error::new(
-            ErrorKind::NotFound,
-            format!(
-                "version {} of {} has no content to restore",
-                version.version_id, version.key
-            ),
-        )),
     }
 }

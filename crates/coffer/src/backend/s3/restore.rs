@@ -12,12 +12,9 @@ const ARCHIVE_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
 
 impl S3Config {
     /// Ask for a copy of the archived object at `path`, readable for `days`,
-    /// retrieved at the speed of `tier`; then say where it stands.
+    /// retrieved at the speed of `tier`; then say where it stands. One
+    /// already under way is no error.
     pub(crate) async fn restore(&self, path: &str, days: u32, tier: RestoreTier) -> Result<RestoreState> {
-        if !matches!(self.restore_status(path).await?, RestoreState::Archived { .. }) {
-            // Readable already, or on its way: asking again changes nothing.
-            return self.restore_status(path).await;
-        }
         let tier = match tier {
             RestoreTier::Expedited => "Expedited",
             RestoreTier::Standard => "Standard",

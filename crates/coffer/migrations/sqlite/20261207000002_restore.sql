@@ -5,3 +5,5 @@
 -- in both catalogs' folders.
 
 ALTER TABLE blobs ADD COLUMN restore_pending TEXT;
+-- Polls read the pending ones without scanning every blob.
+CREATE INDEX blobs_restore_pending ON blobs (sha256) WHERE restore_pending IS NOT NULL;

@@ -114,31 +114,22 @@ pub(super) async fn set_protection(
 }
 
 /// Record where a blob's content lies now (`None`: where a put leaves it).
-pub(super) async fn set_placement(mut conn: Conn<'_>, sha256: &str, placement: Option<&str>) -> Result<()> {
-    let params = vec![
-        placement.map_or(Param::Null, |p| Param::Text(p.to_owned())),
-        Param::Text(sha256.to_owned()),
-    ];
-    conn.execute(
-        "recording where content lies",
-        "UPDATE blobs SET placement = ? WHERE sha256 = ?",
-        params,
-    )
-    .await?;
-    Ok(())
+pub(super) async fn set_placement(conn: Conn<'_>, sha256: &str, placement: Option<&str>) -> Result<()> {
+    set_blob_text(conn, "recording where content lies", "placement", sha256, placement).await
 }
 
 /// Record a restore of the blob `sha256` as pending (`request`, as JSON), or as done (`None`).
-pub(super) async fn set_restore_pending(mut conn: Conn<'_>, sha256: &str, request: Option<&str>) -> Result<()> {
+pub(super) async fn set_restore_pending(conn: Conn<'_>, sha256: &str, request: Option<&str>) -> Result<()> {
+    set_blob_text(conn, "recording a restore", "restore_pending", sha256, request).await
+}
+
+/// Set the text column `column` of the blob `sha256` (`None`: to NULL).
+async fn set_blob_text(mut conn: Conn<'_>, what: &str, column: &str, sha256: &str, value: Option<&str>) -> Result<()> {
     let params = vec![
-        request.map_or(Param::Null, |r| Param::Text(r.to_owned())),
+        value.map_or(Param::Null, |v| Param::Text(v.to_owned())),
         Param::Text(sha256.to_owned()),
     ];
-    conn.execute(
-        "recording a restore",
-        "UPDATE blobs SET restore_pending = ? WHERE sha256 = ?",
-        params,
-    )
-    .await?;
+    let sql = format!("UPDATE blobs SET {column} = ? WHERE sha256 = ?");
+    conn.execute(what, &sql, params).await?;
     Ok(())
 }

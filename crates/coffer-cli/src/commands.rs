@@ -14,7 +14,7 @@ use crate::catalog;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, MetadataCommand, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{bulk, hooks, lifecycle, manage, protection, remote, restore};
+use crate::{bulk, hooks, keys, lifecycle, manage, protection, remote, restore};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -60,8 +60,20 @@ fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = config(&cli.global)?;
+    let mut config = config(&cli.global)?;
     let json = cli.global.json;
+    // A new key file is made without a store.
+    if let Command::Keys(crate::cli::KeysCommand::Generate { file }) = &cli.command {
+        return keys::generate(file, json).map(|()| ExitCode::SUCCESS);
+    }
+    // `init --encrypt` encrypts the new store with the key it names.
+    let encrypt = match &cli.command {
+        Command::Init(args) => args.encrypt.as_deref().map(keys::encryption_from_spec).transpose()?,
+        _ => None,
+    };
+    if let Some(encryption) = &encrypt {
+        config.encryption = encryption.clone();
+    }
     // Catalog commands work on catalogs alone, without opening (or creating) a store.
     if let Command::Catalog(command) = cli.command {
         #[cfg(feature = "catalog-postgres")]
@@ -85,7 +97,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalog(_) => {}
         Command::Hooks(command) => return hooks::run(&store, command, json).await,
         Command::Events(command) => hooks::events(&store, command, json).await?,
-        Command::Init => init(&store, &config, json).await?,
+        Command::Init(_) => {
+            if let Some(source) = config.encryption.source()?.filter(|_| encrypt.is_some()) {
+                let file = cli
+                    .global
+                    .config
+                    .clone()
+                    .unwrap_or_else(|| coffer::config::DEFAULT_CONFIG_FILE.into());
+                // The key must open the store before the config names it.
+                store.key_status().await?;
+                keys::record_encryption(&config, &file, &source)?;
+            }
+            init(&store, &config, json).await?
+        }
+        Command::Keys(command) => keys::run(&store, command, json).await?,
         Command::Put(args) => put(&store, args, json).await?,
         Command::Get(args) => get(&store, args, json).await?,
         Command::Exists { key } => return exists(&store, &key, json).await,
@@ -190,7 +215,7 @@ fn creates_store(command: &Command) -> bool {
         Command::Import { selection, .. } => !selection.dry_run,
         _ => matches!(
             command,
-            Command::Init
+            Command::Init(_)
                 | Command::Put(_)
                 | Command::Reindex { .. }
                 | Command::Hooks(crate::cli::HooksCommand::Add(_))

@@ -66,6 +66,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Archived => 14,
         ErrorKind::Unauthorized => 15,
         ErrorKind::RetentionLocked => 16,
+        ErrorKind::KeyUnavailable => 17,
         _ => EXIT_OTHER,
     }
 }

@@ -54,6 +54,9 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     let Some(db) = database() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // An encrypted store: its data keys and its key record come along too.
+    ok(coffer(d, &["keys", "generate", "k.key"]));
+    ok(coffer(d, &["init", "--encrypt", "key-file:k.key"]));
     let first = put(
         d,
         &["docs/a.txt", "--tag", "qc=pending", "--metadata", "dept=finance"],
@@ -89,6 +92,7 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
         tables,
         [
             "blobs",
+            "store_settings",
             "versions",
             "latest",
             "version_tags",
@@ -198,8 +202,8 @@ fn catalog_migrate_without_from_copies_the_stores_own_catalog_when_the_url_names
         None,
         &to_db,
     ));
-    assert_eq!(report["tables"][1]["table"], "versions");
-    assert_eq!(report["tables"][1]["inserted"], 1);
+    assert_eq!(report["tables"][2]["table"], "versions");
+    assert_eq!(report["tables"][2]["inserted"], 1);
     let versions = json(coffer_in(d, &["versions", "docs/a.txt", "--json"], None, &to_db));
     assert_eq!(versions.as_array().unwrap().len(), 1);
 }

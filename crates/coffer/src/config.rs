@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::catalog::CatalogLocation;
+use crate::crypto::EncryptionConfig;
 use crate::error::{Error, Result};
 use crate::lifecycle::LifecycleConfig;
 use crate::redact::redact_url;
@@ -64,6 +65,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Lifecycle rules (`[[lifecycle.rules]]`); none when absent.
     pub lifecycle: LifecycleConfig,
+    /// Encryption at rest (`[encryption]`); off when it names no key.
+    pub encryption: EncryptionConfig,
 }
 
 fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
@@ -120,6 +123,7 @@ impl Default for Config {
             read_events: false,
             retention: RetentionConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }
@@ -142,6 +146,7 @@ impl fmt::Debug for Config {
             .field("read_events", &self.read_events)
             .field("retention", &self.retention)
             .field("lifecycle", &self.lifecycle)
+            .field("encryption", &self.encryption)
             .finish()
     }
 }
@@ -169,6 +174,55 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
     }
     let mut updated = lines.join("\n");
     updated.push('\n');
+    Config::from_toml(&updated)?;
+    // Written beside and renamed over, so the file is never half written.
+    let staged = path.with_extension("toml.new");
+    std::fs::write(&staged, &updated)
+        .and_then(|()| std::fs::rename(&staged, path))
+        .map_err(|e| Error::io(&format!("cannot write config file {}", path.display()), e))
+}
+
+/// Add an `[encryption]` table naming `encryption`'s key source (never a
+/// key) to the config file at `path`, creating the file if there is none.
+/// A file that has the table already is left alone and refused.
+pub fn add_encryption_table(path: &Path, encryption: &EncryptionConfig) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Error::invalid_input(format!(
+                "cannot read config file {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    if Config::from_toml(&text)?.encryption != EncryptionConfig::default() {
+        return Err(Error::invalid_input(format!(
+            "config file {} has an [encryption] table already",
+            path.display()
+        )));
+    }
+    let mut table = toml::Table::new();
+    let mut set = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            table.insert(name.to_owned(), toml::Value::String(value));
+        }
+    };
+    set(
+        "key_file",
+        encryption.key_file.as_ref().map(|p| p.display().to_string()),
+    );
+    set("key_env", encryption.key_env.clone());
+    set("passphrase_env", encryption.passphrase_env.clone());
+    set("kms_key_id", encryption.kms_key_id.clone());
+    set("kms_endpoint", encryption.kms_endpoint.clone());
+    set("kms_region", encryption.kms_region.clone());
+    let body = toml::to_string(&table).map_err(|e| Error::invalid_input(format!("cannot write [encryption]: {e}")))?;
+    let mut updated = text;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str(&format!("\n[encryption]\n{body}"));
     Config::from_toml(&updated)?;
     // Written beside and renamed over, so the file is never half written.
     let staged = path.with_extension("toml.new");
@@ -282,6 +336,7 @@ impl Config {
         if let Some(reads) = lookup("COFFER_READ_EVENTS") {
             self.read_events = parse_flag("COFFER_READ_EVENTS", &reads)?;
         }
+        self.encryption.apply_env(&lookup);
         if self.max_versions == Some(0) {
             return Err(Error::invalid_input(
                 "max_versions = 0 would remove every version: use at least 1",

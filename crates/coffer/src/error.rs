@@ -42,6 +42,9 @@ pub enum ErrorKind {
     /// blob, or its audit rows) cannot be removed, or its retention cannot
     /// be shortened, before its date.
     RetentionLocked,
+    /// The store is encrypted and its key is missing, wrong or cannot be
+    /// reached (a key file, a passphrase, a KMS key): nothing was read or written.
+    KeyUnavailable,
 }
 
 impl ErrorKind {
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Archived => "archived",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::RetentionLocked => "retention_locked",
+            ErrorKind::KeyUnavailable => "key_unavailable",
         }
     }
 }

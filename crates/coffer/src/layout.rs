@@ -79,6 +79,10 @@ pub struct Manifest {
     /// Legal hold, as of the manifest's last rewrite.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legal_hold: bool,
+    /// In an encrypted store, the blob's data key, wrapped (as of the
+    /// manifest's last rewrite: a key rotation rewrites it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<crate::crypto::BlobKey>,
 }
 
 /// The id embedded in the name of a blob, staged upload or manifest path

@@ -48,12 +48,15 @@
 //!   spans, the format on a backend, backend settings, the config file, and
 //!   showing URLs without their secrets, which a front end such as the CLI
 //!   reaches for;
+//! - [`crypto`]: encryption at rest (the blob format, key-encryption keys,
+//!   the `[encryption]` table);
 //! - `testkit` (cargo feature `testkit`): the conformance suites and test helpers.
 
 pub mod backend;
 pub mod body;
 pub mod catalog;
 pub mod config;
+pub mod crypto;
 mod error;
 pub mod events;
 pub mod key;
@@ -96,10 +99,11 @@ pub use crate::settings::{BackendConfig, BackendKind};
 pub use crate::store::{
     AUDIT_ACTIONS, AuditPurgeReport, ByteRange, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS, DeletePrefixReport,
     DispatcherHandle, ExportOptions, ExportReport, FailedAction, GetOptions, GetResult, Health, HistoryEntry,
-    ImportBackendOptions, ImportOptions, ImportReport, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS,
-    MAX_PRESIGN_EXPIRY, MAX_RESTORE_DAYS, MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions,
-    RESTORE_POLL_INTERVAL, ReindexReport, RestoreStatus, StaleUpload, Store, StoreInfo, SyncHandle, TextDiff, TierMove,
-    ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
+    ImportBackendOptions, ImportOptions, ImportReport, KeyStatus, LifecycleReport, ListOptions, ListPage,
+    MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MAX_RESTORE_DAYS, MigrateOptions, MigrateReport, PresignedUpload, PruneReport,
+    PutOptions, RESTORE_POLL_INTERVAL, ReindexReport, RestoreStatus, RotationReport, RotationStatus, StaleUpload,
+    Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
+    open_backend,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

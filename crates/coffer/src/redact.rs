@@ -10,6 +10,10 @@
 /// parameter) replaced by `***`, for logs and messages; control characters
 /// are escaped (`\n`), so a message showing a mistyped URL stays one line.
 pub fn redact_url(url: &str) -> String {
+    // A URL with credentials is sealed in an encrypted store's catalog.
+    if crate::crypto::secrets::is_sealed(url) {
+        return "*** (sealed)".to_owned();
+    }
     let mut shown = String::with_capacity(url.len());
     for c in hide_password(url).chars() {
         if c.is_control() {
@@ -19,6 +23,11 @@ pub fn redact_url(url: &str) -> String {
         }
     }
     shown
+}
+
+/// Whether `url` carries a password (in its user part or a `password=` parameter).
+pub(crate) fn has_password(url: &str) -> bool {
+    hide_password(url) != url
 }
 
 fn hide_password(url: &str) -> String {

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod hooks;
+mod keys;
 mod manage;
 mod objects;
 
 pub use self::hooks::{AddHook, EventsCommand, HookOptions, HooksCommand, RunArgs};
+pub use self::keys::{InitArgs, KeysCommand};
 pub use self::manage::{
     AuditArgs, AuditCommand, CatalogCommand, ImportSelection, LifecycleCommand, PruneArgs, SearchArgs, VerifyArgs,
 };
@@ -137,7 +139,7 @@ fn backend_kinds() -> impl clap::builder::TypedValueParser<Value = coffer::Backe
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the store (the data directory, catalog and blob folder).
-    Init,
+    Init(InitArgs),
     /// Store a file or standard input as a new version of KEY.
     Put(PutArgs),
     /// Write a version of KEY to a file or standard output.
@@ -273,6 +275,9 @@ pub enum Command {
     /// Show or set a version's retention (WORM: governance or compliance, until a date).
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// The store's encryption keys: status, rotate, generate.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Set or clear a version's legal hold.
     #[command(subcommand, name = "legal-hold")]
     LegalHold(LegalHoldCommand),

@@ -258,18 +258,48 @@ pub(crate) async fn read_all(backend: &dyn Backend, path: &str) -> Result<Vec<u8
     Ok(chunks.concat())
 }
 
+/// What a copied blob must be: its content's SHA-256 and length, or, for
+/// a sealed (encrypted) blob, only its stored length: its segments
+/// authenticate themselves on every read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BlobCheck<'a> {
+    /// Stored as it is.
+    Plain {
+        /// The content's SHA-256.
+        sha256: &'a str,
+        /// Its length.
+        size: u64,
+    },
+    /// Sealed: `size` bytes stored.
+    Sealed {
+        /// The stored length.
+        size: u64,
+    },
+}
+
+/// The bytes `range` of the object at `path` (fewer if it is shorter).
+pub(crate) async fn read_range(backend: &dyn Backend, path: &str, range: Range<u64>) -> Result<Vec<u8>> {
+    use futures::TryStreamExt;
+    let chunks: Vec<Bytes> = backend.read(path, Some(range)).await?.try_collect().await?;
+    Ok(chunks.concat())
+}
+
 /// Copy the blob at `path` from `source` to `target`, checking that the
-/// bytes sent hash to `sha256` (computed on the way) and that `size` bytes
-/// arrived. Archive classes (GLACIER, Azure Archive) cannot be read back at
-/// once, hence no read-back. A copy that does not match is removed again.
+/// bytes sent hash to the expected SHA-256 (computed on the way; a sealed
+/// blob is not hashed) and that the expected length arrived. Archive classes
+/// (GLACIER, Azure Archive) cannot be read back at once, hence no read-back.
+/// A copy that does not match is removed again.
 pub(crate) async fn copy_blob_verified(
     source: &dyn Backend,
     target: &dyn Backend,
     path: &str,
-    sha256: &str,
-    size: u64,
+    check: BlobCheck<'_>,
     progress: Option<std::sync::Arc<dyn crate::progress::Progress>>,
 ) -> Result<()> {
+    let (sha256, size) = match check {
+        BlobCheck::Plain { sha256, size } => (Some(sha256), size),
+        BlobCheck::Sealed { size } => (None, size),
+    };
     use futures::{StreamExt, TryStreamExt};
     let hasher = crate::body::BackgroundHasher::spawn(false);
     let mut body = hasher.tap(source.read(path, None).await?);
@@ -281,13 +311,14 @@ pub(crate) async fn copy_blob_verified(
     let written = target.write(path, body).await?;
     let digests = hasher.finish().await?;
     let arrived = target.stat(path).await?;
-    if digests.sha256 != sha256 || written != size || arrived != Some(size) {
+    if sha256.is_some_and(|sha256| digests.sha256 != sha256) || written != size || arrived != Some(size) {
         let _ = target.delete(path).await;
         return Err(Error::new(
             ErrorKind::IntegrityMismatch,
             format!(
-                "{path} did not arrive intact on {target} (SHA-256 {} of {written} bytes sent, {arrived:?} there; {sha256} of {size} expected)",
-                digests.sha256
+                "{path} did not arrive intact on {target} (SHA-256 {} of {written} bytes sent, {arrived:?} there; {} of {size} expected)",
+                digests.sha256,
+                sha256.unwrap_or("sealed content")
             ),
         ));
     }

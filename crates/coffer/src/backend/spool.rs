@@ -22,7 +22,10 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Backend, Capabilities, OpendalBackend, PresignRequest, PresignedUrl, RestoreState, RestoreTier, read_all};
+use super::{
+    Backend, Capabilities, OpendalBackend, PresignRequest, PresignedUrl, RestoreState, RestoreTier, read_all,
+    read_range,
+};
 use crate::body::{BackgroundHasher, ByteStream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{BLOBS_DIR, MANIFESTS_DIR, STAGING_DIR, sha256_in_blob_path};
@@ -203,6 +206,14 @@ impl SpoolBackend {
     async fn move_to_primary(&self, path: &str) -> Result<u64> {
         let size = self.spool.stat(path).await?.unwrap_or(0);
         let expected = match sha256_in_blob_path(path) {
+            // An encrypted store's blob is sealed: its stored bytes do not
+            // hash to the name, so the spooled bytes' own hash is expected.
+            Some(_) if crate::crypto::segments::is_sealed(&read_range(&self.spool, path, 0..16).await?) => {
+                let hasher = BackgroundHasher::spawn(false);
+                let body = hasher.tap(self.spool.read(path, None).await?);
+                body.try_for_each(|_| futures::future::ready(Ok(()))).await?;
+                Expected::Sha256(hasher.finish().await?.sha256)
+            }
             Some(sha256) => Expected::Sha256(sha256.to_owned()),
             None => Expected::Bytes(read_all(&self.spool, path).await?),
         };

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::{
-    Backend, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl, RestoreState, RestoreTier,
+    Backend, BlobCheck, Capabilities, IncompleteUpload, PresignRequest, PresignedUrl, RestoreState, RestoreTier,
     copy_blob_verified,
 };
 use crate::body::ByteStream;
@@ -81,10 +81,10 @@ impl TieredBackend {
     }
 
     /// Move the blob at `path` to `to`: copy it, check what arrived (its
-    /// SHA-256, which the path names, computed on the way, and its size
-    /// there), then remove it from the other tier. Returns its size; moving
-    /// it where it is already does nothing.
-    pub async fn move_blob(&self, path: &str, to: Tier) -> Result<u64> {
+    /// SHA-256, which the path names, computed on the way, unless it is
+    /// `sealed`, and its size there), then remove it from the other tier.
+    /// Returns its stored size; moving it where it is already does nothing.
+    pub async fn move_blob(&self, path: &str, to: Tier, sealed: bool) -> Result<u64> {
         let from = match to {
             Tier::Hot => Tier::Cold,
             Tier::Cold => Tier::Hot,
@@ -102,7 +102,11 @@ impl TieredBackend {
         let sha256 = sha256_in_blob_path(path)
             .ok_or_else(|| Error::invalid_input(format!("{path} is not a blob")))?
             .to_owned();
-        copy_blob_verified(source, target, path, &sha256, size, None)
+        let check = match sealed {
+            true => BlobCheck::Sealed { size },
+            false => BlobCheck::Plain { sha256: &sha256, size },
+        };
+        copy_blob_verified(source, target, path, check, None)
             .await
             .map_err(|e| match e.kind() {
                 ErrorKind::IntegrityMismatch => Error::new(

@@ -257,8 +257,9 @@ pub(super) fn refcounts_select(versions: &[ObjectVersion]) -> (String, Vec<Param
 }
 
 /// Every blob, in hash order, as `BlobRow`s.
-pub(super) const BLOBS_SELECT: &str = "SELECT sha256, size, locator, refcount, damaged FROM blobs ORDER BY sha256";
-pub(super) const BLOB_SELECT: &str = "SELECT sha256, size, locator, refcount, damaged FROM blobs";
+pub(super) const BLOBS_SELECT: &str =
+    "SELECT sha256, size, locator, refcount, damaged, data_key FROM blobs ORDER BY sha256";
+pub(super) const BLOB_SELECT: &str = "SELECT sha256, size, locator, refcount, damaged, data_key FROM blobs";
 
 /// The row [`Dialect::stats_select`] returns.
 pub(super) type StatsRow = (i64, i64, i64, i64, i64, i64, i64, i64);

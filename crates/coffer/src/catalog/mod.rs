@@ -169,6 +169,11 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn blob(&self, sha256: &str) -> Result<Option<BlobRecord>>;
     /// The restores asked for and not yet seen done, oldest first.
     async fn pending_restores(&self) -> Result<Vec<PendingRestore>>;
+    /// A setting of the store as a whole (`store_settings`), if set.
+    async fn setting(&self, name: &str) -> Result<Option<String>>;
+    /// Up to `limit` blobs with a data key, in hash order after `after`:
+    /// each blob's SHA-256 and its wrapped data key (JSON).
+    async fn data_keys(&self, after: &str, limit: usize) -> Result<Vec<(String, String)>>;
     /// Where the content of each of the blobs `sha256s` was moved
     /// (`cold`, a storage class), for those that were.
     async fn blob_placements(&self, sha256s: &[String]) -> Result<std::collections::HashMap<String, String>>;

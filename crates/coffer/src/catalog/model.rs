@@ -124,6 +124,8 @@ pub struct BlobRef {
     /// Where a fresh durable copy of the content lies, if the writer made one.
     /// `None` means the blob must already be in the catalog (a copy).
     pub new_path: Option<String>,
+    /// The fresh copy's wrapped data key, as JSON, in an encrypted store.
+    pub data_key: Option<String>,
 }
 
 /// What a new version holds.
@@ -358,6 +360,26 @@ pub enum Repair {
         /// What was asked, for which version.
         request: RestoreRequest,
     },
+    /// A blob's data key is wrapped anew (a key rotation): no audit row of
+    /// its own (the rotation is audited as a whole).
+    DataKey {
+        /// The blob.
+        sha256: String,
+        /// The wrapped data key, as JSON.
+        data_key: String,
+    },
+    /// A setting of the store as a whole (`store_settings`) is set, or
+    /// removed (`None`), audited as `action` with `detail` when there is one.
+    Setting {
+        /// Its name.
+        name: &'static str,
+        /// Its value (JSON); `None` removes it.
+        value: Option<String>,
+        /// Only set it if it is not set yet (the first writer wins).
+        if_absent: bool,
+        /// The audit row's action and detail, if it gets one.
+        audit: Option<(&'static str, serde_json::Value)>,
+    },
     /// A pending restore of `version`'s content is done: no longer pending,
     /// audited as `restored`, and `object.restored` fired.
     Restored {
@@ -410,6 +432,8 @@ pub struct BlobRecord {
     pub refcount: u64,
     /// What is wrong with its bytes, if `verify --repair` found something.
     pub damaged: Option<String>,
+    /// Its wrapped data key, as JSON, in an encrypted store.
+    pub data_key: Option<String>,
 }
 
 /// Totals over the catalog.

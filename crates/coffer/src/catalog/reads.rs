@@ -142,6 +142,28 @@ pub(super) async fn blob(mut conn: Conn<'_>, sha256: &str) -> Result<Option<Blob
     Ok(row.map(BlobRecord::from))
 }
 
+/// The setting `name` of the store as a whole, if set.
+pub(super) async fn setting(mut conn: Conn<'_>, name: &str) -> Result<Option<String>> {
+    let row: Option<(String,)> = conn
+        .optional(
+            "reading a store setting",
+            "SELECT value FROM store_settings WHERE name = ?",
+            vec![Param::Text(name.to_owned())],
+        )
+        .await?;
+    Ok(row.map(|(value,)| value))
+}
+
+/// Up to `limit` blobs with a data key after `after`, in hash order.
+pub(super) async fn data_keys(mut conn: Conn<'_>, after: &str, limit: usize) -> Result<Vec<(String, String)>> {
+    conn.all(
+        "reading data keys",
+        "SELECT sha256, data_key FROM blobs WHERE data_key IS NOT NULL AND sha256 > ? ORDER BY sha256 LIMIT ?",
+        vec![Param::Text(after.to_owned()), Param::Int(to_i64(limit as u64))],
+    )
+    .await
+}
+
 /// The restores asked for and not yet seen done, oldest first.
 pub(super) async fn pending_restores(mut conn: Conn<'_>) -> Result<Vec<PendingRestore>> {
     let rows: Vec<(String, String, String)> = conn

@@ -173,6 +173,7 @@ pub(super) struct BlobRow {
     locator: String,
     refcount: i64,
     damaged: Option<String>,
+    data_key: Option<String>,
 }
 
 impl From<BlobRow> for BlobRecord {
@@ -183,6 +184,7 @@ impl From<BlobRow> for BlobRecord {
             path: row.locator,
             refcount: u64::try_from(row.refcount).unwrap_or(0),
             damaged: row.damaged,
+            data_key: row.data_key,
         }
     }
 }

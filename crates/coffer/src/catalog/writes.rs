@@ -123,6 +123,34 @@ pub(super) async fn set_restore_pending(conn: Conn<'_>, sha256: &str, request: O
     set_blob_text(conn, "recording a restore", "restore_pending", sha256, request).await
 }
 
+/// Record a blob's wrapped data key anew.
+pub(super) async fn set_data_key(conn: Conn<'_>, sha256: &str, data_key: &str) -> Result<()> {
+    set_blob_text(conn, "recording a data key", "data_key", sha256, Some(data_key)).await
+}
+
+/// Set the store setting `name` to `value` (`None`: remove it); with
+/// `if_absent`, only if it is not set yet.
+pub(super) async fn set_setting(mut conn: Conn<'_>, name: &str, value: Option<&str>, if_absent: bool) -> Result<()> {
+    let (sql, params) = match value {
+        None => (
+            "DELETE FROM store_settings WHERE name = ?",
+            vec![Param::Text(name.to_owned())],
+        ),
+        Some(value) => (
+            match if_absent {
+                true => "INSERT INTO store_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                false => {
+                    "INSERT INTO store_settings (name, value) VALUES (?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+                }
+            },
+            vec![Param::Text(name.to_owned()), Param::Text(value.to_owned())],
+        ),
+    };
+    conn.execute("changing a store setting", sql, params).await?;
+    Ok(())
+}
+
 /// Set the text column `column` of the blob `sha256` (`None`: to NULL).
 async fn set_blob_text(mut conn: Conn<'_>, what: &str, column: &str, sha256: &str, value: Option<&str>) -> Result<()> {
     let params = vec![

@@ -114,6 +114,41 @@ impl HookSpec {
         }
     }
 
+    /// The secrets among the settings, to seal or open in place: signing
+    /// keys, header values, passwords, tokens, secret keys, and URLs that
+    /// carry a password.
+    pub(crate) fn secrets_mut(&mut self) -> Vec<&mut String> {
+        let url = |url: &mut String| crate::redact::has_password(url) || crate::crypto::secrets::is_sealed(url);
+        let mut secrets = Vec::new();
+        match self {
+            HookSpec::Webhook(config) => {
+                if url(&mut config.url) {
+                    secrets.push(&mut config.url);
+                }
+                secrets.extend(config.secret.as_mut());
+                secrets.extend(config.headers.values_mut());
+            }
+            HookSpec::Nats(config) => {
+                if url(&mut config.url) {
+                    secrets.push(&mut config.url);
+                }
+                secrets.extend(config.password.as_mut());
+                secrets.extend(config.token.as_mut());
+            }
+            HookSpec::Amqp(config) => {
+                if url(&mut config.url) {
+                    secrets.push(&mut config.url);
+                }
+            }
+            HookSpec::Sqs(config) => {
+                secrets.push(&mut config.secret_access_key);
+                secrets.extend(config.session_token.as_mut());
+            }
+            HookSpec::Filelog(_) | HookSpec::Exec(_) | HookSpec::Callback => {}
+        }
+        secrets
+    }
+
     /// The same settings with every secret replaced by `***`.
     pub fn redacted(&self) -> HookSpec {
         match self {

@@ -1,6 +1,7 @@
 //! The hooks of one store in this process: cached definitions, the sinks
 //! built from them, in-process callbacks, and delivery of claimed events.
 
+use crate::crypto::{EncryptionState, secrets};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -76,6 +77,8 @@ pub(crate) struct HookRuntime {
     callbacks: RwLock<HashMap<String, Callback>>,
     sinks: tokio::sync::Mutex<SinkCache>,
     definitions: Mutex<Option<(Instant, Arc<Vec<HookDefinition>>)>>,
+    /// The store's encryption, which opens sealed secrets.
+    encryption: std::sync::RwLock<EncryptionState>,
     /// Wakes this process's dispatchers when a change has written events.
     pub(crate) wake: tokio::sync::Notify,
 }
@@ -94,8 +97,44 @@ impl HookRuntime {
             callbacks: RwLock::new(HashMap::new()),
             sinks: tokio::sync::Mutex::new(HashMap::new()),
             definitions: Mutex::new(None),
+            encryption: std::sync::RwLock::new(EncryptionState::Off),
             wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Open sealed secrets with `encryption` (the store's, once opened).
+    pub(crate) fn set_encryption(&self, encryption: EncryptionState) {
+        if let Ok(mut state) = self.encryption.write() {
+            *state = encryption;
+        }
+    }
+
+    /// `spec` with its sealed secrets opened, to build a sink from.
+    async fn opened(&self, spec: &HookSpec) -> Result<HookSpec> {
+        let mut spec = spec.clone();
+        let sealed: Vec<&mut String> = spec
+            .secrets_mut()
+            .into_iter()
+            .filter(|s| secrets::is_sealed(s))
+            .collect();
+        if sealed.is_empty() {
+            return Ok(spec);
+        }
+        let state = self
+            .encryption
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or(EncryptionState::Off);
+        let encryption = state.require()?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::KeyUnavailable,
+                "a hook's secrets are sealed, and this store has no key",
+            )
+        })?;
+        for secret in sealed {
+            *secret = secrets::open(encryption, secret).await?;
+        }
+        Ok(spec)
     }
 
     fn http(&self) -> Result<&reqwest::Client> {
@@ -175,7 +214,10 @@ impl HookRuntime {
                     callback,
                 })
             }
-            spec => Arc::from(build_sink(&hook.name, spec, self.http()?).await?),
+            spec => {
+                let spec = self.opened(spec).await?;
+                Arc::from(build_sink(&hook.name, &spec, self.http()?).await?)
+            }
         };
         sinks.insert(hook.name.clone(), (hook.spec.clone(), sink.clone()));
         Ok(sink)

@@ -351,6 +351,7 @@ mod tests {
                 md5: "m".into(),
                 size,
                 new_path: None,
+                data_key: None,
             }),
             None => VersionContent::DeleteMarker,
         };

@@ -88,8 +88,23 @@ impl Store {
 
     /// Add a hook; with `replace`, an existing hook of that name takes the
     /// new settings (keeping its deliveries and counters).
+    /// In an encrypted store its secrets are sealed with the store's key.
     pub async fn add_hook(&self, hook: &HookDefinition, replace: bool) -> Result<()> {
-        self.catalog.save_hook(hook, replace).await?;
+        let mut hook = hook.clone();
+        let secrets: Vec<&mut String> = hook
+            .spec
+            .secrets_mut()
+            .into_iter()
+            .filter(|s| !crate::crypto::secrets::is_sealed(s))
+            .collect();
+        if !secrets.is_empty()
+            && let Some(encryption) = self.encryption.require()?
+        {
+            for secret in secrets {
+                *secret = crate::crypto::secrets::seal(encryption, secret).await?;
+            }
+        }
+        self.catalog.save_hook(&hook, replace).await?;
         self.hooks.forget_definitions();
         Ok(())
     }

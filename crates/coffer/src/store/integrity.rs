@@ -1,6 +1,7 @@
 //! Integrity on `Store`: `verify` re-hashes what the catalog references and
 //! finds what nothing references.
 
+use crate::crypto::BlobKey;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -239,13 +240,17 @@ impl Store {
             None => return Ok(Some(("missing_blob", format!("blob {} is missing", blob.sha256)))),
             Some(size) => size,
         };
-        if size != blob.size {
+        let expected = crate::crypto::segments::stored_size(blob.data_key.is_some(), blob.size);
+        if size != expected {
             return Ok(Some((
                 "truncated_blob",
-                format!("blob {} has {size} bytes, {} expected", blob.sha256, blob.size),
+                format!("blob {} has {size} bytes, {expected} expected", blob.sha256),
             )));
         }
-        let body = match self.backend.read(&blob.path, None).await {
+        let data_key = blob.data_key.as_deref().map(BlobKey::from_text).transpose()?;
+        let what = format!("blob {}", blob.sha256);
+        let read = self.read_content(&blob.path, blob.size, data_key.as_ref(), None, &what);
+        let body = match read.await {
             // Archived content cannot be read until restored: its size, checked above, is what can be.
             Err(e) if e.kind() == ErrorKind::Archived => return Ok(None),
             other => other?,
@@ -253,9 +258,19 @@ impl Store {
         // Read on this task and hash on a thread of its own, so the two overlap.
         let hasher = BackgroundHasher::spawn(false);
         let mut body = hasher.tap(body);
-        while let Some(chunk) = body.try_next().await? {
-            if let Some(progress) = &progress {
-                progress.advance(chunk.len() as u64);
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    if let Some(progress) = &progress {
+                        progress.advance(chunk.len() as u64);
+                    }
+                }
+                Ok(None) => break,
+                // A sealed segment that fails to open: damaged content.
+                Err(e) if e.kind() == ErrorKind::IntegrityMismatch => {
+                    return Ok(Some(("corrupt_blob", e.message().to_owned())));
+                }
+                Err(e) => return Err(e),
             }
         }
         drop(body);

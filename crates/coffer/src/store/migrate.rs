@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{PutOptions, Store};
-use crate::backend::{Backend, copy_blob_verified, read_all};
+use crate::backend::{Backend, BlobCheck, copy_blob_verified, read_all};
 use crate::catalog::{BlobRecord, Repair};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
@@ -149,21 +149,23 @@ impl Store {
         target: &dyn Backend,
         progress: Option<Arc<dyn Progress>>,
     ) -> Result<bool> {
-        if target.stat(&blob.path).await? == Some(blob.size) {
+        let check = match blob.data_key {
+            Some(_) => BlobCheck::Sealed {
+                size: crate::crypto::segments::sealed_size(blob.size),
+            },
+            None => BlobCheck::Plain {
+                sha256: &blob.sha256,
+                size: blob.size,
+            },
+        };
+        let stored_size = crate::crypto::segments::stored_size(blob.data_key.is_some(), blob.size);
+        if target.stat(&blob.path).await? == Some(stored_size) {
             if let Some(progress) = &progress {
                 progress.advance(blob.size);
             }
             return Ok(false);
         }
-        copy_blob_verified(
-            self.backend.as_ref(),
-            target,
-            &blob.path,
-            &blob.sha256,
-            blob.size,
-            progress,
-        )
-        .await?;
+        copy_blob_verified(self.backend.as_ref(), target, &blob.path, check, progress).await?;
         Ok(true)
     }
 

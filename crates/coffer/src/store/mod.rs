@@ -12,6 +12,7 @@ use crate::body;
 use crate::body::ByteStream;
 use crate::catalog::{Catalog, KeyQuery, ObjectVersion, Precondition, SearchPage, SearchQuery, prefix_upper_bound};
 use crate::config::Config;
+use crate::crypto::EncryptionState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
 use crate::key::{ObjectKey, validate_content_type, validate_metadata};
@@ -24,6 +25,7 @@ mod audit;
 mod bulk;
 mod hooks;
 mod integrity;
+mod keys;
 mod lifecycle;
 mod migrate;
 mod open;
@@ -33,6 +35,7 @@ mod protection;
 mod reindex;
 mod remote;
 mod restore;
+mod sealed;
 mod transfer;
 mod versioning;
 mod write;
@@ -41,6 +44,7 @@ pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
 pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::integrity::{VerifyOptions, VerifyProblem, VerifyReport};
+pub use self::keys::{KeyStatus, RotationReport, RotationStatus};
 pub use self::lifecycle::{FailedAction, LifecycleReport, StaleUpload};
 pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
 pub use self::open::open_backend;
@@ -82,6 +86,8 @@ pub struct Store {
     absent_spool: Option<String>,
     /// The hot and cold tiers, when there is a cold one.
     tiers: Option<Arc<TieredBackend>>,
+    /// Encryption at rest: off, or on with or without its key at hand.
+    encryption: EncryptionState,
 }
 
 impl Store {
@@ -131,9 +137,13 @@ impl Store {
             (None, Some(dir)) => Some(dir.display().to_string()),
             _ => None,
         };
+        let source = config.encryption.source()?;
+        let encryption = crate::crypto::keyring::open(&*store.catalog, source.as_ref(), create, &store.actor).await?;
+        store.hooks.set_encryption(encryption.clone());
         let store = Store {
             tiers,
             absent_spool,
+            encryption,
             ..store
         };
         Ok(store
@@ -152,6 +162,7 @@ impl Store {
             spool: None,
             absent_spool: None,
             tiers: None,
+            encryption: EncryptionState::Off,
             backend,
             catalog,
             actor: actor.into(),
@@ -306,10 +317,12 @@ impl Store {
             ));
         };
         let what = format!("{key} version {}", version.version_id);
+        let data_key = self.blob_key(&sha256).await?;
         let (range, mut body) = match options.range {
             Some(range) => {
                 let range = range.resolve(version.size)?;
-                let body = match self.backend.read(&path, Some(range.clone())).await {
+                let read = self.read_content(&path, version.size, data_key.as_ref(), Some(range.clone()), &what);
+                let body = match read.await {
                     Ok(body) => body,
                     Err(e) => return Err(self.unreadable_blob(e, &what).await),
                 };
@@ -317,10 +330,13 @@ impl Store {
                 (range, body::check_length(body, length, what))
             }
             None => {
-                let body = if version.size == 0 {
+                let body = if version.size == 0 && data_key.is_none() {
                     futures::stream::empty().boxed()
                 } else {
-                    match self.backend.read(&path, None).await {
+                    match self
+                        .read_content(&path, version.size, data_key.as_ref(), None, &what)
+                        .await
+                    {
                         Ok(body) => body,
                         Err(e) => return Err(self.unreadable_blob(e, &what).await),
                     }
@@ -533,14 +549,15 @@ impl Store {
     pub async fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = self.catalog.check_consistency().await?;
         for blob in self.catalog.blobs().await?.into_iter().filter(|b| b.damaged.is_none()) {
+            let stored_size = crate::crypto::segments::stored_size(blob.data_key.is_some(), blob.size);
             match self.backend.stat(&blob.path).await? {
                 None => problems.push(format!(
                     "blob {} is missing from the backend ({})",
                     blob.sha256, blob.path
                 )),
-                Some(size) if size != blob.size => problems.push(format!(
-                    "blob {} has {size} bytes on the backend, {} recorded",
-                    blob.sha256, blob.size
+                Some(size) if size != stored_size => problems.push(format!(
+                    "blob {} has {size} bytes on the backend, {stored_size} expected",
+                    blob.sha256
                 )),
                 Some(_) => {}
             }

@@ -1,12 +1,14 @@
 //! `reindex` on `Store`: rebuild a catalog from the backend's manifests alone.
 
+use crate::crypto::BlobKey;
 use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::Store;
-use crate::catalog::{BlobRef, Catalog, NewVersion, Precondition, VersionContent};
+use crate::catalog::{BlobRef, Catalog, NewVersion, Precondition, Repair, VersionContent};
+use crate::crypto::keyring::{ENCRYPTION_SETTING, KeyRecord};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, BLOBS_DIR, MANIFESTS_DIR};
 
@@ -69,7 +71,51 @@ impl Store {
         }
         report.keys = keys.len() as u64;
         report.skipped.sort();
+        self.reindex_encryption(target).await?;
         Ok(report)
+    }
+
+    /// A rebuilt catalog of an encrypted store gets the store's encryption
+    /// record back from the data keys the manifests named, and the key given
+    /// must open them.
+    async fn reindex_encryption(&self, target: &dyn Catalog) -> Result<()> {
+        let Some((_, first)) = target.data_keys("", 1).await?.pop() else {
+            return Ok(());
+        };
+        let first = BlobKey::from_text(&first)?;
+        let opens = match self.encryption.require()? {
+            Some(encryption) => encryption.opens(&first).await,
+            None => false,
+        };
+        let Some(wrap) = first.wraps.first() else {
+            return Err(Error::new(ErrorKind::Catalog, "a manifest's data key has no wrapping"));
+        };
+        let record = KeyRecord {
+            store_id: first.store.clone(),
+            kek: wrap.kek.clone(),
+            kdf: wrap.kdf.clone(),
+            since: crate::time::Timestamp::now(),
+        };
+        let setting = Repair::Setting {
+            name: ENCRYPTION_SETTING,
+            value: Some(serde_json::json!(record).to_string()),
+            if_absent: true,
+            audit: Some((
+                "encryption",
+                serde_json::json!({ "kek": record.kek, "reindexed": true }),
+            )),
+        };
+        target.repair(&setting, &self.actor).await?;
+        match opens {
+            true => Ok(()),
+            false => Err(Error::new(
+                ErrorKind::KeyUnavailable,
+                format!(
+                    "the catalog was rebuilt, but the key given does not open its content (its key is {})",
+                    record.kek
+                ),
+            )),
+        }
     }
 
     /// Record the version a manifest describes; its key, or `None` for a file
@@ -93,12 +139,14 @@ impl Store {
         let content = match (&manifest.sha256, manifest.delete_marker) {
             (None, true) => VersionContent::DeleteMarker,
             (Some(sha256), false) => {
-                let stored = self.pick_blob(sha256, manifest.size, blob_paths).await?;
+                let sealed = manifest.data_key.as_ref();
+                let stored = self.pick_blob(sha256, manifest.size, sealed, blob_paths).await?;
                 VersionContent::Blob(BlobRef {
                     sha256: sha256.clone(),
                     md5: manifest.md5.clone().unwrap_or_default(),
                     size: manifest.size,
                     new_path: Some(stored),
+                    data_key: sealed.map(BlobKey::to_text),
                 })
             }
             _ => return Err(Error::invalid_input("manifest is neither content nor a delete marker")),
@@ -124,15 +172,28 @@ impl Store {
         Ok(Some(key))
     }
 
-    /// The stored copy of a blob: of several (orphans of old uploads), one with the right size.
-    async fn pick_blob(&self, sha256: &str, size: u64, blob_paths: &HashMap<String, Vec<String>>) -> Result<String> {
+    /// The stored copy of a blob: of several (orphans of old uploads), one
+    /// with the right size, and in an encrypted store sealed with the data
+    /// key the manifest names.
+    async fn pick_blob(
+        &self,
+        sha256: &str,
+        size: u64,
+        sealed: Option<&BlobKey>,
+        blob_paths: &HashMap<String, Vec<String>>,
+    ) -> Result<String> {
         let candidates = blob_paths.get(sha256).map(Vec::as_slice).unwrap_or_default();
         if let [only] = candidates {
             return Ok(only.clone());
         }
+        let size = crate::crypto::segments::stored_size(sealed.is_some(), size);
         for path in candidates {
-            if self.backend.stat(path).await? == Some(size) {
-                return Ok(path.clone());
+            if self.backend.stat(path).await? != Some(size) {
+                continue;
+            }
+            match sealed {
+                Some(key) if !crate::crypto::segments::sealed_with(self.backend.as_ref(), path, key).await? => {}
+                _ => return Ok(path.clone()),
             }
         }
         Err(Error::not_found(format!("its blob {sha256} is not on the backend")))

@@ -110,6 +110,7 @@ impl Store {
         expires: Duration,
     ) -> Result<PresignedUrl> {
         check_expiry(expires)?;
+        self.refuse_presign_if_encrypted()?;
         let version = self.head(key, version_id).await?;
         let path = super::stored_content(&version)?.0.to_owned();
         let filename = version.key.as_str().rsplit('/').next().unwrap_or_default().to_owned();
@@ -141,6 +142,7 @@ impl Store {
     /// once it is older than its `--min-age`.
     pub async fn presign_put(&self, key: &str, expires: Duration) -> Result<PresignedUpload> {
         check_expiry(expires)?;
+        self.refuse_presign_if_encrypted()?;
         let key = crate::key::ObjectKey::new(key)?;
         let upload_id = VersionId::generate();
         let path = layout::staging_path(&upload_id);
@@ -168,6 +170,7 @@ impl Store {
     /// stored like any put's (once, by content) and committed with `options`.
     /// An upload id with nothing uploaded is `NotFound`.
     pub async fn commit_upload(&self, key: &str, upload_id: &VersionId, options: PutOptions) -> Result<ObjectVersion> {
+        self.refuse_presign_if_encrypted()?;
         let checked = self.check_put(key, &options).await?;
         let staging = layout::staging_path(upload_id);
         let Some(size) = self.backend.stat(&staging).await? else {
@@ -193,12 +196,27 @@ impl Store {
         let upload = Upload::Staged {
             id: upload_id.clone(),
             path: staging,
+            sealed: None,
         };
         let prepared = self.write_upload(version, upload, Durability::Now).await;
         let prepared = self.apply_storage_class(prepared, storage_class.as_deref()).await;
         let committed = self.finish_upload(prepared).await?;
         self.apply_max_versions(&committed.key).await?;
         Ok(committed)
+    }
+
+    /// Presigned URLs reach the stored bytes directly: in an encrypted store
+    /// a download would be ciphertext, and an upload would put plaintext on
+    /// the store, so both are refused.
+    fn refuse_presign_if_encrypted(&self) -> Result<()> {
+        match self.encryption.is_on() {
+            true => Err(Error::new(
+                crate::error::ErrorKind::Unsupported,
+                "this store encrypts its content, and a presigned URL would hand out (or take in) \
+                 the stored bytes themselves: read and write through coffer instead",
+            )),
+            false => Ok(()),
+        }
     }
 
     /// The same store, writing to `spool` (which wraps the backend) and
@@ -302,8 +320,9 @@ impl Store {
         let (path, sha256) = super::stored_content(&version)?;
         let (path, sha256) = (path.to_owned(), sha256.to_owned());
         let from = tiers.tier_of(&path).await?;
+        let sealed = self.blob_key(&sha256).await?.is_some();
         let size = tiers
-            .move_blob(&path, to)
+            .move_blob(&path, to, sealed)
             .await
             .map_err(|e| super::archived_version(e, &format!("{} version {}", version.key, version.version_id)))?;
         let moved = from != Some(to);

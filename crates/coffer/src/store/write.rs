@@ -10,6 +10,8 @@ use super::{PutOptions, Store};
 use crate::body::ByteStream;
 use crate::body::{self, BackgroundHasher, Digests};
 use crate::catalog::{BlobRef, NewVersion, ObjectVersion, Precondition, Repair, VersionContent};
+use crate::crypto::segments;
+use crate::crypto::{BlobKey, DataKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
@@ -42,6 +44,8 @@ pub(super) struct Prepared {
     damaged_copy: Option<String>,
     /// The storage class our copy was given, recorded once it commits.
     class: Option<String>,
+    /// The data key our copy is sealed with, in an encrypted store.
+    data_key: Option<BlobKey>,
     /// Whether the writes succeeded.
     written: Result<()>,
 }
@@ -62,8 +66,13 @@ pub(super) struct CheckedPut {
 
 /// The bytes of a put, until the catalog knows whether it needs them.
 pub(super) enum Upload {
-    /// Streamed to a staging path.
-    Staged { id: VersionId, path: String },
+    /// Streamed to a staging path (sealed with `sealed`'s data key, in an
+    /// encrypted store).
+    Staged {
+        id: VersionId,
+        path: String,
+        sealed: Option<BlobKey>,
+    },
     /// Held in memory (at most [`SMALL_OBJECT_LIMIT`] bytes).
     InMemory { id: VersionId, bytes: Bytes },
 }
@@ -84,6 +93,8 @@ impl Store {
         durability: Durability,
     ) -> Result<Prepared> {
         let checked = self.check_put(key, &options).await?;
+        // Before any byte is written: a store whose key is missing refuses.
+        let encryption = self.encryption.require()?.cloned();
         let upload_id = VersionId::generate();
         let (head, rest) = body::split_head(body, SMALL_OBJECT_LIMIT).await?;
         let (digests, upload) = match rest {
@@ -103,12 +114,18 @@ impl Store {
             Some(rest) => {
                 let body = futures::stream::iter(head.into_iter().map(Ok)).chain(rest).boxed();
                 let staging = layout::staging_path(&upload_id);
-                let digests = self.stage(&staging, body, options.progress.clone()).await?;
+                let sealing = match &encryption {
+                    Some(encryption) => Some(encryption.new_key().await?),
+                    None => None,
+                };
+                let key = sealing.as_ref().map(|(key, _)| key);
+                let digests = self.stage(&staging, body, options.progress.clone(), key).await?;
                 (
                     digests,
                     Upload::Staged {
                         id: upload_id,
                         path: staging,
+                        sealed: sealing.map(|(_, record)| record),
                     },
                 )
             }
@@ -175,6 +192,7 @@ impl Store {
                 md5: digests.md5.unwrap_or_default(),
                 size: digests.size,
                 new_path: None,
+                data_key: None,
             }),
             content_type: Some(checked.content_type),
             metadata: options.metadata,
@@ -217,6 +235,7 @@ impl Store {
                 md5,
                 size: from.size,
                 new_path: None,
+                data_key: None,
             }),
             content_type: from.content_type.clone(),
             metadata: from.metadata.clone(),
@@ -256,8 +275,15 @@ impl Store {
         }
     }
 
-    /// Stream a large body to `staging`, hashing it on the way.
-    async fn stage(&self, staging: &str, body: ByteStream, progress: Option<Arc<dyn Progress>>) -> Result<Digests> {
+    /// Stream a large body to `staging`, hashing it on the way (and sealing
+    /// it with `key`, in an encrypted store).
+    async fn stage(
+        &self,
+        staging: &str,
+        body: ByteStream,
+        progress: Option<Arc<dyn Progress>>,
+        key: Option<&DataKey>,
+    ) -> Result<Digests> {
         let hasher = BackgroundHasher::spawn(true);
         let mut body = hasher.tap(body);
         if let Some(progress) = progress.clone() {
@@ -266,13 +292,19 @@ impl Store {
                 .inspect_ok(move |chunk| progress.advance(chunk.len() as u64))
                 .boxed();
         }
-        let written = self.backend.write(staging, body).await;
+        let written = match key {
+            Some(key) => match segments::seal_stream(key, body) {
+                Ok(sealed) => self.backend.write(staging, sealed).await,
+                Err(e) => Err(e),
+            },
+            None => self.backend.write(staging, body).await,
+        };
         if let Some(progress) = &progress {
             progress.finish();
         }
         let digests = hasher.finish().await;
         let uploaded = match (written, digests) {
-            (Ok(written), Ok(digests)) if written == digests.size => Ok(digests),
+            (Ok(written), Ok(digests)) if written == segments::stored_size(key.is_some(), digests.size) => Ok(digests),
             (Ok(_), Ok(_)) => Err(Error::new(
                 ErrorKind::Io,
                 "the upload's length and hashed length differ",
@@ -297,6 +329,7 @@ impl Store {
             manifest_path: None,
             damaged_copy: None,
             class: None,
+            data_key: None,
             written: Ok(()),
         };
         let VersionContent::Blob(blob) = &prepared.version.content else {
@@ -314,14 +347,43 @@ impl Store {
         // A damaged stored copy is replaced by ours (the catalog heals the blob).
         prepared.damaged_copy = stored.as_ref().filter(|b| b.damaged.is_some()).map(|b| b.path.clone());
         let needs_blob = stored.is_none() || prepared.damaged_copy.is_some();
+        // The data key the manifest names: the one our copy is sealed with,
+        // or the stored copy's.
+        let (sealing_key, data_key) = match needs_blob {
+            true => match self.fresh_blob_key(&prepared.upload).await {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    prepared.written = Err(e);
+                    return prepared;
+                }
+            },
+            false => match stored
+                .as_ref()
+                .and_then(|b| b.data_key.as_deref())
+                .map(BlobKey::from_text)
+            {
+                Some(Err(e)) => {
+                    prepared.written = Err(e);
+                    return prepared;
+                }
+                found => (None, found.and_then(Result::ok)),
+            },
+        };
         // The blob and the manifest are independent: write both at once.
         let promote = async {
             match needs_blob {
-                true => self.promote(&prepared.upload, &sha256, durability).await.map(Some),
+                true => self
+                    .promote(&prepared.upload, &sha256, durability, sealing_key.as_ref())
+                    .await
+                    .map(Some),
                 false => Ok(None),
             }
         };
-        let (blob, manifest) = tokio::join!(promote, self.write_manifest(&prepared.version, durability));
+        let manifest = self.write_manifest(&prepared.version, data_key.as_ref(), durability);
+        let (blob, manifest) = tokio::join!(promote, manifest);
+        if needs_blob {
+            prepared.data_key = data_key;
+        }
         prepared.promoted = blob.as_ref().ok().cloned().flatten();
         prepared.manifest_path = manifest.as_ref().ok().cloned();
         prepared.written = blob.and(manifest).map(|_| ());
@@ -339,18 +401,32 @@ impl Store {
             manifest_path,
             damaged_copy,
             class,
+            mut data_key,
             written,
         } = prepared;
         let outcome = async {
             written?;
-            match self.commit_with_blob(&version, promoted.as_deref()).await {
+            match self
+                .commit_with_blob(&version, promoted.as_deref(), data_key.as_ref())
+                .await
+            {
                 // The stored copy we meant to reuse was deleted in between: use ours.
                 Err(e) if e.kind() == ErrorKind::NotFound && promoted.is_none() => {
                     let VersionContent::Blob(blob) = &version.content else {
                         return Err(e);
                     };
-                    promoted = Some(self.promote(&upload, &blob.sha256, Durability::Now).await?);
-                    self.commit_with_blob(&version, promoted.as_deref()).await
+                    let (sealing_key, fresh) = self.fresh_blob_key(&upload).await?;
+                    promoted = Some(
+                        self.promote(&upload, &blob.sha256, Durability::Now, sealing_key.as_ref())
+                            .await?,
+                    );
+                    if fresh.is_some() {
+                        // The manifest named the other copy's data key.
+                        self.write_manifest(&version, fresh.as_ref(), Durability::Now).await?;
+                    }
+                    data_key = fresh;
+                    self.commit_with_blob(&version, promoted.as_deref(), data_key.as_ref())
+                        .await
                 }
                 other => other,
             }
@@ -422,7 +498,13 @@ impl Store {
     /// marker): its manifest first, then the catalog; the manifest goes again
     /// if the catalog refuses.
     pub(super) async fn commit_described(&self, version: NewVersion) -> Result<ObjectVersion> {
-        let manifest_path = self.write_manifest(&version, Durability::Now).await?;
+        let data_key = match &version.content {
+            VersionContent::Blob(blob) => self.blob_key(&blob.sha256).await?,
+            VersionContent::DeleteMarker => None,
+        };
+        let manifest_path = self
+            .write_manifest(&version, data_key.as_ref(), Durability::Now)
+            .await?;
         let key = version.key.clone();
         let outcome = self.catalog.commit_version(version).await;
         match &outcome {
@@ -437,23 +519,56 @@ impl Store {
         outcome
     }
 
-    async fn commit_with_blob(&self, version: &NewVersion, new_path: Option<&str>) -> Result<ObjectVersion> {
+    async fn commit_with_blob(
+        &self,
+        version: &NewVersion,
+        new_path: Option<&str>,
+        data_key: Option<&BlobKey>,
+    ) -> Result<ObjectVersion> {
         let mut version = version.clone();
         if let VersionContent::Blob(blob) = &mut version.content {
             blob.new_path = new_path.map(str::to_owned);
+            blob.data_key = new_path.and(data_key).map(BlobKey::to_text);
         }
         self.catalog.commit_version(version).await
     }
 
-    /// Put the upload's bytes at their content address.
-    async fn promote(&self, upload: &Upload, sha256: &str, durability: Durability) -> Result<String> {
+    /// The data key a new copy of `upload` is sealed with, in an encrypted
+    /// store: a staged upload's own (sealed as it streamed in), or a fresh
+    /// one for bytes in memory (with the key itself, to seal them).
+    async fn fresh_blob_key(&self, upload: &Upload) -> Result<(Option<DataKey>, Option<BlobKey>)> {
+        match upload {
+            Upload::Staged { sealed, .. } => Ok((None, sealed.clone())),
+            Upload::InMemory { .. } => match self.encryption.require()? {
+                Some(encryption) => {
+                    let (key, record) = encryption.new_key().await?;
+                    Ok((Some(key), Some(record)))
+                }
+                None => Ok((None, None)),
+            },
+        }
+    }
+
+    /// Put the upload's bytes at their content address (bytes in memory
+    /// sealed with `key`, in an encrypted store).
+    async fn promote(
+        &self,
+        upload: &Upload,
+        sha256: &str,
+        durability: Durability,
+        key: Option<&DataKey>,
+    ) -> Result<String> {
         let (Upload::Staged { id, .. } | Upload::InMemory { id, .. }) = upload;
         let path = layout::blob_path(sha256, id);
         match upload {
             // A staged upload was written durably; the rename makes its new name durable.
             Upload::Staged { path: staging, .. } => self.backend.rename(staging, &path).await?,
             Upload::InMemory { bytes, .. } => {
-                self.write_object(&path, bytes.clone(), durability).await?;
+                let bytes = match key {
+                    Some(key) => Bytes::from(segments::seal_bytes(key, bytes)?),
+                    None => bytes.clone(),
+                };
+                self.write_object(&path, bytes, durability).await?;
             }
         }
         Ok(path)
@@ -466,7 +581,14 @@ impl Store {
         }
     }
 
-    async fn write_manifest(&self, version: &NewVersion, durability: Durability) -> Result<String> {
+    /// Write a new version's manifest, naming `data_key` (its blob's, in an
+    /// encrypted store).
+    async fn write_manifest(
+        &self,
+        version: &NewVersion,
+        data_key: Option<&BlobKey>,
+        durability: Durability,
+    ) -> Result<String> {
         let (sha256, md5, size) = match &version.content {
             VersionContent::Blob(blob) => (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size),
             VersionContent::DeleteMarker => (None, None, 0),
@@ -488,6 +610,7 @@ impl Store {
                 comments: version.comments.clone(),
                 retention: version.retention,
                 legal_hold: version.legal_hold,
+                data_key: data_key.cloned(),
             },
             durability,
         )
@@ -497,6 +620,20 @@ impl Store {
     /// Write a recorded version's manifest again (after its tags or comments changed,
     /// or when `verify --repair` finds it missing).
     pub(super) async fn rewrite_manifest(&self, version: &ObjectVersion) -> Result<String> {
+        let data_key = match &version.sha256 {
+            Some(sha256) => self.blob_key(sha256).await?,
+            None => None,
+        };
+        self.rewrite_manifest_with(version, data_key).await
+    }
+
+    /// Write a recorded version's manifest again, naming `data_key` as its
+    /// blob's (a key rotation's new wrapping).
+    pub(super) async fn rewrite_manifest_with(
+        &self,
+        version: &ObjectVersion,
+        data_key: Option<BlobKey>,
+    ) -> Result<String> {
         // Written beside, then renamed over the old one: a crash mid-write must
         // not leave a version with a torn manifest. (A leftover staged copy is
         // an orphan upload, which `verify --repair` removes.)
@@ -518,6 +655,7 @@ impl Store {
                 comments: version.comments.clone(),
                 retention: version.retention,
                 legal_hold: version.legal_hold,
+                data_key,
             },
             &staged,
             Durability::Now,

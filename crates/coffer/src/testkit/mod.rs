@@ -73,6 +73,7 @@ fn blob_version(key: &ObjectKey, content: &str, path: Option<&str>) -> NewVersio
             md5: format!("md5-of-{content}"),
             size: content.len() as u64,
             new_path: path.map(str::to_owned),
+            data_key: None,
             sha256,
         }),
         content_type: Some("text/plain".into()),

@@ -217,6 +217,15 @@ pub(super) enum RepairPlan {
         audit: AuditRecord,
         event: Option<Event>,
     },
+    /// Record a blob's wrapped data key anew.
+    DataKey { sha256: String, data_key: String },
+    /// Set or remove a store setting, with this audit row if any.
+    Setting {
+        name: &'static str,
+        value: Option<String>,
+        if_absent: bool,
+        audit: Option<AuditRecord>,
+    },
     /// Only this audit row.
     Audit(AuditRecord),
 }
@@ -282,6 +291,28 @@ pub(super) fn plan_repair(repair: &Repair, actor: &str, now: Timestamp) -> Repai
                 version_id: Some(version_id.to_string()),
                 detail: detail.clone(),
             },
+        },
+        Repair::DataKey { sha256, data_key } => RepairPlan::DataKey {
+            sha256: sha256.clone(),
+            data_key: data_key.clone(),
+        },
+        Repair::Setting {
+            name,
+            value,
+            if_absent,
+            audit,
+        } => RepairPlan::Setting {
+            name,
+            value: value.clone(),
+            if_absent: *if_absent,
+            audit: audit.as_ref().map(|(action, detail)| AuditRecord {
+                at: now,
+                actor: actor.to_owned(),
+                action: (*action).to_owned(),
+                key: None,
+                version_id: None,
+                detail: detail.clone(),
+            }),
         },
         Repair::RestoreRequested { sha256, request } => RepairPlan::Restore {
             sha256: sha256.clone(),
@@ -430,6 +461,7 @@ mod tests {
             md5: "cd".repeat(16),
             size: 3,
             new_path: Some("blobs/ab".into()),
+            data_key: None,
         })
     }
 

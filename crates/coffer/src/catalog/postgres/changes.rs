@@ -141,9 +141,11 @@ pub(super) async fn read_current_and_reference_blob(
     let reference = match blob {
         None => "SELECT NULL::text AS locator",
         Some(b) if b.new_path.is_some() => {
-            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES ($2, $3, $4, $5, 1, $6) \
+            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at, data_key) \
+             VALUES ($2, $3, $4, $5, 1, $6, $7) \
              ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, \
                locator = CASE WHEN blobs.damaged IS NULL THEN blobs.locator ELSE excluded.locator END, \
+               data_key = CASE WHEN blobs.damaged IS NULL THEN blobs.data_key ELSE excluded.data_key END, \
                damaged = NULL \
              RETURNING locator"
         }
@@ -162,7 +164,8 @@ pub(super) async fn read_current_and_reference_blob(
                 .bind(&blob.md5)
                 .bind(to_i64(blob.size))
                 .bind(fresh)
-                .bind(created_at.as_micros());
+                .bind(created_at.as_micros())
+                .bind(&blob.data_key);
         }
     }
     query
@@ -430,6 +433,21 @@ pub(super) async fn apply_repair(conn: &mut PgConnection, repair: &Repair, actor
                 outbox::insert_events(conn, &[event]).await?;
             }
             insert_audit(conn, &audit).await
+        }
+        RepairPlan::DataKey { sha256, data_key } => {
+            writes::set_data_key(Conn::from(&mut *conn), &sha256, &data_key).await
+        }
+        RepairPlan::Setting {
+            name,
+            value,
+            if_absent,
+            audit,
+        } => {
+            writes::set_setting(Conn::from(&mut *conn), name, value.as_deref(), if_absent).await?;
+            match audit {
+                Some(audit) => insert_audit(conn, &audit).await,
+                None => Ok(()),
+            }
         }
         RepairPlan::Audit(row) => insert_audit(conn, &row).await,
     }

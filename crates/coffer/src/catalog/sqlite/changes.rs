@@ -103,10 +103,12 @@ pub(super) async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) 
     sql.push_str(match blob_change {
         BlobChange::None => "",
         BlobChange::Insert => {
-            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at) VALUES (?, ?, ?, ?, 1, ?);"
+            "INSERT INTO blobs (sha256, md5, size, locator, refcount, created_at, data_key) VALUES (?, ?, ?, ?, 1, ?, ?);"
         }
         BlobChange::Reference => "UPDATE blobs SET refcount = refcount + 1 WHERE sha256 = ?;",
-        BlobChange::Heal => "UPDATE blobs SET refcount = refcount + 1, locator = ?, damaged = NULL WHERE sha256 = ?;",
+        BlobChange::Heal => {
+            "UPDATE blobs SET refcount = refcount + 1, locator = ?, data_key = ?, damaged = NULL WHERE sha256 = ?;"
+        }
     });
     sql.push_str(
         "INSERT INTO versions (key, version_id, is_delete_marker, blob_sha256, size, etag, content_type, \
@@ -145,9 +147,10 @@ pub(super) async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) 
                 .bind(&blob.md5)
                 .bind(to_i64(blob.size))
                 .bind(&committed.blob_path)
-                .bind(new.created_at.as_micros()),
+                .bind(new.created_at.as_micros())
+                .bind(&blob.data_key),
             BlobChange::Reference => query.bind(&blob.sha256),
-            BlobChange::Heal => query.bind(&committed.blob_path).bind(&blob.sha256),
+            BlobChange::Heal => query.bind(&committed.blob_path).bind(&blob.data_key).bind(&blob.sha256),
         };
     }
     query = query
@@ -446,6 +449,25 @@ pub(super) async fn apply_repair(conn: &mut SqliteConnection, repair: &Repair, a
                 outbox::insert_events(conn, &[event]).await.map_err(Refused::Dirty)?;
             }
             bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&audit))
+        }
+        RepairPlan::DataKey { sha256, data_key } => {
+            return writes::set_data_key(Conn::from(&mut *conn), &sha256, &data_key)
+                .await
+                .map_err(Refused::Dirty);
+        }
+        RepairPlan::Setting {
+            name,
+            value,
+            if_absent,
+            audit,
+        } => {
+            writes::set_setting(Conn::from(&mut *conn), name, value.as_deref(), if_absent)
+                .await
+                .map_err(Refused::Dirty)?;
+            match audit {
+                Some(audit) => bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&audit)),
+                None => return Ok(()),
+            }
         }
         RepairPlan::Audit(row) => bind_params!(sqlx::query(INSERT_AUDIT), audit_params(&row)),
     };

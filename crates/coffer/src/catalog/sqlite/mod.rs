@@ -294,6 +294,14 @@ impl Catalog for SqliteCatalog {
         reads::pending_restores(self.reader().await?).await
     }
 
+    async fn setting(&self, name: &str) -> Result<Option<String>> {
+        reads::setting(self.reader().await?, name).await
+    }
+
+    async fn data_keys(&self, after: &str, limit: usize) -> Result<Vec<(String, String)>> {
+        reads::data_keys(self.reader().await?, after, limit).await
+    }
+
     async fn blob_placements(&self, sha256s: &[String]) -> Result<std::collections::HashMap<String, String>> {
         reads::blob_placements(self.reader().await?, sha256s).await
     }

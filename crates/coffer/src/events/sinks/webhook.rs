@@ -103,6 +103,9 @@ impl WebhookConfig {
     /// with each query value replaced by `***`, and each path segment that
     /// looks like a token too (chat webhooks put their tokens in the path).
     fn shown_url(&self) -> String {
+        if crate::crypto::secrets::is_sealed(&self.url) {
+            return crate::redact::redact_url(&self.url);
+        }
         let Ok(url) = reqwest::Url::parse(&self.url) else {
             return "(invalid URL)".to_owned();
         };

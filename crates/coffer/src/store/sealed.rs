@@ -1,0 +1,50 @@
+//! Content of an encrypted store: which data key a blob has, and reading a
+//! blob's plaintext (or a range of it) through its data key. Bytes that move
+//! as they are stored (tier moves, migrations, the spool) stay sealed.
+
+use std::ops::Range;
+
+use super::Store;
+use crate::body::ByteStream;
+use crate::crypto::BlobKey;
+use crate::crypto::segments::{self, SealedRange};
+use crate::error::{Error, ErrorKind, Result};
+
+impl Store {
+    /// The data key of the blob `sha256`, in an encrypted store.
+    pub(super) async fn blob_key(&self, sha256: &str) -> Result<Option<BlobKey>> {
+        if !self.encryption.is_on() {
+            return Ok(None);
+        }
+        match self.catalog.blob(sha256).await? {
+            Some(blob) => blob.data_key.as_deref().map(BlobKey::from_text).transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// The plaintext bytes `range` (all with `None`) of the blob at `path`
+    /// holding `size` bytes, sealed with `key` if it has one; `what` names
+    /// the version, for errors.
+    pub(super) async fn read_content(
+        &self,
+        path: &str,
+        size: u64,
+        key: Option<&BlobKey>,
+        range: Option<Range<u64>>,
+        what: &str,
+    ) -> Result<ByteStream> {
+        let Some(key) = key else {
+            return self.backend.read(path, range).await;
+        };
+        let encryption = self.encryption.require()?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Catalog,
+                format!("{what}: its blob has a data key in a store without encryption"),
+            )
+        })?;
+        let data_key = encryption.open_key(key, what).await?;
+        let sealed = SealedRange::of(size, range);
+        let stored = self.backend.read(path, Some(sealed.stored.clone())).await?;
+        segments::open_stream(&data_key, sealed, stored, what.to_owned())
+    }
+}

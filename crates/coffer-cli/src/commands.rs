@@ -546,6 +546,16 @@ async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
                 (None, false) => "unknown while the backend does not answer".to_owned(),
             },
         ),
+        (
+            "encryption",
+            info.encryption
+                .clone()
+                .unwrap_or_else(|| "none client-side ([encryption] is off)".to_owned()),
+        ),
+        (
+            "server-side",
+            info.server_side_encryption.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
         ("catalog", info.catalog.clone()),
         ("objects", format!("{} ({})", s.objects, human_size(s.object_bytes))),
         (

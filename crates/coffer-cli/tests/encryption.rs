@@ -127,6 +127,10 @@ fn every_size_and_range_round_trips_and_nothing_readable_is_stored() {
     assert_eq!(status["data_keys"][&kek], sizes.len());
     let verified = ok(coffer(d, &["verify"])).stdout;
     assert!(verified.contains("0 problems"), "{verified}");
+    let info = json(coffer(d, &["info", "--json"]));
+    let layer = info["encryption"].as_str().unwrap();
+    assert!(layer.contains("AES-256-GCM") && layer.contains(&kek), "{info}");
+    assert!(info["server_side_encryption"].is_null(), "{info}");
 }
 
 #[test]

@@ -93,6 +93,23 @@ fn content_on_moto_and_azurite_is_ciphertext_and_round_trips() {
         let config = format!("[backend]\n{}\n[encryption]\nkey_file = \"k.key\"\n", s3_table(&s3));
         std::fs::write(d.join("coffer.toml"), config).unwrap();
         round_trips(d, &BackendConfig::S3(Box::new(s3)), &[]);
+        // Both layers, where the bucket encrypts too.
+        let with_sse = std::fs::read_to_string(d.join("coffer.toml")).unwrap().replace(
+            "create_bucket = true\n",
+            "create_bucket = true\nserver_side_encryption = \"AES256\"\n",
+        );
+        std::fs::write(d.join("coffer.toml"), with_sse).unwrap();
+        let info = json(coffer(d, &["info", "--json"]));
+        assert!(
+            info["encryption"].as_str().unwrap().contains("client-side AES-256-GCM"),
+            "{info}"
+        );
+        assert_eq!(
+            info["server_side_encryption"], "S3 server-side encryption AES256",
+            "{info}"
+        );
+        put_file(d, "sse.bin", &content(10, 1), &[]);
+        assert!(get(d, "sse.bin", &[]) == content(10, 1));
     }
     if let Some(azure) = coffer::testkit::services::azurite_container().unwrap() {
         let dir = tempfile::tempdir().unwrap();

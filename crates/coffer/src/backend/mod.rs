@@ -227,6 +227,12 @@ pub trait Backend: Send + Sync + Debug + Display {
     async fn native_guard(&self) -> Result<Option<String>> {
         Ok(None)
     }
+    /// The encryption the store itself applies to what it holds (S3's
+    /// server-side encryption, Azure Storage's), described; `None` where it
+    /// applies none that coffer knows of (local disk).
+    fn server_side_encryption(&self) -> Option<String> {
+        None
+    }
     /// Make the store itself keep the object at `path` as `protection`
     /// says (a retention until a date, a legal hold), so that a raw client
     /// of the store cannot remove it either. Lowers a lock coffer set before

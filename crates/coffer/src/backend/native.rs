@@ -79,6 +79,28 @@ impl OpendalBackend {
         Ok(false)
     }
 
+    pub(super) fn server_side_encryption_named(&self) -> Option<String> {
+        #[cfg(feature = "backend-s3")]
+        if let Some(s3) = &self.s3 {
+            return s3
+                .config
+                .server_side_encryption
+                .as_ref()
+                .map(|sse| match &s3.config.kms_key_id {
+                    Some(key) => format!("S3 server-side encryption {sse} with the key {key}"),
+                    None => format!("S3 server-side encryption {sse}"),
+                });
+        }
+        #[cfg(feature = "backend-azblob")]
+        if self.azure.is_some() {
+            return Some(
+                "Azure Storage encryption (always on, Microsoft-managed keys unless the account says otherwise)"
+                    .to_owned(),
+            );
+        }
+        None
+    }
+
     pub(super) async fn native_guard_named(&self) -> Result<Option<String>> {
         #[cfg(feature = "backend-s3")]
         if let Some(s3) = &self.s3 {

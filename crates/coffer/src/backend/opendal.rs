@@ -516,6 +516,10 @@ impl Backend for OpendalBackend {
         self.native_guard_named().await
     }
 
+    fn server_side_encryption(&self) -> Option<String> {
+        self.server_side_encryption_named()
+    }
+
     async fn lock(&self, path: &str, protection: &Protection) -> Result<bool> {
         self.native_lock(path, protection).await
     }

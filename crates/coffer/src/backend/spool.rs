@@ -398,6 +398,10 @@ impl Backend for SpoolBackend {
         self.primary.native_guard().await
     }
 
+    fn server_side_encryption(&self) -> Option<String> {
+        self.primary.server_side_encryption()
+    }
+
     /// A spooled file is locked when it reaches the primary.
     async fn lock(&self, path: &str, protection: &Protection) -> Result<bool> {
         if self.holds(path).await {

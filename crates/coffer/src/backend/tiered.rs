@@ -221,6 +221,18 @@ impl Backend for TieredBackend {
         }
     }
 
+    fn server_side_encryption(&self) -> Option<String> {
+        let named = |sse: Option<String>, tier: Tier| sse.map(|s| format!("{s} ({} tier)", tier.as_str()));
+        let layers: Vec<String> = [
+            named(self.hot.server_side_encryption(), Tier::Hot),
+            named(self.cold.server_side_encryption(), Tier::Cold),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!layers.is_empty()).then(|| layers.join("; "))
+    }
+
     async fn native_guard(&self) -> Result<Option<String>> {
         let named = |guard: Option<String>, tier: Tier| guard.map(|g| format!("{g} ({} tier)", tier.as_str()));
         let guards: Vec<String> = [

@@ -399,6 +399,28 @@ mod tests {
         }
     }
 
+    /// The cipher is AES-256-GCM as specified: test cases 13 and 14 of
+    /// McGrew and Viega, "The Galois/Counter Mode of Operation (GCM)"
+    /// (the NIST submission), zero key and zero nonce.
+    #[test]
+    fn segments_use_standard_aes_256_gcm() {
+        let key = DataKey::from_parts("01a24ea3-2a88-766f-9322-0fd5572a8c7d", &[0u8; 32]).unwrap();
+        let cipher = cipher(&key).unwrap();
+        let mut empty = Vec::new();
+        cipher
+            .seal_in_place_append_tag(nonce(0, false), Aad::empty(), &mut empty)
+            .unwrap();
+        assert_eq!(hex::encode(&empty), "530f8afbc74536b9a963b4f1c4cb738b");
+        let mut block = vec![0u8; 16];
+        cipher
+            .seal_in_place_append_tag(nonce(0, false), Aad::empty(), &mut block)
+            .unwrap();
+        assert_eq!(
+            hex::encode(&block),
+            "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919"
+        );
+    }
+
     #[tokio::test]
     async fn tampering_truncation_reordering_and_another_key_fail() {
         let key = DataKey::generate().unwrap();

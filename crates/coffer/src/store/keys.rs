@@ -88,6 +88,22 @@ pub struct RotationReport {
 }
 
 impl Store {
+    /// What `info` says of client-side encryption: the cipher, the store's
+    /// key and whether the key given opens it.
+    pub(super) async fn encryption_summary(&self) -> Result<Option<String>> {
+        let Some(record) = read_setting::<KeyRecord>(&*self.catalog, ENCRYPTION_SETTING).await? else {
+            return Ok(None);
+        };
+        let state = match self.encryption.require() {
+            Ok(_) => "the key given opens it".to_owned(),
+            Err(e) => e.message().to_owned(),
+        };
+        Ok(Some(format!(
+            "client-side AES-256-GCM (64 KiB segments), data keys wrapped by {}; {state}",
+            record.kek
+        )))
+    }
+
     /// The store's keys (see [`KeyStatus`]).
     pub async fn key_status(&self) -> Result<KeyStatus> {
         let Some(record) = read_setting::<KeyRecord>(&*self.catalog, ENCRYPTION_SETTING).await? else {
@@ -127,6 +143,13 @@ impl Store {
     /// store's current key (the config's) at hand; resumes a rotation to the
     /// same key that was cut short. Audited as `key_rotation` when it starts
     /// and when it finishes.
+    ///
+    /// Until every data key (and sealed hook secret) has both wrappings the
+    /// store's key stays the old one; then the store's record switches to
+    /// the new key in one write, the moment the rotation takes effect; then
+    /// the old wrappings are dropped. A run killed before the switch leaves
+    /// every blob readable with the old key, and one killed after it every
+    /// blob readable with the new key; either way running it again finishes.
     pub async fn rotate_keys(&self, new: &KeySource) -> Result<RotationReport> {
         let current = self
             .encryption
@@ -144,13 +167,26 @@ impl Store {
                 old.id()
             )));
         }
-        let (rotation, new) = self.start_rotation(&record, new).await?;
         let mut report = RotationReport {
             from: record.kek.clone(),
-            to: new.id().to_owned(),
+            to: record.kek.clone(),
             rewrapped: 0,
             manifests: 0,
         };
+        // A rotation that took effect and was cut short while dropping the
+        // old wrappings: finish that first.
+        if let Some(rotation) = read_setting::<RotationRecord>(&*self.catalog, ROTATION_SETTING).await?
+            && rotation.to == record.kek
+        {
+            report.from.clone_from(&rotation.from);
+            self.drop_old_wrappings(rotation, old).await?;
+            if new.resolve(record.kdf.as_deref()).await?.id() == record.kek {
+                return Ok(report);
+            }
+            report.from.clone_from(&record.kek);
+        }
+        let (rotation, new) = self.start_rotation(&record, new).await?;
+        report.to = new.id().to_owned();
         let holders = self.versions_by_blob().await?;
         // Until a pass finds every data key wrapped (puts go on meanwhile).
         loop {
@@ -161,7 +197,15 @@ impl Store {
             }
         }
         self.rewrap_hook_secrets(old, &new, true).await?;
-        self.finish_rotation(record, rotation, old, &new, &mut report).await?;
+        // The switch: from here on the store's key is the new one.
+        let switched = KeyRecord {
+            store_id: record.store_id,
+            kek: new.id().to_owned(),
+            kdf: new.kdf().map(str::to_owned),
+            since: Timestamp::now(),
+        };
+        self.set_setting(ENCRYPTION_SETTING, Some(&switched), None).await?;
+        self.drop_old_wrappings(rotation, &new).await?;
         Ok(report)
     }
 
@@ -294,15 +338,9 @@ impl Store {
         Ok(())
     }
 
-    /// Drop the old wrappings and make `new` the store's key.
-    async fn finish_rotation(
-        &self,
-        record: KeyRecord,
-        mut rotation: RotationRecord,
-        old: &Wrapper,
-        new: &Wrapper,
-        report: &mut RotationReport,
-    ) -> Result<()> {
+    /// After the switch to `new`: drop every other wrapping of the data keys
+    /// and hook secrets, then record the rotation as finished.
+    async fn drop_old_wrappings(&self, mut rotation: RotationRecord, new: &Wrapper) -> Result<()> {
         let mut after = String::new();
         let mut total = 0;
         loop {
@@ -329,21 +367,12 @@ impl Store {
                 break;
             }
         }
-        self.rewrap_hook_secrets(old, new, false).await?;
-        let now = Timestamp::now();
-        let store_key = KeyRecord {
-            store_id: record.store_id,
-            kek: new.id().to_owned(),
-            kdf: new.kdf().map(str::to_owned),
-            since: now,
-        };
-        rotation.finished_at = Some(now);
+        self.rewrap_hook_secrets(new, new, false).await?;
+        rotation.finished_at = Some(Timestamp::now());
         rotation.data_keys = total;
-        self.set_setting(ENCRYPTION_SETTING, Some(&store_key), None).await?;
         self.set_setting(LAST_ROTATION_SETTING, Some(&rotation), None).await?;
         let detail = serde_json::json!({
-            "phase": "finished", "from": rotation.from, "to": rotation.to,
-            "data_keys": total, "rewrapped": report.rewrapped,
+            "phase": "finished", "from": rotation.from, "to": rotation.to, "data_keys": total,
         });
         self.set_setting::<RotationRecord>(ROTATION_SETTING, None, Some(detail))
             .await

@@ -527,6 +527,8 @@ impl Store {
             backend_error: health.error,
             backend_error_kind: health.error_kind,
             native_guard: self.backend.native_guard().await.ok().flatten(),
+            encryption: self.encryption_summary().await?,
+            server_side_encryption: self.backend.server_side_encryption(),
             catalog: self.catalog.to_string(),
             audit_retention: self.audit_retention.map(crate::time::format_span),
             audit_reads: self.audit_reads,

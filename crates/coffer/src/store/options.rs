@@ -242,6 +242,11 @@ pub struct StoreInfo {
     /// where retention and legal hold are coffer's alone (or the backend
     /// did not answer).
     pub native_guard: Option<String>,
+    /// Client-side encryption of content: the cipher and the store's key
+    /// (`None` for a store without it).
+    pub encryption: Option<String>,
+    /// The encryption the backend itself applies, if any.
+    pub server_side_encryption: Option<String>,
     /// The catalog, by name (never with secrets).
     pub catalog: String,
     /// How long audit rows are kept at least (`7years`), if a retention is configured.

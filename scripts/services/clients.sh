@@ -2,8 +2,9 @@
 # The third-party S3 clients the cross-check tests (and the benchmark) run
 # against what coffer writes: the AWS CLI, from PyPI into a virtual
 # environment under COFFER_TOOLS_DIR (default ~/.cache/coffer-tools), and
-# rclone, from Debian's packages (needs root or sudo). Does nothing for a
-# client that is installed already.
+# rclone, from Debian's packages (needs root or sudo); and age, the peer the
+# encryption benchmark measures coffer's sealing against, from Debian's
+# packages too. Does nothing for a client that is installed already.
 set -euo pipefail
 
 TOOLS=${COFFER_TOOLS_DIR:-${HOME:-/root}/.cache/coffer-tools}
@@ -27,4 +28,10 @@ if ! command -v rclone >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -qq
     as_root apt-get install -y -qq rclone >/dev/null
+fi
+if ! command -v age >/dev/null; then
+    echo "clients.sh: installing age from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq age >/dev/null
 fi

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--versions | --catalog | --hooks | --s3] [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
   --versions     run only the versions group (issue 4): rollback, history and versions of a
                  key with 10000 versions, import of 10000 files of 16 KiB and of one large
@@ -22,6 +22,9 @@ usage: coffer-bench [--versions | --catalog | --hooks | --s3] [--size-mib N] [--
                  local Garage (scripts/services/garage.sh, clients.sh): put and get of a 1 GiB
                  object and of 1,000 objects of 1 MiB, and a listing of 10,000 keys (64 MiB,
                  100 objects and 1,000 keys with --quick)
+  --encryption   run only the encryption group: put and get of the large object into an
+                 unencrypted and an encrypted store, sealing alone against age (scripts/services/
+                 clients.sh installs it), and the small puts both ways
   --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
@@ -49,6 +52,8 @@ pub struct Args {
     pub catalog: bool,
     /// Versions and keys the catalog group generates.
     pub catalog_scale: (u64, u64),
+    /// Run the encryption group instead of the default groups.
+    pub encryption: bool,
     /// Run the hooks group instead of the default groups.
     pub hooks: bool,
     /// Events in each batch the hooks group delivers.
@@ -70,6 +75,7 @@ impl Args {
         let mut catalog = false;
         let mut hooks = false;
         let mut s3 = false;
+        let mut encryption = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -81,6 +87,7 @@ impl Args {
                 Some("--catalog") => catalog = true,
                 Some("--hooks") => hooks = true,
                 Some("--s3") => s3 = true,
+                Some("--encryption") => encryption = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -107,14 +114,15 @@ impl Args {
             hook_events: if quick { 20_000 } else { 100_000 },
             s3,
             s3_scale: if quick { (100, 1_000) } else { (1_000, 10_000) },
+            encryption,
         };
-        if [versions, catalog, hooks, s3]
+        if [versions, catalog, hooks, s3, encryption]
             .into_iter()
             .filter(|&group| group)
             .count()
             > 1
         {
-            bail!("--versions, --catalog, --hooks and --s3 are separate runs: pick one");
+            bail!("--versions, --catalog, --hooks, --s3 and --encryption are separate runs: pick one");
         }
         if args.size_mib == 0 || args.small < 4 {
             bail!("--size-mib must be at least 1 and --small at least 4");

@@ -6,9 +6,12 @@
 //! cargo run --release -p coffer-bench -- --catalog [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --hooks [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --s3 [--size-mib N] [--dir PATH] [--quick]
+//! cargo run --release -p coffer-bench -- --encryption [--size-mib N] [--small N] [--dir PATH] [--quick]
 //! ```
 //!
-//! Without `--versions`, `--catalog`, `--hooks` or `--s3` the bench runs the
+//! The encryption group is documented in its own module (`encryption.rs`).
+//!
+//! Without `--versions`, `--catalog`, `--hooks`, `--s3` or `--encryption` the bench runs the
 //! large-object and small-put groups below; with one of them, only that group
 //! (last sections).
 //!
@@ -173,6 +176,7 @@ mod catalog;
 mod cli;
 mod data;
 mod disk_limit;
+mod encryption;
 mod history;
 mod hooks;
 mod import;
@@ -244,6 +248,10 @@ fn run_bench(args: &args::Args) -> Result<()> {
             };
             let figures = objects::run(&coffer, work.path(), sizes)?;
             objects::print(&system, &figures);
+        }
+        Some(coffer) if args.encryption => {
+            let figures = encryption::run(&runtime, &coffer, work.path(), args.size_mib, args.small)?;
+            encryption::print(&system, &figures);
         }
         Some(coffer) if args.hooks => {
             let figures = hooks::run(&runtime, &coffer, work.path(), args.hook_events)?;

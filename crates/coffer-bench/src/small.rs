@@ -24,7 +24,7 @@ pub const IN_FLIGHT: usize = 64;
 pub const PROCESSES: usize = 4;
 
 /// How long `count` puts may take before the run is taken for hung (at least 10 puts/s).
-fn time_limit(count: usize) -> Duration {
+pub(crate) fn time_limit(count: usize) -> Duration {
     limit::for_work(count as u64, Duration::from_millis(100))
 }
 
@@ -143,7 +143,7 @@ async fn open(data_dir: &Path) -> Result<Store> {
 }
 
 /// Put `count` distinct 4 KiB objects under `small/p{process}/`, [`IN_FLIGHT`] at a time.
-async fn put_many(store: &Store, process: usize, count: usize) -> Result<()> {
+pub(crate) async fn put_many(store: &Store, process: usize, count: usize) -> Result<()> {
     futures::stream::iter(0..count)
         .map(Ok)
         .try_for_each_concurrent(IN_FLIGHT, |i| async move {
@@ -159,7 +159,7 @@ async fn put_many(store: &Store, process: usize, count: usize) -> Result<()> {
 }
 
 /// Fail unless the store holds exactly `expected` objects and is consistent.
-async fn verify(store: &Store, expected: usize) -> Result<()> {
+pub(crate) async fn verify(store: &Store, expected: usize) -> Result<()> {
     let objects = store
         .info()
         .await

@@ -184,7 +184,8 @@ pub fn set_active_store(path: &Path, name: &str) -> Result<()> {
 
 /// Add an `[encryption]` table naming `encryption`'s key source (never a
 /// key) to the config file at `path`, creating the file if there is none.
-/// A file that has the table already is left alone and refused.
+/// A file that names the same key already is left as it is; one that names
+/// another is refused.
 pub fn add_encryption_table(path: &Path, encryption: &EncryptionConfig) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -196,7 +197,11 @@ pub fn add_encryption_table(path: &Path, encryption: &EncryptionConfig) -> Resul
             )));
         }
     };
-    if Config::from_toml(&text)?.encryption != EncryptionConfig::default() {
+    let existing = Config::from_toml(&text)?.encryption;
+    if existing == *encryption {
+        return Ok(());
+    }
+    if existing != EncryptionConfig::default() {
         return Err(Error::invalid_input(format!(
             "config file {} has an [encryption] table already",
             path.display()

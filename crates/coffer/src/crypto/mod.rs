@@ -26,6 +26,29 @@ pub(crate) use self::keyring::EncryptionState;
 pub use self::wrapper::KeySource;
 pub(crate) use self::wrapper::Wrapper;
 
+/// A data key of its own for one stream: what [`seal`] returns and
+/// [`open`] takes. Only in memory; zeroed when dropped.
+pub struct StreamKey(DataKey);
+
+/// Seal `body` with a fresh data key, in coffer's blob format (see
+/// [`segments`]): the key and the sealed stream, for tools that seal a
+/// stream outside a store (the benchmark measures sealing alone this way).
+pub fn seal(body: crate::body::ByteStream) -> Result<(StreamKey, crate::body::ByteStream)> {
+    let key = DataKey::generate()?;
+    let sealed = segments::seal_stream(&key, body)?;
+    Ok((StreamKey(key), sealed))
+}
+
+/// Open `sealed`, the output of [`seal`] for `size` bytes, with its key.
+pub fn open(key: &StreamKey, size: u64, sealed: crate::body::ByteStream) -> Result<crate::body::ByteStream> {
+    segments::open_stream(
+        &key.0,
+        segments::SealedRange::of(size, None),
+        sealed,
+        "the stream".to_owned(),
+    )
+}
+
 /// A new random 256-bit key, for a key file (`coffer keys generate`).
 pub fn generate_key() -> Result<Zeroizing<[u8; 32]>> {
     let mut key = Zeroizing::new([0u8; 32]);

@@ -197,11 +197,10 @@ pub(crate) fn open_bytes(key: &DataKey, sealed: &[u8], size: u64) -> Result<Vec<
 fn seal_into(cipher: &LessSafeKey, aad: &[u8], index: u64, last: bool, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
     out.extend_from_slice(plain);
-    let mut sealed = out.split_off(start);
-    cipher
-        .seal_in_place_append_tag(nonce(index, last), Aad::from(aad), &mut sealed)
+    let tag = cipher
+        .seal_in_place_separate_tag(nonce(index, last), Aad::from(aad), &mut out[start..])
         .map_err(|_| Error::new(ErrorKind::Io, "encrypting a segment failed"))?;
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(tag.as_ref());
     Ok(())
 }
 
@@ -256,21 +255,57 @@ impl SealedRange {
     }
 }
 
+/// A sealed stream being opened.
+struct Opening {
+    body: ByteStream,
+    cipher: LessSafeKey,
+    aad: [u8; HEADER as usize],
+    range: SealedRange,
+    pending: BytesMut,
+    index: u64,
+    ended: bool,
+    what: String,
+}
+
+/// Open the next `count` segments (`bytes` of `pending`) in place, close the
+/// gaps their tags leave, and keep the part of the range they hold.
+fn open_batch(s: &mut Opening, count: u64, bytes: usize) -> Result<Bytes> {
+    let mut batch = s.pending.split_to(bytes);
+    let mut written = 0;
+    for i in 0..count {
+        let index = s.index + i;
+        let start = (i * SEALED_SEGMENT) as usize;
+        let end = (start + SEALED_SEGMENT as usize).min(bytes);
+        let plain = s
+            .cipher
+            .open_in_place(nonce(index, index == s.range.last), Aad::from(&s.aad[..]), &mut batch[start..end])
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::IntegrityMismatch,
+                    format!(
+                        "{}: its stored content fails authentication at segment {index} (tampered, truncated or swapped)",
+                        s.what
+                    ),
+                )
+            })?
+            .len();
+        batch.copy_within(start..start + plain, written);
+        written += plain;
+    }
+    s.index += count;
+    batch.truncate(written);
+    let skip = s.range.skip.min(written as u64) as usize;
+    s.range.skip -= skip as u64;
+    let give = ((written - skip) as u64).min(s.range.take) as usize;
+    s.range.take -= give as u64;
+    Ok(batch.freeze().slice(skip..skip + give))
+}
+
 /// Decrypt `stored` (the bytes `range.stored` of a blob sealed with `key`)
 /// into the plaintext `range` asked for. A segment that fails to open, a
 /// missing or foreign header, and bytes missing or left over each end the
 /// stream with an `IntegrityMismatch` error naming `what`.
 pub(crate) fn open_stream(key: &DataKey, range: SealedRange, stored: ByteStream, what: String) -> Result<ByteStream> {
-    struct Opening {
-        body: ByteStream,
-        cipher: LessSafeKey,
-        aad: [u8; HEADER as usize],
-        range: SealedRange,
-        pending: BytesMut,
-        index: u64,
-        ended: bool,
-        what: String,
-    }
     let state = Opening {
         body: stored,
         cipher: cipher(key)?,
@@ -303,36 +338,30 @@ pub(crate) fn open_stream(key: &DataKey, range: SealedRange, stored: ByteStream,
                 }
                 s.range.with_header = false;
             }
-            let is_last = s.index == s.range.last;
-            let want = if is_last { None } else { Some(SEALED_SEGMENT as usize) };
-            let have_segment = !s.range.with_header
-                && match want {
-                    Some(n) => s.pending.len() >= n,
-                    None => s.ended,
-                };
-            if have_segment {
-                let n = want.unwrap_or(s.pending.len());
-                let mut sealed = s.pending.split_to(n);
-                let plain = s
-                    .cipher
-                    .open_in_place(nonce(s.index, is_last), Aad::from(&s.aad[..]), &mut sealed)
-                    .map_err(|_| {
-                        damaged(
-                            &s.what,
-                            format!(
-                                "fails authentication at segment {} (tampered, truncated or swapped)",
-                                s.index
-                            ),
-                        )
-                    })?;
-                let skip = s.range.skip.min(plain.len() as u64) as usize;
-                s.range.skip -= skip as u64;
-                let give = ((plain.len() - skip) as u64).min(s.range.take) as usize;
-                let out = Bytes::copy_from_slice(&plain[skip..skip + give]);
-                s.range.take -= give as u64;
-                s.index += 1;
-                let done = s.range.take == 0;
-                return Ok(Some((out, (!done).then_some(s))));
+            if !s.range.with_header {
+                // The segments that can be opened now, up to a chunk's worth:
+                // full ones, and the last once the stored bytes have ended.
+                let (mut count, mut bytes) = (0u64, 0usize);
+                while count < SEGMENTS_PER_CHUNK && s.index + count <= s.range.last {
+                    let available = s.pending.len() - bytes;
+                    if s.index + count == s.range.last {
+                        if s.ended {
+                            bytes += available;
+                            count += 1;
+                        }
+                        break;
+                    }
+                    if available < SEALED_SEGMENT as usize {
+                        break;
+                    }
+                    bytes += SEALED_SEGMENT as usize;
+                    count += 1;
+                }
+                if count > 0 {
+                    let out = open_batch(&mut s, count, bytes)?;
+                    let done = s.range.take == 0;
+                    return Ok(Some((out, (!done).then_some(s))));
+                }
             }
             if s.ended {
                 return Err(damaged(&s.what, "is truncated".to_owned()));

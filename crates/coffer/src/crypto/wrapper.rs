@@ -15,7 +15,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
@@ -125,7 +124,7 @@ impl KeySource {
                 let client = super::kms::KmsClient::new(key_id, endpoint.as_deref(), region.as_deref())?;
                 Ok(Wrapper {
                     id: format!("kms:{key_id}"),
-                    kind: Kind::Kms(Arc::new(client)),
+                    kind: Kind::Kms(std::sync::Arc::new(client)),
                 })
             }
             #[cfg(not(feature = "backend-s3"))]
@@ -146,7 +145,7 @@ enum Kind {
         kdf: Option<String>,
     },
     #[cfg(feature = "backend-s3")]
-    Kms(Arc<super::kms::KmsClient>),
+    Kms(std::sync::Arc<super::kms::KmsClient>),
 }
 
 impl fmt::Debug for Wrapper {

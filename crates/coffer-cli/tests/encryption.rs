@@ -1,6 +1,7 @@
 //! End-to-end: encryption at rest. A store made with `init --encrypt` keeps
 //! only ciphertext on its backend (a scan of every stored object finds no
-//! plaintext), reads back every size and range, keeps working through
+//! plaintext: no content, key name, metadata, tag or comment), reads back
+//! every size and range, keeps working through
 //! copy, rollback, dedup, export, import, reindex and key rotation, fails
 //! tampered content, and refuses a wrong or missing key with exit 17
 //! before anything changes.
@@ -119,12 +120,28 @@ fn every_size_and_range_round_trips_and_nothing_readable_is_stored() {
         let range = format!("{a}-{}", b - 1);
         assert!(get(d, &[&key, "--range", &range]) == data[a..b], "range {range}");
     }
+    // Key names, metadata, tags and comments are sealed too (the manifests).
+    let marker = std::str::from_utf8(MARKER).unwrap();
+    let named = format!("{marker}/note.txt");
+    let meta = format!("dept={marker}");
+    let id = json(coffer_in(
+        d,
+        &["put", &named, "--metadata", &meta, "--json"],
+        Some(b"x"),
+        &[],
+    ))["version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(coffer(d, &["tag", &named, &id, &format!("qc={marker}")]));
+    ok(coffer(d, &["comment", &named, &id, marker]));
+    ok(coffer(d, &["delete", &named]));
     assert_no_plaintext(&d.join("coffer-data/store"));
     let status = json(coffer(d, &["keys", "status", "--json"]));
     assert_eq!(status["encrypted"], true);
     let kek = status["key_id"].as_str().unwrap().to_owned();
     assert!(kek.starts_with("key:"), "{status}");
-    assert_eq!(status["data_keys"][&kek], sizes.len());
+    assert_eq!(status["data_keys"][&kek], sizes.len() + 1);
     let verified = ok(coffer(d, &["verify"])).stdout;
     assert!(verified.contains("0 problems"), "{verified}");
     let info = json(coffer(d, &["info", "--json"]));

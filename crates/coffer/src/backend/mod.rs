@@ -283,7 +283,7 @@ pub(crate) enum BlobCheck<'a> {
     },
 }
 
-/// The bytes `range` of the object at `path` (fewer if it is shorter).
+/// The bytes `range` of the object at `path`, which must hold them.
 pub(crate) async fn read_range(backend: &dyn Backend, path: &str, range: Range<u64>) -> Result<Vec<u8>> {
     use futures::TryStreamExt;
     let chunks: Vec<Bytes> = backend.read(path, Some(range)).await?.try_collect().await?;

@@ -208,7 +208,9 @@ impl SpoolBackend {
         let expected = match sha256_in_blob_path(path) {
             // An encrypted store's blob is sealed: its stored bytes do not
             // hash to the name, so the spooled bytes' own hash is expected.
-            Some(_) if crate::crypto::segments::is_sealed(&read_range(&self.spool, path, 0..16).await?) => {
+            Some(_)
+                if size >= 16 && crate::crypto::segments::is_sealed(&read_range(&self.spool, path, 0..16).await?) =>
+            {
                 let hasher = BackgroundHasher::spawn(false);
                 let body = hasher.tap(self.spool.read(path, None).await?);
                 body.try_for_each(|_| futures::future::ready(Ok(()))).await?;

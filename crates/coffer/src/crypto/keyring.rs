@@ -32,6 +32,9 @@ pub(crate) struct KeyRecord {
     pub kdf: Option<String>,
     /// Since when this key is the store's.
     pub since: Timestamp,
+    /// The key manifests are sealed with, wrapped like a blob's data key
+    /// (by both keys while a rotation runs).
+    pub metadata_key: BlobKey,
 }
 
 /// A key rotation under way, or the last one finished.
@@ -84,10 +87,23 @@ impl EncryptionState {
 }
 
 /// The key of an encrypted store, at hand.
-#[derive(Debug)]
 pub(crate) struct Encryption {
     store_id: String,
     wrapper: Wrapper,
+    /// The metadata key, unwrapped, and its record as the store's keeps it.
+    metadata: DataKey,
+    metadata_record: BlobKey,
+    /// Metadata keys of other records met in manifests (a catalog rebuilt
+    /// elsewhere), unwrapped once each.
+    foreign: std::sync::Mutex<std::collections::HashMap<String, Arc<DataKey>>>,
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encryption")
+            .field("wrapper", &self.wrapper)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Encryption {
@@ -118,6 +134,33 @@ impl Encryption {
             )));
         };
         self.wrapper.unwrap(wrap, &record.id, &record.store).await
+    }
+
+    /// Seal a manifest's JSON with the metadata key; `record` overrides the
+    /// record that goes with it (a rotation's, wrapped by both keys or the new one).
+    pub(crate) fn seal_manifest(&self, json: &[u8], record: Option<&BlobKey>) -> Result<String> {
+        let record = record.unwrap_or(&self.metadata_record).clone();
+        super::secrets::seal_with(&self.metadata, record, json)
+    }
+
+    /// Open a sealed manifest, whichever metadata key sealed it.
+    pub(crate) async fn open_manifest(&self, sealed: &str, what: &str) -> Result<Vec<u8>> {
+        let record = super::secrets::key_of(sealed)?;
+        if record.id == self.metadata_record.id {
+            return super::secrets::open_with(&self.metadata, sealed);
+        }
+        let cached = self.foreign.lock().ok().and_then(|keys| keys.get(&record.id).cloned());
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let key = Arc::new(self.open_key(&record, what).await?);
+                if let Ok(mut keys) = self.foreign.lock() {
+                    keys.insert(record.id.clone(), key.clone());
+                }
+                key
+            }
+        };
+        super::secrets::open_with(&key, sealed)
     }
 
     /// Whether this key opens `record` (of a store rebuilt from manifests).
@@ -154,8 +197,18 @@ pub(crate) async fn open(
                 Ok(wrapper) => wrapper,
                 Err(e) => return Ok(unusable(e)),
             };
+            let store_id = uuid::Uuid::now_v7().to_string();
+            let (metadata, wrap) = match wrapper.new_data_key(&store_id).await {
+                Ok(fresh) => fresh,
+                Err(e) => return Ok(unusable(e)),
+            };
             let record = KeyRecord {
-                store_id: uuid::Uuid::now_v7().to_string(),
+                metadata_key: BlobKey {
+                    id: metadata.id_text(),
+                    store: store_id.clone(),
+                    wraps: vec![wrap],
+                },
+                store_id,
                 kek: wrapper.id().to_owned(),
                 kdf: wrapper.kdf().map(str::to_owned),
                 since: Timestamp::now(),
@@ -191,10 +244,23 @@ pub(crate) async fn open(
     for (kek, kdf) in &candidates {
         match source.resolve(kdf.as_deref()).await {
             Ok(wrapper) if wrapper.id() == kek => {
-                return Ok(EncryptionState::On(Arc::new(Encryption {
-                    store_id: record.store_id.clone(),
-                    wrapper,
-                })));
+                let metadata_record = record.metadata_key.clone();
+                let metadata = match metadata_record.wrap_by(kek) {
+                    Some(wrap) => wrapper.unwrap(wrap, &metadata_record.id, &metadata_record.store).await,
+                    None => Err(unavailable(format!(
+                        "the store's metadata key is not wrapped by {kek} yet (a rotation to it is under way)"
+                    ))),
+                };
+                return Ok(match metadata {
+                    Ok(metadata) => EncryptionState::On(Arc::new(Encryption {
+                        store_id: record.store_id.clone(),
+                        wrapper,
+                        metadata,
+                        metadata_record,
+                        foreign: std::sync::Mutex::default(),
+                    })),
+                    Err(e) => unusable(e),
+                });
             }
             Ok(wrapper) => last = Some(wrapper.id().to_owned()),
             Err(e) => return Ok(unusable(e)),

@@ -1,9 +1,10 @@
-//! Secrets kept in the catalog (hook signing keys, queue credentials),
-//! sealed with the store's key when encryption is on: each secret gets a
-//! data key of its own, wrapped like a blob's, so a key rotation re-wraps
-//! them too.
+//! Small things sealed whole into text: secrets kept in the catalog (hook
+//! signing keys, queue credentials), each with a data key of its own, and
+//! an encrypted store's manifests, with the store's metadata key. Either
+//! way the wrapped data key travels with the text, so a key rotation
+//! re-wraps it and a rebuilt catalog can open it.
 //!
-//! A sealed secret is the text `coffer-sealed:v1:` and base64 of JSON
+//! Sealed text is `coffer-sealed:v1:` and base64 of JSON
 //! `{"key": <data key record>, "size": N, "data": <base64 of the sealed bytes>}`.
 
 use base64::Engine;
@@ -11,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 use super::keyring::Encryption;
-use super::{BlobKey, segments};
+use super::{BlobKey, DataKey, segments};
 use crate::error::{Error, ErrorKind, Result};
 
 const PREFIX: &str = "coffer-sealed:v1:";
@@ -31,21 +32,30 @@ pub(crate) fn is_sealed(text: &str) -> bool {
 /// `secret`, sealed with a fresh data key.
 pub(crate) async fn seal(encryption: &Encryption, secret: &str) -> Result<String> {
     let (key, record) = encryption.new_key().await?;
+    seal_with(&key, record, secret.as_bytes())
+}
+
+/// `bytes`, sealed with `key`, whose record (`record`) goes with them.
+pub(crate) fn seal_with(key: &DataKey, record: BlobKey, bytes: &[u8]) -> Result<String> {
     let sealed = Sealed {
         key: record,
-        size: secret.len() as u64,
-        data: BASE64.encode(segments::seal_bytes(&key, secret.as_bytes())?),
+        size: bytes.len() as u64,
+        data: BASE64.encode(segments::seal_bytes(key, bytes)?),
     };
     Ok(encode(&sealed))
 }
 
+/// The bytes `sealed` holds, opened with `key` (the one its record names).
+pub(crate) fn open_with(key: &DataKey, sealed: &str) -> Result<Vec<u8>> {
+    let sealed = decode(sealed)?;
+    let data = BASE64.decode(&sealed.data).map_err(|_| malformed())?;
+    segments::open_bytes(key, &data, sealed.size)
+}
+
 /// The secret `sealed` holds.
 pub(crate) async fn open(encryption: &Encryption, sealed: &str) -> Result<String> {
-    let sealed = decode(sealed)?;
-    let key = encryption.open_key(&sealed.key, "a sealed secret").await?;
-    let data = BASE64.decode(&sealed.data).map_err(|_| malformed())?;
-    let plain = segments::open_bytes(&key, &data, sealed.size)?;
-    String::from_utf8(plain).map_err(|_| malformed())
+    let key = encryption.open_key(&key_of(sealed)?, "a sealed secret").await?;
+    String::from_utf8(open_with(&key, sealed)?).map_err(|_| malformed())
 }
 
 /// The data key record of a sealed secret.
@@ -71,5 +81,5 @@ fn decode(sealed: &str) -> Result<Sealed> {
 }
 
 fn malformed() -> Error {
-    Error::new(ErrorKind::Catalog, "a sealed secret in the catalog is malformed")
+    Error::new(ErrorKind::IntegrityMismatch, "a sealed secret or manifest is malformed")
 }

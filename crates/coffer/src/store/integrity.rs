@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::Store;
 use crate::body::BackgroundHasher;
 use crate::catalog::{BlobRecord, Repair};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::layout::{self, BLOBS_DIR, MANIFESTS_DIR, Manifest, STAGING_DIR};
 use crate::progress::Progress;
 use crate::time::Timestamp;
@@ -113,6 +113,29 @@ struct Referenced {
 }
 
 impl Store {
+    /// Check that the catalog is sound and every blob it references is on the
+    /// backend with the recorded size (except blobs already marked damaged).
+    /// Returns a line per problem (empty when sound). This does not re-hash
+    /// content: [`verify`](Self::verify) does.
+    pub async fn check_consistency(&self) -> Result<Vec<String>> {
+        let mut problems = self.catalog.check_consistency().await?;
+        for blob in self.catalog.blobs().await?.into_iter().filter(|b| b.damaged.is_none()) {
+            let stored_size = crate::crypto::segments::stored_size(blob.data_key.is_some(), blob.size);
+            match self.backend.stat(&blob.path).await? {
+                None => problems.push(format!(
+                    "blob {} is missing from the backend ({})",
+                    blob.sha256, blob.path
+                )),
+                Some(size) if size != stored_size => problems.push(format!(
+                    "blob {} has {size} bytes on the backend, {stored_size} expected",
+                    blob.sha256
+                )),
+                Some(_) => {}
+            }
+        }
+        Ok(problems)
+    }
+
     /// Check every version under `options.prefix`: re-hash its blob, check its
     /// manifest, and find objects on the backend no version references. With
     /// `repair`, mark damaged content (audited), rewrite missing manifests and
@@ -356,12 +379,6 @@ impl Store {
             }
         }
         Ok(unrecorded)
-    }
-
-    pub(super) async fn read_manifest(&self, path: &str) -> Result<Manifest> {
-        let chunks: Vec<bytes::Bytes> = self.backend.read(path, None).await?.try_collect().await?;
-        serde_json::from_slice(&chunks.concat())
-            .map_err(|e| Error::invalid_input(format!("manifest {path} cannot be read: {e}")))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -27,6 +27,7 @@ mod hooks;
 mod integrity;
 mod keys;
 mod lifecycle;
+mod manifests;
 mod migrate;
 mod open;
 mod options;
@@ -35,6 +36,7 @@ mod protection;
 mod reindex;
 mod remote;
 mod restore;
+mod rotation;
 mod sealed;
 mod transfer;
 mod versioning;
@@ -542,29 +544,6 @@ impl Store {
     /// A malformed query or cursor is refused with `InvalidInput`.
     pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
         self.catalog.search(query).await
-    }
-
-    /// Check that the catalog is sound and every blob it references is on the
-    /// backend with the recorded size (except blobs already marked damaged).
-    /// Returns a line per problem (empty when sound). This does not re-hash
-    /// content: [`verify`](Self::verify) does.
-    pub async fn check_consistency(&self) -> Result<Vec<String>> {
-        let mut problems = self.catalog.check_consistency().await?;
-        for blob in self.catalog.blobs().await?.into_iter().filter(|b| b.damaged.is_none()) {
-            let stored_size = crate::crypto::segments::stored_size(blob.data_key.is_some(), blob.size);
-            match self.backend.stat(&blob.path).await? {
-                None => problems.push(format!(
-                    "blob {} is missing from the backend ({})",
-                    blob.sha256, blob.path
-                )),
-                Some(size) if size != stored_size => problems.push(format!(
-                    "blob {} has {size} bytes on the backend, {stored_size} expected",
-                    blob.sha256
-                )),
-                Some(_) => {}
-            }
-        }
-        Ok(problems)
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::Store;
 use crate::catalog::{BlobRef, Catalog, NewVersion, Precondition, Repair, VersionContent};
 use crate::crypto::keyring::{ENCRYPTION_SETTING, KeyRecord};
+use crate::crypto::secrets;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{self, BLOBS_DIR, MANIFESTS_DIR};
 
@@ -44,6 +45,7 @@ impl Store {
             }
         }
         let manifests: Vec<String> = self.backend.list(MANIFESTS_DIR).await?.try_collect().await?;
+        let sealed = self.sealed_record(&manifests).await?;
         let mut report = ReindexReport {
             manifests: manifests.len() as u64,
             ..ReindexReport::default()
@@ -71,51 +73,58 @@ impl Store {
         }
         report.keys = keys.len() as u64;
         report.skipped.sort();
-        self.reindex_encryption(target).await?;
+        if let Some(record) = sealed {
+            let detail = serde_json::json!({ "kek": record.kek, "reindexed": true });
+            let setting = Repair::Setting {
+                name: ENCRYPTION_SETTING,
+                value: Some(serde_json::json!(record).to_string()),
+                if_absent: true,
+                audit: Some(("encryption", detail)),
+            };
+            target.repair(&setting, &self.actor).await?;
+        }
         Ok(report)
     }
 
-    /// A rebuilt catalog of an encrypted store gets the store's encryption
-    /// record back from the data keys the manifests named, and the key given
-    /// must open them.
-    async fn reindex_encryption(&self, target: &dyn Catalog) -> Result<()> {
-        let Some((_, first)) = target.data_keys("", 1).await?.pop() else {
-            return Ok(());
+    /// An encrypted store's key record, from the metadata key its sealed
+    /// manifests name (the first one read tells); `None` for a store whose
+    /// manifests are in clear. The key given must open it, or nothing is
+    /// rebuilt.
+    async fn sealed_record(&self, manifests: &[String]) -> Result<Option<KeyRecord>> {
+        let Some(first) = manifests.first() else {
+            return Ok(None);
         };
-        let first = BlobKey::from_text(&first)?;
+        let bytes = crate::backend::read_all(self.backend.as_ref(), first).await?;
+        let Some(sealed) = std::str::from_utf8(&bytes).ok().filter(|t| secrets::is_sealed(t)) else {
+            return Ok(None);
+        };
+        let metadata = secrets::key_of(sealed)?;
+        let kek = metadata.wraps.first().cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::IntegrityMismatch,
+                format!("manifest {first} names a key with no wrapping"),
+            )
+        })?;
         let opens = match self.encryption.require()? {
-            Some(encryption) => encryption.opens(&first).await,
+            Some(encryption) => encryption.opens(&metadata).await,
             None => false,
         };
-        let Some(wrap) = first.wraps.first() else {
-            return Err(Error::new(ErrorKind::Catalog, "a manifest's data key has no wrapping"));
-        };
-        let record = KeyRecord {
-            store_id: first.store.clone(),
-            kek: wrap.kek.clone(),
-            kdf: wrap.kdf.clone(),
-            since: crate::time::Timestamp::now(),
-        };
-        let setting = Repair::Setting {
-            name: ENCRYPTION_SETTING,
-            value: Some(serde_json::json!(record).to_string()),
-            if_absent: true,
-            audit: Some((
-                "encryption",
-                serde_json::json!({ "kek": record.kek, "reindexed": true }),
-            )),
-        };
-        target.repair(&setting, &self.actor).await?;
-        match opens {
-            true => Ok(()),
-            false => Err(Error::new(
+        if !opens {
+            return Err(Error::new(
                 ErrorKind::KeyUnavailable,
                 format!(
-                    "the catalog was rebuilt, but the key given does not open its content (its key is {})",
-                    record.kek
+                    "the manifests are sealed under {}, and the key given does not open them",
+                    kek.kek
                 ),
-            )),
+            ));
         }
+        Ok(Some(KeyRecord {
+            store_id: metadata.store.clone(),
+            kek: kek.kek,
+            kdf: kek.kdf,
+            since: crate::time::Timestamp::now(),
+            metadata_key: metadata,
+        }))
     }
 
     /// Record the version a manifest describes; its key, or `None` for a file

@@ -14,7 +14,7 @@ use crate::crypto::segments;
 use crate::crypto::{BlobKey, DataKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
-use crate::layout::{self, MANIFEST_FORMAT, Manifest};
+use crate::layout;
 use crate::progress::Progress;
 use crate::time::Timestamp;
 use crate::version::VersionId;
@@ -574,108 +574,11 @@ impl Store {
         Ok(path)
     }
 
-    async fn write_object(&self, path: &str, bytes: Bytes, durability: Durability) -> Result<u64> {
+    pub(super) async fn write_object(&self, path: &str, bytes: Bytes, durability: Durability) -> Result<u64> {
         match durability {
             Durability::Now => self.backend.write(path, body::once(bytes)).await,
             Durability::Deferred => self.backend.write_deferred(path, body::once(bytes)).await,
         }
-    }
-
-    /// Write a new version's manifest, naming `data_key` (its blob's, in an
-    /// encrypted store).
-    async fn write_manifest(
-        &self,
-        version: &NewVersion,
-        data_key: Option<&BlobKey>,
-        durability: Durability,
-    ) -> Result<String> {
-        let (sha256, md5, size) = match &version.content {
-            VersionContent::Blob(blob) => (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size),
-            VersionContent::DeleteMarker => (None, None, 0),
-        };
-        self.store_manifest(
-            &Manifest {
-                format: MANIFEST_FORMAT.to_owned(),
-                key: version.key.clone(),
-                version_id: version.version_id.clone(),
-                delete_marker: sha256.is_none(),
-                sha256,
-                md5,
-                size,
-                content_type: version.content_type.clone(),
-                metadata: version.metadata.clone(),
-                created_at: version.created_at,
-                created_by: version.created_by.clone(),
-                tags: version.tags.clone(),
-                comments: version.comments.clone(),
-                retention: version.retention,
-                legal_hold: version.legal_hold,
-                data_key: data_key.cloned(),
-            },
-            durability,
-        )
-        .await
-    }
-
-    /// Write a recorded version's manifest again (after its tags or comments changed,
-    /// or when `verify --repair` finds it missing).
-    pub(super) async fn rewrite_manifest(&self, version: &ObjectVersion) -> Result<String> {
-        let data_key = match &version.sha256 {
-            Some(sha256) => self.blob_key(sha256).await?,
-            None => None,
-        };
-        self.rewrite_manifest_with(version, data_key).await
-    }
-
-    /// Write a recorded version's manifest again, naming `data_key` as its
-    /// blob's (a key rotation's new wrapping).
-    pub(super) async fn rewrite_manifest_with(
-        &self,
-        version: &ObjectVersion,
-        data_key: Option<BlobKey>,
-    ) -> Result<String> {
-        // Written beside, then renamed over the old one: a crash mid-write must
-        // not leave a version with a torn manifest. (A leftover staged copy is
-        // an orphan upload, which `verify --repair` removes.)
-        let staged = layout::staging_path(&VersionId::generate());
-        self.write_manifest_at(
-            &Manifest {
-                format: MANIFEST_FORMAT.to_owned(),
-                key: version.key.clone(),
-                version_id: version.version_id.clone(),
-                delete_marker: version.is_delete_marker,
-                sha256: version.sha256.clone(),
-                md5: version.etag.clone(),
-                size: version.size,
-                content_type: version.content_type.clone(),
-                metadata: version.metadata.clone(),
-                created_at: version.created_at,
-                created_by: version.created_by.clone(),
-                tags: version.tags.clone(),
-                comments: version.comments.clone(),
-                retention: version.retention,
-                legal_hold: version.legal_hold,
-                data_key,
-            },
-            &staged,
-            Durability::Now,
-        )
-        .await?;
-        let path = layout::manifest_path(&version.key, &version.version_id);
-        self.backend.rename(&staged, &path).await?;
-        Ok(path)
-    }
-
-    async fn store_manifest(&self, manifest: &Manifest, durability: Durability) -> Result<String> {
-        let path = layout::manifest_path(&manifest.key, &manifest.version_id);
-        self.write_manifest_at(manifest, &path, durability).await?;
-        Ok(path)
-    }
-
-    async fn write_manifest_at(&self, manifest: &Manifest, path: &str, durability: Durability) -> Result<()> {
-        let json = serde_json::to_vec_pretty(manifest)
-            .map_err(|e| Error::invalid_input(format!("manifest cannot be encoded: {e}")))?;
-        self.write_object(path, Bytes::from(json), durability).await.map(|_| ())
     }
 
     async fn check_precondition(&self, key: &ObjectKey, precondition: &Precondition) -> Result<()> {

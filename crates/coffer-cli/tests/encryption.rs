@@ -12,44 +12,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::sealed::{MARKER, SEGMENT, content, get, put_file};
 use common::{coffer, coffer_in, fails, json, ok};
-
-const MARKER: &[u8] = b"PLAINTEXT-MARKER-7f3a";
-const SEGMENT: usize = 64 * 1024;
-
-/// Content of `size` bytes that starts with the marker when it has room.
-fn content(size: usize, seed: u8) -> Vec<u8> {
-    let mut data: Vec<u8> = (0..size)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    let n = MARKER.len().min(size);
-    data[..n].copy_from_slice(&MARKER[..n]);
-    data
-}
 
 /// A store in `d` encrypted with a new key file `k1.key`.
 fn encrypted_store(d: &Path) {
     ok(coffer(d, &["keys", "generate", "k1.key"]));
     let out = ok(coffer(d, &["init", "--encrypt", "key-file:k1.key"])).stdout;
     assert!(out.contains("encryption: on, with the key file k1.key"), "{out}");
-}
-
-fn put_file(d: &Path, key: &str, data: &[u8]) -> String {
-    let file = d.join("upload.bin");
-    std::fs::write(&file, data).unwrap();
-    json(coffer(d, &["put", key, "-f", file.to_str().unwrap(), "--json"]))["version_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn get(d: &Path, args: &[&str]) -> Vec<u8> {
-    let out = d.join("download.bin");
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", out.to_str().unwrap()]);
-    ok(coffer(d, &all));
-    std::fs::read(out).unwrap()
 }
 
 /// Every file under `root`.
@@ -104,8 +74,8 @@ fn every_size_and_range_round_trips_and_nothing_readable_is_stored() {
     for (i, size) in sizes.into_iter().enumerate() {
         let data = content(size, i as u8);
         let key = format!("sizes/{size}.bin");
-        put_file(d, &key, &data);
-        assert!(get(d, &[&key]) == data, "size {size}");
+        put_file(d, &key, &data, &[]);
+        assert!(get(d, &[&key], &[]) == data, "size {size}");
     }
     // Ranges at and across segment boundaries, in a blob of four segments.
     let data = content(3 * SEGMENT + 5, 5);
@@ -118,7 +88,7 @@ fn every_size_and_range_round_trips_and_nothing_readable_is_stored() {
         (3 * SEGMENT, 3 * SEGMENT + 5),
     ] {
         let range = format!("{a}-{}", b - 1);
-        assert!(get(d, &[&key, "--range", &range]) == data[a..b], "range {range}");
+        assert!(get(d, &[&key, "--range", &range], &[]) == data[a..b], "range {range}");
     }
     // Key names, metadata, tags and comments are sealed too (the manifests).
     let marker = std::str::from_utf8(MARKER).unwrap();
@@ -157,14 +127,14 @@ fn copies_rollbacks_dedup_export_import_and_reindex_keep_working() {
     encrypted_store(d);
     let first = content(SEGMENT + 9, 1);
     let second = content(100, 2);
-    let v1 = put_file(d, "docs/a.bin", &first);
-    put_file(d, "docs/a.bin", &second);
-    put_file(d, "docs/same.bin", &first);
+    let v1 = put_file(d, "docs/a.bin", &first, &[]);
+    put_file(d, "docs/a.bin", &second, &[]);
+    put_file(d, "docs/same.bin", &first, &[]);
     assert_eq!(blobs(d).len(), 2, "identical plaintext is stored once");
     ok(coffer(d, &["copy", "docs/a.bin", "docs/copy.bin"]));
-    assert!(get(d, &["docs/copy.bin"]) == second);
+    assert!(get(d, &["docs/copy.bin"], &[]) == second);
     ok(coffer(d, &["rollback", "docs/a.bin", &v1]));
-    assert!(get(d, &["docs/a.bin"]) == first);
+    assert!(get(d, &["docs/a.bin"], &[]) == first);
     // Export writes plaintext out; import into another encrypted store seals it again.
     ok(coffer(d, &["export", "out"]));
     assert!(std::fs::read(d.join("out/docs/a.bin")).unwrap() == first);
@@ -172,7 +142,7 @@ fn copies_rollbacks_dedup_export_import_and_reindex_keep_working() {
     let o = other.path();
     encrypted_store(o);
     ok(coffer(o, &["import", d.join("out").to_str().unwrap()]));
-    assert!(get(o, &["docs/copy.bin"]) == second);
+    assert!(get(o, &["docs/copy.bin"], &[]) == second);
     assert_no_plaintext(&o.join("coffer-data/store"));
     // A catalog rebuilt from the manifests opens with the same key.
     ok(coffer(d, &["reindex", "--into", "rebuilt.db"]));
@@ -191,7 +161,7 @@ fn a_wrong_or_missing_key_fails_in_one_line_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     encrypted_store(d);
-    put_file(d, "a.txt", b"kept as it is");
+    put_file(d, "a.txt", b"kept as it is", &[]);
     let before = files(&d.join("coffer-data/store")).len();
     let versions = |d: &Path| {
         json(coffer(d, &["versions", "a.txt", "--json"]))
@@ -257,8 +227,8 @@ fn tampered_truncated_swapped_and_substituted_blobs_fail_their_reads() {
     let d = dir.path();
     encrypted_store(d);
     let data = content(3 * SEGMENT, 1);
-    put_file(d, "a.bin", &data);
-    put_file(d, "b.bin", &content(3 * SEGMENT, 2));
+    put_file(d, "a.bin", &data, &[]);
+    put_file(d, "b.bin", &content(3 * SEGMENT, 2), &[]);
     let (a, b) = {
         let all = blobs(d);
         let a = all
@@ -334,7 +304,7 @@ async fn hook_secrets_are_sealed_in_the_catalog_and_open_for_delivery() {
         "X-Token: HEADER-TOKEN-VALUE",
     ];
     ok(coffer(d, &add));
-    put_file(d, "a.txt", b"hello");
+    put_file(d, "a.txt", b"hello", &[]);
     // Neither secret is in the catalog's files.
     for name in ["catalog.db", "catalog.db-wal"] {
         if let Ok(bytes) = std::fs::read(d.join("coffer-data").join(name)) {

@@ -11,32 +11,9 @@ mod common;
 use std::path::Path;
 
 use coffer::{BackendConfig, Config};
+use common::sealed::{MARKER, SEGMENT, content, get, put_file};
 use common::{client, coffer, coffer_in, json, ok};
 use futures::TryStreamExt;
-
-const MARKER: &[u8] = b"PLAINTEXT-MARKER-7f3a";
-const SEGMENT: usize = 64 * 1024;
-
-fn content(size: usize, seed: u8) -> Vec<u8> {
-    let mut data: Vec<u8> = (0..size)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    let n = MARKER.len().min(size);
-    data[..n].copy_from_slice(&MARKER[..n]);
-    data
-}
-
-fn put_file(d: &Path, key: &str, data: &[u8], env: &[(&str, &str)]) {
-    let file = d.join("upload.bin");
-    std::fs::write(&file, data).unwrap();
-    ok(coffer_in(d, &["put", key, "-f", file.to_str().unwrap()], None, env));
-}
-
-fn get(d: &Path, key: &str, env: &[(&str, &str)]) -> Vec<u8> {
-    let out = d.join("download.bin");
-    ok(coffer_in(d, &["get", key, "-o", out.to_str().unwrap()], None, env));
-    std::fs::read(out).unwrap()
-}
 
 /// Every object `backend` holds, read raw: none may hold the marker.
 fn assert_no_plaintext(backend: &BackendConfig) {
@@ -58,7 +35,7 @@ fn round_trips(d: &Path, backend: &BackendConfig, env: &[(&str, &str)]) {
     for (i, size) in sizes.into_iter().enumerate() {
         let data = content(size, i as u8);
         put_file(d, &format!("sizes/{size}"), &data, env);
-        assert!(get(d, &format!("sizes/{size}"), env) == data, "size {size}");
+        assert!(get(d, &[&format!("sizes/{size}")], env) == data, "size {size}");
     }
     let data = content(SEGMENT + 1, 4);
     let key = format!("sizes/{}", SEGMENT + 1);
@@ -109,7 +86,7 @@ fn content_on_moto_and_azurite_is_ciphertext_and_round_trips() {
             "{info}"
         );
         put_file(d, "sse.bin", &content(10, 1), &[]);
-        assert!(get(d, "sse.bin", &[]) == content(10, 1));
+        assert!(get(d, &["sse.bin"], &[]) == content(10, 1));
         // A presigned URL would hand out ciphertext: refused.
         common::fails(coffer(d, &["url", "sse.bin"]), 11, "this store encrypts its content");
     }
@@ -175,7 +152,7 @@ fn kms_keys_on_moto_wrap_data_keys_and_rotate_to_another_kms_key() {
         put_file(d, &format!("kms/{i}"), &content(1000 + i, i as u8), &env);
     }
     put_file(d, "kms/big", &data, &env);
-    assert!(get(d, "kms/big", &env) == data);
+    assert!(get(d, &["kms/big"], &env) == data);
     // Without credentials the key cannot be reached: one line, exit 17.
     common::fails(coffer(d, &["get", "kms/big"]), 17, "needs credentials");
 
@@ -195,9 +172,9 @@ fn kms_keys_on_moto_wrap_data_keys_and_rotate_to_another_kms_key() {
     ));
     assert_eq!(rotated["rewrapped"], 6, "{rotated}");
     std::fs::write(d.join("coffer.toml"), config(&second)).unwrap();
-    assert!(get(d, "kms/big", &env) == data);
+    assert!(get(d, &["kms/big"], &env) == data);
     for i in 0..5 {
-        assert!(get(d, &format!("kms/{i}"), &env) == content(1000 + i, i as u8));
+        assert!(get(d, &[&format!("kms/{i}")], &env) == content(1000 + i, i as u8));
     }
     let status = json(coffer_in(d, &["keys", "status", "--json"], None, &env));
     assert_eq!(status["key_id"], format!("kms:{second}"));
@@ -241,7 +218,7 @@ fn the_spool_the_cold_tier_and_a_migration_hold_only_ciphertext() {
     });
     std::fs::write(d.join("coffer.toml"), tables(&s3)).unwrap();
     ok(coffer(d, &["sync"]));
-    assert!(get(d, "spooled.bin", &[]) == data);
+    assert!(get(d, &["spooled.bin"], &[]) == data);
     let id = json(coffer(d, &["versions", "spooled.bin", "--json"]))[0]["version_id"]
         .as_str()
         .unwrap()
@@ -250,7 +227,7 @@ fn the_spool_the_cold_tier_and_a_migration_hold_only_ciphertext() {
         d,
         &["tier", "move", "spooled.bin", "--version", &id, "--to", "cold"],
     ));
-    assert!(get(d, "spooled.bin", &[]) == data);
+    assert!(get(d, &["spooled.bin"], &[]) == data);
     assert_no_plaintext(&BackendConfig::Fs {
         root: Some(d.join("cold")),
     });
@@ -263,6 +240,6 @@ fn the_spool_the_cold_tier_and_a_migration_hold_only_ciphertext() {
         root: Some(d.join("copy")),
     });
     ok(coffer(d, &["migrate", "--to", "copy", "--switch"]));
-    assert!(get(d, "spooled.bin", &[]) == data);
+    assert!(get(d, &["spooled.bin"], &[]) == data);
     assert_no_plaintext(&BackendConfig::S3(Box::new(s3)));
 }

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::time::Timestamp;
 
 /// Data keys read per catalog page.
-const PAGE: usize = 500;
+pub(super) const DATA_KEY_PAGE: usize = 500;
 
 /// What `keys status` shows.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -100,14 +100,13 @@ impl Store {
         let mut data_keys = BTreeMap::new();
         let mut after = String::new();
         loop {
-            let page = self.catalog.data_keys(&after, PAGE).await?;
-            for (sha256, text) in &page {
-                for wrap in BlobKey::from_text(text)?.wraps {
-                    *data_keys.entry(wrap.kek).or_insert(0) += 1;
+            let page = self.data_key_page(&mut after).await?;
+            for (_, key) in &page {
+                for wrap in &key.wraps {
+                    *data_keys.entry(wrap.kek.clone()).or_insert(0) += 1;
                 }
-                after.clone_from(sha256);
             }
-            if page.len() < PAGE {
+            if page.len() < DATA_KEY_PAGE {
                 break;
             }
         }
@@ -125,5 +124,17 @@ impl Store {
                 .await?
                 .map(Into::into),
         })
+    }
+
+    /// The page of data keys after `after`, which moves past it; a page
+    /// shorter than [`DATA_KEY_PAGE`] is the last.
+    pub(super) async fn data_key_page(&self, after: &mut String) -> Result<Vec<(String, BlobKey)>> {
+        let page = self.catalog.data_keys(after, DATA_KEY_PAGE).await?;
+        if let Some((last, _)) = page.last() {
+            after.clone_from(last);
+        }
+        page.into_iter()
+            .map(|(sha256, text)| Ok((sha256, BlobKey::from_text(&text)?)))
+            .collect()
     }
 }

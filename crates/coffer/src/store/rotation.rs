@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use super::Store;
-use super::keys::RotationReport;
+use super::keys::{DATA_KEY_PAGE, RotationReport};
 use super::manifests::ManifestKeys;
 use crate::catalog::Repair;
 use crate::crypto::keyring::{
@@ -31,9 +31,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
 use crate::version::VersionId;
-
-/// Data keys read per catalog page.
-const PAGE: usize = 500;
 
 /// The versions of the store: those holding each blob, and the delete markers.
 struct Versions {
@@ -174,10 +171,9 @@ impl Store {
     ) -> Result<()> {
         let mut after = String::new();
         loop {
-            let page = self.catalog.data_keys(&after, PAGE).await?;
-            for (sha256, text) in &page {
-                after.clone_from(sha256);
-                let mut key = BlobKey::from_text(text)?;
+            let page = self.data_key_page(&mut after).await?;
+            for (sha256, key) in &page {
+                let mut key = key.clone();
                 if key.wrap_by(new.id()).is_some() {
                     continue;
                 }
@@ -196,22 +192,22 @@ impl Store {
                     self.rewrite_recorded(object, version_id, Some(key.clone()), metadata, report)
                         .await?;
                 }
-                let data_key = key.to_text();
-                self.catalog
-                    .repair(
-                        &Repair::DataKey {
-                            sha256: sha256.clone(),
-                            data_key,
-                        },
-                        &self.actor,
-                    )
-                    .await?;
+                self.record_data_key(sha256, &key).await?;
                 report.rewrapped += 1;
             }
-            if page.len() < PAGE {
+            if page.len() < DATA_KEY_PAGE {
                 return Ok(());
             }
         }
+    }
+
+    /// Record a blob's data key with the wrappings it has now.
+    async fn record_data_key(&self, sha256: &str, key: &BlobKey) -> Result<()> {
+        let repair = Repair::DataKey {
+            sha256: sha256.to_owned(),
+            data_key: key.to_text(),
+        };
+        self.catalog.repair(&repair, &self.actor).await
     }
 
     /// Rewrite the manifest of a recorded version (if the catalog still
@@ -287,26 +283,16 @@ impl Store {
         let mut after = String::new();
         let mut total = 0;
         loop {
-            let page = self.catalog.data_keys(&after, PAGE).await?;
-            for (sha256, text) in &page {
-                after.clone_from(sha256);
-                let mut key = BlobKey::from_text(text)?;
+            let page = self.data_key_page(&mut after).await?;
+            for (sha256, key) in &page {
+                let mut key = key.clone();
                 total += 1;
                 if key.wraps.len() > 1 {
                     key.wraps.retain(|w| w.kek == new.id());
-                    let data_key = key.to_text();
-                    self.catalog
-                        .repair(
-                            &Repair::DataKey {
-                                sha256: sha256.clone(),
-                                data_key,
-                            },
-                            &self.actor,
-                        )
-                        .await?;
+                    self.record_data_key(sha256, &key).await?;
                 }
             }
-            if page.len() < PAGE {
+            if page.len() < DATA_KEY_PAGE {
                 break;
             }
         }

@@ -190,3 +190,38 @@ fn a_bucket_filled_by_the_aws_cli_comes_into_coffer_intact() {
         );
     }
 }
+
+/// Above 64 MiB a version's ETag is S3's multipart ETag over 8 MiB parts:
+/// the one Garage gives the same file uploaded by the AWS CLI (whose
+/// default part size is 8 MiB). Up to 64 MiB it is the MD5 of the bytes.
+#[test]
+fn a_large_objects_etag_is_the_one_the_aws_cli_upload_gets() {
+    let (Some(garage), Some(aws)) = (garage(), client("aws")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let large = varied(100 << 20, 11);
+    std::fs::write(d.join("large.bin"), &large).unwrap();
+    garage.aws(&aws, &["s3", "mb", &format!("s3://{}", garage.bucket)]);
+    let url = format!("s3://{}/large.bin", garage.bucket);
+    garage.aws(&aws, &["s3", "cp", d.join("large.bin").to_str().unwrap(), &url]);
+    let head = garage.aws(
+        &aws,
+        &["s3api", "head-object", "--bucket", &garage.bucket, "--key", "large.bin"],
+    );
+    let head: serde_json::Value = serde_json::from_slice(&head).unwrap();
+    let theirs = head["ETag"].as_str().unwrap().trim_matches('"').to_owned();
+    assert!(theirs.ends_with("-13"), "{theirs}");
+    let ours = json(coffer(d, &["put", "large.bin", "--file", "large.bin", "--json"]));
+    assert_eq!(ours["etag"], theirs.as_str());
+    let small = varied(64 << 20, 5);
+    std::fs::write(d.join("small.bin"), &small).unwrap();
+    let ours = json(coffer(d, &["put", "small.bin", "--file", "small.bin", "--json"]));
+    assert_eq!(ours["etag"], hex::encode(md5_of(&small)));
+}
+
+fn md5_of(bytes: &[u8]) -> [u8; 16] {
+    use md5::Digest as _;
+    md5::Md5::digest(bytes).into()
+}

@@ -234,62 +234,34 @@ pub(crate) fn once(bytes: Bytes) -> ByteStream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Digests {
     pub sha256: String,
-    /// Present when asked for: the S3-style ETag of a single-part upload.
+    /// Present when asked for: the S3-style ETag (see [`crate::etag`]).
     pub md5: Option<String>,
     pub size: u64,
 }
 
 /// Hashes chunks on blocking threads, so hashing overlaps the I/O of the
-/// chunks that follow instead of adding to it. SHA-256 and MD5 run on threads
-/// of their own: on a large upload MD5 is the slower, and together on one
-/// thread they would be slower than the disk.
+/// chunks that follow instead of adding to it. SHA-256 and the ETag run on
+/// threads of their own (a large object's ETag on several): on a large
+/// upload MD5 is the slower, and together on one thread they would be
+/// slower than the disk.
 pub(crate) struct BackgroundHasher {
     senders: Vec<mpsc::Sender<Bytes>>,
     sha256: tokio::task::JoinHandle<(String, u64)>,
     md5: Option<tokio::task::JoinHandle<(String, u64)>>,
 }
 
-/// A hash computed a chunk at a time.
-trait StreamHash: Send + 'static {
-    fn update(&mut self, chunk: &[u8]);
-    fn finish_hex(self) -> String;
-}
-
-/// SHA-256 from aws-lc (already linked for TLS): its assembly uses AVX2
-/// where the CPU has no SHA extensions, about twice as fast as the portable
-/// code of the `sha2` crate there.
-struct Sha256Hash(aws_lc_rs::digest::Context);
-
-impl StreamHash for Sha256Hash {
-    fn update(&mut self, chunk: &[u8]) {
-        self.0.update(chunk);
-    }
-    fn finish_hex(self) -> String {
-        hex::encode(self.0.finish())
-    }
-}
-
-impl StreamHash for Md5 {
-    fn update(&mut self, chunk: &[u8]) {
-        Digest::update(self, chunk);
-    }
-    fn finish_hex(self) -> String {
-        hex::encode(self.finalize())
-    }
-}
-
-/// Feed every chunk from `receiver` to `hash` on a blocking thread.
-fn spawn_digest<H: StreamHash>(
-    mut hash: H,
-    mut receiver: mpsc::Receiver<Bytes>,
-) -> tokio::task::JoinHandle<(String, u64)> {
+/// SHA-256 of every chunk from `receiver`, on a blocking thread, with aws-lc
+/// (already linked for TLS): its assembly uses AVX2 where the CPU has no SHA
+/// extensions, about twice as fast as the portable code of the `sha2` crate there.
+fn spawn_sha256(mut receiver: mpsc::Receiver<Bytes>) -> tokio::task::JoinHandle<(String, u64)> {
     tokio::task::spawn_blocking(move || {
+        let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         let mut size = 0u64;
         while let Some(chunk) = receiver.blocking_recv() {
             hash.update(&chunk);
             size += chunk.len() as u64;
         }
-        (hash.finish_hex(), size)
+        (hex::encode(hash.finish()), size)
     })
 }
 
@@ -300,14 +272,11 @@ impl BackgroundHasher {
         let md5 = with_md5.then(|| {
             let (md5_sender, md5_receiver) = mpsc::channel::<Bytes>(HASH_QUEUE);
             senders.push(md5_sender);
-            spawn_digest(Md5::new(), md5_receiver)
+            crate::etag::spawn(md5_receiver)
         });
         BackgroundHasher {
             senders,
-            sha256: spawn_digest(
-                Sha256Hash(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256)),
-                sha_receiver,
-            ),
+            sha256: spawn_sha256(sha_receiver),
             md5,
         }
     }

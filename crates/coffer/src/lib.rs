@@ -58,6 +58,7 @@ pub mod catalog;
 pub mod config;
 pub mod crypto;
 mod error;
+mod etag;
 pub mod events;
 pub mod key;
 pub mod layout;

@@ -400,10 +400,17 @@ impl Backend for OpendalBackend {
     }
 
     async fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<ByteStream> {
-        // Remote stores: one streamed request for the whole range.
-        let reader = match self.multipart {
-            Some(_) => self.op.reader_with(path),
-            None => self.op.reader_with(path).chunk(READ_CHUNK),
+        // Remote stores: one streamed request; or, for a range of two parts
+        // or more, ranged requests of a part each, several at once (as
+        // rclone's multi-thread download does), so the transfer is not bound
+        // by one connection; they arrive in order. (Only for a known range:
+        // an open one would need a HEAD first, whose refusal says less.)
+        let reader = match (self.multipart, &range) {
+            (Some((part_size, concurrency)), Some(range)) if range.end - range.start >= 2 * part_size as u64 => {
+                self.op.reader_with(path).chunk(part_size).concurrent(concurrency)
+            }
+            (Some(_), _) => self.op.reader_with(path),
+            (None, _) => self.op.reader_with(path).chunk(READ_CHUNK),
         }
         .await
         .map_err(|e| self.place.error(e))?;

@@ -4,6 +4,8 @@
 
 use std::ops::Range;
 
+use futures::StreamExt;
+
 use super::Store;
 use crate::body::ByteStream;
 use crate::crypto::BlobKey;
@@ -34,7 +36,12 @@ impl Store {
         what: &str,
     ) -> Result<ByteStream> {
         let Some(key) = key else {
-            return self.backend.read(path, range).await;
+            // A known length lets a remote store fetch parts in parallel.
+            let range = range.unwrap_or(0..size);
+            if range.is_empty() {
+                return Ok(futures::stream::empty().boxed());
+            }
+            return self.backend.read(path, Some(range)).await;
         };
         let encryption = self.encryption.require()?.ok_or_else(|| {
             Error::new(

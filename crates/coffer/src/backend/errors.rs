@@ -89,6 +89,11 @@ impl Place {
                 self.refused(code.unwrap_or("permission denied"), err.message()),
             ),
             (opendal::ErrorKind::NotFound, _) => (ErrorKind::NotFound, format!("not found on {self}")),
+            // Coffer reads only ranges it recorded: an object shorter than that is damaged.
+            (opendal::ErrorKind::RangeNotSatisfied, _) => (
+                ErrorKind::IntegrityMismatch,
+                format!("the object on {self} is shorter than recorded"),
+            ),
             (opendal::ErrorKind::Unsupported, _) => (
                 ErrorKind::Unsupported,
                 format!("{self} cannot do this ({})", one_line(err.message())),

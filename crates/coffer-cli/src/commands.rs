@@ -105,8 +105,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .clone()
                     .unwrap_or_else(|| coffer::config::DEFAULT_CONFIG_FILE.into());
                 // The key must open the store before the config names it.
-                store.key_status().await?;
-                keys::record_encryption(&config, &file, &source)?;
+                if let Some(problem) = store.key_status().await?.key_error {
+                    return Err(coffer::Error::new(coffer::ErrorKind::KeyUnavailable, problem).into());
+                }
+                keys::record_encryption(&config, &file, &source, json)?;
             }
             init(&store, &config, json).await?
         }

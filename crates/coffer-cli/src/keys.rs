@@ -142,11 +142,10 @@ fn bad_spec(spec: &str) -> anyhow::Error {
 }
 
 /// After `init --encrypt`: the key now in use, and the config file that names it.
-pub fn record_encryption(config: &Config, file: &Path, source: &KeySource) -> anyhow::Result<()> {
+pub fn record_encryption(config: &Config, file: &Path, source: &KeySource, json: bool) -> anyhow::Result<()> {
     coffer::config::add_encryption_table(file, &config.encryption)?;
-    println!(
-        "encryption: on, with {source}; [encryption] written to {}",
-        file.display()
-    );
+    if !json {
+        println!("encryption: on, with {source}; [encryption] in {}", file.display());
+    }
     Ok(())
 }

@@ -172,6 +172,14 @@ fn a_wrong_or_missing_key_fails_in_one_line_and_changes_nothing() {
     let config = std::fs::read_to_string(d.join("coffer.toml")).unwrap();
 
     ok(coffer(d, &["keys", "generate", "k2.key"]));
+    // `init --encrypt` with another key names it nowhere.
+    std::fs::remove_file(d.join("coffer.toml")).unwrap();
+    fails(
+        coffer(d, &["init", "--encrypt", "key-file:k2.key"]),
+        17,
+        "is not this store's key",
+    );
+    assert!(!d.join("coffer.toml").exists());
     std::fs::write(d.join("coffer.toml"), config.replace("k1.key", "k2.key")).unwrap();
     fails(
         coffer_in(d, &["put", "a.txt"], Some(b"new"), &[]),

@@ -299,6 +299,15 @@ impl BackgroundHasher {
         .boxed()
     }
 
+    /// The hashes of the whole of `body`, read to its end (MD5 too with `with_md5`).
+    pub async fn digest_all(body: ByteStream, with_md5: bool) -> Result<Digests> {
+        let hasher = BackgroundHasher::spawn(with_md5);
+        let mut body = hasher.tap(body);
+        while body.next().await.transpose()?.is_some() {}
+        drop(body);
+        hasher.finish().await
+    }
+
     /// Wait for the hashes of everything tapped so far.
     pub async fn finish(self) -> Result<Digests> {
         drop(self.senders);

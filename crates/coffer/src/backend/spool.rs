@@ -205,22 +205,23 @@ impl SpoolBackend {
 
     async fn move_to_primary(&self, path: &str) -> Result<u64> {
         let size = self.spool.stat(path).await?.unwrap_or(0);
-        let expected = match sha256_in_blob_path(path) {
-            // An encrypted store's blob is sealed: its stored bytes do not
-            // hash to the name, so the spooled bytes' own hash is expected.
-            Some(_)
-                if size >= 16 && crate::crypto::segments::is_sealed(&read_range(&self.spool, path, 0..16).await?) =>
-            {
-                let hasher = BackgroundHasher::spawn(false);
-                let body = hasher.tap(self.spool.read(path, None).await?);
-                body.try_for_each(|_| futures::future::ready(Ok(()))).await?;
-                Expected::Sha256(hasher.finish().await?.sha256)
-            }
-            Some(sha256) => Expected::Sha256(sha256.to_owned()),
-            None => Expected::Bytes(read_all(&self.spool, path).await?),
-        };
-        let body = self.spool.read(path, None).await?;
+        let named = sha256_in_blob_path(path);
+        // An encrypted store's blob is sealed: its stored bytes do not hash
+        // to the name, so the hash of the bytes sent is what must come back.
+        let sealed = named.is_some()
+            && size >= 16
+            && crate::crypto::segments::is_sealed(&read_range(&self.spool, path, 0..16).await?);
+        let sent = sealed.then(|| BackgroundHasher::spawn(false));
+        let mut body = self.spool.read(path, None).await?;
+        if let Some(hasher) = &sent {
+            body = hasher.tap(body);
+        }
         let written = self.primary.write(path, body).await?;
+        let expected = match (named, sent) {
+            (Some(_), Some(hasher)) => Expected::Sha256(hasher.finish().await?.sha256),
+            (Some(sha256), None) => Expected::Sha256(sha256.to_owned()),
+            (None, _) => Expected::Bytes(read_all(&self.spool, path).await?),
+        };
         if written != size {
             return Err(Error::new(
                 ErrorKind::IntegrityMismatch,
@@ -230,10 +231,7 @@ impl SpoolBackend {
         // Read back what the primary holds before the spooled copy goes.
         let matches = match &expected {
             Expected::Sha256(sha256) => {
-                let hasher = BackgroundHasher::spawn(false);
-                let body = hasher.tap(self.primary.read(path, None).await?);
-                body.try_for_each(|_| futures::future::ready(Ok(()))).await?;
-                let digests = hasher.finish().await?;
+                let digests = BackgroundHasher::digest_all(self.primary.read(path, None).await?, false).await?;
                 &digests.sha256 == sha256 && digests.size == size
             }
             Expected::Bytes(bytes) => read_all(self.primary.as_ref(), path).await? == *bytes,

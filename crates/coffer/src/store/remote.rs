@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
-
 use super::Store;
 use super::write::{Durability, Upload};
 use crate::backend::{
@@ -178,10 +176,7 @@ impl Store {
                 "nothing was uploaded with id {upload_id} (or it was committed or removed already)"
             )));
         };
-        let hasher = BackgroundHasher::spawn(true);
-        let body = hasher.tap(self.backend.read(&staging, None).await?);
-        body.try_for_each(|_| futures::future::ready(Ok(()))).await?;
-        let digests = hasher.finish().await?;
+        let digests = BackgroundHasher::digest_all(self.backend.read(&staging, None).await?, true).await?;
         if digests.size != size {
             return Err(Error::new(
                 crate::error::ErrorKind::IntegrityMismatch,

@@ -554,9 +554,7 @@ async fn file_sha256(path: &Path) -> Result<String> {
     let reader = tokio::fs::File::open(path)
         .await
         .map_err(|e| Error::io(&format!("cannot open {}", path.display()), e))?;
-    let hasher = BackgroundHasher::spawn(false);
-    let mut body = hasher.tap(body::reader_stream(reader));
-    while body.next().await.transpose()?.is_some() {}
-    drop(body);
-    Ok(hasher.finish().await?.sha256)
+    Ok(BackgroundHasher::digest_all(body::reader_stream(reader), false)
+        .await?
+        .sha256)
 }

@@ -113,40 +113,31 @@ pub fn run(
             if encrypted {
                 args.extend([OsStr::new("--config"), config.as_os_str()]);
             }
-            let put_args = [
-                &args[..],
-                &[
-                    OsStr::new("put"),
-                    OsStr::new(KEY),
-                    OsStr::new("--file"),
-                    source.as_os_str(),
-                ],
-            ]
-            .concat();
-            // Neither side pays for the other's writes still in the page cache.
-            crate::versions::sync_all()?;
-            let put_run = measure(coffer.as_os_str(), &put_args, transfer_limit)?;
+            // Each after a sync: neither side pays for the other's writes
+            // still in the page cache.
+            let run = |command: &[&OsStr]| {
+                crate::versions::sync_all()?;
+                measure(coffer.as_os_str(), &[&args[..], command].concat(), transfer_limit)
+            };
+            let put_run = run(&[
+                OsStr::new("put"),
+                OsStr::new(KEY),
+                OsStr::new("--file"),
+                source.as_os_str(),
+            ])?;
             let output = work.join("out.bin");
-            let get_args = [
-                &args[..],
-                &[
-                    OsStr::new("get"),
-                    OsStr::new(KEY),
-                    OsStr::new("--output"),
-                    output.as_os_str(),
-                ],
-            ]
-            .concat();
-            crate::versions::sync_all()?;
-            let mut get_run = measure(coffer.as_os_str(), &get_args, transfer_limit)?;
+            let mut get_run = run(&[
+                OsStr::new("get"),
+                OsStr::new(KEY),
+                OsStr::new("--output"),
+                output.as_os_str(),
+            ])?;
             get_run.wall += data::fsync(&output)?;
             if !data::files_identical(&source, &output)? {
                 bail!("coffer get ({}) wrote something else than the source", side(encrypted));
             }
             std::fs::remove_file(&output)?;
-            let read_args = [&args[..], &[OsStr::new("get"), OsStr::new(KEY)]].concat();
-            crate::versions::sync_all()?;
-            let read_run = measure(coffer.as_os_str(), &read_args, transfer_limit)?;
+            let read_run = run(&[OsStr::new("get"), OsStr::new(KEY)])?;
             std::fs::remove_dir_all(&data_dir)?;
             record(&mut put, encrypted, &put_run);
             record(&mut get, encrypted, &get_run);

@@ -84,7 +84,7 @@ pub(crate) async fn sealed_with(
         return Ok(false);
     };
     let head = crate::backend::read_range(backend, path, 0..HEADER).await?;
-    Ok(head.len() == HEADER as usize && head[..16] == MAGIC[..] && head[16..] == id.as_bytes()[..])
+    Ok(head.len() == HEADER as usize && is_sealed(&head) && head[16..] == id.as_bytes()[..])
 }
 
 fn nonce(index: u64, last: bool) -> Nonce {

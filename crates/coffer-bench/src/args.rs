@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption] [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption | --hot] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
   --versions     run only the versions group (issue 4): rollback, history and versions of a
                  key with 10000 versions, import of 10000 files of 16 KiB and of one large
@@ -25,6 +25,10 @@ usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption] [--
   --encryption   run only the encryption group: put and get of the large object into an
                  unencrypted and an encrypted store, sealing alone against age (scripts/services/
                  clients.sh installs it), and the small puts both ways
+  --hot          run only the hot store group: the small puts with the hot store on and off,
+                 each beside the disk's durable new-file loop, from 4 processes, on PostgreSQL
+                 (when one answers on 127.0.0.1:5432), the flusher's drain rate, and the backlog
+                 after a 60-second load with the flusher running (10 s with --quick)
   --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
@@ -62,6 +66,10 @@ pub struct Args {
     pub s3: bool,
     /// Objects of 1 MiB and keys listed in the object-store group.
     pub s3_scale: (usize, usize),
+    /// Run the hot store group instead of the default groups.
+    pub hot: bool,
+    /// Seconds of the hot store group's sustained load.
+    pub hot_seconds: u64,
 }
 
 impl Args {
@@ -76,6 +84,7 @@ impl Args {
         let mut hooks = false;
         let mut s3 = false;
         let mut encryption = false;
+        let mut hot = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -88,6 +97,7 @@ impl Args {
                 Some("--hooks") => hooks = true,
                 Some("--s3") => s3 = true,
                 Some("--encryption") => encryption = true,
+                Some("--hot") => hot = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -115,14 +125,16 @@ impl Args {
             s3,
             s3_scale: if quick { (100, 1_000) } else { (1_000, 10_000) },
             encryption,
+            hot,
+            hot_seconds: if quick { 10 } else { 60 },
         };
-        if [versions, catalog, hooks, s3, encryption]
+        if [versions, catalog, hooks, s3, encryption, hot]
             .into_iter()
             .filter(|&group| group)
             .count()
             > 1
         {
-            bail!("--versions, --catalog, --hooks, --s3 and --encryption are separate runs: pick one");
+            bail!("--versions, --catalog, --hooks, --s3, --encryption and --hot are separate runs: pick one");
         }
         if args.size_mib == 0 || args.small < 4 {
             bail!("--size-mib must be at least 1 and --small at least 4");

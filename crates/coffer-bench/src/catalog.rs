@@ -336,6 +336,7 @@ fn generated_version(n: u64, keys: u64) -> Result<NewVersion> {
             md5: sha256[..32].to_owned(),
             new_path: Some(format!("blobs/{}/{sha256}", &sha256[..2])),
             data_key: None,
+            hot: None,
             size: 1000 + r % 100_000,
             sha256,
         }),

@@ -272,6 +272,7 @@ fn new_version(action: &'static str, n: usize) -> Result<NewVersion> {
             md5: sha256[..32].to_owned(),
             new_path: Some(format!("blobs/{}/{sha256}", &sha256[..2])),
             data_key: None,
+            hot: None,
             size: 50_000 + n as u64,
             sha256,
         }),

@@ -179,6 +179,7 @@ mod disk_limit;
 mod encryption;
 mod history;
 mod hooks;
+mod hot;
 mod import;
 mod large;
 mod limit;
@@ -207,8 +208,8 @@ fn main() -> Result<()> {
 }
 
 fn run_bench(args: &args::Args) -> Result<()> {
-    // The versions and catalog groups use the library only: no CLI to build.
-    let coffer = if args.versions || args.catalog {
+    // The versions, catalog and hot store groups use the library only: no CLI to build.
+    let coffer = if args.versions || args.catalog || args.hot {
         None
     } else {
         Some(cli::build()?)
@@ -226,6 +227,10 @@ fn run_bench(args: &args::Args) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
 
     match coffer {
+        None if args.hot => {
+            let figures = hot::run(&runtime, work.path(), args.small, args.hot_seconds)?;
+            hot::print(&system, &figures);
+        }
         None if args.catalog => {
             let (versions, keys) = args.catalog_scale;
             let figures = catalog::run(&runtime, work.path(), catalog::Scale { versions, keys })?;

@@ -62,7 +62,7 @@ async fn one_process(data_dir: &Path, count: usize) -> Result<Duration> {
 }
 
 /// Time [`PROCESSES`] worker processes putting `total` objects into one store.
-fn several_processes(runtime: &Runtime, data_dir: &Path, total: usize) -> Result<Duration> {
+pub(crate) fn several_processes(runtime: &Runtime, data_dir: &Path, total: usize) -> Result<Duration> {
     // Create the store first, so the workers race on puts, not on creating it.
     runtime.block_on(open(data_dir))?;
     let start = Instant::now();

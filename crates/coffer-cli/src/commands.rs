@@ -14,7 +14,7 @@ use crate::catalog;
 use crate::cli::{Cli, Command, GetArgs, GlobalArgs, ListArgs, MetadataCommand, PutArgs};
 use crate::output::{self, human_size, print_fields, print_json, print_table};
 use crate::progress::{TerminalProgress, announce_total};
-use crate::{bulk, hooks, keys, lifecycle, manage, protection, remote, restore};
+use crate::{bulk, hooks, info, keys, lifecycle, manage, protection, remote, restore};
 
 /// Run the command and turn its outcome into an exit code and a one-line error.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -152,7 +152,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => bulk::delete(&store, args, json).await?,
         Command::Undelete { key, comment } => bulk::undelete(&store, &key, comment.as_deref(), json).await?,
         Command::Versions { key, limit } => versions(&store, &key, limit, json).await?,
-        Command::Info => info(&store, json).await?,
+        Command::Info => info::info(&store, json).await?,
+        Command::Hot(command) => info::hot(&store, command, json).await?,
         Command::Health => return remote::health(&store, json).await,
         Command::Url(args) => remote::url(&store, args, json).await?,
         Command::Sync { watch, interval } => return remote::sync(&store, watch, interval.as_deref(), json).await,
@@ -510,91 +511,5 @@ async fn versions(store: &Store, key: &str, limit: Option<usize>, json: bool) ->
         &["VERSION", "LATEST", "SIZE", "CREATED", "BY", "ETAG", "TAGS", "COMMENTS"],
         &rows,
     );
-    Ok(())
-}
-
-async fn info(store: &Store, json: bool) -> anyhow::Result<()> {
-    let info = store.info().await?;
-    if json {
-        return print_json(&info);
-    }
-    let s = &info.stats;
-    let caps = &info.capabilities;
-    print_fields(&[
-        ("backend", info.backend.clone()),
-        (
-            "status",
-            crate::output::backend_status(info.backend_error.as_deref(), info.backend_error_kind),
-        ),
-        (
-            "spool",
-            match &info.spool {
-                None => "none".to_owned(),
-                Some(spool) if spool.files == 0 => format!("{} (empty)", spool.path),
-                Some(spool) => format!(
-                    "{}: {} ({}) waiting for the backend (coffer sync)",
-                    spool.path,
-                    output::count(spool.files, "file"),
-                    human_size(spool.bytes)
-                ),
-            },
-        ),
-        ("capabilities", crate::output::capabilities_line(caps)),
-        (
-            "protection",
-            match (&info.native_guard, info.backend_ok) {
-                (Some(guard), _) => format!("{guard}: coffer locks protected versions' objects there too"),
-                (None, true) => "coffer's alone: the store has no lock of its own".to_owned(),
-                (None, false) => "unknown while the backend does not answer".to_owned(),
-            },
-        ),
-        (
-            "encryption",
-            info.encryption
-                .clone()
-                .unwrap_or_else(|| "none client-side ([encryption] is off)".to_owned()),
-        ),
-        (
-            "server-side",
-            info.server_side_encryption.clone().unwrap_or_else(|| "none".to_owned()),
-        ),
-        ("catalog", info.catalog.clone()),
-        ("objects", format!("{} ({})", s.objects, human_size(s.object_bytes))),
-        (
-            "versions",
-            format!(
-                "{} ({}), {}",
-                s.versions,
-                human_size(s.version_bytes),
-                output::count(s.delete_markers as u64, "delete marker")
-            ),
-        ),
-        (
-            "stored",
-            format!(
-                "{} ({}) after dedup",
-                output::count(s.blobs as u64, "blob"),
-                human_size(s.blob_bytes)
-            ),
-        ),
-        (
-            "damaged",
-            match s.damaged_versions {
-                0 => "none".to_owned(),
-                1 => "1 version unreadable until healed (coffer verify lists it)".to_owned(),
-                n => format!("{n} versions unreadable until healed (coffer verify lists them)"),
-            },
-        ),
-        (
-            "audit",
-            format!(
-                "{}, reads {}",
-                info.audit_retention
-                    .as_ref()
-                    .map_or("no retention (never purged)".to_owned(), |r| format!("retention {r}")),
-                if info.audit_reads { "recorded" } else { "not recorded" }
-            ),
-        ),
-    ]);
     Ok(())
 }

@@ -393,6 +393,8 @@ async fn run_dispatcher(store: &Store, args: RunArgs, json: bool) -> anyhow::Res
         let mut progress = RunProgress::for_terminal(!json);
         // Completed restores fire object.restored while events are delivered.
         let _polling = store.spawn_restore_poll(coffer::RESTORE_POLL_INTERVAL);
+        // So does the hot store's flusher (and its daily expiry).
+        let _flushing = store.spawn_hot(coffer::hot::FLUSH_INTERVAL);
         store
             .dispatcher(options)
             .run_observed(shutdown_signal(), |total| progress.show(total))

@@ -47,6 +47,7 @@ pub async fn run(store: &Store, command: LifecycleCommand, json: bool) -> anyhow
                 return Err(invalid_input("--interval must be longer than 0"));
             }
             let mut stop = std::pin::pin!(crate::hooks::shutdown_signal());
+            let _flushing = store.spawn_hot(coffer::hot::FLUSH_INTERVAL);
             loop {
                 apply_once(store, false, json).await?;
                 tokio::select! {

@@ -18,6 +18,7 @@ mod catalog;
 mod cli;
 mod commands;
 mod hooks;
+mod info;
 mod keys;
 mod lifecycle;
 mod manage;

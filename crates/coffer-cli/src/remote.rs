@@ -96,6 +96,7 @@ pub async fn sync(store: &Store, watch: bool, interval: Option<&str>, json: bool
         None => Duration::from_secs(10),
     };
     let mut stop = std::pin::pin!(crate::hooks::shutdown_signal());
+    let _flushing = store.spawn_hot(coffer::hot::FLUSH_INTERVAL);
     loop {
         crate::restore::poll(store, json).await?;
         match store.sync().await {

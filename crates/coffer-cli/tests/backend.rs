@@ -11,7 +11,14 @@ use std::path::Path;
 
 use common::{coffer, coffer_in, fails, json, ok};
 
+/// Write a file; a config gets puts that write to the store at once, as
+/// these tests watch what a store says to them (the hot store's wait in the
+/// catalog: see hot.rs).
 fn write(d: &Path, name: &str, text: &str) {
+    let text = match name {
+        "coffer.toml" => format!("hot = {{ max_object_size = 0 }}\n{text}"),
+        _ => text.to_owned(),
+    };
     std::fs::write(d.join(name), text).unwrap();
 }
 
@@ -148,7 +155,8 @@ fn nowhere(d: &Path, args: &[&str], wait: &str, stdin: Option<&[u8]>) -> (common
     let mut all = NOWHERE.to_vec();
     all.extend_from_slice(args);
     let start = std::time::Instant::now();
-    let run = coffer_in(d, &all, stdin, &[("COFFER_BACKEND_WAIT", wait)]);
+    let env = [("COFFER_BACKEND_WAIT", wait), ("COFFER_HOT_MAX_OBJECT_SIZE", "0")];
+    let run = coffer_in(d, &all, stdin, &env);
     (run, start.elapsed())
 }
 

@@ -94,6 +94,8 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
             "blobs",
             "store_settings",
             "versions",
+            "hot_content",
+            "hot_pending",
             "latest",
             "version_tags",
             "version_comments",
@@ -125,6 +127,9 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     let mut info_after = json(coffer(d, &["info", "--json", "--catalog", db.url()]));
     assert!(info_after["catalog"].as_str().unwrap().starts_with("postgres://"));
     info_after["catalog"] = info_before["catalog"].clone();
+    // The hot store's content came along, held by the new catalog's engine.
+    assert_eq!(info_after["hot"]["engine"], "postgres");
+    info_after["hot"]["engine"] = info_before["hot"]["engine"].clone();
     assert_eq!(info_after, info_before);
     assert_eq!(
         ok(coffer(d, &["get", "docs/c.txt", "--catalog", db.url()])).stdout,

@@ -275,7 +275,13 @@ fn errors_are_one_line_with_stable_exit_codes() {
 fn corrupt_blob_fails_get_without_leaving_output() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let v = json(coffer_in(d, &["put", "doc.bin", "--json"], Some(&[7u8; 4096]), &[]));
+    // Damage on the backend: a put that writes there at once.
+    let v = json(coffer_in(
+        d,
+        &["put", "doc.bin", "--json"],
+        Some(&[7u8; 4096]),
+        &[("COFFER_HOT_MAX_OBJECT_SIZE", "0")],
+    ));
     let blob = d.join("coffer-data/store").join(v["blob_path"].as_str().unwrap());
     let mut bytes = std::fs::read(&blob).unwrap();
     bytes[100] = 0;

@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::sealed::{MARKER, SEGMENT, content, get, put_file};
-use common::{coffer, coffer_in, fails, json, ok};
+use common::{coffer, coffer_in, fails, flush, json, ok};
 
 /// A store in `d` encrypted with a new key file `k1.key`.
 fn encrypted_store(d: &Path) {
@@ -130,6 +130,7 @@ fn copies_rollbacks_dedup_export_import_and_reindex_keep_working() {
     let v1 = put_file(d, "docs/a.bin", &first, &[]);
     put_file(d, "docs/a.bin", &second, &[]);
     put_file(d, "docs/same.bin", &first, &[]);
+    flush(d);
     assert_eq!(blobs(d).len(), 2, "identical plaintext is stored once");
     ok(coffer(d, &["copy", "docs/a.bin", "docs/copy.bin"]));
     assert!(get(d, &["docs/copy.bin"], &[]) == second);
@@ -162,6 +163,7 @@ fn a_wrong_or_missing_key_fails_in_one_line_and_changes_nothing() {
     let d = dir.path();
     encrypted_store(d);
     put_file(d, "a.txt", b"kept as it is", &[]);
+    flush(d);
     let before = files(&d.join("coffer-data/store")).len();
     let versions = |d: &Path| {
         json(coffer(d, &["versions", "a.txt", "--json"]))

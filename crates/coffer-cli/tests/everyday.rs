@@ -10,7 +10,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{coffer, coffer_in, fails, json, ok};
+use common::{coffer, coffer_in, fails, flush, json, ok};
 
 /// The exit code a shell shows for a command a closed pipe ended (128 + SIGPIPE).
 const CLOSED_PIPE: i32 = 141;
@@ -272,6 +272,7 @@ fn verify_min_age_holds_for_foreign_files_by_their_modification_time() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(coffer_in(d, &["put", "k.txt"], Some(b"kept"), &[]));
+    flush(d);
     let store = d.join("coffer-data/store/blobs");
     // Files another tool left, with no version id in their names.
     std::fs::write(store.join("fresh-foreign.bin"), b"just written").unwrap();

@@ -228,10 +228,11 @@ fn metadata_set_makes_a_version_sharing_the_bytes() {
 }
 
 /// Rules that act at once: content under archive/ moves to `class`, under
-/// cold/ to the cold tier, and tmp/ expires.
+/// cold/ to the cold tier, and tmp/ expires. (Without the hot store, whose
+/// copies would serve reads of archived content until they expire.)
 fn transitions(class: &str) -> String {
     format!(
-        "[[lifecycle.rules]]\nid = \"archive\"\nprefix = \"archive/\"\ntransition_after_days = 0\ntransition_to = \"{class}\"\n\n\
+        "hot = {{ max_object_size = 0 }}\n[[lifecycle.rules]]\nid = \"archive\"\nprefix = \"archive/\"\ntransition_after_days = 0\ntransition_to = \"{class}\"\n\n\
          [[lifecycle.rules]]\nid = \"tmp\"\nprefix = \"tmp/\"\nexpire_after_days = 0\n"
     )
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{coffer, coffer_in, fails, json, ok};
+use common::{coffer, coffer_in, fails, flush, json, ok};
 use serde_json::{Value, json};
 
 /// A well-formed version id no version has.
@@ -202,6 +202,7 @@ fn rollback_makes_old_content_current_without_copying_bytes() {
     let d = dir.path();
     let v1 = put_as(d, "contract.txt", b"first draft\n", "alice", &["-m", "signed=no"]);
     let v2 = put_as(d, "contract.txt", b"second draft, much longer\n", "bob", &[]);
+    flush(d);
     let blobs_before = tree(&blobs_dir(d)).len();
     assert_eq!(blobs_before, 2);
 
@@ -581,6 +582,7 @@ fn prune_keeps_the_newest_and_blobs_still_in_use() {
         .collect();
     let ids: Vec<String> = v.iter().map(id).collect();
     assert_eq!(v[3]["blob_path"], v[0]["blob_path"]);
+    flush(d);
     let all: Vec<String> = ids.iter().rev().cloned().collect();
 
     fails(
@@ -894,6 +896,7 @@ fn verify_finds_damage_and_orphans_and_repair_cleans_up() {
     let short = put(d, "short.bin", &original(5));
     let gone = put(d, "gone.bin", &original(7));
     put(d, "fine.txt", b"all good\n");
+    flush(d);
     let twin = json(coffer(d, &["copy", "flip.bin", "twin.bin", "--json"]));
     assert_eq!(twin["blob_path"], flip["blob_path"]);
 

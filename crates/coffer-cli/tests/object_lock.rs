@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{client, coffer, coffer_in, fails, json, ok};
+use common::{client, coffer, coffer_in, fails, flush, json, ok};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -52,13 +52,16 @@ impl Locked {
         self.dir.path()
     }
 
+    /// A put, whose objects are then on the bucket (the hot store's flushed).
     fn put(&self, key: &str, body: &str, flags: &[&str]) -> String {
         let mut args = vec!["put", key, "--json"];
         args.extend_from_slice(flags);
-        json(coffer_in(self.d(), &args, Some(body.as_bytes()), &[]))["version_id"]
+        let id = json(coffer_in(self.d(), &args, Some(body.as_bytes()), &[]))["version_id"]
             .as_str()
             .unwrap()
-            .to_owned()
+            .to_owned();
+        flush(self.d());
+        id
     }
 
     /// The blob and manifest objects of `key`'s version `id`.

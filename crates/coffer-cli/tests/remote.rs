@@ -218,8 +218,9 @@ fn puts_spool_while_the_bucket_is_away_and_sync_moves_them() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // Puts that write to the store at once (the hot store's would wait in the catalog).
     let config = format!(
-        "store = \"remote\"\nspool = \"spool\"\n{}",
+        "hot = {{ max_object_size = 0 }}\nstore = \"remote\"\nspool = \"spool\"\n{}",
         store_section("remote", &bucket, &proxy.url(), "")
     );
     write(d, "coffer.toml", &config);

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use coffer::testkit::services::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY};
-use common::{client, coffer, coffer_in, json, ok};
+use common::{client, coffer, coffer_in, flush, json, ok};
 use sha2::Digest;
 
 struct Garage {
@@ -108,6 +108,7 @@ fn what_coffer_writes_reads_back_through_the_aws_cli_and_rclone() {
     std::fs::write(d.join("large.bin"), &large).unwrap();
     let v_small = json(coffer_in(d, &["put", "reports/q1.csv", "--json"], Some(&small), &[]));
     let v_large = json(coffer(d, &["put", "data/large.bin", "--file", "large.bin", "--json"]));
+    flush(d);
 
     for (version, bytes) in [(&v_small, &small), (&v_large, &large)] {
         let path = version["blob_path"].as_str().unwrap();

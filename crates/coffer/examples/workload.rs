@@ -5,7 +5,8 @@
 //! one catalog: `COFFER_CATALOG_URL` may name a shared PostgreSQL database).
 //!
 //! ```text
-//! cargo run --example workload -- DATA_DIR SEED OPERATIONS CONCURRENCY
+//! cargo run --example workload -- DATA_DIR SEED OPERATIONS CONCURRENCY [flush]
+//! (with `flush`, the hot store's flusher runs all along, as in a long-running process)
 //! PUT <key> <version id> <sha256>     a put was acknowledged
 //! COPY <key> <version id> <sha256>    a copy into <key> was acknowledged
 //! ROLL <key> <version id> <sha256>    a rollback of <key> was acknowledged
@@ -159,11 +160,13 @@ async fn main() -> coffer::Result<()> {
     let usage = || {
         coffer::Error::new(
             ErrorKind::InvalidInput,
-            "usage: workload DATA_DIR SEED OPERATIONS CONCURRENCY",
+            "usage: workload DATA_DIR SEED OPERATIONS CONCURRENCY [flush]",
         )
     };
-    let [dir, seed, operations, concurrency] = args.as_slice() else {
-        return Err(usage());
+    let (dir, seed, operations, concurrency, flush) = match args.as_slice() {
+        [dir, seed, operations, concurrency] => (dir, seed, operations, concurrency, false),
+        [dir, seed, operations, concurrency, flag] if flag == "flush" => (dir, seed, operations, concurrency, true),
+        _ => return Err(usage()),
     };
     let number = |s: &String| s.parse::<u64>().map_err(|_| usage());
     let (seed, operations, concurrency) = (number(seed)?, number(operations)?, number(concurrency)?);
@@ -172,6 +175,7 @@ async fn main() -> coffer::Result<()> {
         ..Config::embedded(dir)
     };
     let store = Store::open(&config).await?.with_actor("workload");
+    let _flusher = flush.then(|| store.spawn_hot(std::time::Duration::from_millis(2)));
     let mine = Arc::new(Mutex::new(Vec::new()));
     let tasks: Vec<_> = (0..concurrency)
         .map(|i| tokio::spawn(worker(store.clone(), seed * 1000 + i + 1, operations, mine.clone())))

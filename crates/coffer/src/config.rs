@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use crate::catalog::CatalogLocation;
 use crate::crypto::EncryptionConfig;
 use crate::error::{Error, Result};
+use crate::hot::HotConfig;
 use crate::lifecycle::LifecycleConfig;
 use crate::redact::redact_url;
 use crate::retention::RetentionConfig;
@@ -67,6 +68,9 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// Encryption at rest (`[encryption]`); off when it names no key.
     pub encryption: EncryptionConfig,
+    /// The hot store (`[hot]`): small puts committed with their bytes in
+    /// the catalog. On by default.
+    pub hot: HotConfig,
 }
 
 fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
@@ -124,6 +128,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             lifecycle: LifecycleConfig::default(),
             encryption: EncryptionConfig::default(),
+            hot: HotConfig::default(),
         }
     }
 }
@@ -147,6 +152,7 @@ impl fmt::Debug for Config {
             .field("retention", &self.retention)
             .field("lifecycle", &self.lifecycle)
             .field("encryption", &self.encryption)
+            .field("hot", &self.hot)
             .finish()
     }
 }
@@ -294,6 +300,7 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| Error::invalid_input(e.message().replace('\n', " ")))?;
         config.retention.validate()?;
         config.lifecycle.validate()?;
+        config.hot.validate()?;
         Ok(config)
     }
 
@@ -342,6 +349,7 @@ impl Config {
             self.read_events = parse_flag("COFFER_READ_EVENTS", &reads)?;
         }
         self.encryption.apply_env(&lookup);
+        self.hot.apply_env(&lookup)?;
         if self.max_versions == Some(0) {
             return Err(Error::invalid_input(
                 "max_versions = 0 would remove every version: use at least 1",

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use coffer::hot::HotConfig;
 use coffer::testkit::services::TcpProxy;
 use coffer::{BackendConfig, Config, ErrorKind, PutOptions, Store, VerifyOptions};
 
@@ -20,10 +21,12 @@ async fn garage_through_proxy() -> Option<(coffer::S3Config, TcpProxy)> {
     Some((s3, proxy))
 }
 
-/// A store in `dir` (its catalog) on the bucket `s3` names.
+/// A store in `dir` (its catalog) on the bucket `s3` names, whose puts
+/// write to the store at once (the hot store's wait in the catalog, below).
 fn on_bucket(s3: &coffer::S3Config, dir: &std::path::Path) -> Config {
     Config {
         backend: BackendConfig::S3(Box::new(s3.clone())),
+        hot: HotConfig::off(),
         ..Config::embedded(dir.join("data"))
     }
 }
@@ -228,4 +231,72 @@ async fn a_spooled_protected_version_is_locked_when_it_reaches_the_store() {
     let blob = version.blob_path.clone().unwrap();
     let (_, hold) = coffer::testkit::services::s3_object_lock(&direct, &blob).await.unwrap();
     assert_eq!(hold.as_deref(), Some("ON"), "the drained blob carries the legal hold");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_puts_are_acknowledged_while_the_backend_is_down_and_flushed_once_it_is_back() {
+    let Some((s3, mut proxy)) = garage_through_proxy().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        hot: HotConfig::default(),
+        ..on_bucket(&s3, dir.path())
+    };
+    let store = Store::open(&config).await.unwrap().with_actor("tester");
+    store
+        .put_bytes("run/before.txt", "before", PutOptions::default())
+        .await
+        .unwrap();
+    store.flush_hot().await.unwrap();
+
+    proxy.stop();
+    for i in 0..10 {
+        let key = format!("run/during-{i}.txt");
+        store.put_bytes(&key, content(i), PutOptions::default()).await.unwrap();
+        assert_eq!(store.get_bytes(&key, None).await.unwrap().1, content(i).as_bytes());
+    }
+    let err = store.flush_hot().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BackendUnavailable, "{}", err.message());
+    let waiting = store.hot_status().await.unwrap().stats;
+    assert_eq!((waiting.pending_versions, waiting.unflushed_objects), (10, 10));
+
+    proxy.resume().await.unwrap();
+    let flushed = store.flush_hot().await.unwrap();
+    assert_eq!((flushed.versions, flushed.blobs), (10, 10));
+    coffer::testkit::store::verify_clean(&store).await.unwrap();
+    // Read from the bucket once the hot copies are gone.
+    let later = coffer::Timestamp::now().plus(Duration::from_secs(91 * 86_400));
+    assert_eq!(store.expire_hot(later, false).await.unwrap(), 11);
+    for i in 0..10 {
+        let (_, bytes) = store.get_bytes(&format!("run/during-{i}.txt"), None).await.unwrap();
+        assert_eq!(bytes, content(i).as_bytes());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hot_protected_version_is_locked_when_the_flusher_writes_it() {
+    let Some(mut s3) = coffer::testkit::services::moto_bucket().unwrap() else {
+        return;
+    };
+    s3.object_lock = true;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        hot: HotConfig::default(),
+        ..on_bucket(&s3, dir.path())
+    };
+    let store = Store::open(&config).await.unwrap().with_actor("tester");
+    let held = PutOptions {
+        legal_hold: true,
+        ..PutOptions::default()
+    };
+    let version = store.put_bytes("evidence/e.txt", "exhibit", held).await.unwrap();
+    let blob = version.blob_path.clone().unwrap();
+    assert!(
+        coffer::testkit::services::s3_object_lock(&s3, &blob).await.is_err(),
+        "not on the bucket yet"
+    );
+    store.flush_hot().await.unwrap();
+    let (_, hold) = coffer::testkit::services::s3_object_lock(&s3, &blob).await.unwrap();
+    assert_eq!(hold.as_deref(), Some("ON"), "the flushed blob carries the legal hold");
 }

@@ -200,6 +200,7 @@ async fn check(store: &Store, model: &Model) {
         .map(|b| (b.sha256, b.refcount))
         .collect();
     assert_eq!(refcounts, references, "blob reference counts");
+    store.flush_hot().await.unwrap();
     let list = |prefix: &'static str| async move {
         let paths: Vec<String> = store.backend().list(prefix).await.unwrap().try_collect().await.unwrap();
         paths.len()

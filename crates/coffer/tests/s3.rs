@@ -50,6 +50,8 @@ async fn a_put_can_choose_its_storage_class() {
         .put_bytes("logs/2024.txt", "read often", PutOptions::default())
         .await
         .unwrap();
+    // A put without a class may wait in the hot store: the flusher writes it with the bucket's default.
+    store.flush_hot().await.unwrap();
     let shown = coffer::testkit::services::s3_storage_class(&s3, usual.blob_path.as_deref().unwrap())
         .await
         .unwrap();

@@ -10,12 +10,22 @@ mod common;
 
 use common::{fs_store, memory_store, pg_store};
 
-/// Run a scenario against a store on each backend, and on local disk with a PostgreSQL catalog.
+/// Run a scenario against a store on each backend, and on local disk with
+/// a PostgreSQL catalog; on local disk with the hot store on (the default)
+/// and off (as the memory backend's store has it).
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod fs {
             $(#[tokio::test(flavor = "multi_thread")]
             async fn $name() { super::$name(super::fs_store().await.store).await }
+            )*
+        }
+        mod fs_without_hot {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() {
+                let fixture = super::fs_store().await;
+                super::$name(fixture.store.with_hot(coffer::hot::HotConfig::off())).await
+            }
             )*
         }
         mod memory {
@@ -174,6 +184,7 @@ async fn identical_content_is_stored_once(store: Store) {
     let info = store.info().await.unwrap();
     assert_eq!((info.stats.objects, info.stats.blobs), (2, 1));
     assert_eq!(info.stats.blob_bytes, 10);
+    store.flush_hot().await.unwrap();
     let staged = backend_paths(&store, "staging/").await;
     assert!(staged.is_empty(), "uploads left in staging: {staged:?}");
     let blobs = backend_paths(&store, "blobs/").await;
@@ -255,6 +266,7 @@ async fn conditional_writes(store: Store) {
     };
     store.put_bytes("c", "v2", fresh).await.unwrap();
     assert_eq!(store.versions("c").await.unwrap().len(), 2);
+    store.flush_hot().await.unwrap();
     let blobs = backend_paths(&store, "blobs/").await;
     assert_eq!(blobs.len(), 2, "rejected writes stored nothing: {blobs:?}");
 }
@@ -480,7 +492,8 @@ async fn large_object_streams(store: Store) {
 #[tokio::test(flavor = "multi_thread")]
 async fn corrupted_blob_fails_the_read_loudly() {
     let fixture = fs_store().await;
-    let store = fixture.store;
+    // Damage on the backend: a put that writes there at once.
+    let store = fixture.store.with_hot(coffer::hot::HotConfig::off());
     let v = store.put_bytes("doc", vec![42u8; 10_000], opts()).await.unwrap();
     let path = fixture.dir.path().join("data/store").join(v.blob_path.unwrap());
     let mut bytes = std::fs::read(&path).unwrap();
@@ -521,6 +534,7 @@ async fn manifests_describe_every_version() {
         .await
         .unwrap();
     let marker = store.delete("m/doc.txt").await.unwrap();
+    store.flush_hot().await.unwrap();
     let paths = backend_paths(&store, "manifests/").await;
     assert_eq!(paths.len(), 2);
     let mut manifests = Vec::new();

@@ -485,6 +485,8 @@ async fn verify_finds_damage_and_orphans_and_repair_cleans_up(f: &Fixture) {
     let missing = put(s, "v/missing", "i will vanish").await;
     let sound = put(s, "v/sound", "all good").await;
     s.copy("v/sound", "v/sound-copy", CopyOptions::default()).await.unwrap();
+    // Damage on the backend, where the hot store's copies go first.
+    s.flush_hot().await.unwrap();
     let check = VerifyOptions {
         min_orphan_age: Duration::ZERO,
         ..VerifyOptions::default()
@@ -728,6 +730,8 @@ async fn reindex_after_the_catalog_is_deleted() {
     let v = put(&store, "k", "content").await;
     store.tag("k", &v.version_id, tags(&[("a", "b")]), &[]).await.unwrap();
     let before = store.versions("k").await.unwrap();
+    // What the hot store holds reaches the backend before the catalog is lost.
+    store.flush_hot().await.unwrap();
     drop(store);
     let CatalogLocation::Sqlite(catalog) = config.catalog_location().unwrap() else {
         panic!("the embedded default is SQLite")

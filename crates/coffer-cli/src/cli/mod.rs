@@ -278,6 +278,9 @@ pub enum Command {
     /// The store's encryption keys: status, rotate, generate.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The hot store (small puts committed in the catalog, flushed to the backend later): status, flush, expire.
+    #[command(subcommand)]
+    Hot(HotCommand),
     /// Set or clear a version's legal hold.
     #[command(subcommand, name = "legal-hold")]
     LegalHold(LegalHoldCommand),
@@ -343,5 +346,32 @@ pub enum Command {
         /// Leave files that exist already (counted as skipped) instead of replacing them.
         #[arg(long)]
         no_clobber: bool,
+    },
+}
+
+/// The hot store's state, and its work on demand.
+#[derive(Debug, Subcommand)]
+pub enum HotCommand {
+    /// Objects and bytes held hot, what waits for the backend and since when, copies expired, the engine.
+    Status,
+    /// Write every hot object's blob and manifest that the backend lacks, now.
+    Flush,
+    /// Drop hot copies older than hot.days that are on the backend (reads then come from there).
+    Expire {
+        /// Only count them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The newest objects held hot, from the hot engine (ClickHouse, or the catalog).
+    Query {
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only objects put since then (a time, or a span ago like 1h).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }

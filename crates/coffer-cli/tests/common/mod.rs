@@ -46,6 +46,13 @@ pub fn coffer_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, 
     }
 }
 
+/// Write what the hot store holds to the backend (`coffer hot flush`), for
+/// tests that look at the backend's files themselves.
+#[allow(dead_code)] // used by the files that look at the backend's files
+pub fn flush(dir: &Path) {
+    ok(coffer(dir, &["hot", "flush"]));
+}
+
 /// Run `coffer ARGS` in `dir` with nothing on standard input.
 pub fn coffer(dir: &Path, args: &[&str]) -> Run {
     coffer_in(dir, args, None, &[])

@@ -190,8 +190,11 @@ fn sync_dir_chain(root: &Path, dir: &Path, durable_dirs: &Mutex<HashSet<PathBuf>
     Ok(())
 }
 
-/// Write `chunks` to a new file at `path` (creating its directories if
-/// needed) without fsyncing; on failure nothing is left at `path`.
+/// Numbers the files [`write_file_now`] writes beside their path, within this process.
+static WRITES_BESIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Write `chunks` to a file at `path` (creating its directories if needed)
+/// without fsyncing; on failure nothing is left at `path`.
 fn write_file_now(path: &Path, chunks: &[Bytes]) -> Result<u64> {
     use std::io::Write;
     let failed = |e: std::io::Error| {
@@ -201,19 +204,28 @@ fn write_file_now(path: &Path, chunks: &[Bytes]) -> Result<u64> {
         )
         .with_source(e)
     };
-    let mut file = match std::fs::File::create(path) {
+    // Written beside and renamed into place: two writers of one path (two
+    // flushers of the same content) never leave it half-written, whenever
+    // either is killed.
+    let beside = path.with_file_name(format!(
+        ".{}.{}-{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id(),
+        WRITES_BESIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut file = match std::fs::File::create(&beside) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(failed)?;
             }
-            std::fs::File::create(path)
+            std::fs::File::create(&beside)
         }
         other => other,
     }
     .map_err(failed)?;
     let written = chunks.iter().try_for_each(|chunk| file.write_all(chunk));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(path);
+    if let Err(e) = written.and_then(|()| std::fs::rename(&beside, path)) {
+        let _ = std::fs::remove_file(&beside);
         return Err(failed(e));
     }
     Ok(chunks.iter().map(|c| c.len() as u64).sum())

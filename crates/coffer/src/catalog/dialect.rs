@@ -36,6 +36,9 @@ pub(super) struct Dialect {
     /// cross a thread one by one) rather than row by row (PostgreSQL's
     /// binary rows, where building JSON costs the server more).
     pub(super) bulk_as_json: bool,
+    /// Wrapped around a binary column to read it as PostgreSQL's hex text
+    /// of bytes (`\x0a1b...`), which JSON can hold.
+    bytes_as_hex: (&'static str, &'static str),
 }
 
 /// SQLite's dialect.
@@ -53,6 +56,7 @@ pub(super) const SQLITE: Dialect = Dialect {
     skip_locked: "",
     json_value: ("json(", ")"),
     bulk_as_json: true,
+    bytes_as_hex: ("'\\x' || lower(hex(", "))"),
 };
 
 /// PostgreSQL's dialect.
@@ -71,6 +75,7 @@ pub(super) const POSTGRES: Dialect = Dialect {
     skip_locked: " FOR UPDATE SKIP LOCKED",
     json_value: ("", ""),
     bulk_as_json: false,
+    bytes_as_hex: ("", ""),
 };
 
 impl Dialect {
@@ -85,6 +90,12 @@ impl Dialect {
     }
 
     /// JSON kept or built as text (`json`), as a value a JSON constructor embeds as JSON.
+    /// A binary column as hex text (`\x...`), as PostgreSQL writes and reads bytes.
+    #[cfg(feature = "catalog-postgres")]
+    pub(super) fn bytes_as_hex(&self, column: &str) -> String {
+        format!("{}{column}{}", self.bytes_as_hex.0, self.bytes_as_hex.1)
+    }
+
     pub(super) fn json_value(&self, json: &str) -> String {
         format!("{}{json}{}", self.json_value.0, self.json_value.1)
     }

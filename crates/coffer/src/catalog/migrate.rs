@@ -31,6 +31,8 @@ pub(crate) enum Column {
     Bool,
     /// JSON text in SQLite, `jsonb` in PostgreSQL.
     Json,
+    /// Binary: `BLOB` in SQLite, `bytea` in PostgreSQL; carried as hex text.
+    Bytes,
 }
 
 /// A table both catalogs hold with the same columns.
@@ -57,7 +59,7 @@ impl Table {
     }
 }
 
-use Column::{Bool, Int, Json, Text};
+use Column::{Bool, Bytes, Int, Json, Text};
 
 /// Every table with rows of its own, parents before children.
 pub(crate) const TABLES: &[Table] = &[
@@ -103,6 +105,25 @@ pub(crate) const TABLES: &[Table] = &[
             ("retain_until", Int),
             ("legal_hold", Bool),
         ],
+        key: &["key", "version_id"],
+        serial: false,
+        overwrite: false,
+    },
+    Table {
+        name: "hot_content",
+        columns: &[
+            ("sha256", Text),
+            ("content", Bytes),
+            ("stored_at", Int),
+            ("flushed", Bool),
+        ],
+        key: &["sha256"],
+        serial: false,
+        overwrite: false,
+    },
+    Table {
+        name: "hot_pending",
+        columns: &[("key", Text), ("version_id", Text), ("at", Int)],
         key: &["key", "version_id"],
         serial: false,
         overwrite: false,
@@ -396,6 +417,7 @@ async fn export_rows(
         .iter()
         .map(|(name, column)| match column {
             Column::Json => format!("'{name}', {}", dialect.json_value(name)),
+            Column::Bytes => format!("'{name}', {}", dialect.bytes_as_hex(name)),
             _ => format!("'{name}', {name}"),
         })
         .collect();

@@ -32,6 +32,7 @@ use crate::time::Timestamp;
 use crate::version::VersionId;
 
 mod dialect;
+mod hot;
 mod location;
 #[cfg(feature = "catalog-postgres")]
 mod migrate;
@@ -48,6 +49,7 @@ mod sqlite;
 mod writes;
 pub(crate) use self::rows::prefix_upper_bound;
 
+pub use self::hot::{FlushLeftovers, HotBacklog, HotBlob, HotCopy, HotStats};
 pub use self::location::CatalogLocation;
 
 #[cfg(feature = "catalog-postgres")]
@@ -205,4 +207,23 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn check_consistency(&self) -> Result<Vec<String>>;
     /// One page of the versions a full-text query finds (see the contract).
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage>;
+    /// A blob's hot copy, if the hot store holds one.
+    async fn hot_copy(&self, sha256: &str) -> Result<Option<HotCopy>>;
+    /// Up to `versions` versions whose manifest, and `blobs` contents,
+    /// wait for the flusher, oldest first.
+    async fn hot_backlog(&self, versions: usize, blobs: usize) -> Result<HotBacklog>;
+    /// Record, in one transaction, that the manifests of `versions` (key,
+    /// version id) and the contents `blobs` (SHA-256, the path written) are
+    /// durable on the backend; returns what was removed meanwhile.
+    async fn hot_flushed(&self, versions: &[(String, String)], blobs: &[(String, String)]) -> Result<FlushLeftovers>;
+    /// Drop up to `limit` flushed hot copies stored before `before`, oldest
+    /// first, in one transaction; returns how many went.
+    async fn hot_expire(&self, before: Timestamp, limit: usize) -> Result<u64>;
+    /// How many flushed hot copies stored before `before` there are.
+    async fn hot_expirable(&self, before: Timestamp) -> Result<u64>;
+    /// The hot store's totals.
+    async fn hot_stats(&self) -> Result<HotStats>;
+    /// The newest versions under `prefix` made since `since` whose content
+    /// is held hot, at most `limit`, newest first.
+    async fn hot_recent(&self, prefix: &str, since: Timestamp, limit: usize) -> Result<Vec<crate::hot::HotObject>>;
 }

@@ -126,6 +126,10 @@ pub struct BlobRef {
     pub new_path: Option<String>,
     /// The fresh copy's wrapped data key, as JSON, in an encrypted store.
     pub data_key: Option<String>,
+    /// The hot store holds the fresh copy (these bytes, as stored) instead
+    /// of the backend, and the version's manifest waits for the flusher:
+    /// `new_path` is where both go then.
+    pub hot: Option<bytes::Bytes>,
 }
 
 /// What a new version holds.

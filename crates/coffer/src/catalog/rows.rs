@@ -196,10 +196,12 @@ pub(super) const VERSION_JOINS: &str = "LEFT JOIN latest l ON l.key = v.key AND 
 const BLOB_JOIN: &str = "LEFT JOIN blobs b ON b.sha256 = v.blob_sha256";
 
 /// A value for a `?` placeholder of SQL that a shared builder wrote.
+#[derive(Clone)]
 pub(super) enum Param {
     Text(String),
     Int(i64),
     Real(f64),
+    Bytes(Vec<u8>),
     /// SQL `NULL`.
     Null,
 }
@@ -213,6 +215,7 @@ macro_rules! bind_params {
                 $crate::catalog::rows::Param::Text(text) => query.bind(text),
                 $crate::catalog::rows::Param::Int(number) => query.bind(number),
                 $crate::catalog::rows::Param::Real(number) => query.bind(number),
+                $crate::catalog::rows::Param::Bytes(bytes) => query.bind(bytes),
                 $crate::catalog::rows::Param::Null => query.bind(None::<String>),
             };
         }

@@ -352,6 +352,7 @@ mod tests {
                 size,
                 new_path: None,
                 data_key: None,
+                hot: None,
             }),
             None => VersionContent::DeleteMarker,
         };

@@ -94,6 +94,12 @@ pub struct VerifyReport {
     pub problems: Vec<VerifyProblem>,
     /// Unreferenced objects left alone because they are younger than `min_orphan_age`.
     pub recent_unreferenced: u64,
+    /// Versions (in scope) the hot store holds whose manifest is not on the
+    /// backend yet: not a problem, the flusher writes them.
+    pub unflushed_versions: u64,
+    /// Contents the hot store holds that are not on the backend yet (their
+    /// hot copies were checked instead).
+    pub unflushed_blobs: u64,
 }
 
 impl VerifyReport {
@@ -120,6 +126,10 @@ impl Store {
     pub async fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = self.catalog.check_consistency().await?;
         for blob in self.catalog.blobs().await?.into_iter().filter(|b| b.damaged.is_none()) {
+            // Content the hot store has not flushed yet is not on the backend.
+            if matches!(self.catalog.hot_copy(&blob.sha256).await?, Some(copy) if !copy.flushed) {
+                continue;
+            }
             let stored_size = crate::crypto::segments::stored_size(blob.data_key.is_some(), blob.size);
             match self.backend.stat(&blob.path).await? {
                 None => problems.push(format!(
@@ -162,6 +172,13 @@ impl Store {
             }
             expected_manifests.insert(layout::manifest_path(&r.key, &r.version_id), pair);
         }
+        // What the flusher has still to write is not missing.
+        let mut unflushed = HashSet::new();
+        for version in self.catalog.hot_backlog(usize::MAX, 0).await?.versions {
+            report.unflushed_versions += u64::from(in_scope(version.key.as_str()));
+            unflushed.insert(layout::manifest_path(&version.key, &version.version_id));
+        }
+        report.unflushed_blobs = self.catalog.hot_stats().await?.unflushed_objects;
         let blobs = self.catalog.blobs().await?;
         let locators: HashSet<String> = blobs.iter().map(|b| b.path.clone()).collect();
         let mut referenced = Vec::new();
@@ -186,7 +203,9 @@ impl Store {
         }
 
         self.check_blobs(referenced, options, &mut report).await?;
-        let unrecorded = self.check_manifests(&expected_manifests, options, &mut report).await?;
+        let unrecorded = self
+            .check_manifests(&expected_manifests, &unflushed, options, &mut report)
+            .await?;
         if options.prefix.is_empty() {
             self.find_orphans(BLOBS_DIR, "orphan_blob", &locators, &unrecorded, options, &mut report)
                 .await?;
@@ -259,6 +278,12 @@ impl Store {
 
     /// What is wrong with a blob's bytes, if anything.
     async fn check_blob(&self, blob: &BlobRecord, progress: Option<Arc<dyn Progress>>) -> BlobCheck {
+        match self.check_hot_copy(blob).await? {
+            Some((_, Some(problem))) => return Ok(Some(problem)),
+            // Sound, and not on the backend yet: nothing more to check.
+            Some((false, None)) => return Ok(None),
+            _ => {}
+        }
         let size = match self.backend.stat(&blob.path).await? {
             None => return Ok(Some(("missing_blob", format!("blob {} is missing", blob.sha256)))),
             Some(size) => size,
@@ -312,6 +337,7 @@ impl Store {
     async fn check_manifests(
         &self,
         expected: &HashMap<String, (String, String)>,
+        unflushed: &HashSet<String>,
         options: &VerifyOptions,
         report: &mut VerifyReport,
     ) -> Result<HashMap<String, Vec<(String, String)>>> {
@@ -332,7 +358,8 @@ impl Store {
         let now = Timestamp::now();
         for path in &listed {
             match expected.get(path) {
-                Some((key, version_id)) if key.starts_with(options.prefix.as_str()) => {
+                // (One the flusher has yet to write may be there half-written.)
+                Some((key, version_id)) if key.starts_with(options.prefix.as_str()) && !unflushed.contains(path) => {
                     let readable = read.remove(path).flatten();
                     let sound =
                         matches!(&readable, Some(m) if m.key.as_str() == key && m.version_id.as_str() == version_id);
@@ -372,7 +399,7 @@ impl Store {
             }
         }
         for (path, (key, version_id)) in expected {
-            if key.starts_with(options.prefix.as_str()) && !listed_set.contains(path) {
+            if key.starts_with(options.prefix.as_str()) && !listed_set.contains(path) && !unflushed.contains(path) {
                 let detail = format!("manifest of {key} version {version_id} is missing");
                 self.restore_manifest("missing_manifest", detail, path, key, version_id, options, report)
                     .await?;

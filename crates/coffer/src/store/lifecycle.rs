@@ -72,6 +72,10 @@ impl Store {
     /// and tried again by the next run. Retention and legal hold win: what
     /// they hold is reported, never removed.
     pub async fn lifecycle_apply(&self, dry_run: bool) -> Result<LifecycleReport> {
+        // Transitions move content on the backend: the hot store's goes there first.
+        if !dry_run {
+            self.flush_hot().await?;
+        }
         let plan = self.lifecycle_plan(None).await?;
         let uploads = self.stale_uploads(SystemTime::now()).await?;
         let mut report = LifecycleReport {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::Store;
 use super::write::Durability;
-use crate::catalog::{NewVersion, ObjectVersion, VersionContent};
+use crate::catalog::{NewVersion, ObjectVersion};
 use crate::crypto::{BlobKey, secrets};
 use crate::error::{Error, Result};
 use crate::layout::{self, MANIFEST_FORMAT, Manifest};
@@ -33,32 +33,8 @@ impl Store {
         data_key: Option<&BlobKey>,
         durability: Durability,
     ) -> Result<String> {
-        let (sha256, md5, size) = match &version.content {
-            VersionContent::Blob(blob) => (Some(blob.sha256.clone()), Some(blob.md5.clone()), blob.size),
-            VersionContent::DeleteMarker => (None, None, 0),
-        };
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.to_owned(),
-            key: version.key.clone(),
-            version_id: version.version_id.clone(),
-            delete_marker: sha256.is_none(),
-            sha256,
-            md5,
-            size,
-            content_type: version.content_type.clone(),
-            metadata: version.metadata.clone(),
-            created_at: version.created_at,
-            created_by: version.created_by.clone(),
-            tags: version.tags.clone(),
-            comments: version.comments.clone(),
-            retention: version.retention,
-            legal_hold: version.legal_hold,
-            data_key: data_key.cloned(),
-        };
-        let path = layout::manifest_path(&manifest.key, &manifest.version_id);
-        let bytes = self.manifest_bytes(&manifest, None)?;
-        self.write_object(&path, bytes, durability).await?;
-        Ok(path)
+        self.write_version_manifest(&version.recorded(false, None), data_key.cloned(), durability)
+            .await
     }
 
     /// Write a recorded version's manifest again (after its tags or comments changed,
@@ -81,25 +57,7 @@ impl Store {
         version: &ObjectVersion,
         keys: ManifestKeys<'_>,
     ) -> Result<String> {
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.to_owned(),
-            key: version.key.clone(),
-            version_id: version.version_id.clone(),
-            delete_marker: version.is_delete_marker,
-            sha256: version.sha256.clone(),
-            md5: version.etag.clone(),
-            size: version.size,
-            content_type: version.content_type.clone(),
-            metadata: version.metadata.clone(),
-            created_at: version.created_at,
-            created_by: version.created_by.clone(),
-            tags: version.tags.clone(),
-            comments: version.comments.clone(),
-            retention: version.retention,
-            legal_hold: version.legal_hold,
-            data_key: keys.data_key,
-        };
-        let bytes = self.manifest_bytes(&manifest, keys.metadata)?;
+        let bytes = self.manifest_bytes(&manifest_of(version, keys.data_key), keys.metadata)?;
         // Written beside, then renamed over the old one: a crash mid-write must
         // not leave a version with a torn manifest. (A leftover staged copy is
         // an orphan upload, which `verify --repair` removes.)
@@ -107,6 +65,20 @@ impl Store {
         self.write_object(&staged, bytes, Durability::Now).await?;
         let path = layout::manifest_path(&version.key, &version.version_id);
         self.backend.rename(&staged, &path).await?;
+        Ok(path)
+    }
+
+    /// Write the first manifest of a version (one about to be committed, or
+    /// one the hot store committed), naming `data_key`, straight to its path.
+    pub(super) async fn write_version_manifest(
+        &self,
+        version: &ObjectVersion,
+        data_key: Option<BlobKey>,
+        durability: Durability,
+    ) -> Result<String> {
+        let bytes = self.manifest_bytes(&manifest_of(version, data_key), None)?;
+        let path = layout::manifest_path(&version.key, &version.version_id);
+        self.write_object(&path, bytes, durability).await?;
         Ok(path)
     }
 
@@ -134,5 +106,27 @@ impl Store {
             None => bytes,
         };
         serde_json::from_slice(&json).map_err(|e| Error::invalid_input(format!("manifest {path} cannot be read: {e}")))
+    }
+}
+
+/// The manifest of a recorded version, naming `data_key`.
+fn manifest_of(version: &ObjectVersion, data_key: Option<BlobKey>) -> Manifest {
+    Manifest {
+        format: MANIFEST_FORMAT.to_owned(),
+        key: version.key.clone(),
+        version_id: version.version_id.clone(),
+        delete_marker: version.is_delete_marker,
+        sha256: version.sha256.clone(),
+        md5: version.etag.clone(),
+        size: version.size,
+        content_type: version.content_type.clone(),
+        metadata: version.metadata.clone(),
+        created_at: version.created_at,
+        created_by: version.created_by.clone(),
+        tags: version.tags.clone(),
+        comments: version.comments.clone(),
+        retention: version.retention,
+        legal_hold: version.legal_hold,
+        data_key,
     }
 }

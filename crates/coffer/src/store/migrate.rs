@@ -78,6 +78,8 @@ impl Store {
     /// (the CLI's `migrate --switch`). Audited as `migrate`.
     pub async fn migrate_to(&self, target: &dyn Backend, options: &MigrateOptions) -> Result<MigrateReport> {
         target.health().await?;
+        // Every version's objects are copied from the backend: the hot store's go there first.
+        self.flush_hot().await?;
         let mut report = MigrateReport {
             target: target.to_string(),
             ..MigrateReport::default()

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::crypto::EncryptionState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runtime::HookRuntime;
+use crate::hot::HotConfig;
 use crate::key::{ObjectKey, validate_content_type, validate_metadata};
 use crate::lifecycle::LifecycleConfig;
 use crate::retention::{Retention, RetentionConfig};
@@ -24,6 +25,8 @@ use crate::version::VersionId;
 mod audit;
 mod bulk;
 mod hooks;
+mod hot;
+mod hot_feed;
 mod integrity;
 mod keys;
 mod lifecycle;
@@ -32,6 +35,7 @@ mod migrate;
 mod open;
 mod options;
 mod presence;
+use self::presence::archived_version;
 mod protection;
 mod reindex;
 mod remote;
@@ -45,6 +49,8 @@ mod write;
 pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
 pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
+pub use self::hot::{FlushReport, HotStatus};
+pub use self::hot_feed::CLICKHOUSE_HOOK;
 pub use self::integrity::{VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::keys::{KeyStatus, RotationReport, RotationStatus};
 pub use self::lifecycle::{FailedAction, LifecycleReport, StaleUpload};
@@ -90,6 +96,11 @@ pub struct Store {
     tiers: Option<Arc<TieredBackend>>,
     /// Encryption at rest: off, or on with or without its key at hand.
     encryption: EncryptionState,
+    /// Which puts the hot store takes (`[hot]`); off unless the config or
+    /// [`with_hot`](Self::with_hot) says.
+    hot: HotConfig,
+    /// ClickHouse, when it serves hot copies (`hot.engine = "clickhouse"`).
+    clickhouse: Option<Arc<crate::hot::ClickHouse>>,
 }
 
 impl Store {
@@ -148,13 +159,18 @@ impl Store {
             encryption,
             ..store
         };
-        Ok(store
+        let store = store
             .with_max_versions(config.max_versions)
             .with_retention(config.retention.clone())
             .with_lifecycle(config.lifecycle.clone())
             .with_audit_retention(config.audit_retention)
             .with_audit_reads(config.audit_reads)
-            .with_read_events(config.read_events))
+            .with_read_events(config.read_events)
+            .with_hot(config.hot.clone());
+        match config.hot.clickhouse()? {
+            Some(clickhouse) => store.with_clickhouse(clickhouse).await,
+            None => Ok(store),
+        }
     }
 
     /// A store over an existing backend and catalog, recording `actor` as the author of changes.
@@ -165,6 +181,8 @@ impl Store {
             absent_spool: None,
             tiers: None,
             encryption: EncryptionState::Off,
+            hot: HotConfig::off(),
+            clickhouse: None,
             backend,
             catalog,
             actor: actor.into(),
@@ -323,7 +341,14 @@ impl Store {
         let (range, mut body) = match options.range {
             Some(range) => {
                 let range = range.resolve(version.size)?;
-                let read = self.read_content(&path, version.size, data_key.as_ref(), Some(range.clone()), &what);
+                let read = self.read_stored(
+                    &path,
+                    &sha256,
+                    version.size,
+                    data_key.as_ref(),
+                    Some(range.clone()),
+                    &what,
+                );
                 let body = match read.await {
                     Ok(body) => body,
                     Err(e) => return Err(self.unreadable_blob(e, &what).await),
@@ -336,7 +361,7 @@ impl Store {
                     futures::stream::empty().boxed()
                 } else {
                     match self
-                        .read_content(&path, version.size, data_key.as_ref(), None, &what)
+                        .read_stored(&path, &sha256, version.size, data_key.as_ref(), None, &what)
                         .await
                     {
                         Ok(body) => body,
@@ -532,6 +557,7 @@ impl Store {
             encryption: self.encryption_summary().await?,
             server_side_encryption: self.backend.server_side_encryption(),
             catalog: self.catalog.to_string(),
+            hot: self.hot_status().await?,
             audit_retention: self.audit_retention.map(crate::time::format_span),
             audit_reads: self.audit_reads,
             read_events: self.read_events,
@@ -556,28 +582,5 @@ pub(crate) fn stored_content(version: &ObjectVersion) -> Result<(&str, &str)> {
             "version {} of {} has no content",
             version.version_id, version.key
         ))),
-    }
-}
-
-/// A failed read of a version's blob, said of the version: a missing blob
-/// is damage; archived content is named.
-fn missing_blob(err: Error, what: &str) -> Error {
-    match err.kind() {
-        ErrorKind::NotFound => Error::new(
-            ErrorKind::IntegrityMismatch,
-            format!("{what}: its blob is missing from the backend"),
-        ),
-        _ => archived_version(err, what),
-    }
-}
-
-/// A failure to read or move archived content, said of the version `what`
-/// (`KEY version ID`) whose content it is: the one place that message is
-/// built, for `get` and `tier move` alike. Other errors pass unchanged.
-pub(crate) fn archived_version(err: Error, what: &str) -> Error {
-    match err.kind() {
-        // The backend's message reads "archived: restore it first (...)".
-        ErrorKind::Archived => Error::new(ErrorKind::Archived, format!("{what} is {}", err.message())).with_source(err),
-        _ => err,
     }
 }

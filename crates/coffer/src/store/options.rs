@@ -249,6 +249,8 @@ pub struct StoreInfo {
     pub server_side_encryption: Option<String>,
     /// The catalog, by name (never with secrets).
     pub catalog: String,
+    /// The hot store: what it takes and what waits for the backend.
+    pub hot: super::HotStatus,
     /// How long audit rows are kept at least (`7years`), if a retention is configured.
     pub audit_retention: Option<String>,
     /// Whether reads are recorded in the audit log.

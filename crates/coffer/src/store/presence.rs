@@ -68,7 +68,9 @@ impl super::Store {
     /// repairs would write manifests into the wrong place). Costs one catalog
     /// count and the first entry of at most two listings.
     pub(super) async fn wrong_location(&self) -> Result<Option<Error>> {
-        if self.catalog.stats().await?.blobs == 0 {
+        // Content the hot store has not flushed yet is not on the backend.
+        let blobs = self.catalog.stats().await?.blobs;
+        if blobs <= self.catalog.hot_stats().await?.unflushed_objects {
             return Ok(None);
         }
         for dir in [crate::layout::BLOBS_DIR, crate::layout::MANIFESTS_DIR] {
@@ -95,6 +97,29 @@ impl super::Store {
         {
             return wrong;
         }
-        super::missing_blob(err, what)
+        missing_blob(err, what)
+    }
+}
+
+/// A failed read of a version's blob, said of the version: a missing blob
+/// is damage; archived content is named.
+fn missing_blob(err: Error, what: &str) -> Error {
+    match err.kind() {
+        ErrorKind::NotFound => Error::new(
+            ErrorKind::IntegrityMismatch,
+            format!("{what}: its blob is missing from the backend"),
+        ),
+        _ => archived_version(err, what),
+    }
+}
+
+/// A failure to read or move archived content, said of the version `what`
+/// (`KEY version ID`) whose content it is: the one place that message is
+/// built, for `get` and `tier move` alike. Other errors pass unchanged.
+pub(crate) fn archived_version(err: Error, what: &str) -> Error {
+    match err.kind() {
+        // The backend's message reads "archived: restore it first (...)".
+        ErrorKind::Archived => Error::new(ErrorKind::Archived, format!("{what} is {}", err.message())).with_source(err),
+        _ => err,
     }
 }

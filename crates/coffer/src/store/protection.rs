@@ -108,14 +108,28 @@ impl Store {
     /// longest protection of the versions sharing it. Nothing where the store
     /// has no guard. Returns whether a lock had to be changed.
     pub(super) async fn guard(&self, version: &ObjectVersion) -> Result<bool> {
+        if !self.has_guard().await? {
+            return Ok(false);
+        }
+        // Objects are locked where they are: the hot store's go there first.
+        self.flush_hot().await?;
+        self.lock_objects(version).await
+    }
+
+    /// Whether the store may have a guard of its own.
+    pub(super) async fn has_guard(&self) -> Result<bool> {
         match self.backend.native_guard().await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Ok(false),
+            Ok(guard) => Ok(guard.is_some()),
             // A store that does not answer may still have a guard: a spool
             // keeps the lock until the object reaches the store.
-            Err(e) if e.is_retryable() => {}
-            Err(e) => return Err(e),
+            Err(e) if e.is_retryable() => Ok(true),
+            Err(e) => Err(e),
         }
+    }
+
+    /// [`guard`](Self::guard)'s locks, on a store with a guard whose
+    /// objects of `version` are there.
+    pub(super) async fn lock_objects(&self, version: &ObjectVersion) -> Result<bool> {
         let manifest = layout::manifest_path(&version.key, &version.version_id);
         let mut changed = self.backend.lock(&manifest, &version.protection()).await?;
         if let (Some(sha256), Some(blob)) = (&version.sha256, &version.blob_path) {

@@ -37,6 +37,8 @@ impl Store {
                 "catalog {target} already holds {existing} versions; reindex needs a fresh one"
             )));
         }
+        // Versions the hot store holds reach the backend first.
+        self.flush_hot().await?;
         let mut blob_paths: HashMap<String, Vec<String>> = HashMap::new();
         let mut blob_list = self.backend.list(BLOBS_DIR).await?;
         while let Some(path) = blob_list.try_next().await? {
@@ -156,6 +158,7 @@ impl Store {
                     size: manifest.size,
                     new_path: Some(stored),
                     data_key: sealed.map(BlobKey::to_text),
+                    hot: None,
                 })
             }
             _ => return Err(Error::invalid_input("manifest is neither content nor a delete marker")),

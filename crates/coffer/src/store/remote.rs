@@ -110,6 +110,8 @@ impl Store {
         check_expiry(expires)?;
         self.refuse_presign_if_encrypted()?;
         let version = self.head(key, version_id).await?;
+        // The URL reads the backend's copy: the hot store's goes there first.
+        self.flush_hot().await?;
         let path = super::stored_content(&version)?.0.to_owned();
         let filename = version.key.as_str().rsplit('/').next().unwrap_or_default().to_owned();
         let url = self
@@ -296,6 +298,8 @@ impl Store {
     /// The tier that holds a version's content.
     pub async fn tier_of(&self, key: &str, version_id: Option<&VersionId>) -> Result<Tier> {
         let version = self.head(key, version_id).await?;
+        // Content the hot store holds is in the hot tier once flushed.
+        self.flush_hot().await?;
         let path = version.blob_path.as_deref().unwrap_or_default();
         self.tiers()?.tier_of(path).await?.ok_or_else(|| {
             Error::new(
@@ -312,6 +316,8 @@ impl Store {
     pub async fn move_to_tier(&self, key: &str, version_id: &VersionId, to: Tier) -> Result<TierMove> {
         let tiers = self.tiers()?;
         let version = self.head(key, Some(version_id)).await?;
+        // Content is moved between the backend's tiers: the hot store's goes there first.
+        self.flush_hot().await?;
         let (path, sha256) = super::stored_content(&version)?;
         let (path, sha256) = (path.to_owned(), sha256.to_owned());
         let from = tiers.tier_of(&path).await?;

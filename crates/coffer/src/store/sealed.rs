@@ -2,6 +2,7 @@
 //! blob's plaintext (or a range of it) through its data key. Bytes that move
 //! as they are stored (tier moves, migrations, the spool) stay sealed.
 
+use std::future::Future;
 use std::ops::Range;
 
 use futures::StreamExt;
@@ -48,6 +49,25 @@ impl Store {
                 other => other,
             };
         };
+        self.open_sealed(size, key, range, what, |stored| self.backend.read(path, Some(stored)))
+            .await
+    }
+
+    /// The plaintext bytes `range` (all with `None`) of a blob of `size`
+    /// bytes sealed with `key`, whose stored bytes `fetch` reads (given the
+    /// stored range it needs); `what` names the version, for errors.
+    pub(super) async fn open_sealed<F, Fut>(
+        &self,
+        size: u64,
+        key: &BlobKey,
+        range: Option<Range<u64>>,
+        what: &str,
+        fetch: F,
+    ) -> Result<ByteStream>
+    where
+        F: FnOnce(Range<u64>) -> Fut,
+        Fut: Future<Output = Result<ByteStream>>,
+    {
         let encryption = self.encryption.require()?.ok_or_else(|| {
             Error::new(
                 ErrorKind::Catalog,
@@ -56,7 +76,7 @@ impl Store {
         })?;
         let data_key = encryption.open_key(key, what).await?;
         let sealed = SealedRange::of(size, range);
-        let stored = self.backend.read(path, Some(sealed.stored.clone())).await?;
+        let stored = fetch(sealed.stored.clone()).await?;
         segments::open_stream(&data_key, sealed, stored, what.to_owned())
     }
 }

@@ -48,9 +48,25 @@ pub(super) struct Prepared {
     data_key: Option<BlobKey>,
     /// Whether the writes succeeded.
     written: Result<()>,
+    /// The hot store takes the bytes (in memory) with the commit.
+    hot: bool,
 }
 
 impl Prepared {
+    fn new(version: NewVersion, upload: Upload, hot: bool) -> Prepared {
+        Prepared {
+            version,
+            upload,
+            promoted: None,
+            manifest_path: None,
+            damaged_copy: None,
+            class: None,
+            data_key: None,
+            written: Ok(()),
+            hot,
+        }
+    }
+
     /// Fail the put (its writes are cleaned up when it is finished).
     pub(super) fn fail(&mut self, error: Error) {
         self.written = Err(error);
@@ -131,7 +147,12 @@ impl Store {
             }
         };
         let storage_class = options.storage_class.clone();
+        let hot = matches!(&upload, Upload::InMemory { bytes, .. } if self.goes_hot(bytes, storage_class.as_deref()));
         let version = self.put_version(checked, digests, options);
+        if hot {
+            // The commit takes the bytes: nothing is written before it.
+            return Ok(Prepared::new(version, upload, true));
+        }
         let prepared = self.write_upload(version, upload, durability).await;
         Ok(self.apply_storage_class(prepared, storage_class.as_deref()).await)
     }
@@ -193,6 +214,7 @@ impl Store {
                 size: digests.size,
                 new_path: None,
                 data_key: None,
+                hot: None,
             }),
             content_type: Some(checked.content_type),
             metadata: options.metadata,
@@ -236,6 +258,7 @@ impl Store {
                 size: from.size,
                 new_path: None,
                 data_key: None,
+                hot: None,
             }),
             content_type: from.content_type.clone(),
             metadata: from.metadata.clone(),
@@ -322,16 +345,7 @@ impl Store {
     /// address. What was written is noted, so that [`finish_upload`](Self::finish_upload)
     /// can remove it if the catalog does not take it.
     pub(super) async fn write_upload(&self, version: NewVersion, upload: Upload, durability: Durability) -> Prepared {
-        let mut prepared = Prepared {
-            version,
-            upload,
-            promoted: None,
-            manifest_path: None,
-            damaged_copy: None,
-            class: None,
-            data_key: None,
-            written: Ok(()),
-        };
+        let mut prepared = Prepared::new(version, upload, false);
         let VersionContent::Blob(blob) = &prepared.version.content else {
             prepared.written = Err(Error::new(ErrorKind::InvalidInput, "an upload needs content"));
             return prepared;
@@ -394,6 +408,10 @@ impl Store {
     /// catalog did not take (our copy of content it already had, or all of it
     /// on failure).
     pub(super) async fn finish_upload(&self, prepared: Prepared) -> Result<ObjectVersion> {
+        if let (true, Upload::InMemory { id, bytes }) = (prepared.hot, &prepared.upload) {
+            prepared.written?;
+            return self.commit_hot(prepared.version, id, bytes.clone()).await;
+        }
         let Prepared {
             version,
             upload,
@@ -403,6 +421,7 @@ impl Store {
             class,
             mut data_key,
             written,
+            hot: _,
         } = prepared;
         let outcome = async {
             written?;

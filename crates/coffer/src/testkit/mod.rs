@@ -74,6 +74,7 @@ fn blob_version(key: &ObjectKey, content: &str, path: Option<&str>) -> NewVersio
             size: content.len() as u64,
             new_path: path.map(str::to_owned),
             data_key: None,
+            hot: None,
             sha256,
         }),
         content_type: Some("text/plain".into()),

@@ -134,6 +134,18 @@ pub fn azurite_container() -> Result<Option<crate::backend::AzureConfig>> {
     }))
 }
 
+/// `host:port` of ClickHouse's HTTP interface (`COFFER_TEST_CLICKHOUSE`,
+/// default `127.0.0.1:8123`, which `scripts/services/clickhouse.sh` starts),
+/// with a fresh database name for one test; `None` (with a loud line) when
+/// it does not answer and services are not required.
+pub fn clickhouse_server() -> Result<Option<(String, String)>> {
+    let addr = std::env::var("COFFER_TEST_CLICKHOUSE").unwrap_or_else(|_| "127.0.0.1:8123".to_owned());
+    if !service_available("ClickHouse", &addr)? {
+        return Ok(None);
+    }
+    Ok(Some((addr, format!("coffer_test_{}", uuid::Uuid::now_v7().simple()))))
+}
+
 /// A TCP forwarder to a server, which a test can stop and start again on
 /// the same port: to the client, the server goes away (connections refused,
 /// open ones cut) and comes back, while the server itself keeps its data.

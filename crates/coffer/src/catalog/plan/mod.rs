@@ -462,6 +462,7 @@ mod tests {
             size: 3,
             new_path: Some("blobs/ab".into()),
             data_key: None,
+            hot: None,
         })
     }
 

@@ -7,13 +7,13 @@ use super::{db_error, outbox, search};
 use crate::catalog::plan::{
     self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PrunePlan, PurgePlan, RepairPlan,
 };
-use crate::catalog::reads;
 use crate::catalog::rows::to_i64;
 use crate::catalog::sql::Conn;
 use crate::catalog::writes;
 use crate::catalog::{
     Annotation, BlobRef, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Pruned, Repair, VersionContent,
 };
+use crate::catalog::{hot, reads};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::built_in;
 use crate::key::ObjectKey;
@@ -119,6 +119,7 @@ pub(super) async fn apply_commit(conn: &mut PgConnection, new: &NewVersion) -> R
         }
         _ => db_error("recording the version", e),
     })?;
+    hot::hold(Conn::from(&mut *conn), new, &committed).await?;
     Ok(committed)
 }
 

@@ -26,12 +26,12 @@ use self::changes::{
     apply_annotate, apply_commit, apply_delete_version, apply_prune, apply_purge_audit, apply_repair, insert_audit,
 };
 use super::plan::{self, PurgePlan};
-use super::reads;
 use super::sql::Conn;
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, PrunePolicy, Pruned, Repair, SearchPage, SearchQuery, VersionRef,
 };
+use super::{hot, reads};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
@@ -368,6 +368,38 @@ impl Catalog for PostgresCatalog {
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
         search::search(self.reader().await?, query).await
+    }
+
+    async fn hot_copy(&self, sha256: &str) -> Result<Option<crate::catalog::HotCopy>> {
+        hot::copy(self.reader().await?, sha256).await
+    }
+
+    async fn hot_backlog(&self, versions: usize, blobs: usize) -> Result<crate::catalog::HotBacklog> {
+        hot::backlog(self.reader().await?, versions, blobs).await
+    }
+
+    async fn hot_expirable(&self, before: Timestamp) -> Result<u64> {
+        hot::expirable(self.reader().await?, before).await
+    }
+
+    async fn hot_stats(&self) -> Result<crate::catalog::HotStats> {
+        hot::stats(self.reader().await?).await
+    }
+
+    async fn hot_recent(&self, prefix: &str, since: Timestamp, limit: usize) -> Result<Vec<crate::hot::HotObject>> {
+        hot::recent(self.reader().await?, prefix, since, limit).await
+    }
+
+    async fn hot_flushed(
+        &self,
+        versions: &[(String, String)],
+        blobs: &[(String, String)],
+    ) -> Result<crate::catalog::FlushLeftovers> {
+        in_transaction!(self, None, |conn| hot::mark_flushed(Conn::from(conn), versions, blobs))
+    }
+
+    async fn hot_expire(&self, before: Timestamp, limit: usize) -> Result<u64> {
+        in_transaction!(self, None, |conn| hot::expire_batch(Conn::from(conn), before, limit))
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {

@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::writer::Refused;
 use super::{db_error, outbox, search};
+use crate::catalog::hot;
 use crate::catalog::plan::{
     self, AnnotatePlan, AuditRecord, CommitPlan, CurrentVersion, PrunePlan, PurgePlan, RepairPlan,
 };
@@ -135,6 +136,13 @@ pub(super) async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) 
     if !events.is_empty() {
         sql.push_str(&outbox::insert_events_sql(events.len()));
     }
+    let held = hot::holding(new, &committed);
+    if let Some((_, content)) = &held {
+        sql.push_str(hot::HOLD_PENDING);
+        if content.is_some() {
+            sql.push_str(hot::HOLD_CONTENT);
+        }
+    }
 
     let metadata = serde_json::to_string(&new.metadata)
         .map_err(|e| Refused::Clean(Error::invalid_input(format!("metadata cannot be encoded: {e}"))))?;
@@ -193,6 +201,9 @@ pub(super) async fn apply_commit(conn: &mut SqliteConnection, new: &NewVersion) 
         .bind(version_id)
         .bind(new.audit_detail.to_string());
     query = outbox::bind_events(query, &events);
+    if let Some((pending, content)) = held {
+        query = bind_params!(query, pending.into_iter().chain(content.into_iter().flatten()));
+    }
     query.execute(&mut *conn).await.map_err(|e| {
         Refused::Dirty(match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {

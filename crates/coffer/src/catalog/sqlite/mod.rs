@@ -20,12 +20,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::writer::{WriteJob, WriteOp, WriteOutcome, write_loop};
 use super::plan::PurgePlan;
-use super::reads;
 use super::sql::Conn;
 use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, PrunePolicy, Pruned, Repair, SearchPage, SearchQuery, VersionRef,
 };
+use super::{hot, reads};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
@@ -324,6 +324,42 @@ impl Catalog for SqliteCatalog {
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
         search::search(self.reader().await?, query).await
+    }
+
+    async fn hot_copy(&self, sha256: &str) -> Result<Option<crate::catalog::HotCopy>> {
+        hot::copy(self.reader().await?, sha256).await
+    }
+
+    async fn hot_backlog(&self, versions: usize, blobs: usize) -> Result<crate::catalog::HotBacklog> {
+        hot::backlog(self.reader().await?, versions, blobs).await
+    }
+
+    async fn hot_expirable(&self, before: Timestamp) -> Result<u64> {
+        hot::expirable(self.reader().await?, before).await
+    }
+
+    async fn hot_stats(&self) -> Result<crate::catalog::HotStats> {
+        hot::stats(self.reader().await?).await
+    }
+
+    async fn hot_recent(&self, prefix: &str, since: Timestamp, limit: usize) -> Result<Vec<crate::hot::HotObject>> {
+        hot::recent(self.reader().await?, prefix, since, limit).await
+    }
+
+    async fn hot_flushed(
+        &self,
+        versions: &[(String, String)],
+        blobs: &[(String, String)],
+    ) -> Result<crate::catalog::FlushLeftovers> {
+        let op = WriteOp::HotFlushed {
+            versions: versions.to_vec(),
+            blobs: blobs.to_vec(),
+        };
+        self.write(op).await?.into_leftovers()
+    }
+
+    async fn hot_expire(&self, before: Timestamp, limit: usize) -> Result<u64> {
+        self.write(WriteOp::HotExpire { before, limit }).await?.into_count()
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {

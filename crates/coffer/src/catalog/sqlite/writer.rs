@@ -11,8 +11,11 @@ use super::changes::{
     audit_params,
 };
 use super::{MAX_BATCH, db_error, exec, outbox};
+use crate::catalog::FlushLeftovers;
+use crate::catalog::hot;
 use crate::catalog::plan::{self, PurgePlan};
 use crate::catalog::rows::bind_params;
+use crate::catalog::sql::Conn;
 use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Pruned, Repair};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
@@ -52,6 +55,14 @@ pub(super) enum WriteOp {
         detail: serde_json::Value,
     },
     Outbox(Box<outbox::OutboxOp>),
+    HotFlushed {
+        versions: Vec<(String, String)>,
+        blobs: Vec<(String, String)>,
+    },
+    HotExpire {
+        before: Timestamp,
+        limit: usize,
+    },
 }
 
 pub(super) enum WriteOutcome {
@@ -61,6 +72,7 @@ pub(super) enum WriteOutcome {
     Count(u64),
     Done,
     Outbox(outbox::OutboxReply),
+    Leftovers(FlushLeftovers),
 }
 
 impl WriteOutcome {
@@ -81,6 +93,13 @@ impl WriteOutcome {
     pub(super) fn into_pruned(self) -> Result<Pruned> {
         match self {
             WriteOutcome::Pruned(pruned) => Ok(pruned),
+            _ => Err(wrong_answer()),
+        }
+    }
+
+    pub(super) fn into_leftovers(self) -> Result<FlushLeftovers> {
+        match self {
+            WriteOutcome::Leftovers(leftovers) => Ok(leftovers),
             _ => Err(wrong_answer()),
         }
     }
@@ -174,6 +193,14 @@ pub(super) async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<W
         .map(|_| WriteOutcome::Done)
         .map_err(|e| Refused::Dirty(db_error("recording a read", e))),
         WriteOp::Outbox(op) => outbox::apply(conn, op).await.map(WriteOutcome::Outbox),
+        WriteOp::HotFlushed { versions, blobs } => hot::mark_flushed(Conn::from(&mut *conn), versions, blobs)
+            .await
+            .map(WriteOutcome::Leftovers)
+            .map_err(Refused::Dirty),
+        WriteOp::HotExpire { before, limit } => hot::expire_batch(Conn::from(&mut *conn), *before, *limit)
+            .await
+            .map(WriteOutcome::Count)
+            .map_err(Refused::Dirty),
     }
 }
 

@@ -36,8 +36,10 @@ pub struct HotFigures {
     pub drain: Duration,
     /// The sustained load: its length, puts made, and the backlog at its end and at most.
     pub sustained: Sustained,
-    /// This process's peak resident set, KiB.
+    /// This process's peak resident set, KiB, and at the end its part that
+    /// is not file pages (the catalog maps its file: SQLite's `mmap_size`).
     pub peak_rss_kib: u64,
+    pub anonymous_rss_kib: u64,
 }
 
 /// What a sustained load with the flusher beside it left.
@@ -71,7 +73,8 @@ pub fn run(runtime: &Runtime, work: &Path, count: usize, seconds: u64) -> Result
         postgres,
         drain,
         sustained,
-        peak_rss_kib: peak_rss_kib(),
+        peak_rss_kib: status_kib("VmHWM:"),
+        anonymous_rss_kib: status_kib("RssAnon:"),
     })
 }
 
@@ -166,14 +169,14 @@ async fn sustained(data_dir: &Path, length: Duration) -> Result<Sustained> {
     })
 }
 
-/// This process's peak resident set (`VmHWM`), KiB.
-fn peak_rss_kib() -> u64 {
+/// A figure of this process's `/proc/self/status` (`VmHWM:`), KiB.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
@@ -257,7 +260,12 @@ pub fn print(system: &crate::system::System, f: &HotFigures) {
     );
     println!(
         "{:<52}{:>30}",
-        "peak RSS",
+        "peak RSS (the catalog's mapped pages included)",
         format!("{:.0} MiB", f.peak_rss_kib as f64 / 1024.0)
+    );
+    println!(
+        "{:<52}{:>30}",
+        "  of which not file pages, at the end",
+        format!("{:.0} MiB", f.anonymous_rss_kib as f64 / 1024.0)
     );
 }

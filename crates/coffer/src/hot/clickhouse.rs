@@ -123,9 +123,16 @@ impl ClickHouse {
             )
             .retryable()
         };
-        let answer = request.send().await.map_err(|e| unavailable(e.to_string()))?;
+        // reqwest's errors name the URL, credentials and all: not shown.
+        let answer = request
+            .send()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?;
         let status = answer.status();
-        let body = answer.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+        let body = answer
+            .bytes()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
             let first = text.lines().next().unwrap_or_default().trim();

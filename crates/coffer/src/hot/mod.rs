@@ -34,7 +34,7 @@ pub enum HotEngine {
 }
 
 /// The hot store's settings (`[hot]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HotConfig {
     /// Puts of at most this many bytes are committed with their bytes in
@@ -57,6 +57,20 @@ impl Default for HotConfig {
             engine: HotEngine::Catalog,
             clickhouse_url: None,
         }
+    }
+}
+
+impl std::fmt::Debug for HotConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotConfig")
+            .field("max_object_size", &self.max_object_size)
+            .field("days", &self.days)
+            .field("engine", &self.engine)
+            .field(
+                "clickhouse_url",
+                &self.clickhouse_url.as_deref().map(crate::redact::redact_url),
+            )
+            .finish()
     }
 }
 
@@ -157,6 +171,33 @@ mod tests {
         assert_eq!(hot.max_age(), Duration::from_secs(90 * 86_400));
         assert!(!HotConfig::off().takes(1));
         assert!(HotConfig::off().takes(0), "an empty put is as cheap hot as not");
+    }
+
+    #[test]
+    fn a_clickhouse_password_never_shows() {
+        let mut hot = HotConfig::default();
+        let set = |var: &str| match var {
+            "COFFER_HOT_ENGINE" => Some("clickhouse".to_owned()),
+            "COFFER_HOT_CLICKHOUSE_URL" => Some("http://u:s3cr3t@127.0.0.1:8123/?database=d".to_owned()),
+            _ => None,
+        };
+        hot.apply_env(set).unwrap();
+        assert_eq!(hot.engine, HotEngine::Clickhouse);
+        assert!(!format!("{hot:?}").contains("s3cr3t"), "{hot:?}");
+        let clickhouse = hot.clickhouse().unwrap().unwrap();
+        assert!(!format!("{clickhouse:?}").contains("s3cr3t"), "{clickhouse:?}");
+        let mut bare = HotConfig::default();
+        let err = bare
+            .apply_env(|var| (var == "COFFER_HOT_ENGINE").then(|| "clickhouse".to_owned()))
+            .unwrap_err();
+        assert!(err.message().contains("needs hot.clickhouse_url"), "{err}");
+        let err = HotConfig::default()
+            .apply_env(|var| (var == "COFFER_HOT_ENGINE").then(|| "redis".to_owned()))
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "COFFER_HOT_ENGINE=\"redis\": expected catalog or clickhouse"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventFilter, HookSpec, callback, types};
-use crate::hot::{ClickHouse, HotObject, HotRow, MAX_HOT_OBJECT_SIZE};
+use crate::hot::{ClickHouse, HotObject, HotRow};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
 use crate::version::VersionId;
@@ -28,6 +28,8 @@ struct Feed {
     catalog: Arc<dyn Catalog>,
     backend: Arc<dyn Backend>,
     clickhouse: Arc<ClickHouse>,
+    /// The store's `hot.max_object_size`: larger versions are not copied.
+    max_size: u64,
     table: OnceCell<()>,
 }
 
@@ -47,7 +49,7 @@ impl Feed {
         let (Some(sha256), Some(path)) = (&version.sha256, &version.blob_path) else {
             return Ok(());
         };
-        if version.size > MAX_HOT_OBJECT_SIZE {
+        if version.size > self.max_size {
             return Ok(());
         }
         let body = match self.catalog.hot_copy(sha256).await? {
@@ -84,6 +86,7 @@ impl Store {
             catalog: self.catalog.clone(),
             backend: self.backend.clone(),
             clickhouse: clickhouse.clone(),
+            max_size: self.hot.max_object_size,
             table: OnceCell::new(),
         });
         self.hooks.register_callback(

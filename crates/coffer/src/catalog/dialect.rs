@@ -37,7 +37,8 @@ pub(super) struct Dialect {
     /// binary rows, where building JSON costs the server more).
     pub(super) bulk_as_json: bool,
     /// Wrapped around a binary column to read it as PostgreSQL's hex text
-    /// of bytes (`\x0a1b...`), which JSON can hold.
+    /// of bytes (`\x0a1b...`), which JSON can hold (for `catalog migrate`).
+    #[cfg(feature = "catalog-postgres")]
     bytes_as_hex: (&'static str, &'static str),
 }
 
@@ -56,6 +57,7 @@ pub(super) const SQLITE: Dialect = Dialect {
     skip_locked: "",
     json_value: ("json(", ")"),
     bulk_as_json: true,
+    #[cfg(feature = "catalog-postgres")]
     bytes_as_hex: ("'\\x' || lower(hex(", "))"),
 };
 

@@ -49,6 +49,7 @@ pub(super) fn holding(new: &NewVersion, committed: &ObjectVersion) -> Option<(Ve
 
 /// Run [`holding`]'s statements on `conn` (an engine that cannot append
 /// them to its commit's statement).
+#[cfg(feature = "catalog-postgres")]
 pub(super) async fn hold(mut conn: Conn<'_>, new: &NewVersion, committed: &ObjectVersion) -> Result<()> {
     let Some((pending, content)) = holding(new, committed) else {
         return Ok(());

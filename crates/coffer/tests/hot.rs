@@ -294,3 +294,46 @@ async fn drop_database(addr: &str, database: &str) {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_stores_hot_copies_are_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("k.key");
+    std::fs::write(&key_file, "11".repeat(32)).unwrap();
+    let config = coffer::Config {
+        encryption: coffer::crypto::EncryptionConfig {
+            key_file: Some(key_file),
+            ..coffer::crypto::EncryptionConfig::default()
+        },
+        ..coffer::Config::embedded(dir.path().join("data"))
+    };
+    let store = Store::open(&config).await.unwrap();
+    let marker = b"plaintext-marker-5f1e";
+    let put = store
+        .put_bytes("secret.txt", &marker[..], PutOptions::default())
+        .await
+        .unwrap();
+    let copy = store
+        .catalog()
+        .hot_copy(put.sha256.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !copy.content.windows(marker.len()).any(|w| w == marker),
+        "the catalog holds it sealed"
+    );
+    assert_eq!(&store.get_bytes("secret.txt", None).await.unwrap().1[..], marker);
+    let report = store.verify(&clean(VerifyOptions::default())).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    store.flush_hot().await.unwrap();
+    let blob = std::fs::read(dir.path().join("data/store").join(put.blob_path.unwrap())).unwrap();
+    assert_eq!(
+        blob,
+        copy.content.to_vec(),
+        "the flusher writes the sealed copy as it is"
+    );
+    let later = Timestamp::now().plus(Duration::from_secs(91 * 86_400));
+    store.expire_hot(later, false).await.unwrap();
+    assert_eq!(&store.get_bytes("secret.txt", None).await.unwrap().1[..], marker);
+}

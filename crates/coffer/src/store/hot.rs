@@ -47,7 +47,8 @@ pub struct FlushReport {
 /// The hot store's state, for `coffer hot status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HotStatus {
-    /// What holds hot copies: the catalog's engine.
+    /// What serves hot copies: the catalog's engine (`sqlite`, `postgres`)
+    /// or `clickhouse`.
     pub engine: String,
     /// Puts of at most this many bytes go hot (0: off).
     pub max_object_size: u64,
@@ -168,12 +169,13 @@ impl Store {
         };
         let data_key = blob.data_key.as_deref().map(BlobKey::from_text).transpose()?;
         let what = format!("hot copy of blob {}", blob.sha256);
+        let stored = body::once(copy.content);
         let body = match &data_key {
-            None => body::once(copy.content.clone()),
-            Some(key) => match self.read_hot(&blob.sha256, blob.size, Some(key), None, &what).await? {
-                Some(body) => body,
-                None => return Ok(None),
-            },
+            None => stored,
+            Some(key) => {
+                self.open_sealed(blob.size, key, None, &what, |_| async move { Ok(stored) })
+                    .await?
+            }
         };
         let problem = match BackgroundHasher::digest_all(body, false).await {
             Ok(digests) if digests.size == blob.size && digests.sha256 == blob.sha256 => None,

@@ -32,6 +32,7 @@ mod keys;
 mod lifecycle;
 mod manifests;
 mod migrate;
+mod new_version;
 mod open;
 mod options;
 mod presence;

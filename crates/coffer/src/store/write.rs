@@ -9,11 +9,11 @@ use futures::{StreamExt, TryStreamExt};
 use super::{PutOptions, Store};
 use crate::body::ByteStream;
 use crate::body::{self, BackgroundHasher, Digests};
-use crate::catalog::{BlobRef, NewVersion, ObjectVersion, Precondition, Repair, VersionContent};
+use crate::catalog::{NewVersion, ObjectVersion, Precondition, Repair, VersionContent};
 use crate::crypto::segments;
 use crate::crypto::{BlobKey, DataKey};
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::{Metadata, ObjectKey, Tags, validate_content_type, validate_metadata, validate_tags};
+use crate::key::{ObjectKey, validate_content_type, validate_metadata, validate_tags};
 use crate::layout;
 use crate::progress::Progress;
 use crate::time::Timestamp;
@@ -75,9 +75,9 @@ impl Prepared {
 
 /// A put's key and settings, checked.
 pub(super) struct CheckedPut {
-    key: ObjectKey,
-    content_type: String,
-    precondition: Precondition,
+    pub(super) key: ObjectKey,
+    pub(super) content_type: String,
+    pub(super) precondition: Precondition,
 }
 
 /// The bytes of a put, until the catalog knows whether it needs them.
@@ -197,105 +197,6 @@ impl Store {
             content_type,
             precondition,
         })
-    }
-
-    /// The new version a put of content with `digests` records.
-    pub(super) fn put_version(&self, checked: CheckedPut, digests: Digests, options: PutOptions) -> NewVersion {
-        let sha256 = digests.sha256.clone();
-        let created_at = Timestamp::now();
-        NewVersion {
-            retention: self.retention_for(&checked.key, created_at, options.retention),
-            legal_hold: options.legal_hold,
-            key: checked.key,
-            version_id: VersionId::generate(),
-            content: VersionContent::Blob(BlobRef {
-                sha256: digests.sha256,
-                md5: digests.md5.unwrap_or_default(),
-                size: digests.size,
-                new_path: None,
-                data_key: None,
-                hot: None,
-            }),
-            content_type: Some(checked.content_type),
-            metadata: options.metadata,
-            created_at,
-            created_by: self.actor.clone(),
-            precondition: checked.precondition,
-            action: "put",
-            audit_detail: serde_json::json!({ "size": digests.size, "sha256": sha256 }),
-            tags: options.tags,
-            comments: Vec::new(),
-        }
-    }
-
-    /// A new version of `key` holding `from`'s content (no bytes move), with
-    /// `from`'s content type and metadata, no tags or comments, made now by
-    /// this store's actor with the retention the store's rules give it: what
-    /// a copy, a rollback, an undelete and a metadata update commit, each
-    /// changing what differs.
-    pub(super) fn sharing_content(
-        &self,
-        key: ObjectKey,
-        from: &ObjectVersion,
-        action: &'static str,
-        audit_detail: serde_json::Value,
-    ) -> Result<NewVersion> {
-        let (Some(sha256), Some(md5)) = (from.sha256.clone(), from.etag.clone()) else {
-            return Err(Error::new(
-                ErrorKind::Catalog,
-                format!("version {} of {} has no blob", from.version_id, from.key),
-            ));
-        };
-        let created_at = Timestamp::now();
-        Ok(NewVersion {
-            retention: self.retention_for(&key, created_at, None),
-            legal_hold: false,
-            key,
-            version_id: VersionId::generate(),
-            content: VersionContent::Blob(BlobRef {
-                sha256,
-                md5,
-                size: from.size,
-                new_path: None,
-                data_key: None,
-                hot: None,
-            }),
-            content_type: from.content_type.clone(),
-            metadata: from.metadata.clone(),
-            created_at,
-            created_by: self.actor.clone(),
-            precondition: Precondition::None,
-            action,
-            audit_detail,
-            tags: Tags::new(),
-            comments: Vec::new(),
-        })
-    }
-
-    /// A delete marker as `key`'s new version, made now by this store's actor.
-    pub(super) fn delete_marker(
-        &self,
-        key: ObjectKey,
-        precondition: Precondition,
-        action: &'static str,
-        audit_detail: serde_json::Value,
-    ) -> NewVersion {
-        NewVersion {
-            key,
-            version_id: VersionId::generate(),
-            content: VersionContent::DeleteMarker,
-            content_type: None,
-            metadata: Metadata::new(),
-            created_at: Timestamp::now(),
-            created_by: self.actor.clone(),
-            precondition,
-            action,
-            audit_detail,
-            tags: Tags::new(),
-            comments: Vec::new(),
-            retention: None,
-            legal_hold: false,
-        }
     }
 
     /// Stream a large body to `staging`, hashing it on the way (and sealing

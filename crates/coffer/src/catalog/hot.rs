@@ -184,15 +184,15 @@ pub(super) async fn backlog(mut conn: Conn<'_>, versions: usize, blobs: usize) -
     })
 }
 
-/// A `WITH` naming `rows` of `arity` values as `p(c1, c2, ...)`.
-fn values_cte(arity: usize, rows: usize) -> String {
-    let columns: Vec<String> = (1..=arity).map(|i| format!("c{i}")).collect();
-    let row = format!("({})", vec!["?"; arity].join(", "));
-    format!(
-        "WITH p({}) AS (VALUES {})",
-        columns.join(", "),
-        vec![row; rows].join(", ")
-    )
+/// A `WITH` naming `rows` of two values as `p(c1, c2)`, and the values
+/// for its placeholders.
+fn pairs_cte(rows: &[(String, String)]) -> (String, Vec<Param>) {
+    let cte = format!("WITH p(c1, c2) AS (VALUES {})", vec!["(?, ?)"; rows.len()].join(", "));
+    let params = rows
+        .iter()
+        .flat_map(|(first, second)| [Param::Text(first.clone()), Param::Text(second.clone())])
+        .collect();
+    (cte, params)
 }
 
 /// Mark what a flush wrote as on the backend, in the caller's transaction:
@@ -205,11 +205,7 @@ pub(super) async fn mark_flushed(
 ) -> Result<FlushLeftovers> {
     let mut leftovers = FlushLeftovers::default();
     if !versions.is_empty() {
-        let params: Vec<Param> = versions
-            .iter()
-            .flat_map(|(key, id)| [Param::Text(key.clone()), Param::Text(id.clone())])
-            .collect();
-        let cte = values_cte(2, versions.len());
+        let (cte, params) = pairs_cte(versions);
         conn.execute(
             "marking manifests flushed",
             &format!("{cte} DELETE FROM hot_pending WHERE (key, version_id) IN (SELECT c1, c2 FROM p)"),
@@ -228,11 +224,7 @@ pub(super) async fn mark_flushed(
             .await?;
     }
     if !blobs.is_empty() {
-        let params: Vec<Param> = blobs
-            .iter()
-            .flat_map(|(sha256, path)| [Param::Text(sha256.clone()), Param::Text(path.clone())])
-            .collect();
-        let cte = values_cte(2, blobs.len());
+        let (cte, params) = pairs_cte(blobs);
         // Only a copy still at the path written: a heal may have moved it.
         conn.execute(
             "marking content flushed",

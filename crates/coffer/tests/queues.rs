@@ -228,12 +228,27 @@ async fn amqp_channel(url: &str) -> (amqprs::connection::Connection, amqprs::cha
     (connection, channel)
 }
 
-/// Every message in `queue`, taken with basic.get, as event id to payload;
-/// checks each message's properties on the way.
+/// Every message in `queue`, as event id to payload; checks each message's
+/// properties on the way. The queue's depth is read first (a passive
+/// declare), then that many messages are consumed: amqprs's `basic_get`
+/// races its own dispatcher ("get responder must be registered"), so a
+/// consumer takes them instead.
 async fn amqp_read_all(channel: &amqprs::channel::Channel, queue: &str) -> BTreeMap<String, String> {
+    let depth = amqprs::channel::QueueDeclareArguments::new(queue)
+        .passive(true)
+        .finish();
+    let (_, depth, _) = channel.queue_declare(depth).await.unwrap().unwrap();
+    let consume = amqprs::channel::BasicConsumeArguments::new(queue, "coffer-test-reader")
+        .manual_ack(false)
+        .finish();
+    let (tag, mut messages) = channel.basic_consume_rx(consume).await.unwrap();
     let mut received = BTreeMap::new();
-    let arguments = amqprs::channel::BasicGetArguments::new(queue).no_ack(true).finish();
-    while let Some((_, properties, content)) = channel.basic_get(arguments.clone()).await.unwrap() {
+    for _ in 0..depth {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.recv())
+            .await
+            .expect("a counted message never came")
+            .expect("the consumer closed");
+        let (properties, content) = (message.basic_properties.unwrap(), message.content.unwrap());
         let payload = String::from_utf8(content).unwrap();
         let event = Event::from_json(&payload).unwrap();
         assert_eq!(properties.message_id(), Some(&event.id));
@@ -242,6 +257,10 @@ async fn amqp_read_all(channel: &amqprs::channel::Channel, queue: &str) -> BTree
         assert_eq!(properties.delivery_mode(), Some(2));
         assert!(received.insert(event.id, payload).is_none(), "a message arrived twice");
     }
+    channel
+        .basic_cancel(amqprs::channel::BasicCancelArguments::new(&tag))
+        .await
+        .unwrap();
     received
 }
 

@@ -44,6 +44,7 @@ on_every_backend!(
     pages_visit_every_hit_once,
     bad_input_is_refused_and_changes_nothing,
     long_words_are_stored_whole_and_found_by_their_beginning,
+    a_prefix_finds_exactly_the_keys_under_it,
 );
 
 fn pairs(pairs: &[(&str, &str)]) -> Metadata {
@@ -307,6 +308,56 @@ async fn long_words_are_stored_whole_and_found_by_their_beginning(f: &Fixture) {
     assert_eq!(keys(store, query(&comment[..1001])).await, ["long/words.txt"]);
     assert_eq!(keys(store, query(&value[..1024])).await, ["long/words.txt"]);
     assert!(store.check_consistency().await.unwrap().is_empty());
+}
+
+/// A prefix narrows the hits to the keys that start with it, byte for byte:
+/// cut inside a word, across separators, in any case and script.
+async fn a_prefix_finds_exactly_the_keys_under_it(f: &Fixture) {
+    let store = &f.store;
+    let keys_put = [
+        "dept01/a.txt",
+        "dept01x/b.txt",
+        "dept1/c.txt",
+        "Dept01/d.txt",
+        "dept01/sub dir/e.txt",
+        "a.b/f.txt",
+        "a.bc/g.txt",
+        "récits/h.txt",
+        "recits/i.txt",
+    ];
+    let options = PutOptions {
+        metadata: pairs(&[("kind", "invoice")]),
+        ..PutOptions::default()
+    };
+    for key in keys_put {
+        store.put_bytes(key, "x", options.clone()).await.unwrap();
+    }
+    store
+        .put_bytes("dept01/other.txt", "x", PutOptions::default())
+        .await
+        .unwrap();
+    for (prefix, expected) in [
+        ("dept0", &["dept01/a.txt", "dept01/sub dir/e.txt", "dept01x/b.txt"][..]),
+        ("dept01/", &["dept01/a.txt", "dept01/sub dir/e.txt"]),
+        ("Dept01/", &["Dept01/d.txt"]),
+        ("dept01/sub dir/", &["dept01/sub dir/e.txt"]),
+        ("dept01/sub d", &["dept01/sub dir/e.txt"]),
+        ("a.b", &["a.b/f.txt", "a.bc/g.txt"]),
+        ("a.b/", &["a.b/f.txt"]),
+        ("réc", &["récits/h.txt"]),
+        ("nowhere/", &[]),
+    ] {
+        let mut found = keys(
+            store,
+            SearchQuery {
+                prefix: Some(prefix.into()),
+                ..query("invoice")
+            },
+        )
+        .await;
+        found.sort();
+        assert_eq!(found, expected, "prefix {prefix:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteConnection;
 use super::{db_error, exec};
 use crate::catalog::reads;
 use crate::catalog::rows::{Param, SearchSource};
-use crate::catalog::search::{SCORE_DIGITS, SearchPage, SearchPlan, SearchQuery, search_document};
+use crate::catalog::search::{SCORE_DIGITS, SearchPage, SearchPlan, SearchQuery, search_document, search_words};
 use crate::catalog::sql::Conn;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -78,15 +78,39 @@ async fn backfill_batch(conn: &mut SqliteConnection) -> Result<usize> {
     Ok(versions.len())
 }
 
-/// The FTS5 query for `words`: each a quoted prefix term, all required. Words
-/// hold only letters and digits; quotes are doubled all the same, so no text
-/// can become FTS5 syntax.
-fn fts5_query(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|word| format!("\"{}\"*", word.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" AND ")
+/// The FTS5 query for `plan`: each word a quoted prefix term, all required,
+/// and with a key prefix the phrase every document under it opens with (see
+/// [`prefix_phrase`]). Words hold only letters and digits; quotes are
+/// doubled all the same, so no text can become FTS5 syntax.
+fn fts5_query(plan: &SearchPlan) -> String {
+    let words = plan.words.iter().map(|word| format!("{}*", quoted(word)));
+    let anchor = plan.prefix.as_deref().and_then(prefix_phrase);
+    words.chain(anchor).collect::<Vec<_>>().join(" AND ")
+}
+
+/// `text` as an FTS5 string.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// An FTS5 phrase that every document of a key under `prefix` matches. A
+/// document opens with its key's words, so such a key's document starts
+/// with the prefix's words, the last one possibly cut short (`^"a b"*`).
+/// Matching it narrows a common word's matches to the prefix inside the
+/// index, before any row is read (the key range still decides). `None` when
+/// the prefix has no words, or is not ASCII: lowercasing other scripts may
+/// depend on the letters that follow.
+fn prefix_phrase(prefix: &str) -> Option<String> {
+    let words = search_words(prefix);
+    if !prefix.is_ascii() || words.is_empty() {
+        return None;
+    }
+    let cut_short = prefix.ends_with(|c: char| c.is_ascii_alphanumeric());
+    Some(format!(
+        "^{}{}",
+        quoted(&words.join(" ")),
+        if cut_short { "*" } else { "" }
+    ))
 }
 
 /// Run `query`. With words, the full-text index is read first (its matches
@@ -126,7 +150,7 @@ fn search_source(plan: &SearchPlan) -> SearchSource {
             score: format!("CAST(printf('%.{}e', -bm25(search_fts)) AS REAL)", SCORE_DIGITS - 1),
             order: "score DESC, d.key, d.version_id DESC",
             filters: vec!["search_fts MATCH ?".into()],
-            params: vec![Param::Text(fts5_query(&plan.words))],
+            params: vec![Param::Text(fts5_query(plan))],
         }
     }
 }
@@ -135,12 +159,33 @@ fn search_source(plan: &SearchPlan) -> SearchSource {
 mod tests {
     use sqlx::Connection;
 
-    use super::fts5_query;
+    use super::{fts5_query, prefix_phrase};
+    use crate::catalog::search::SearchQuery;
 
     #[test]
     fn fts5_queries_quote_every_word() {
-        let words = ["approved".to_owned(), "inv\"oice".to_owned()];
-        assert_eq!(fts5_query(&words), "\"approved\"* AND \"inv\"\"oice\"*");
+        let mut plan = SearchQuery {
+            text: "approved".into(),
+            limit: 10,
+            ..SearchQuery::default()
+        }
+        .plan()
+        .unwrap();
+        plan.words = vec!["approved".to_owned(), "inv\"oice".to_owned()];
+        assert_eq!(fts5_query(&plan), "\"approved\"* AND \"inv\"\"oice\"*");
+        plan.prefix = Some("Dept07/2024-".to_owned());
+        assert_eq!(
+            fts5_query(&plan),
+            "\"approved\"* AND \"inv\"\"oice\"* AND ^\"dept07 2024\""
+        );
+    }
+
+    #[test]
+    fn a_prefix_cut_inside_a_word_matches_the_words_it_begins() {
+        assert_eq!(prefix_phrase("dept0").as_deref(), Some("^\"dept0\"*"));
+        assert_eq!(prefix_phrase("/a/b/").as_deref(), Some("^\"a b\""));
+        assert_eq!(prefix_phrase("//"), None);
+        assert_eq!(prefix_phrase("récits/"), None);
     }
 
     /// The bundled SQLite has FTS5 and is new enough for contentless-delete tables (3.43).

@@ -78,31 +78,61 @@ pub struct CatalogFigures {
     pub size: u64,
 }
 
-/// Fill each catalog and time it.
+/// Fill each catalog and time it. `COFFER_BENCH_REUSE_SQLITE` (a kept
+/// `catalog.db`) and `COFFER_BENCH_REUSE_POSTGRES` (a kept database's URL)
+/// time catalogs that a run with `COFFER_BENCH_KEEP=1` filled, without
+/// filling them again.
 pub fn run(runtime: &Runtime, work: &std::path::Path, scale: Scale) -> Result<Vec<CatalogFigures>> {
-    let path = work.join("catalog.db");
+    let reused_sqlite = std::env::var_os("COFFER_BENCH_REUSE_SQLITE").map(std::path::PathBuf::from);
+    let path = reused_sqlite.clone().unwrap_or_else(|| work.join("catalog.db"));
     let sqlite = Arc::new(runtime.block_on(SqliteCatalog::open(&path))?);
-    let mut on_sqlite = runtime.block_on(measure("sqlite", sqlite, scale))?;
+    let fill_time = match reused_sqlite {
+        Some(_) => Duration::ZERO,
+        None => runtime.block_on(fill("sqlite", sqlite.clone(), scale))?,
+    };
+    let mut on_sqlite = runtime.block_on(measure("sqlite", sqlite, scale, fill_time))?;
     on_sqlite.size = ["", "-wal", "-shm"]
         .iter()
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
         .map(|m| m.len())
         .sum();
 
-    let database = runtime
-        .block_on(TestDatabase::create())?
-        .context("no PostgreSQL answers (COFFER_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432)")?;
-    let postgres = Arc::new(runtime.block_on(PostgresCatalog::connect(database.url()))?);
-    let mut on_postgres = runtime.block_on(measure("postgres", postgres.clone(), scale))?;
+    let (database, url) = match std::env::var("COFFER_BENCH_REUSE_POSTGRES") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let database = runtime
+                .block_on(TestDatabase::create())?
+                .context("no PostgreSQL answers (COFFER_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432)")?;
+            let url = database.url().to_owned();
+            (Some(database), url)
+        }
+    };
+    let postgres = Arc::new(runtime.block_on(PostgresCatalog::connect(&url))?);
+    let fill_time = match database {
+        Some(_) => runtime.block_on(fill("postgres", postgres.clone(), scale))?,
+        None => Duration::ZERO,
+    };
+    runtime.block_on(analyze(&url))?;
+    let mut on_postgres = runtime.block_on(measure("postgres", postgres.clone(), scale, fill_time))?;
     on_postgres.size = runtime.block_on(postgres.database_size())?;
     if std::env::var_os("COFFER_BENCH_KEEP").is_some() {
-        eprintln!("kept for inspection: {} and {}", path.display(), database.url());
+        eprintln!("kept for inspection: {} and {url}", path.display());
         std::mem::forget(database);
     }
     Ok(vec![on_sqlite, on_postgres])
 }
 
-async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) -> Result<CatalogFigures> {
+/// Gather the planner's statistics of the database at `url`, as autovacuum
+/// (on by default, off on some test servers) does while a catalog grows.
+async fn analyze(url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("ANALYZE").execute(&mut conn).await?;
+    Ok(())
+}
+
+/// Commit the generated versions, 64 in flight; how long that took.
+async fn fill(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) -> Result<Duration> {
     eprintln!(
         "{name}: filling with {} versions of {} keys",
         scale.versions, scale.keys
@@ -131,8 +161,16 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
     while let Some(outcome) = commits.next().await {
         outcome?;
     }
-    let fill_time = started.elapsed();
+    Ok(started.elapsed())
+}
 
+/// Time `catalog`'s reads and writes (after a fill that took `fill_time`).
+async fn measure(
+    name: &'static str,
+    catalog: Arc<dyn Catalog>,
+    scale: Scale,
+    fill_time: Duration,
+) -> Result<CatalogFigures> {
     let mut list_page = Samples::default();
     let mut list_page_again = Samples::default();
     for run in 0..READS {
@@ -174,15 +212,18 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
         search_selective.push(started.elapsed());
         anyhow::ensure!(!page.hits.is_empty(), "no hit for {selective:?}");
         selective_hits += page.hits.len();
+        // The document type of a key in the same department (k + 50 run): a
+        // department holds only the types of its keys' parity.
         let common = SearchQuery {
-            text: DOC_TYPES[(run % 8) as usize].to_owned(),
+            text: DOC_TYPES[((n % scale.keys + DEPARTMENTS * run) % 8) as usize].to_owned(),
             prefix: Some(department),
             limit: 100,
             ..SearchQuery::default()
         };
         let started = Instant::now();
-        catalog.search(&common).await?;
+        let page = catalog.search(&common).await?;
         search_common.push(started.elapsed());
+        anyhow::ensure!(!page.hits.is_empty(), "no hit for {common:?}");
     }
 
     let mut commit = Samples::default();
@@ -216,7 +257,7 @@ async fn measure(name: &'static str, catalog: Arc<dyn Catalog>, scale: Scale) ->
 
     Ok(CatalogFigures {
         name,
-        filled: scale.versions,
+        filled: if fill_time.is_zero() { 0 } else { scale.versions },
         lifecycle_plan,
         lifecycle_versions: plan.versions_seen,
         lifecycle_actions: plan.actions.len(),
@@ -380,8 +421,9 @@ pub fn print(system: &crate::system::System, figures: &[CatalogFigures]) {
         let cells: Vec<String> = figures.iter().map(|f| format!("{:>22}", cell(f))).collect();
         println!("{label:<40}{}", cells.join(""));
     };
-    row("fill (versions/s)", &|f| {
-        format!("{:.0}", f.filled as f64 / f.fill_time.as_secs_f64())
+    row("fill (versions/s)", &|f| match f.filled {
+        0 => "(reused)".to_owned(),
+        filled => format!("{:.0}", filled as f64 / f.fill_time.as_secs_f64()),
     });
     row("fill time", &|f| format!("{:.1} s", f.fill_time.as_secs_f64()));
     row("size on disk", &|f| format!("{:.0} MiB", f.size as f64 / 1_048_576.0));

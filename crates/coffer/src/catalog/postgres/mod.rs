@@ -113,6 +113,10 @@ impl PostgresCatalog {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // A dead connection shows as an error, which is retried; a ping before each use would cost a round trip.
             .test_before_acquire(false)
+            // The planner's cost of a 1,000-key page (its per-row lookups)
+            // passes `jit_above_cost`, and compiling it took 37 ms of a 75 ms
+            // page. No catalog query runs long enough to win that back.
+            .after_connect(|conn, _| Box::pin(async move { conn.execute("SET jit = off").await.map(drop) }))
             .connect_lazy_with(options);
         Ok(PostgresCatalog { pool, shown })
     }

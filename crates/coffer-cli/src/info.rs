@@ -154,12 +154,21 @@ pub async fn hot(store: &Store, command: HotCommand, json: bool) -> anyhow::Resu
         HotCommand::Expire { dry_run } => {
             let expired = store.expire_hot(Timestamp::now(), dry_run).await?;
             if json {
-                return print_json(&serde_json::json!({ "expired": expired, "dry_run": dry_run }));
+                return print_json(&serde_json::json!({
+                    "expired": expired.copies,
+                    "clickhouse_days": expired.clickhouse_days,
+                    "dry_run": dry_run,
+                }));
             }
-            let what = output::count(expired, "hot copy");
+            let what = output::count(expired.copies, "hot copy");
             match dry_run {
                 true => println!("would drop {what} (flushed, older than the store's hot.days)"),
                 false => println!("dropped {what}; their reads come from the backend now"),
+            }
+            if !expired.clickhouse_days.is_empty() {
+                let verb = if dry_run { "would drop" } else { "dropped" };
+                let days = output::count(expired.clickhouse_days.len() as u64, "ClickHouse day");
+                println!("{verb} {days}: {}", expired.clickhouse_days.join(", "));
             }
         }
     }

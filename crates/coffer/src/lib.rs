@@ -101,11 +101,11 @@ pub use crate::settings::{BackendConfig, BackendKind};
 pub use crate::store::{
     AUDIT_ACTIONS, AuditPurgeReport, ByteRange, CLICKHOUSE_HOOK, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS,
     DeletePrefixReport, DispatcherHandle, ExportOptions, ExportReport, FailedAction, FlushReport, GetOptions,
-    GetResult, Health, HistoryEntry, HotStatus, ImportBackendOptions, ImportOptions, ImportReport, KeyStatus,
-    LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MAX_RESTORE_DAYS, MigrateOptions,
-    MigrateReport, PresignedUpload, PruneReport, PutOptions, RESTORE_POLL_INTERVAL, ReindexReport, RestoreStatus,
-    RotationReport, RotationStatus, StaleUpload, Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange,
-    VerifyOptions, VerifyProblem, VerifyReport, open_backend,
+    GetResult, Health, HistoryEntry, HotExpiry, HotStatus, ImportBackendOptions, ImportOptions, ImportReport,
+    KeyStatus, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MAX_RESTORE_DAYS,
+    MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions, RESTORE_POLL_INTERVAL, ReindexReport,
+    RestoreStatus, RotationReport, RotationStatus, StaleUpload, Store, StoreInfo, SyncHandle, TextDiff, TierMove,
+    ValueChange, VerifyOptions, VerifyProblem, VerifyReport, open_backend,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

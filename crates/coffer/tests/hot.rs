@@ -108,14 +108,14 @@ async fn expiry_drops_only_flushed_copies_and_reads_go_on(f: Fixture) {
     let later = Timestamp::now().plus(Duration::from_secs(91 * 86_400));
 
     // Within 90 days nothing goes; past them only what is on the backend.
-    assert_eq!(store.expire_hot(Timestamp::now(), false).await.unwrap(), 0);
-    assert_eq!(store.expire_hot(later, true).await.unwrap(), 1);
+    assert_eq!(store.expire_hot(Timestamp::now(), false).await.unwrap().copies, 0);
+    assert_eq!(store.expire_hot(later, true).await.unwrap().copies, 1);
     assert_eq!(
         store.hot_status().await.unwrap().stats.objects,
         2,
         "a dry run drops nothing"
     );
-    assert_eq!(store.expire_hot(later, false).await.unwrap(), 1);
+    assert_eq!(store.expire_hot(later, false).await.unwrap().copies, 1);
     let status = store.hot_status().await.unwrap();
     assert_eq!((status.stats.objects, status.stats.expired), (1, 1));
     assert_eq!(
@@ -129,7 +129,7 @@ async fn expiry_drops_only_flushed_copies_and_reads_go_on(f: Fixture) {
 
     // Once flushed, it may go too.
     store.flush_hot().await.unwrap();
-    assert_eq!(store.expire_hot(later, false).await.unwrap(), 1);
+    assert_eq!(store.expire_hot(later, false).await.unwrap().copies, 1);
     assert_eq!(store.hot_status().await.unwrap().stats.expired, 2);
     assert_eq!(
         &store.get_bytes("new.txt", None).await.unwrap().1[..],
@@ -268,8 +268,14 @@ async fn clickhouse_serves_hot_copies_fed_from_the_outbox_and_drops_old_days() {
     // Delivered twice, stored once: duplicates collapse by version id.
     deliver(&store).await;
 
-    // Expiry drops whole day partitions.
-    store.expire_hot(later, false).await.unwrap();
+    // Expiry drops whole day partitions; a dry run names them and drops nothing.
+    let planned = store.expire_hot(later, true).await.unwrap();
+    assert_eq!(planned.clickhouse_days.len(), 1, "{planned:?}");
+    assert_eq!(planned.clickhouse_days[0].len(), "2026-12-07".len(), "{planned:?}");
+    let listed = store.hot_query("", Timestamp::from_micros(0), 10).await.unwrap();
+    assert!(!listed.is_empty(), "the dry run dropped nothing");
+    let expired = store.expire_hot(later, false).await.unwrap();
+    assert_eq!(expired.clickhouse_days, planned.clickhouse_days);
     assert!(
         store
             .hot_query("", Timestamp::from_micros(0), 10)

@@ -199,25 +199,30 @@ impl ClickHouse {
         Ok(Some(answer.slice(used..end)))
     }
 
-    /// Drop every day partition before the day of `before`; how many went.
-    pub(crate) async fn drop_days_before(&self, before: Timestamp) -> Result<u64> {
+    /// The day partitions (`YYYY-MM-DD`) before the day of `before`; with
+    /// `drop`, dropped.
+    pub(crate) async fn days_before(&self, before: Timestamp, drop: bool) -> Result<Vec<String>> {
         let Some((database, table)) = self.table.split_once('.') else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
         let cutoff = u16::try_from(before.as_micros().div_euclid(DAY_MICROS)).unwrap_or(0);
         let sql = format!(
             "SELECT DISTINCT partition FROM system.parts WHERE database = '{database}' AND table = '{table}' \
-             AND active AND toUInt16(toDate(partition)) < {cutoff} FORMAT TabSeparated"
+             AND active AND toUInt16(toDate(partition)) < {cutoff} ORDER BY partition FORMAT TabSeparated"
         );
         let answer = self.run(&sql, None).await?;
-        let days: Vec<String> = String::from_utf8_lossy(&answer).lines().map(str::to_owned).collect();
-        for day in &days {
-            if day.chars().all(|c| c.is_ascii_digit() || c == '-') {
+        let days: Vec<String> = String::from_utf8_lossy(&answer)
+            .lines()
+            .filter(|day| day.chars().all(|c| c.is_ascii_digit() || c == '-'))
+            .map(str::to_owned)
+            .collect();
+        if drop {
+            for day in &days {
                 self.run(&format!("ALTER TABLE {} DROP PARTITION '{day}'", self.table), None)
                     .await?;
             }
         }
-        Ok(days.len() as u64)
+        Ok(days)
     }
 
     /// The newest objects under `prefix` put since `since`, at most `limit`.

@@ -59,6 +59,16 @@ pub struct HotStatus {
     pub stats: HotStats,
 }
 
+/// What an expiry dropped, or with a dry run would drop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HotExpiry {
+    /// The catalog's hot copies: flushed, and older than `hot.days`.
+    pub copies: u64,
+    /// ClickHouse's day partitions (`YYYY-MM-DD`) before that age, when
+    /// ClickHouse is the engine.
+    pub clickhouse_days: Vec<String>,
+}
+
 impl Store {
     /// The same store with these hot store settings.
     pub fn with_hot(&self, hot: HotConfig) -> Store {
@@ -273,22 +283,30 @@ impl Store {
     }
 
     /// Drop the hot copies put before `now` less `hot.days` that are
-    /// flushed, in batches; with `dry_run`, only count them. Reads of their
-    /// versions then come from the backend.
-    pub async fn expire_hot(&self, now: Timestamp, dry_run: bool) -> Result<u64> {
+    /// flushed, in batches, and ClickHouse's day partitions before then;
+    /// with `dry_run`, only name them. Reads of their versions then come
+    /// from the backend.
+    pub async fn expire_hot(&self, now: Timestamp, dry_run: bool) -> Result<HotExpiry> {
         let age = i64::try_from(self.hot.max_age().as_micros()).unwrap_or(i64::MAX);
         let before = Timestamp::from_micros(now.as_micros().saturating_sub(age));
-        if dry_run {
-            return self.catalog.hot_expirable(before).await;
-        }
         // ClickHouse's copies go a day partition at a time.
-        self.expire_clickhouse(before).await?;
-        let mut total = 0;
+        let clickhouse_days = self.expire_clickhouse(before, dry_run).await?;
+        if dry_run {
+            let copies = self.catalog.hot_expirable(before).await?;
+            return Ok(HotExpiry {
+                copies,
+                clickhouse_days,
+            });
+        }
+        let mut copies = 0;
         loop {
             let removed = self.catalog.hot_expire(before, EXPIRE_BATCH).await?;
-            total += removed;
+            copies += removed;
             if removed < EXPIRE_BATCH as u64 {
-                return Ok(total);
+                return Ok(HotExpiry {
+                    copies,
+                    clickhouse_days,
+                });
             }
             tokio::task::yield_now().await;
         }

@@ -117,10 +117,10 @@ impl Store {
     }
 
     /// Drop ClickHouse's day partitions older than `before`; how many went.
-    pub(super) async fn expire_clickhouse(&self, before: Timestamp) -> Result<u64> {
+    pub(super) async fn expire_clickhouse(&self, before: Timestamp, dry_run: bool) -> Result<Vec<String>> {
         match &self.clickhouse {
-            Some(clickhouse) => clickhouse.drop_days_before(before).await,
-            None => Ok(0),
+            Some(clickhouse) => clickhouse.days_before(before, !dry_run).await,
+            None => Ok(Vec::new()),
         }
     }
 

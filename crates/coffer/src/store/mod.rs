@@ -50,7 +50,7 @@ mod write;
 pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
 pub use self::bulk::DeletePrefixReport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
-pub use self::hot::{FlushReport, HotStatus};
+pub use self::hot::{FlushReport, HotExpiry, HotStatus};
 pub use self::hot_feed::CLICKHOUSE_HOOK;
 pub use self::integrity::{VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::keys::{KeyStatus, RotationReport, RotationStatus};

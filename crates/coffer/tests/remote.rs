@@ -233,6 +233,10 @@ async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
         store.tier_of("records/2019.csv", Some(&v1.version_id)).await.unwrap(),
         coffer::Tier::Hot
     );
+    // Still in the hot store, bound for the hot tier: showing that writes nothing.
+    let hot = coffer::backend::OpendalBackend::fs(&dir.path().join("data/store")).unwrap();
+    let path = v1.blob_path.clone().unwrap();
+    assert_eq!(coffer::backend::Backend::stat(&hot, &path).await.unwrap(), None);
 
     let moved = store
         .move_to_tier("records/2019.csv", &v1.version_id, coffer::Tier::Cold)
@@ -245,8 +249,6 @@ async fn versions_move_between_local_disk_and_a_cold_bucket_without_changing() {
         coffer::Tier::Cold
     );
     // The hot tier no longer has it; the bucket does, at the same path.
-    let hot = coffer::backend::OpendalBackend::fs(&dir.path().join("data/store")).unwrap();
-    let path = v1.blob_path.clone().unwrap();
     assert_eq!(coffer::backend::Backend::stat(&hot, &path).await.unwrap(), None);
     let bucket = coffer::backend::OpendalBackend::s3(&cold).await.unwrap();
     assert_eq!(coffer::backend::Backend::stat(&bucket, &path).await.unwrap(), Some(9));

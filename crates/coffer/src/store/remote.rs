@@ -298,15 +298,22 @@ impl Store {
     /// The tier that holds a version's content.
     pub async fn tier_of(&self, key: &str, version_id: Option<&VersionId>) -> Result<Tier> {
         let version = self.head(key, version_id).await?;
-        // Content the hot store holds is in the hot tier once flushed.
-        self.flush_hot().await?;
         let path = version.blob_path.as_deref().unwrap_or_default();
-        self.tiers()?.tier_of(path).await?.ok_or_else(|| {
-            Error::new(
+        if let Some(tier) = self.tiers()?.tier_of(path).await? {
+            return Ok(tier);
+        }
+        // Content the hot store holds goes to the hot tier when flushed.
+        let unflushed = match version.sha256.as_deref() {
+            Some(sha256) => self.catalog.hot_copy(sha256).await?.is_some_and(|copy| !copy.flushed),
+            None => false,
+        };
+        match unflushed {
+            true => Ok(Tier::Hot),
+            false => Err(Error::new(
                 crate::error::ErrorKind::IntegrityMismatch,
                 format!("the content of {key} version {} is in neither tier", version.version_id),
-            )
-        })
+            )),
+        }
     }
 
     /// Move a version's content to `to` (hot or cold) without changing its

@@ -64,6 +64,8 @@ async fn a_small_put_is_hot_until_flushed(f: Fixture) {
         .unwrap();
     assert_eq!(body.concat(), b"page");
     let status = store.hot_status().await.unwrap();
+    let engine = if f.database.is_some() { "postgres" } else { "sqlite" };
+    assert_eq!(status.engine, engine, "the catalog serves hot copies");
     assert_eq!((status.stats.objects, status.stats.unflushed_objects), (1, 1));
     assert_eq!(status.stats.pending_versions, 1);
     assert!(status.stats.oldest_pending.is_some());

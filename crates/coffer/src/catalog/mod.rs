@@ -123,6 +123,8 @@ pub use self::sqlite::SqliteCatalog;
 ///   version, with a cursor that continues exactly after the page's last hit.
 #[async_trait]
 pub trait Catalog: Outbox + Send + Sync + Debug + Display {
+    /// The database engine: `sqlite` or `postgres`.
+    fn engine(&self) -> &'static str;
     /// Record a new version (see the contract).
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion>;
     /// Remove one version for good.

@@ -316,15 +316,10 @@ impl Store {
     pub async fn hot_status(&self) -> Result<HotStatus> {
         Ok(HotStatus {
             engine: match &self.clickhouse {
-                Some(_) => "clickhouse".to_owned(),
-                None => self
-                    .catalog
-                    .to_string()
-                    .split(':')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-            },
+                Some(_) => "clickhouse",
+                None => self.catalog.engine(),
+            }
+            .to_owned(),
             max_object_size: self.hot.max_object_size,
             days: self.hot.days,
             stats: self.catalog.hot_stats().await?,

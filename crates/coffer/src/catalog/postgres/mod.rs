@@ -226,6 +226,10 @@ impl fmt::Debug for PostgresCatalog {
 
 #[async_trait]
 impl Catalog for PostgresCatalog {
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion> {
         in_transaction!(self, Some(version.key.as_str()), |conn| apply_commit(conn, &version))
     }

@@ -165,6 +165,10 @@ impl fmt::Debug for SqliteCatalog {
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn commit_version(&self, version: NewVersion) -> Result<ObjectVersion> {
         self.write(WriteOp::Commit(Box::new(version))).await?.into_version()
     }

@@ -143,16 +143,54 @@ impl Dialect {
     /// One version (`v`, joined by [`VERSION_JOINS`]) as the JSON array that
     /// [`super::rows::JsonVersion`] decodes, with tags and comments from the SQL given.
     pub(super) fn version_json(&self, tags: &str, comments: &str) -> String {
+        let fields = self.version_fields(tags, comments, &|json| self.json_value(json));
+        let values: Vec<&str> = fields.iter().map(|(value, _)| value.as_str()).collect();
+        format!("{}({})", self.json_array, values.join(", "))
+    }
+
+    /// One version (`v`, joined by [`VERSION_JOINS`]) as the columns of a
+    /// [`super::rows::VersionRow`], with its tags and comments looked up for
+    /// its row, its JSON fields as text.
+    pub(super) fn version_columns_of_rows(&self) -> String {
+        let (tags, comments) = (self.tags_of_row(), self.comments_of_row());
+        let fields = self.version_fields(&tags, &comments, &|json| format!("({json}){}", self.json_text));
+        let columns: Vec<String> = fields
+            .iter()
+            .map(|(value, name)| format!("{value} AS {name}"))
+            .collect();
+        columns.join(", ")
+    }
+
+    /// A version's fields in [`super::rows::JsonVersion`]'s order, each with
+    /// its name; `json` wraps the fields that are JSON (metadata, tags, comments).
+    fn version_fields(
+        &self,
+        tags: &str,
+        comments: &str,
+        json: &dyn Fn(&str) -> String,
+    ) -> [(String, &'static str); 19] {
         let int = self.as_int;
-        format!(
-            "{}(v.key, v.version_id, v.is_delete_marker{int}, (l.version_id IS NOT NULL){int}, v.size, \
-             v.etag, v.blob_sha256, v.content_type, {}, v.created_at, v.created_by, b.locator, \
-             b.damaged, {}, {}, v.retention_mode, v.retain_until, v.legal_hold{int}, b.placement)",
-            self.json_array,
-            self.json_value("v.metadata"),
-            self.json_value(tags),
-            self.json_value(comments)
-        )
+        [
+            ("v.key".to_owned(), "key"),
+            ("v.version_id".to_owned(), "version_id"),
+            (format!("v.is_delete_marker{int}"), "is_delete_marker"),
+            (format!("(l.version_id IS NOT NULL){int}"), "is_latest"),
+            ("v.size".to_owned(), "size"),
+            ("v.etag".to_owned(), "etag"),
+            ("v.blob_sha256".to_owned(), "sha256"),
+            ("v.content_type".to_owned(), "content_type"),
+            (json("v.metadata"), "metadata"),
+            ("v.created_at".to_owned(), "created_at"),
+            ("v.created_by".to_owned(), "created_by"),
+            ("b.locator".to_owned(), "blob_path"),
+            ("b.damaged".to_owned(), "damaged"),
+            (json(tags), "tags"),
+            (json(comments), "comments"),
+            ("v.retention_mode".to_owned(), "retention_mode"),
+            ("v.retain_until".to_owned(), "retain_until"),
+            (format!("v.legal_hold{int}"), "legal_hold"),
+            ("b.placement".to_owned(), "placement"),
+        ]
     }
 
     /// The columns of a [`PlanningRow`](super::rows::PlanningRow) of the

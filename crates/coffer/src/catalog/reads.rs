@@ -7,9 +7,9 @@ use super::outbox::{
     OutboxCounters, dead_letter, outbox_counters, parse_hook,
 };
 use super::rows::{
-    AuditRow, BlobRow, JsonVersion, Param, PlanningRow, SearchDialect, SearchSource, VERSION_JOINS, audit_select,
-    decode_json, decode_versions, dry_run_release, list_latest_select, planned_version, prefix_upper_bound,
-    retention_of, search_select, to_i64, version_refs_select,
+    AuditRow, BlobRow, JsonVersion, Param, PlanningRow, SearchDialect, SearchSource, VERSION_JOINS, VersionRow,
+    audit_select, decode_json, decode_versions, dry_run_release, list_latest_select, planned_version,
+    prefix_upper_bound, retention_of, search_select, to_i64, version_refs_select,
 };
 use super::sql::Conn;
 use super::{
@@ -75,9 +75,19 @@ pub(super) async fn versions_in(mut conn: Conn<'_>, source: &str, params: Vec<Pa
 
 /// Current versions of keys, in key order.
 pub(super) async fn list_latest(mut conn: Conn<'_>, query: &KeyQuery) -> Result<Vec<ObjectVersion>> {
-    let (sql, params) = list_latest_select(query, &conn.dialect().versions_json_of_rows());
-    let (json,): (Option<String>,) = conn.one("listing keys", &sql, params).await?;
-    let mut versions = versions_of(json)?;
+    let dialect = conn.dialect();
+    let mut versions = match dialect.bulk_as_json {
+        true => {
+            let (sql, params) = list_latest_select(query, &dialect.versions_json_of_rows());
+            let (json,): (Option<String>,) = conn.one("listing keys", &sql, params).await?;
+            versions_of(json)?
+        }
+        false => {
+            let (sql, params) = list_latest_select(query, &dialect.version_columns_of_rows());
+            let rows: Vec<VersionRow> = conn.all("listing keys", &sql, params).await?;
+            rows.into_iter().map(ObjectVersion::try_from).collect::<Result<_>>()?
+        }
+    };
     versions.sort_unstable_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
     Ok(versions)
 }

@@ -168,6 +168,12 @@ impl Store {
         }
     }
 
+    /// Whether content `sha256` waits in the hot store for the flusher (its
+    /// hot copy is not on the backend yet).
+    pub(super) async fn awaits_flush(&self, sha256: &str) -> Result<bool> {
+        Ok(self.catalog.hot_copy(sha256).await?.is_some_and(|copy| !copy.flushed))
+    }
+
     /// Whether `blob` has a hot copy, and if so whether it is flushed and
     /// what is wrong with its bytes (they must hash to the blob's SHA-256).
     pub(super) async fn check_hot_copy(

@@ -130,7 +130,7 @@ impl Store {
             match self.backend.stat(&blob.path).await? {
                 // Content the hot store has not flushed yet is not on the
                 // backend (asked only of what is missing: a hot copy is read whole).
-                None if matches!(self.catalog.hot_copy(&blob.sha256).await?, Some(copy) if !copy.flushed) => {}
+                None if self.awaits_flush(&blob.sha256).await? => {}
                 None => problems.push(format!(
                     "blob {} is missing from the backend ({})",
                     blob.sha256, blob.path

@@ -304,7 +304,7 @@ impl Store {
         }
         // Content the hot store holds goes to the hot tier when flushed.
         let unflushed = match version.sha256.as_deref() {
-            Some(sha256) => self.catalog.hot_copy(sha256).await?.is_some_and(|copy| !copy.flushed),
+            Some(sha256) => self.awaits_flush(sha256).await?,
             None => false,
         };
         match unflushed {

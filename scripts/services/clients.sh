@@ -4,7 +4,8 @@
 # environment under COFFER_TOOLS_DIR (default ~/.cache/coffer-tools), and
 # rclone, from Debian's packages (needs root or sudo); and age, the peer the
 # encryption benchmark measures coffer's sealing against, from Debian's
-# packages too. Does nothing for a client that is installed already.
+# packages too; and unzip, which checks the zip objects of bundles (Debian's
+# packages). Does nothing for a client that is installed already.
 set -euo pipefail
 
 TOOLS=${COFFER_TOOLS_DIR:-${HOME:-/root}/.cache/coffer-tools}
@@ -34,4 +35,10 @@ if ! command -v age >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -qq
     as_root apt-get install -y -qq age >/dev/null
+fi
+if ! command -v unzip >/dev/null; then
+    echo "clients.sh: installing unzip from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq unzip >/dev/null
 fi

@@ -154,6 +154,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Versions { key, limit } => versions(&store, &key, limit, json).await?,
         Command::Info => info::info(&store, json).await?,
         Command::Hot(command) => info::hot(&store, command, json).await?,
+        Command::Bundle(command) => crate::bundle::run(&store, command, json).await?,
         Command::Health => return remote::health(&store, json).await,
         Command::Url(args) => remote::url(&store, args, json).await?,
         Command::Sync { watch, interval } => return remote::sync(&store, watch, interval.as_deref(), json).await,

@@ -13,6 +13,7 @@ macro_rules! println {
 }
 
 mod bulk;
+mod bundle;
 #[cfg(feature = "catalog-postgres")]
 mod catalog;
 mod cli;

@@ -71,6 +71,8 @@ pub struct Config {
     /// The hot store (`[hot]`): small puts committed with their bytes in
     /// the catalog. On by default.
     pub hot: HotConfig,
+    /// Bundles (`[bundles]`): layout, unzip, prefix, limits.
+    pub bundles: crate::bundle::BundleConfig,
 }
 
 fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
@@ -129,6 +131,7 @@ impl Default for Config {
             lifecycle: LifecycleConfig::default(),
             encryption: EncryptionConfig::default(),
             hot: HotConfig::default(),
+            bundles: crate::bundle::BundleConfig::default(),
         }
     }
 }
@@ -153,6 +156,7 @@ impl fmt::Debug for Config {
             .field("lifecycle", &self.lifecycle)
             .field("encryption", &self.encryption)
             .field("hot", &self.hot)
+            .field("bundles", &self.bundles)
             .finish()
     }
 }
@@ -301,6 +305,7 @@ impl Config {
         config.retention.validate()?;
         config.lifecycle.validate()?;
         config.hot.validate()?;
+        config.bundles.validate()?;
         Ok(config)
     }
 
@@ -350,6 +355,7 @@ impl Config {
         }
         self.encryption.apply_env(&lookup);
         self.hot.apply_env(&lookup)?;
+        self.bundles.apply_env(&lookup)?;
         if self.max_versions == Some(0) {
             return Err(Error::invalid_input(
                 "max_versions = 0 would remove every version: use at least 1",

@@ -54,6 +54,7 @@
 
 pub mod backend;
 pub mod body;
+pub mod bundle;
 pub mod catalog;
 pub mod config;
 pub mod crypto;
@@ -87,6 +88,7 @@ pub use crate::backend::AzureConfig;
 pub use crate::backend::S3Config;
 pub use crate::backend::{DrainReport, PresignedUrl, SpoolStatus, Tier};
 pub use crate::body::ByteStream;
+pub use crate::bundle::{Bundle, BundleRef, RecoveryReport};
 pub use crate::catalog::{
     Annotation, AuditEntry, AuditQuery, CatalogStats, Comment, DeadLetter, HeldVersion, ObjectVersion, PrunePolicy,
     SearchHit, SearchPage, SearchPosition, SearchQuery, VersionContent,
@@ -99,13 +101,13 @@ pub use crate::progress::{NoProgress, Progress};
 pub use crate::retention::{Retention, RetentionMode};
 pub use crate::settings::{BackendConfig, BackendKind};
 pub use crate::store::{
-    AUDIT_ACTIONS, AuditPurgeReport, ByteRange, CLICKHOUSE_HOOK, Comparison, CopyOptions, DEFAULT_MAX_ATTEMPTS,
-    DeletePrefixReport, DispatcherHandle, ExportOptions, ExportReport, FailedAction, FlushReport, GetOptions,
-    GetResult, Health, HistoryEntry, HotExpiry, HotStatus, ImportBackendOptions, ImportOptions, ImportReport,
-    KeyStatus, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY, MAX_RESTORE_DAYS,
-    MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions, RESTORE_POLL_INTERVAL, ReindexReport,
-    RestoreStatus, RotationReport, RotationStatus, StaleUpload, Store, StoreInfo, SyncHandle, TextDiff, TierMove,
-    ValueChange, VerifyOptions, VerifyProblem, VerifyReport, open_backend,
+    AUDIT_ACTIONS, AuditPurgeReport, BundleExport, ByteRange, CLICKHOUSE_HOOK, Comparison, CopyOptions,
+    DEFAULT_MAX_ATTEMPTS, DeletePrefixReport, DispatcherHandle, ExportOptions, ExportReport, FailedAction, FlushReport,
+    GetOptions, GetResult, Health, HistoryEntry, HotExpiry, HotStatus, ImportBackendOptions, ImportOptions,
+    ImportReport, KeyStatus, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY,
+    MAX_RESTORE_DAYS, MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions, RESTORE_POLL_INTERVAL,
+    ReindexReport, RestoreStatus, RotationReport, RotationStatus, StaleUpload, Store, StoreInfo, SyncHandle, TextDiff,
+    TierMove, ValueChange, VerifyOptions, VerifyProblem, VerifyReport, open_backend,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod bundle;
 mod hooks;
 mod keys;
 mod manage;
 mod objects;
 
+pub use self::bundle::{BundleCommand, StartArgs};
 pub use self::hooks::{AddHook, EventsCommand, HookOptions, HooksCommand, RunArgs};
 pub use self::keys::{InitArgs, KeysCommand};
 pub use self::manage::{
@@ -281,6 +283,9 @@ pub enum Command {
     /// The hot store (small puts committed in the catalog, flushed to the backend later): status, flush, expire.
     #[command(subcommand)]
     Hot(HotCommand),
+    /// Bundles: resources fetched from URLs kept together (a directory or one zip), completed once.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Set or clear a version's legal hold.
     #[command(subcommand, name = "legal-hold")]
     LegalHold(LegalHoldCommand),

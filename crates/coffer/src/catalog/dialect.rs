@@ -32,6 +32,9 @@ pub(super) struct Dialect {
     /// Wrapped around JSON kept or built as text, so that a constructor
     /// embeds it as JSON rather than as a string (SQLite's `json(...)`).
     json_value: (&'static str, &'static str),
+    /// Wrapped around a placeholder whose text goes into a JSON column
+    /// (PostgreSQL's `jsonb` takes no text without a cast).
+    json_param: (&'static str, &'static str),
     /// Many rows come back fastest as one JSON text (SQLite, whose rows
     /// cross a thread one by one) rather than row by row (PostgreSQL's
     /// binary rows, where building JSON costs the server more).
@@ -56,6 +59,7 @@ pub(super) const SQLITE: Dialect = Dialect {
     empty_array: "'[]'",
     skip_locked: "",
     json_value: ("json(", ")"),
+    json_param: ("", ""),
     bulk_as_json: true,
     #[cfg(feature = "catalog-postgres")]
     bytes_as_hex: ("'\\x' || lower(hex(", "))"),
@@ -76,6 +80,7 @@ pub(super) const POSTGRES: Dialect = Dialect {
     empty_array: "'[]'::json",
     skip_locked: " FOR UPDATE SKIP LOCKED",
     json_value: ("", ""),
+    json_param: ("CAST(", " AS jsonb)"),
     bulk_as_json: false,
     bytes_as_hex: ("", ""),
 };
@@ -96,6 +101,11 @@ impl Dialect {
     #[cfg(feature = "catalog-postgres")]
     pub(super) fn bytes_as_hex(&self, column: &str) -> String {
         format!("{}{column}{}", self.bytes_as_hex.0, self.bytes_as_hex.1)
+    }
+
+    /// `placeholder`, for text going into a JSON column.
+    pub(super) fn json_param(&self, placeholder: &str) -> String {
+        format!("{}{placeholder}{}", self.json_param.0, self.json_param.1)
     }
 
     pub(super) fn json_value(&self, json: &str) -> String {

@@ -31,6 +31,7 @@ use crate::key::ObjectKey;
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod bundles;
 mod dialect;
 mod hot;
 mod location;
@@ -49,6 +50,7 @@ mod sqlite;
 mod writes;
 pub(crate) use self::rows::prefix_upper_bound;
 
+pub use self::bundles::{BundleChange, BundleQuery, BundleRecord, BundleResource, ZipPlacement};
 pub use self::hot::{FlushLeftovers, HotBacklog, HotBlob, HotCopy, HotStats};
 pub use self::location::CatalogLocation;
 
@@ -228,4 +230,14 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     /// The newest versions under `prefix` made since `since` whose content
     /// is held hot, at most `limit`, newest first.
     async fn hot_recent(&self, prefix: &str, since: Timestamp, limit: usize) -> Result<Vec<crate::hot::HotObject>>;
+    /// Apply a change to bundles in one transaction (see [`BundleChange`]):
+    /// `NotFound` for a bundle that does not exist, `Conflict` for one that
+    /// is complete (or a resource name or position taken), changing nothing.
+    async fn bundle_change(&self, change: BundleChange) -> Result<()>;
+    /// One bundle, if it exists.
+    async fn bundle(&self, bundle_id: &str) -> Result<Option<BundleRecord>>;
+    /// The bundles `query` selects, in id (creation) order.
+    async fn bundles(&self, query: &BundleQuery) -> Result<Vec<BundleRecord>>;
+    /// A bundle's resources, in position order.
+    async fn bundle_resources(&self, bundle_id: &str) -> Result<Vec<BundleResource>>;
 }

@@ -59,6 +59,11 @@ pub mod types {
     pub const VERSION_RETENTION_SET: &str = "version.retention_set";
     /// A version's legal hold was set or cleared.
     pub const VERSION_LEGAL_HOLD: &str = "version.legal_hold";
+    /// A bundle was completed. Its data is the message the users' pipelines
+    /// read (`bundle_id`, `recipe_id`, `primary_url`, `resources_count`,
+    /// `storage_key`, `completion_timestamp`, `metadata`); an SQS hook sends
+    /// that data as the message body.
+    pub const BUNDLE_COMPLETED: &str = "bundle.completed";
     /// Every built-in type.
     pub const BUILT_IN: &[&str] = &[
         OBJECT_ARCHIVED,
@@ -74,6 +79,7 @@ pub mod types {
         VERSION_COMMENTED,
         VERSION_PRUNED,
         VERSION_DELETED,
+        BUNDLE_COMPLETED,
     ];
 }
 
@@ -168,7 +174,7 @@ impl Event {
 /// application's own types take a first part of their own (`batch.completed`,
 /// `qc.approved`), so that a typo of a built-in type is caught, not taken for
 /// an application's type.
-pub const RESERVED_NAMESPACES: &[&str] = &["object", "version", "hook"];
+pub const RESERVED_NAMESPACES: &[&str] = &["object", "version", "hook", "bundle"];
 
 /// Check an application's own event type: `PREFIX.NAME`, 1 to
 /// [`MAX_EVENT_TYPE_BYTES`] bytes of letters, digits, `.`, `_` and `-`,

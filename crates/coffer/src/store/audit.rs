@@ -45,6 +45,9 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "hook_remove",
     "get",
     "audit_purge",
+    "bundle_start",
+    "bundle_complete",
+    "bundle_abort",
 ];
 
 /// Refuse a query whose action filter names no action, which would match nothing.

@@ -49,7 +49,7 @@ impl Store {
         self.events_committed(ClaimScope::Key(key.as_str().to_owned())).await;
     }
 
-    async fn events_committed(&self, scope: ClaimScope) {
+    pub(super) async fn events_committed(&self, scope: ClaimScope) {
         self.hooks.wake.notify_waiters();
         // The events are committed: a failed delivery is retried by a dispatcher and counted in the stats.
         let _ = self.hooks.deliver_synchronous(scope).await;

@@ -10,6 +10,7 @@ use tokio::io::AsyncRead;
 use crate::backend::{Backend, SpoolBackend, TieredBackend};
 use crate::body;
 use crate::body::ByteStream;
+use crate::bundle::{BundleCallbacks, BundleConfig, Layout};
 use crate::catalog::{Catalog, KeyQuery, ObjectVersion, Precondition, SearchPage, SearchQuery, prefix_upper_bound};
 use crate::config::Config;
 use crate::crypto::EncryptionState;
@@ -24,6 +25,8 @@ use crate::version::VersionId;
 
 mod audit;
 mod bulk;
+mod bundle_export;
+mod bundles;
 mod hooks;
 mod hot;
 mod hot_feed;
@@ -49,6 +52,7 @@ mod write;
 
 pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
 pub use self::bulk::DeletePrefixReport;
+pub use self::bundle_export::BundleExport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
 pub use self::hot::{FlushReport, HotExpiry, HotStatus};
 pub use self::hot_feed::CLICKHOUSE_HOOK;
@@ -102,6 +106,10 @@ pub struct Store {
     hot: HotConfig,
     /// ClickHouse, when it serves hot copies (`hot.engine = "clickhouse"`).
     clickhouse: Option<Arc<crate::hot::ClickHouse>>,
+    /// Bundles' settings (`[bundles]`), the layout resolved for the backend.
+    bundles: Arc<BundleConfig>,
+    /// The bundle completion callbacks registered in this process.
+    bundle_callbacks: Arc<BundleCallbacks>,
 }
 
 impl Store {
@@ -167,7 +175,16 @@ impl Store {
             .with_audit_retention(config.audit_retention)
             .with_audit_reads(config.audit_reads)
             .with_read_events(config.read_events)
-            .with_hot(config.hot.clone());
+            .with_hot(config.hot.clone())
+            .with_bundles(BundleConfig {
+                layout: Some(
+                    config
+                        .bundles
+                        .layout
+                        .unwrap_or(Layout::default_for(config.backend.kind())),
+                ),
+                ..config.bundles.clone()
+            });
         match config.hot.clickhouse()? {
             Some(clickhouse) => store.with_clickhouse(clickhouse).await,
             None => Ok(store),
@@ -184,6 +201,8 @@ impl Store {
             encryption: EncryptionState::Off,
             hot: HotConfig::off(),
             clickhouse: None,
+            bundles: Arc::default(),
+            bundle_callbacks: Arc::default(),
             backend,
             catalog,
             actor: actor.into(),

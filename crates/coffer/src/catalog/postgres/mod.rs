@@ -31,7 +31,7 @@ use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, PrunePolicy, Pruned, Repair, SearchPage, SearchQuery, VersionRef,
 };
-use super::{hot, reads};
+use super::{bundles, hot, reads};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
@@ -408,6 +408,22 @@ impl Catalog for PostgresCatalog {
 
     async fn hot_expire(&self, before: Timestamp, limit: usize) -> Result<u64> {
         in_transaction!(self, None, |conn| hot::expire_batch(Conn::from(conn), before, limit))
+    }
+
+    async fn bundle_change(&self, change: crate::catalog::BundleChange) -> Result<()> {
+        in_transaction!(self, None, |conn| bundles::apply(Conn::from(conn), &change))
+    }
+
+    async fn bundle(&self, bundle_id: &str) -> Result<Option<crate::catalog::BundleRecord>> {
+        bundles::bundle(self.reader().await?, bundle_id).await
+    }
+
+    async fn bundles(&self, query: &crate::catalog::BundleQuery) -> Result<Vec<crate::catalog::BundleRecord>> {
+        bundles::bundles(self.reader().await?, query).await
+    }
+
+    async fn bundle_resources(&self, bundle_id: &str) -> Result<Vec<crate::catalog::BundleResource>> {
+        bundles::resources(self.reader().await?, bundle_id).await
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {

@@ -11,12 +11,13 @@ use super::changes::{
     audit_params,
 };
 use super::{MAX_BATCH, db_error, exec, outbox};
-use crate::catalog::FlushLeftovers;
+use crate::catalog::bundles;
 use crate::catalog::hot;
 use crate::catalog::plan::{self, PurgePlan};
 use crate::catalog::rows::bind_params;
 use crate::catalog::sql::Conn;
 use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Pruned, Repair};
+use crate::catalog::{BundleChange, FlushLeftovers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
@@ -63,6 +64,7 @@ pub(super) enum WriteOp {
         before: Timestamp,
         limit: usize,
     },
+    Bundle(Box<BundleChange>),
 }
 
 pub(super) enum WriteOutcome {
@@ -201,6 +203,14 @@ pub(super) async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<W
             .await
             .map(WriteOutcome::Count)
             .map_err(Refused::Dirty),
+        // A missing or complete bundle, or a taken name, is refused before anything is written.
+        WriteOp::Bundle(change) => bundles::apply(Conn::from(&mut *conn), change)
+            .await
+            .map(|()| WriteOutcome::Done)
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound | ErrorKind::Conflict => Refused::Clean(e),
+                _ => Refused::Dirty(e),
+            }),
     }
 }
 

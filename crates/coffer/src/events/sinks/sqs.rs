@@ -198,12 +198,18 @@ impl SqsSink {
         })
     }
 
-    /// The `SendMessage` request for one event.
+    /// The `SendMessage` request for one event: its CloudEvents document,
+    /// or for `bundle.completed` the message the users' pipelines read
+    /// (the event's data); the `id` attribute carries the event's id either way.
     fn send_message(&self, event: &Event, payload: &str) -> Value {
         let attribute = |value: &str| json!({ "DataType": "String", "StringValue": value });
+        let message = match event.event_type.as_str() {
+            crate::events::types::BUNDLE_COMPLETED => event.data.to_string(),
+            _ => payload.to_owned(),
+        };
         let mut body = json!({
             "QueueUrl": self.client.config.queue_url,
-            "MessageBody": payload,
+            "MessageBody": message,
             "MessageAttributes": { "type": attribute(&event.event_type), "id": attribute(&event.id) },
         });
         if self.fifo {

@@ -111,11 +111,7 @@ impl Bundle {
             "zip" => Layout::Zip,
             _ => Layout::Directory,
         };
-        let zip = (stream_zip && layout == Layout::Zip).then(|| {
-            let mut metadata = Metadata::new();
-            metadata.insert("bundle_id".to_owned(), record.bundle_id.clone());
-            ZipStream::open(&store, zip_key(&prefix, &record.bundle_id), metadata)
-        });
+        let zip = (stream_zip && layout == Layout::Zip).then(|| open_zip(&store, &prefix, &record.bundle_id));
         Bundle {
             store,
             layout,
@@ -275,9 +271,7 @@ impl Bundle {
                 // Taken in whole first (deflated unless compressed already),
                 // so that only complete resources reach the zip; the lock is
                 // not held meanwhile.
-                let level = self.store.bundle_config().compression_level;
-                let deflate =
-                    (level > 0 && !is_precompressed(resource.content_type.as_deref(), &resource.name)).then_some(level);
+                let deflate = self.deflate_level(&resource);
                 let spooled = Spooled::take(part.body, deflate)
                     .await
                     .map_err(|e| in_resource(e, what))?;
@@ -394,11 +388,7 @@ impl Bundle {
                     self.id()
                 )));
             }
-            None => {
-                let mut metadata = Metadata::new();
-                metadata.insert("bundle_id".to_owned(), self.record.bundle_id.clone());
-                ZipStream::open(&self.store, zip_key(&self.prefix, self.id()), metadata)
-            }
+            None => open_zip(&self.store, &self.prefix, self.id()),
         };
         drop(guard);
         let level = self.store.bundle_config().compression_level;
@@ -420,8 +410,7 @@ impl Bundle {
                 )
                 .await?
                 .body;
-            let deflate =
-                (level > 0 && !is_precompressed(resource.content_type.as_deref(), &resource.name)).then_some(level);
+            let deflate = self.deflate_level(resource);
             let spooled = Spooled::take(body, deflate).await?;
             placements.push((
                 resource.position,
@@ -489,6 +478,12 @@ impl Bundle {
         }
     }
 
+    /// The deflate level of `resource` in a zip: none for content compressed already.
+    fn deflate_level(&self, resource: &BundleResource) -> Option<u32> {
+        let level = self.store.bundle_config().compression_level;
+        (level > 0 && !is_precompressed(resource.content_type.as_deref(), &resource.name)).then_some(level)
+    }
+
     fn storage_prefix(&self) -> String {
         bundle_prefix(&self.prefix, self.id())
     }
@@ -505,6 +500,13 @@ impl Bundle {
             ..PutOptions::default()
         }
     }
+}
+
+/// Start the zip object of bundle `id`, with the bundle's id in its metadata.
+fn open_zip(store: &Store, prefix: &str, id: &str) -> ZipStream {
+    let mut metadata = Metadata::new();
+    metadata.insert("bundle_id".to_owned(), id.to_owned());
+    ZipStream::open(store, zip_key(prefix, id), metadata)
 }
 
 /// Remove one version for good; one already gone is fine.

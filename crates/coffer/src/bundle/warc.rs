@@ -512,7 +512,7 @@ fn warc_date(micros: i64) -> Result<String> {
     let seconds = micros.div_euclid(1_000_000);
     let days = seconds.div_euclid(86_400);
     let of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = crate::time::civil_from_days(days);
     if !(0..=9999).contains(&year) {
         return Err(Error::invalid_input(format!(
             "WARC date: {micros} µs since the epoch falls in year {year}, outside 0000 to 9999"
@@ -524,26 +524,6 @@ fn warc_date(micros: i64) -> Result<String> {
         of_day % 3600 / 60,
         of_day % 60
     ))
-}
-
-/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`). No overflow for any `days` that an
-/// `i64` of microseconds can reach.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097); // [0, 146096]
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // [0, 399]
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // [0, 365], from March 1
-    let shifted_month = (5 * day_of_year + 2) / 153; // [0, 11], March = 0
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -1001,7 +981,7 @@ mod tests {
         let (mut y, mut m, mut d) = (1570, 1, 1);
         let start = -146_097; // 1570-01-01 is 400 Gregorian years before 1970-01-01
         for days in start..146_097 * 2 {
-            assert_eq!(civil_from_days(days), (y, m, d), "{days}");
+            assert_eq!(crate::time::civil_from_days(days), (y, m, d), "{days}");
             d += 1;
             if d > month_days(y, m) {
                 d = 1;

@@ -423,31 +423,12 @@ fn extended_mtime(unix_secs: i64) -> u32 {
 /// DOS (time, date) fields of `unix_secs` in UTC, clamped to 1980-01-01..2107-12-31.
 fn dos_date_time(unix_secs: i64) -> (u16, u16) {
     let secs = unix_secs.clamp(DOS_MIN_UNIX_SECS, DOS_MAX_UNIX_SECS);
-    let (year, month, day) = civil_from_days(secs.div_euclid(SECS_PER_DAY));
+    let (year, month, day) = crate::time::civil_from_days(secs.div_euclid(SECS_PER_DAY));
     let of_day = secs.rem_euclid(SECS_PER_DAY);
     let (hour, minute, second) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
     let time = (hour << 11) | (minute << 5) | (second / 2);
     let date = ((year - 1980) << 9) | (month << 5) | day;
     (u16::try_from(time).unwrap_or(0), u16::try_from(date).unwrap_or(0))
-}
-
-/// (year, month, day) of a day count since 1970-01-01, proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Whether a resource is already compressed and so should be Stored, not deflated.

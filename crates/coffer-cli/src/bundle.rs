@@ -28,6 +28,7 @@ pub async fn run(store: &Store, command: BundleCommand, json: bool) -> anyhow::R
             content_type,
             status,
             file,
+            stdin: _,
         } => {
             let context = store.open_bundle(&bundle).await?;
             let body = match file.filter(|f| f.as_os_str() != "-") {

@@ -76,6 +76,17 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     ok(coffer(d, &["hooks", "add", "filelog", "log", "events.jsonl"]));
     ok(coffer(d, &["events", "fire", "batch.completed", "--key", "docs/a.txt"]));
     ok(coffer(d, &["hooks", "run", "--once"]));
+    // A completed bundle with its resources comes along too.
+    let bundle = ok(coffer(d, &["bundle", "start", "--primary-url", "https://example.com/"]));
+    let bundle = bundle.stdout.trim();
+    ok(coffer_in(
+        d,
+        &["bundle", "add", bundle, "--url", "https://example.com/", "-"],
+        Some(b"<html>page</html>"),
+        &[],
+    ));
+    ok(coffer(d, &["bundle", "complete", bundle]));
+    let bundle_before = json(coffer(d, &["bundle", "show", bundle, "--json"]));
     let keys = ["docs/a.txt", "docs/b.txt", "docs/c.txt"];
     let before = snapshot(d, &keys, &[]);
     let hooks_before = json(coffer(d, &["hooks", "stats", "--json"]));
@@ -118,9 +129,7 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
             .collect()
     };
     assert_eq!(rows(&report, "inserted"), rows(&report, "rows"));
-    // Every table but the bundles' holds rows here (a store with bundles is
-    // not covered by this test yet).
-    assert!(rows(&report, "rows").iter().filter(|n| **n > 0).count() >= tables.len() - 2);
+    assert!(rows(&report, "rows").iter().all(|n| *n > 0), "{report}");
 
     // The same store, read through PostgreSQL, shows exactly what it showed through SQLite.
     let on_postgres = ["--catalog", db.url()];
@@ -139,6 +148,14 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
         ok(coffer(d, &["get", "docs/c.txt", "--catalog", db.url()])).stdout,
         "one"
     );
+    // The bundle reads the same there, and its resource reads back.
+    let bundle_after = json(coffer(d, &["bundle", "show", bundle, "--json", "--catalog", db.url()]));
+    assert_eq!(bundle_after, bundle_before);
+    assert_eq!(
+        ok(coffer(d, &["bundle", "get", bundle, "--resource", "https://example.com/", "--catalog", db.url()])).stdout,
+        "<html>page</html>"
+    );
+
     // The copied versions are searchable there, as they were here.
     let search = |extra: &[&str]| {
         let mut args = vec!["search", "finance", "--all-versions", "--json"];
@@ -171,7 +188,7 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     fails(
         coffer(d, &["catalog", "migrate", "--to", db.url()]),
         6,
-        "table blobs holds 3 rows in PostgreSQL and 2 in SQLite",
+        "table blobs holds 5 rows in PostgreSQL and 4 in SQLite",
     );
 }
 

@@ -25,6 +25,9 @@ pub enum BundleCommand {
         /// The file holding it; `-` (or none) reads standard input.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// `-` reads standard input, as no `--file` does.
+        #[arg(value_name = "-", value_parser = ["-"], conflicts_with = "file")]
+        stdin: Option<String>,
     },
     /// Complete an open bundle: it is sealed, audited and announced (bundle.completed).
     Complete {

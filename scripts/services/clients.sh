@@ -5,7 +5,9 @@
 # rclone, from Debian's packages (needs root or sudo); and age, the peer the
 # encryption benchmark measures coffer's sealing against, from Debian's
 # packages too; and unzip, which checks the zip objects of bundles (Debian's
-# packages). Does nothing for a client that is installed already.
+# packages), and warcio, which checks the WARC files bundles export (PyPI,
+# into the same virtual environment). Does nothing for a client that is
+# installed already.
 set -euo pipefail
 
 TOOLS=${COFFER_TOOLS_DIR:-${HOME:-/root}/.cache/coffer-tools}
@@ -41,4 +43,8 @@ if ! command -v unzip >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -qq
     as_root apt-get install -y -qq unzip >/dev/null
+fi
+if [ ! -x "$VENV/bin/warcio" ]; then
+    echo "clients.sh: installing warcio into $VENV" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check warcio
 fi

@@ -152,7 +152,19 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     let bundle_after = json(coffer(d, &["bundle", "show", bundle, "--json", "--catalog", db.url()]));
     assert_eq!(bundle_after, bundle_before);
     assert_eq!(
-        ok(coffer(d, &["bundle", "get", bundle, "--resource", "https://example.com/", "--catalog", db.url()])).stdout,
+        ok(coffer(
+            d,
+            &[
+                "bundle",
+                "get",
+                bundle,
+                "--resource",
+                "https://example.com/",
+                "--catalog",
+                db.url()
+            ]
+        ))
+        .stdout,
         "<html>page</html>"
     );
 

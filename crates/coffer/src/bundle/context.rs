@@ -77,7 +77,11 @@ pub struct Bundle {
     layout: Layout,
     prefix: String,
     next_position: AtomicU64,
-    /// The zip being streamed by this context (zip layout, started here).
+    /// Whether this context streams the zip (zip layout, started here);
+    /// otherwise a zip bundle's resources are staged until completion.
+    streams_zip: bool,
+    /// The zip being streamed, opened with the first resource, so that a
+    /// bundle started and left to other processes opens no upload.
     zip: tokio::sync::Mutex<Option<ZipStream>>,
 }
 
@@ -111,13 +115,13 @@ impl Bundle {
             "zip" => Layout::Zip,
             _ => Layout::Directory,
         };
-        let zip = (stream_zip && layout == Layout::Zip).then(|| open_zip(&store, &prefix, &record.bundle_id));
         Bundle {
             store,
+            streams_zip: stream_zip && layout == Layout::Zip,
             layout,
             prefix,
             next_position: AtomicU64::new(last_position + 1),
-            zip: tokio::sync::Mutex::new(zip),
+            zip: tokio::sync::Mutex::new(None),
             record,
         }
     }
@@ -265,8 +269,7 @@ impl Bundle {
             placement: None,
             added_at: Timestamp::now(),
         };
-        let streaming = self.zip.lock().await.is_some();
-        match streaming {
+        match self.streams_zip {
             true => {
                 // Taken in whole first (deflated unless compressed already),
                 // so that only complete resources reach the zip; the lock is
@@ -278,12 +281,8 @@ impl Bundle {
                 resource.size = spooled.size;
                 resource.sha256 = spooled.sha256.clone();
                 let mut zip = self.zip.lock().await;
-                resource.placement = Some(
-                    zip.as_mut()
-                        .ok_or_else(|| Error::conflict("the bundle's zip is closed"))?
-                        .add(&resource.name, spooled, resource.added_at)
-                        .await?,
-                );
+                let zip = zip.get_or_insert_with(|| open_zip(&self.store, &self.prefix, self.id()));
+                resource.placement = Some(zip.add(&resource.name, spooled, resource.added_at).await?);
             }
             false => {
                 // The directory layout, or a zip bundle staged here until completion.

@@ -97,21 +97,15 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<(u16, Option<String>
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let what = url.to_owned();
-    let body = futures::stream::try_unfold(Some(response), move |state| {
-        let what = what.clone();
-        async move {
-            let Some(mut response) = state else {
-                return Ok(None);
-            };
-            match response.chunk().await {
-                Ok(Some(chunk)) => Ok(Some((chunk, Some(response)))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(Error::new(
-                    ErrorKind::Io,
-                    format!("fetching {what}: the body broke off: {e}"),
-                )),
-            }
+    // The bundle names the resource in a body's error.
+    let body = futures::stream::try_unfold(Some(response), |state| async move {
+        let Some(mut response) = state else {
+            return Ok(None);
+        };
+        match response.chunk().await {
+            Ok(Some(chunk)) => Ok(Some((chunk, Some(response)))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(Error::new(ErrorKind::Io, format!("the body broke off: {e}"))),
         }
     })
     .map_ok(Bytes::from)

@@ -1,6 +1,7 @@
 //! The test kit (cargo feature `testkit`): the conformance suites of the
 //! ports, written once and run against every implementation, and the
-//! helpers the tests share (test databases, services, a webhook receiver).
+//! helpers the tests share (test databases, services, a webhook receiver, a server of
+//! fixed resources).
 //!
 //! The in-tree implementations call the suites from their tests, and a new
 //! [`Backend`](crate::backend::Backend) or [`Catalog`](crate::catalog::Catalog)
@@ -44,6 +45,8 @@ mod postgres;
 pub use self::postgres::TestDatabase;
 mod receiver;
 pub use self::receiver::{ReceivedRequest, WebhookReceiver};
+mod resources;
+pub use self::resources::{Resource, ResourceBody, ResourceServer, pattern};
 
 trait Context<T> {
     fn ctx(self, what: &str) -> std::result::Result<T, String>;

@@ -149,7 +149,7 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
-async fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<ReceivedRequest>> {
+pub(super) async fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<ReceivedRequest>> {
     let bad = |what: &str| Error::new(ErrorKind::InvalidInput, format!("bad request: {what}"));
     let mut line = String::new();
     if reader

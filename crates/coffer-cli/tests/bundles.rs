@@ -98,25 +98,15 @@ fn site(big: u64) -> Site {
             "/archive.zip",
             Resource::ok("application/zip", zip_of(&archive_entries())),
         ),
-        (
-            "/big.bin",
-            Resource {
-                status: 200,
-                content_type: Some("application/octet-stream".to_owned()),
-                body: ResourceBody::Pattern(big),
-            },
-        ),
+        ("/big.bin", Resource::generated("application/octet-stream", big)),
         (
             "/slow.txt",
-            Resource {
-                status: 200,
-                content_type: Some("text/plain".to_owned()),
-                body: ResourceBody::Slow {
-                    bytes: Bytes::from("slow line\n".repeat(3_000)),
-                    chunk: 2_000,
-                    pause: Duration::from_millis(20),
-                },
-            },
+            Resource::slow(
+                "text/plain",
+                "slow line\n".repeat(3_000),
+                2_000,
+                Duration::from_millis(20),
+            ),
         ),
         (
             "/cut.bin",
@@ -712,23 +702,16 @@ fn fetches_killed_at_random_points_are_recovered_and_verify_clean() {
         ("/api/permits.json", Resource::ok("application/json", permits_json())),
         (
             "/data.bin",
-            Resource {
-                status: 200,
-                content_type: Some("application/octet-stream".to_owned()),
-                body: ResourceBody::Pattern(3 * 1024 * 1024),
-            },
+            Resource::generated("application/octet-stream", 3 * 1024 * 1024),
         ),
         (
             "/slow.txt",
-            Resource {
-                status: 200,
-                content_type: Some("text/plain".to_owned()),
-                body: ResourceBody::Slow {
-                    bytes: Bytes::from("slow line\n".repeat(2_000)),
-                    chunk: 4_000,
-                    pause: Duration::from_millis(15),
-                },
-            },
+            Resource::slow(
+                "text/plain",
+                "slow line\n".repeat(2_000),
+                4_000,
+                Duration::from_millis(15),
+            ),
         ),
     ]);
     let dir = tempfile::tempdir().unwrap();

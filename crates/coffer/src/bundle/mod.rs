@@ -37,6 +37,10 @@ pub use self::fetch::FetchOptions;
 pub use self::unzip::UnzipLimits;
 pub use crate::catalog::{BundleQuery, BundleRecord, BundleResource};
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::time::Timestamp;
+
 pub(crate) use self::context::{BundleCallbacks, manifest_json};
 pub(crate) use self::naming::{bundle_prefix, zip_key};
 
@@ -55,11 +59,28 @@ pub struct BundleRef {
     pub unzip: Option<bool>,
 }
 
-/// A fresh bundle id: a UUIDv7 in its usual hyphenated form, so ids sort as
-/// strings in creation order (to the millisecond, and strictly within a
-/// process) and never repeat across processes.
-pub(crate) fn new_bundle_id() -> String {
-    uuid::Uuid::now_v7().hyphenated().to_string()
+/// A fresh bundle id and its creation time. The id is a UUIDv7 (in its
+/// usual hyphenated form) whose timestamp is the creation time to the
+/// microsecond: milliseconds, then the sub-millisecond fraction in its 12
+/// `rand_a` bits (as RFC 9562 allows), so ids sort as strings exactly as
+/// their creation times do; its other 62 bits are random, so ids from
+/// several processes never repeat. Within a process times strictly increase.
+pub(crate) fn new_bundle_id() -> (String, Timestamp) {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = Timestamp::now().as_micros();
+    let micros = match LAST.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1))) {
+        Ok(last) | Err(last) => now.max(last + 1),
+    };
+    // 0..4096, strictly increasing with the microsecond.
+    let fraction = u16::try_from(micros.rem_euclid(1000) * 4096 / 1000).unwrap_or(0);
+    let mut bytes = [0u8; 10];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        fastrand::fill(&mut bytes);
+    }
+    bytes[..2].copy_from_slice(&fraction.to_be_bytes());
+    let millis = u64::try_from(micros.div_euclid(1000)).unwrap_or(0);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
+    (id.hyphenated().to_string(), Timestamp::from_micros(micros))
 }
 
 /// Check a bundle id given by a caller: a UUID in hyphenated lowercase form.
@@ -99,7 +120,9 @@ mod tests {
 
     #[test]
     fn ids_are_uuids_that_sort_by_creation() {
-        let ids: Vec<String> = (0..1000).map(|_| new_bundle_id()).collect();
+        let made: Vec<(String, Timestamp)> = (0..1000).map(|_| new_bundle_id()).collect();
+        assert!(made.windows(2).all(|w| w[0].1 < w[1].1), "times strictly increase");
+        let ids: Vec<String> = made.into_iter().map(|(id, _)| id).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         sorted.dedup();

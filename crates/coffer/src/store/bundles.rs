@@ -48,7 +48,7 @@ impl Store {
             ));
         }
         let layout = bundle.layout.or(self.bundles.layout).unwrap_or(Layout::Directory);
-        let id = new_bundle_id();
+        let (id, created_at) = new_bundle_id();
         let prefix = self.bundles.prefix.clone();
         let record = BundleRecord {
             storage_key: match layout {
@@ -61,7 +61,7 @@ impl Store {
             primary_url: bundle.primary_url,
             recipe_id: bundle.recipe_id,
             meta: serde_json::Value::Object(bundle.meta),
-            created_at: Timestamp::now(),
+            created_at,
             created_by: self.actor.clone(),
             completed_at: None,
             metadata: None,

@@ -50,12 +50,7 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// Listen on a free port of 127.0.0.1.
     pub async fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| Error::io("cannot listen on 127.0.0.1", e))?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| Error::io("cannot read the listening address", e))?;
+        let (listener, address) = listen_on_loopback().await?;
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -147,6 +142,17 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
             return;
         }
     }
+}
+
+/// A listener on a free port of 127.0.0.1, and its address.
+pub(super) async fn listen_on_loopback() -> Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::io("cannot listen on 127.0.0.1", e))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the listening address", e))?;
+    Ok((listener, address))
 }
 
 pub(super) async fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<ReceivedRequest>> {

@@ -292,7 +292,7 @@ impl Bundle {
                 };
                 let version = self
                     .store
-                    .put_stream(&key, part.body, self.put_options(&resource))
+                    .put_stream_shared_sync(&key, part.body, self.put_options(&resource))
                     .await
                     .map_err(|e| in_resource(e, what))?;
                 resource.size = version.size;

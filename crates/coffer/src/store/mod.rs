@@ -46,6 +46,7 @@ mod remote;
 mod restore;
 mod rotation;
 mod sealed;
+mod shared_sync;
 mod transfer;
 mod versioning;
 mod write;
@@ -110,6 +111,8 @@ pub struct Store {
     bundles: Arc<BundleConfig>,
     /// The bundle completion callbacks registered in this process.
     bundle_callbacks: Arc<BundleCallbacks>,
+    /// Backend syncs shared by concurrent puts (see [`Store::put_stream_shared_sync`]).
+    shared_sync: Arc<shared_sync::SharedSync>,
 }
 
 impl Store {
@@ -203,6 +206,7 @@ impl Store {
             clickhouse: None,
             bundles: Arc::default(),
             bundle_callbacks: Arc::default(),
+            shared_sync: Arc::default(),
             backend,
             catalog,
             actor: actor.into(),
@@ -296,6 +300,27 @@ impl Store {
     /// stored once. On any error nothing is recorded.
     pub async fn put_stream(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectVersion> {
         let prepared = self.prepare_put(key, body, options, Durability::Now).await?;
+        let committed = self.finish_upload(prepared).await?;
+        self.apply_max_versions(&committed.key).await?;
+        Ok(committed)
+    }
+
+    /// [`put_stream`](Self::put_stream) for many puts at once: the bytes are
+    /// written without a sync of their own and made durable by one backend
+    /// sync shared with the puts running meanwhile, still before the catalog
+    /// commits the version.
+    pub(crate) async fn put_stream_shared_sync(
+        &self,
+        key: &str,
+        body: ByteStream,
+        options: PutOptions,
+    ) -> Result<ObjectVersion> {
+        let mut prepared = self.prepare_put(key, body, options, Durability::Deferred).await?;
+        if prepared.wrote_to_backend()
+            && let Err(e) = self.shared_sync.after_writes(self.backend.as_ref()).await
+        {
+            prepared.fail(e);
+        }
         let committed = self.finish_upload(prepared).await?;
         self.apply_max_versions(&committed.key).await?;
         Ok(committed)

@@ -67,6 +67,12 @@ impl Prepared {
         }
     }
 
+    /// Whether the put wrote to the backend (the hot store's puts write
+    /// nothing there until they are flushed).
+    pub(super) fn wrote_to_backend(&self) -> bool {
+        !self.hot
+    }
+
     /// Fail the put (its writes are cleaned up when it is finished).
     pub(super) fn fail(&mut self, error: Error) {
         self.written = Err(error);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption | --hot] [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption | --hot | --bundles] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
   --versions     run only the versions group (issue 4): rollback, history and versions of a
                  key with 10000 versions, import of 10000 files of 16 KiB and of one large
@@ -29,6 +29,10 @@ usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption | --
                  each beside the disk's durable new-file loop, from 4 processes, on PostgreSQL
                  (when one answers on 127.0.0.1:5432), the flusher's drain rate, and the backlog
                  after a 60-second load with the flusher running (10 s with --quick)
+  --bundles      run only the bundles group: 1,000 resources of 100 KiB from a web server on
+                 127.0.0.1 fetched into one bundle (directory and zip layouts) beside curl
+                 --parallel, three times each (once with --quick), and one --size-mib resource
+                 through the zip layout to Garage, with its peak RSS
   --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
@@ -70,6 +74,10 @@ pub struct Args {
     pub hot: bool,
     /// Seconds of the hot store group's sustained load.
     pub hot_seconds: u64,
+    /// Run the bundles group instead of the default groups.
+    pub bundles: bool,
+    /// Rounds of each fetch in the bundles group.
+    pub bundle_rounds: usize,
 }
 
 impl Args {
@@ -85,6 +93,7 @@ impl Args {
         let mut s3 = false;
         let mut encryption = false;
         let mut hot = false;
+        let mut bundles = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -98,6 +107,7 @@ impl Args {
                 Some("--s3") => s3 = true,
                 Some("--encryption") => encryption = true,
                 Some("--hot") => hot = true,
+                Some("--bundles") => bundles = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -127,14 +137,18 @@ impl Args {
             encryption,
             hot,
             hot_seconds: if quick { 10 } else { 60 },
+            bundles,
+            bundle_rounds: if quick { 1 } else { 3 },
         };
-        if [versions, catalog, hooks, s3, encryption, hot]
+        if [versions, catalog, hooks, s3, encryption, hot, bundles]
             .into_iter()
             .filter(|&group| group)
             .count()
             > 1
         {
-            bail!("--versions, --catalog, --hooks, --s3, --encryption and --hot are separate runs: pick one");
+            bail!(
+                "--versions, --catalog, --hooks, --s3, --encryption, --hot and --bundles are separate runs: pick one"
+            );
         }
         if args.size_mib == 0 || args.small < 4 {
             bail!("--size-mib must be at least 1 and --small at least 4");

@@ -7,13 +7,15 @@
 //! cargo run --release -p coffer-bench -- --hooks [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --s3 [--size-mib N] [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --encryption [--size-mib N] [--small N] [--dir PATH] [--quick]
+//! cargo run --release -p coffer-bench -- --bundles [--size-mib N] [--dir PATH] [--quick]
 //! ```
 //!
-//! The encryption group is documented in its own module (`encryption.rs`).
+//! The encryption and bundles groups are documented in their own modules
+//! (`encryption.rs`, `bundles.rs`).
 //!
-//! Without `--versions`, `--catalog`, `--hooks`, `--s3` or `--encryption` the bench runs the
-//! large-object and small-put groups below; with one of them, only that group
-//! (last sections).
+//! Without `--versions`, `--catalog`, `--hooks`, `--s3`, `--encryption`, `--hot`
+//! or `--bundles` the bench runs the large-object and small-put groups below;
+//! with one of them, only that group (last sections).
 //!
 //! Everything happens in a fresh temporary directory created inside `--dir`
 //! (default: the current directory, so the figures are for the disk the repo
@@ -172,6 +174,7 @@
 //! PostgreSQL database are kept (their paths are printed) for inspection.
 
 mod args;
+mod bundles;
 mod catalog;
 mod cli;
 mod data;
@@ -257,6 +260,10 @@ fn run_bench(args: &args::Args) -> Result<()> {
         Some(coffer) if args.encryption => {
             let figures = encryption::run(&runtime, &coffer, work.path(), args.size_mib, args.small)?;
             encryption::print(&system, &figures);
+        }
+        Some(coffer) if args.bundles => {
+            let figures = bundles::run(&runtime, &coffer, work.path(), args.size_mib, args.bundle_rounds)?;
+            bundles::print(&system, &figures);
         }
         Some(coffer) if args.hooks => {
             let figures = hooks::run(&runtime, &coffer, work.path(), args.hook_events)?;

@@ -21,6 +21,10 @@
 //!
 //! Both layouts end with a `bundle.json` listing every resource.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::time::Timestamp;
+
 mod config;
 mod context;
 mod fetch;
@@ -36,10 +40,6 @@ pub use self::context::Bundle;
 pub use self::fetch::FetchOptions;
 pub use self::unzip::UnzipLimits;
 pub use crate::catalog::{BundleQuery, BundleRecord, BundleResource};
-
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use crate::time::Timestamp;
 
 pub(crate) use self::context::{BundleCallbacks, manifest_json};
 pub(crate) use self::naming::{bundle_prefix, zip_key};

@@ -325,6 +325,7 @@ impl Store {
         self.apply_max_versions(&committed.key).await?;
         Ok(committed)
     }
+
     /// The version of `key` asked for (the latest when `version_id` is `None`),
     /// which must hold content.
     pub async fn head(&self, key: &str, version_id: Option<&VersionId>) -> Result<ObjectVersion> {

@@ -1,7 +1,9 @@
 //! A resource taken in whole before it is stored, so that nothing of it is
 //! stored unless all of it arrived: held in memory up to [`IN_MEMORY`]
 //! bytes and in an unnamed temporary file beyond, hashed (SHA-256, CRC-32)
-//! and counted on the way, and raw-deflated for a zip entry when asked.
+//! and counted on the way, and raw-deflated for a zip entry when asked and
+//! when its first bytes show deflate pays (incompressible bytes are kept
+//! as they are, as zip tools store what deflate would not shrink).
 
 use std::io::{Seek, SeekFrom, Write};
 
@@ -19,6 +21,9 @@ const IN_MEMORY: usize = 1 << 20;
 
 /// Chunks of at least this size are hashed and deflated off the async threads.
 const OFF_THREAD: usize = 64 << 10;
+
+/// Bytes deflated before the spool decides whether deflate pays.
+const SAMPLE: u64 = 64 << 10;
 
 /// A resource's bytes, whole, with what a store and a zip need to know.
 pub(crate) struct Spooled {
@@ -66,6 +71,18 @@ impl Digester {
         }
     }
 
+    /// Whether deflating pays, from what went in so far: it must have shrunk
+    /// the bytes by a sixteenth at least. Flushes the deflater (the stream
+    /// stays valid) and returns what it let out.
+    fn deflate_pays(&mut self) -> Result<(bool, Bytes)> {
+        let Some(encoder) = &mut self.deflate else {
+            return Ok((false, Bytes::new()));
+        };
+        encoder.flush().map_err(|e| Error::io("deflating a resource", e))?;
+        let pays = encoder.total_out() < encoder.total_in() - encoder.total_in() / 16;
+        Ok((pays, Bytes::from(std::mem::take(encoder.get_mut()))))
+    }
+
     /// Feed `chunk` off the async threads when it is large.
     async fn feed_async(mut self, chunk: Bytes) -> Result<(Digester, Bytes)> {
         if chunk.len() < OFF_THREAD {
@@ -88,13 +105,32 @@ impl Spooled {
             size: 0,
             deflate: deflate_level.map(|level| DeflateEncoder::new(Vec::new(), Compression::new(level))),
         };
-        let deflated = deflate_level.is_some();
         let mut holder = Holder::default();
+        // The raw bytes until deflate has shown whether it pays.
+        let mut sample: Option<Vec<Bytes>> = deflate_level.map(|_| Vec::new());
         while let Some(chunk) = body.next().await {
-            let (next, kept) = digester.feed_async(chunk?).await?;
+            let chunk = chunk?;
+            if let Some(raw) = &mut sample {
+                raw.push(chunk.clone());
+            }
+            let (next, kept) = digester.feed_async(chunk).await?;
             digester = next;
             holder.keep(kept)?;
+            if digester.size >= SAMPLE
+                && let Some(raw) = sample.take()
+            {
+                let (pays, flushed) = digester.deflate_pays()?;
+                holder.keep(flushed)?;
+                if !pays {
+                    digester.deflate = None;
+                    holder = Holder::default();
+                    for chunk in raw {
+                        holder.keep(chunk)?;
+                    }
+                }
+            }
         }
+        let deflated = digester.deflate.is_some();
         if let Some(encoder) = digester.deflate.take() {
             let tail = encoder.finish().map_err(|e| Error::io("deflating a resource", e))?;
             holder.keep(Bytes::from(tail))?;
@@ -222,6 +258,37 @@ mod tests {
             .read_to_end(&mut inflated)
             .unwrap();
         assert_eq!(inflated, data);
+    }
+
+    #[tokio::test]
+    async fn incompressible_bytes_are_kept_as_they_are() {
+        let data = coffer_pattern(3 * IN_MEMORY);
+        let chunks = data.chunks(50_000).map(<[u8]>::to_vec).collect();
+        let spooled = Spooled::take(body_of(chunks), Some(1)).await.unwrap();
+        assert!(!spooled.deflated);
+        assert_eq!(spooled.stored_size, data.len() as u64);
+        assert_eq!(spooled.crc32, crc32fast::hash(&data));
+        assert_eq!(read_all(spooled).await, data);
+        // Text after an incompressible start is kept raw too: the first 64 KiB decide.
+        let mut mixed = coffer_pattern(100_000);
+        mixed.extend(b"text ".repeat(100_000));
+        let chunks = mixed.chunks(50_000).map(<[u8]>::to_vec).collect();
+        let spooled = Spooled::take(body_of(chunks), Some(1)).await.unwrap();
+        assert!(!spooled.deflated);
+        assert_eq!(read_all(spooled).await, mixed);
+    }
+
+    /// Bytes deflate cannot shrink.
+    fn coffer_pattern(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
     }
 
     #[tokio::test]

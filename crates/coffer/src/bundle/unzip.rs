@@ -1513,6 +1513,19 @@ mod tests {
                 .wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) as usize % n.max(1)
         }
+
+        /// `good` with one to four bytes changed, and cut short in one round of five.
+        fn mutate(&mut self, good: &[u8], round: usize) -> Vec<u8> {
+            let mut bytes = good.to_vec();
+            for _ in 0..1 + self.below(4) {
+                let at = self.below(bytes.len());
+                bytes[at] = self.below(256) as u8;
+            }
+            if round.is_multiple_of(5) {
+                bytes.truncate(self.below(bytes.len()));
+            }
+            bytes
+        }
     }
 
     #[test]
@@ -1524,14 +1537,7 @@ mod tests {
         });
         let mut rng = Lcg(1);
         for round in 0..FUZZ_ROUNDS {
-            let mut bytes = good.clone();
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(bytes.len());
-                bytes[at] = rng.below(256) as u8;
-            }
-            if round % 5 == 0 {
-                bytes.truncate(rng.below(bytes.len()));
-            }
+            let bytes = rng.mutate(&good, round);
             let expansion = expand(&bytes, UnzipLimits::default());
             match expansion.result {
                 Ok(entries) => assert_eq!(out_files(&expansion.out).len(), entries.len()),
@@ -1549,14 +1555,7 @@ mod tests {
         good.extend(gz_full_header(b"second"));
         let mut rng = Lcg(2);
         for round in 0..FUZZ_ROUNDS {
-            let mut bytes = good.clone();
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(bytes.len());
-                bytes[at] = rng.below(256) as u8;
-            }
-            if round % 5 == 0 {
-                bytes.truncate(rng.below(bytes.len()));
-            }
+            let bytes = rng.mutate(&good, round);
             let size = 1 + rng.below(300);
             let run = run(chunks(&bytes, &[size]), UnzipLimits::default()).await;
             if let Some(err) = run.error {

@@ -146,14 +146,9 @@ impl<W: Write> WarcWriter<W> {
         // A failed write below may leave part of a member in the output.
         self.state = State::Broken;
         let mut gz = new_member();
-        for part in [head.as_bytes(), block.as_bytes(), b"\r\n\r\n"] {
-            gz.write_all(part)
-                .map_err(|e| Error::io("compressing a WARC record", e))?;
-        }
-        let member = gz.finish().map_err(|e| Error::io("compressing a WARC record", e))?;
-        self.out
-            .write_all(&member)
-            .map_err(|e| Error::io("writing the WARC output", e))?;
+        compress(&mut gz, &mut self.out, head.as_bytes())?;
+        compress(&mut gz, &mut self.out, block.as_bytes())?;
+        end_member(gz, &mut self.out)?;
         self.state = State::Idle;
         self.warcinfo_id = Some(id);
         Ok(())
@@ -250,7 +245,7 @@ impl<W: Write> WarcWriter<W> {
             return Err(broken());
         };
         let OpenRecord {
-            mut gz,
+            gz,
             declared,
             written,
             hasher,
@@ -267,12 +262,7 @@ impl<W: Write> WarcWriter<W> {
                 "WARC response: the payload's SHA-256 is not the one declared",
             ));
         }
-        gz.write_all(b"\r\n\r\n")
-            .map_err(|e| Error::io("compressing a WARC record", e))?;
-        let rest = gz.finish().map_err(|e| Error::io("compressing a WARC record", e))?;
-        self.out
-            .write_all(&rest)
-            .map_err(|e| Error::io("writing the WARC output", e))?;
+        end_member(gz, &mut self.out)?;
         self.state = State::Idle;
         Ok(())
     }
@@ -323,6 +313,15 @@ fn compress<W: Write>(gz: &mut GzEncoder<Vec<u8>>, out: &mut W, bytes: &[u8]) ->
         }
     }
     Ok(())
+}
+
+/// End a record: its closing blank lines, then the rest of its gzip member to `out`.
+fn end_member<W: Write>(mut gz: GzEncoder<Vec<u8>>, out: &mut W) -> Result<()> {
+    gz.write_all(b"\r\n\r\n")
+        .map_err(|e| Error::io("compressing a WARC record", e))?;
+    let rest = gz.finish().map_err(|e| Error::io("compressing a WARC record", e))?;
+    out.write_all(&rest)
+        .map_err(|e| Error::io("writing the WARC output", e))
 }
 
 /// A fresh `WARC-Record-ID`: a UUID URN in angle brackets.

@@ -299,10 +299,7 @@ impl Store {
     /// backend and the catalog has committed the version. Identical content is
     /// stored once. On any error nothing is recorded.
     pub async fn put_stream(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectVersion> {
-        let prepared = self.prepare_put(key, body, options, Durability::Now).await?;
-        let committed = self.finish_upload(prepared).await?;
-        self.apply_max_versions(&committed.key).await?;
-        Ok(committed)
+        self.put_with(key, body, options, Durability::Now).await
     }
 
     /// [`put_stream`](Self::put_stream) for many puts at once: the bytes are
@@ -315,8 +312,20 @@ impl Store {
         body: ByteStream,
         options: PutOptions,
     ) -> Result<ObjectVersion> {
-        let mut prepared = self.prepare_put(key, body, options, Durability::Deferred).await?;
-        if prepared.wrote_to_backend()
+        self.put_with(key, body, options, Durability::Deferred).await
+    }
+
+    /// One put, its bytes durable `durability`: deferred ones by the shared sync.
+    async fn put_with(
+        &self,
+        key: &str,
+        body: ByteStream,
+        options: PutOptions,
+        durability: Durability,
+    ) -> Result<ObjectVersion> {
+        let mut prepared = self.prepare_put(key, body, options, durability).await?;
+        if durability == Durability::Deferred
+            && prepared.wrote_to_backend()
             && let Err(e) = self.shared_sync.after_writes(self.backend.as_ref()).await
         {
             prepared.fail(e);

@@ -151,13 +151,12 @@ impl Drop for ResourceServer {
 async fn serve(stream: TcpStream, resources: Arc<BTreeMap<String, Resource>>, requests: Arc<AtomicU64>) {
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream);
+    let not_found = Resource {
+        status: 404,
+        ..Resource::ok("text/plain", Bytes::from_static(b"not found\n"))
+    };
     while let Ok(Some(request)) = read_request(&mut reader).await {
         requests.fetch_add(1, Ordering::SeqCst);
-        let not_found = Resource {
-            status: 404,
-            content_type: Some("text/plain".to_owned()),
-            body: ResourceBody::Bytes(Bytes::from_static(b"not found\n")),
-        };
         let resource = resources.get(&request.path).unwrap_or(&not_found);
         if answer(reader.get_mut(), resource, request.method == "HEAD")
             .await

@@ -37,7 +37,7 @@ use anyhow::{Context, Result, bail};
 use coffer::testkit::{Resource, ResourceServer};
 use tokio::runtime::Runtime;
 
-use crate::data::XorShift;
+use crate::data::{self, XorShift};
 use crate::measure::{ChildRun, measure};
 use crate::samples::Samples;
 
@@ -108,8 +108,12 @@ fn page(index: usize) -> Vec<u8> {
 
 /// Run the group in `work` with `coffer`, rounds as given.
 pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, large_mib: u64, rounds: usize) -> Result<BundleFigures> {
-    let mut resources: BTreeMap<String, Resource> = (0..RESOURCES)
-        .map(|i| (format!("/r/{i:05}.html"), Resource::ok("text/html", page(i))))
+    let pages: Vec<Vec<u8>> = (0..RESOURCES).map(page).collect();
+    let sizes: Vec<u64> = pages.iter().map(|p| p.len() as u64).collect();
+    let mut resources: BTreeMap<String, Resource> = pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, page)| (format!("/r/{i:05}.html"), Resource::ok("text/html", page)))
         .collect();
     resources.insert(
         "/large.bin".to_owned(),
@@ -151,7 +155,7 @@ pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, large_mib: u64, rounds
                         _ => format!("{curl} && sync -f '{}'", downloads.display()),
                     };
                     let run = measure(OsStr::new("sh"), &[OsStr::new("-c"), OsStr::new(&script)], limit)?;
-                    check_downloads(&downloads)?;
+                    check_downloads(&downloads, &sizes)?;
                     std::fs::remove_dir_all(&downloads)?;
                     match side {
                         "curl" => figures.curl.push(run.wall),
@@ -160,7 +164,7 @@ pub fn run(runtime: &Runtime, coffer: &Path, work: &Path, large_mib: u64, rounds
                 }
                 layout => {
                     let store = work.join(format!("store-{layout}-{round}"));
-                    let data_dir = ["--data-dir", path_str(&store)?];
+                    let data_dir = ["--data-dir", data::path_str(&store)?];
                     coffer_ok(coffer, &[&["init"][..], &data_dir].concat())?;
                     let fetch = ["bundle", "fetch", "--layout", layout, "--jobs", JOBS];
                     let mut args: Vec<&OsStr> = fetch.iter().chain(&data_dir).map(OsStr::new).collect();
@@ -201,7 +205,7 @@ fn large_to_garage(coffer: &Path, work: &Path, url: &str, large_mib: u64) -> Res
             std::process::id()
         ),
     )?;
-    let config_args = ["--config", path_str(&config)?];
+    let config_args = ["--config", data::path_str(&config)?];
     coffer_ok(coffer, &[&["init"][..], &config_args].concat())?;
     crate::versions::sync_all()?;
     let fetch = ["bundle", "fetch", "--layout", "zip", url];
@@ -213,10 +217,6 @@ fn large_to_garage(coffer: &Path, work: &Path, url: &str, large_mib: u64) -> Res
     )?;
     check_bundle(coffer, &config_args, 1)?;
     Ok(Some(run))
-}
-
-fn path_str(path: &Path) -> Result<&str> {
-    path.to_str().context("the work directory's path is not UTF-8")
 }
 
 fn coffer_ok(coffer: &Path, args: &[&str]) -> Result<String> {
@@ -247,12 +247,12 @@ fn check_bundle(coffer: &Path, store_args: &[&str], resources: usize) -> Result<
     Ok(())
 }
 
-/// The downloads directory holds every resource, each of its size.
-fn check_downloads(downloads: &Path) -> Result<()> {
-    for i in 0..RESOURCES {
+/// The downloads directory holds every resource, each of its size (`sizes`, by index).
+fn check_downloads(downloads: &Path, sizes: &[u64]) -> Result<()> {
+    for (i, expected) in sizes.iter().enumerate() {
         let path = downloads.join(format!("{i:05}.html"));
         let size = std::fs::metadata(&path).with_context(|| format!("curl did not write {}", path.display()))?;
-        if size.len() != page(i).len() as u64 {
+        if size.len() != *expected {
             bail!("curl wrote {} bytes of {}", size.len(), path.display());
         }
     }

@@ -103,3 +103,8 @@ pub fn fsync(path: &Path) -> Result<std::time::Duration> {
         .with_context(|| format!("cannot fsync {}", path.display()))?;
     Ok(start.elapsed())
 }
+
+/// `path` as text, for a command's arguments.
+pub fn path_str(path: &Path) -> Result<&str> {
+    path.to_str().context("work path is not UTF-8")
+}

@@ -199,13 +199,20 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
     eprintln!("coffer: large put/get, files put/get");
     let put_large = tools.coffer(&config, &["put", "large.bin", "--file", large_s])?;
     let out = back("coffer-large.bin");
-    let get_large = tools.coffer(&config, &["get", "large.bin", "--output", path_str(&out)?])?;
+    let get_large = tools.coffer(&config, &["get", "large.bin", "--output", data::path_str(&out)?])?;
     same_file(&large, &out)?;
     let put_files = tools.coffer(&config, &["import", files_s, "--prefix", "files/", "--jobs", "16"])?;
     let out_dir = back("coffer-files");
     let get_files = tools.coffer(
         &config,
-        &["export", path_str(&out_dir)?, "--prefix", "files/", "--jobs", "16"],
+        &[
+            "export",
+            data::path_str(&out_dir)?,
+            "--prefix",
+            "files/",
+            "--jobs",
+            "16",
+        ],
     )?;
     same_tree(&files, &out_dir, sizes.files)?;
     figures.push(ToolFigures {
@@ -230,7 +237,7 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
         "s3",
         "cp",
         &format!("s3://{aws_bucket}/large.bin"),
-        path_str(&out)?,
+        data::path_str(&out)?,
         "--only-show-errors",
     ])?;
     same_file(&large, &out)?;
@@ -248,7 +255,7 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
         "cp",
         "--recursive",
         &format!("s3://{aws_bucket}/files/"),
-        path_str(&out_dir)?,
+        data::path_str(&out_dir)?,
         "--only-show-errors",
     ])?;
     same_tree(&files, &out_dir, sizes.files)?;
@@ -264,11 +271,15 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
     eprintln!("rclone: large put/get, files put/get");
     let put_large = tools.rclone(&["copyto", large_s, &format!(":s3:{rclone_bucket}/large.bin")])?;
     let out = back("rclone-large.bin");
-    let get_large = tools.rclone(&["copyto", &format!(":s3:{rclone_bucket}/large.bin"), path_str(&out)?])?;
+    let get_large = tools.rclone(&[
+        "copyto",
+        &format!(":s3:{rclone_bucket}/large.bin"),
+        data::path_str(&out)?,
+    ])?;
     same_file(&large, &out)?;
     let put_files = tools.rclone(&["copy", files_s, &format!(":s3:{rclone_bucket}/files")])?;
     let out_dir = back("rclone-files");
-    let get_files = tools.rclone(&["copy", &format!(":s3:{rclone_bucket}/files"), path_str(&out_dir)?])?;
+    let get_files = tools.rclone(&["copy", &format!(":s3:{rclone_bucket}/files"), data::path_str(&out_dir)?])?;
     same_tree(&files, &out_dir, sizes.files)?;
     figures.push(ToolFigures {
         name: "rclone",
@@ -290,7 +301,7 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
         std::fs::create_dir_all(&many)?;
         std::fs::write(path, format!("{i}"))?;
     }
-    let many_s = path_str(&many)?;
+    let many_s = data::path_str(&many)?;
     tools.coffer(&config, &["import", many_s, "--prefix", "many/", "--jobs", "32"])?;
     tools.aws(&[
         "s3",
@@ -309,10 +320,6 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
         endpoint: tools.endpoint,
         tools: figures,
     })
-}
-
-fn path_str(path: &Path) -> Result<&str> {
-    path.to_str().context("work path is not UTF-8")
 }
 
 fn same_file(a: &Path, b: &Path) -> Result<()> {

@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use coffer::testkit::services::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY};
 use coffer::testkit::{Resource, ResourceBody, ResourceServer, pattern};
+use common::garage::garage;
 use common::{client, coffer, fails, json, ok};
 use serde_json::Value;
 
@@ -366,18 +366,6 @@ fn a_fetch_that_breaks_or_meets_a_bomb_fails_in_one_line_and_leaves_nothing() {
     ok(coffer(d, &["verify"]));
 }
 
-/// A `[backend]` table on a fresh Garage bucket, or `None` when Garage is
-/// not running (and not required).
-fn garage_backend() -> Option<String> {
-    let s3 = coffer::testkit::services::garage_bucket().unwrap()?;
-    Some(format!(
-        "[backend]\nkind = \"s3\"\nbucket = \"{}\"\nregion = \"garage\"\nendpoint = \"{}\"\n\
-         access_key_id = \"{GARAGE_ACCESS_KEY}\"\nsecret_access_key = \"{GARAGE_SECRET_KEY}\"\ncreate_bucket = true\n",
-        s3.bucket,
-        s3.endpoint.unwrap()
-    ))
-}
-
 /// Python's `zipfile` opens `zip`, checks every CRC (`testzip`) and prints
 /// each entry's name and size, one per line.
 fn python_zip_listing(zip: &Path) -> String {
@@ -392,7 +380,9 @@ fn python_zip_listing(zip: &Path) -> String {
 
 #[test]
 fn a_site_fetched_into_garage_is_one_zip_that_standard_tools_read() {
-    let Some(backend) = garage_backend() else { return };
+    let Some(backend) = garage().map(|g| g.table("backend")) else {
+        return;
+    };
     let site = site(48 * 1024 * 1024);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

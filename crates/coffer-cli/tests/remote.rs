@@ -9,19 +9,11 @@ mod common;
 use std::path::Path;
 
 use coffer::testkit::services::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY, TcpProxy};
+use common::garage::{Garage, garage, garage_table};
 use common::{coffer, coffer_in, fails, json, ok};
 
-/// A fresh bucket name on Garage, or `None` when it is not running (and not required).
-fn garage_bucket() -> Option<(String, String)> {
-    let s3 = coffer::testkit::services::garage_bucket().unwrap()?;
-    Some((s3.bucket, s3.endpoint.unwrap()))
-}
-
 fn store_section(name: &str, bucket: &str, endpoint: &str, extra: &str) -> String {
-    format!(
-        "[stores.{name}]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"garage\"\nendpoint = \"{endpoint}\"\n\
-         access_key_id = \"{GARAGE_ACCESS_KEY}\"\nsecret_access_key = \"{GARAGE_SECRET_KEY}\"\ncreate_bucket = true\n{extra}\n"
-    )
+    format!("{}{extra}\n", garage_table(&format!("stores.{name}"), bucket, endpoint))
 }
 
 fn write(d: &Path, name: &str, text: &str) {
@@ -30,7 +22,7 @@ fn write(d: &Path, name: &str, text: &str) {
 
 #[test]
 fn flags_and_named_stores_reach_garage_and_urls_work() {
-    let Some((bucket, endpoint)) = garage_bucket() else {
+    let Some(Garage { bucket, endpoint }) = garage() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -209,7 +201,7 @@ fn a_local_store_says_what_it_cannot_do() {
 
 #[test]
 fn puts_spool_while_the_bucket_is_away_and_sync_moves_them() {
-    let Some((bucket, endpoint)) = garage_bucket() else {
+    let Some(Garage { bucket, endpoint }) = garage() else {
         return;
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -255,7 +247,7 @@ fn puts_spool_while_the_bucket_is_away_and_sync_moves_them() {
 
 #[test]
 fn migrate_switches_the_store_and_tiers_move_versions() {
-    let (Some((bucket, endpoint)), Some((cold, _))) = (garage_bucket(), garage_bucket()) else {
+    let (Some(Garage { bucket, endpoint }), Some(Garage { bucket: cold, .. })) = (garage(), garage()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

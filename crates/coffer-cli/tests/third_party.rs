@@ -8,82 +8,9 @@
 #[allow(dead_code)] // this file uses some of the shared helpers
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use coffer::testkit::services::{GARAGE_ACCESS_KEY, GARAGE_SECRET_KEY};
+use common::garage::garage;
 use common::{client, coffer, coffer_in, flush, json, ok};
 use sha2::Digest;
-
-struct Garage {
-    bucket: String,
-    endpoint: String,
-}
-
-impl Garage {
-    fn aws(&self, aws: &Path, args: &[&str]) -> Vec<u8> {
-        let output = Command::new(aws)
-            .args(["--endpoint-url", &self.endpoint])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", GARAGE_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", GARAGE_SECRET_KEY)
-            .env("AWS_DEFAULT_REGION", "garage")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    }
-
-    fn rclone(&self, rclone: &Path, args: &[&str]) -> Vec<u8> {
-        let output = Command::new(rclone)
-            .args(args)
-            .args([
-                "--s3-provider",
-                "Other",
-                "--s3-endpoint",
-                &self.endpoint,
-                "--s3-access-key-id",
-                GARAGE_ACCESS_KEY,
-                "--s3-secret-access-key",
-                GARAGE_SECRET_KEY,
-                "--s3-region",
-                "garage",
-                "--s3-force-path-style",
-            ])
-            // rclone 1.60 trips on an empty or foreign CA bundle setting.
-            .env_remove("AWS_CA_BUNDLE")
-            .env("RCLONE_CONFIG", "/dev/null")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "rclone {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    }
-
-    fn config(&self, name: &str, bucket: &str) -> String {
-        format!(
-            "[stores.{name}]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"garage\"\nendpoint = \"{}\"\n\
-             access_key_id = \"{GARAGE_ACCESS_KEY}\"\nsecret_access_key = \"{GARAGE_SECRET_KEY}\"\ncreate_bucket = true\n",
-            self.endpoint
-        )
-    }
-}
-
-fn garage() -> Option<Garage> {
-    let s3 = coffer::testkit::services::garage_bucket().unwrap()?;
-    Some(Garage {
-        bucket: s3.bucket,
-        endpoint: s3.endpoint.unwrap(),
-    })
-}
 
 fn varied(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
@@ -100,7 +27,7 @@ fn what_coffer_writes_reads_back_through_the_aws_cli_and_rclone() {
     let d = dir.path();
     std::fs::write(
         d.join("coffer.toml"),
-        format!("store = \"s3\"\n{}", garage.config("s3", &garage.bucket)),
+        format!("store = \"s3\"\n{}", garage.table("stores.s3")),
     )
     .unwrap();
     let small = b"region,total\nnorth,10\n".to_vec();
@@ -166,7 +93,7 @@ fn a_bucket_filled_by_the_aws_cli_comes_into_coffer_intact() {
         ],
     );
 
-    std::fs::write(d.join("coffer.toml"), garage.config("theirs", &garage.bucket)).unwrap();
+    std::fs::write(d.join("coffer.toml"), garage.table("stores.theirs")).unwrap();
     let imported = ok(coffer(
         d,
         &[

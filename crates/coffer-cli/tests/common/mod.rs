@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+#[allow(dead_code)] // used by the files that run against Garage
+pub mod garage;
 pub mod sealed;
 
 use std::io::Write;

@@ -62,6 +62,14 @@ fn config(global: &GlobalArgs) -> anyhow::Result<Config> {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = config(&cli.global)?;
     let json = cli.global.json;
+    // Completion scripts need no store.
+    if let Command::Completions { shell } = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut command, "coffer", &mut script);
+        print!("{}", String::from_utf8_lossy(&script));
+        return Ok(ExitCode::SUCCESS);
+    }
     // A new key file is made without a store.
     if let Command::Keys(crate::cli::KeysCommand::Generate { file }) = &cli.command {
         return keys::generate(file, json).map(|()| ExitCode::SUCCESS);
@@ -85,6 +93,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return Err(coffer::Error::not_built("catalog migrate (into PostgreSQL)", "catalog-postgres").into());
         }
     }
+    // `coffer serve` comes with the cargo feature `server`.
+    #[cfg(not(feature = "server"))]
+    if let Command::Serve(_) = &cli.command {
+        return Err(coffer::Error::not_built("coffer serve", "server").into());
+    }
     if jobs_flag(&cli.command) == Some(0) {
         return Err(invalid_input("--jobs must be at least 1"));
     }
@@ -94,7 +107,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Store::open_existing(&config).await?
     };
     match cli.command {
-        Command::Catalog(_) => {}
+        Command::Catalog(_) | Command::Completions { .. } => {}
         Command::Hooks(command) => return hooks::run(&store, command, json).await,
         Command::Events(command) => hooks::events(&store, command, json).await?,
         Command::Init(_) => {
@@ -155,7 +168,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info => info::info(&store, json).await?,
         Command::Hot(command) => info::hot(&store, command, json).await?,
         Command::Bundle(command) => crate::bundle::run(&store, command, json).await?,
+        Command::Token(command) => crate::tokens::run(&store, command, json).await?,
         Command::Health => return remote::health(&store, json).await,
+        #[cfg(feature = "server")]
+        Command::Serve(args) => crate::serve::run(&store, &config, args).await?,
+        #[cfg(not(feature = "server"))]
+        Command::Serve(_) => {} // refused before the store was opened
         Command::Url(args) => remote::url(&store, args, json).await?,
         Command::Sync { watch, interval } => return remote::sync(&store, watch, interval.as_deref(), json).await,
         Command::History { key, limit } => manage::history(&store, &key, limit, json).await?,
@@ -223,6 +241,8 @@ fn creates_store(command: &Command) -> bool {
                 | Command::Put(_)
                 | Command::Reindex { .. }
                 | Command::Hooks(crate::cli::HooksCommand::Add(_))
+                | Command::Token(crate::cli::TokenCommand::Create(_))
+                | Command::Serve(_)
         ),
     }
 }

@@ -28,6 +28,9 @@ mod progress;
 mod protection;
 mod remote;
 mod restore;
+#[cfg(feature = "server")]
+mod serve;
+mod tokens;
 mod usage;
 
 use std::process::ExitCode;

@@ -25,7 +25,10 @@ Exit codes:
  12  a hook could not deliver (hooks test)
  13  no store there (a read found no store; run `coffer init`, or pass --data-dir)
  14  archived: the content is in an archive storage class (GLACIER, Azure Archive); restore it first (coffer restore KEY --version ID)
- 15  unauthorized: the store refused the credentials (missing or wrong keys, wrong region, no permission)";
+ 15  unauthorized: the store refused the credentials (missing or wrong keys, wrong region, no permission)
+ 16  retention locked: a retention or legal hold forbids the change
+ 17  key unavailable: the store's encryption key is missing, wrong or unreachable
+ 18  forbidden: the token's scope or prefix does not allow this";
 
 /// Exit code when standard output was closed early, as a shell reports a
 /// command that a pipe's SIGPIPE ended (128 + 13): `ls | head` ends so.
@@ -67,6 +70,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Unauthorized => 15,
         ErrorKind::RetentionLocked => 16,
         ErrorKind::KeyUnavailable => 17,
+        ErrorKind::Forbidden => 18,
         _ => EXIT_OTHER,
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use coffer::access::LinkMethod;
 use coffer::settings::BackendOverrides;
 use coffer::{Config, Store};
 use serde_json::json;
@@ -138,6 +139,9 @@ fn print_drain(report: &coffer::DrainReport, json: bool) -> anyhow::Result<()> {
 /// `coffer url`: a presigned URL for reading a version or uploading the next.
 pub async fn url(store: &Store, args: UrlArgs, json: bool) -> anyhow::Result<()> {
     let expires = Duration::from_secs(args.expires);
+    if !store.presigns() {
+        return link(store, args, json).await;
+    }
     match args.method {
         UrlMethod::Get => {
             let version = version_arg(store, &args.key, args.version.as_deref()).await?;
@@ -179,6 +183,37 @@ pub async fn url(store: &Store, args: UrlArgs, json: bool) -> anyhow::Result<()>
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `coffer url` where the backend cannot presign (local disk) or the store
+/// is encrypted: a link through `coffer serve`, signed with the server key.
+async fn link(store: &Store, args: UrlArgs, json: bool) -> anyhow::Result<()> {
+    let (method, version) = match args.method {
+        UrlMethod::Get => (
+            LinkMethod::Get,
+            version_arg(store, &args.key, args.version.as_deref()).await?,
+        ),
+        UrlMethod::Put if args.version.is_some() => {
+            return Err(invalid(
+                "--version names an existing version to read; an upload makes a new one (drop --version)".to_owned(),
+            ));
+        }
+        UrlMethod::Put => (LinkMethod::Put, None),
+    };
+    let url = store
+        .link(&args.key, version.as_ref(), method, Duration::from_secs(args.expires))
+        .await?;
+    if json {
+        return print_json(&json!({
+            "key": args.key, "method": url.method, "url": url.url, "headers": header_map(&url.headers),
+            "expires_in": args.expires, "through_server": true,
+        }));
+    }
+    println!("{}", url.url);
+    if method == LinkMethod::Put {
+        eprintln!("upload with: curl -X PUT --upload-file FILE '<url>' (coffer serve stores it as the next version)");
     }
     Ok(())
 }

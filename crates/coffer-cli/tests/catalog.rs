@@ -87,6 +87,9 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     ));
     ok(coffer(d, &["bundle", "complete", bundle]));
     let bundle_before = json(coffer(d, &["bundle", "show", bundle, "--json"]));
+    // A token comes along too.
+    ok(coffer(d, &["token", "create", "--scope", "read", "--name", "reader"]));
+    let tokens_before = json(coffer(d, &["token", "list", "--json"]));
     let keys = ["docs/a.txt", "docs/b.txt", "docs/c.txt"];
     let before = snapshot(d, &keys, &[]);
     let hooks_before = json(coffer(d, &["hooks", "stats", "--json"]));
@@ -117,6 +120,7 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
             "hook_stats",
             "bundles",
             "bundle_resources",
+            "tokens",
             "outbox_counters"
         ]
     );
@@ -151,6 +155,8 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     // The bundle reads the same there, and its resource reads back.
     let bundle_after = json(coffer(d, &["bundle", "show", bundle, "--json", "--catalog", db.url()]));
     assert_eq!(bundle_after, bundle_before);
+    let tokens_after = json(coffer(d, &["token", "list", "--json", "--catalog", db.url()]));
+    assert_eq!(tokens_after, tokens_before);
     assert_eq!(
         ok(coffer(
             d,

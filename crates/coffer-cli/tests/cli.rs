@@ -318,3 +318,22 @@ fn config_file_and_environment() {
     std::fs::write(d.join("bad.toml"), "data_dri = 1\n").unwrap();
     fails(coffer(d, &["--config", "bad.toml", "info"]), 5, "data_dri");
 }
+
+#[test]
+fn completion_scripts_name_every_command_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef coffer"),
+        ("fish", "complete -c coffer"),
+    ] {
+        let script = ok(coffer(d, &["completions", shell])).stdout;
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["bundle", "token", "serve", "legal-hold"] {
+            assert!(script.contains(command), "{shell} misses {command}");
+        }
+    }
+    assert_eq!(coffer(d, &["completions", "cmd"]).code, 2);
+    assert!(!d.join("coffer-data").exists(), "no store was made");
+}

@@ -87,8 +87,10 @@ fn content_on_moto_and_azurite_is_ciphertext_and_round_trips() {
         );
         put_file(d, "sse.bin", &content(10, 1), &[]);
         assert!(get(d, &["sse.bin"], &[]) == content(10, 1));
-        // A presigned URL would hand out ciphertext: refused.
-        common::fails(coffer(d, &["url", "sse.bin"]), 11, "this store encrypts its content");
+        // A presigned URL would hand out ciphertext: the URL is a link
+        // through `coffer serve`, which decrypts.
+        let link = common::ok(coffer(d, &["url", "sse.bin"])).stdout;
+        assert!(link.contains("/links/sse.bin?method=get&version="), "{link}");
     }
     if let Some(azure) = coffer::testkit::services::azurite_container().unwrap() {
         let dir = tempfile::tempdir().unwrap();

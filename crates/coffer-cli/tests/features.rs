@@ -23,6 +23,15 @@ fn refused(d: &Path, args: &[&str], feature: &str) {
     assert_eq!(json(coffer(d, &["hooks", "list", "--json"])), serde_json::json!([]));
 }
 
+#[cfg(not(feature = "server"))]
+#[test]
+fn serve_names_its_feature_and_creates_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fails(coffer(d, &["serve"]), 11, "rebuild it with the cargo feature server)");
+    assert!(!d.join("coffer-data").exists(), "no store was made");
+}
+
 #[cfg(not(feature = "sink-nats"))]
 #[test]
 fn nats_hooks_name_their_feature() {

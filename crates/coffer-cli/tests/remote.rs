@@ -180,7 +180,12 @@ fn a_local_store_says_what_it_cannot_do() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(coffer_in(d, &["put", "a.txt"], Some(b"x"), &[]));
-    fails(coffer(d, &["url", "a.txt"]), 11, "S3 and Azure stores can");
+    // Local disk cannot presign: the URL is a link through `coffer serve`.
+    let link = ok(coffer(d, &["url", "a.txt"])).stdout;
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/links/a.txt?method=get&version=") && link.contains("&signature="),
+        "{link}"
+    );
     fails(
         coffer(d, &["--bucket", "b", "list"]),
         5,

@@ -17,6 +17,9 @@ use crate::redact::redact_url;
 use crate::retention::RetentionConfig;
 use crate::settings::{BackendConfig, BackendOverrides, parse_flag};
 
+mod server;
+pub use self::server::{BackgroundWork, ServerConfig};
+
 /// Name of the config file looked for in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "coffer.toml";
 /// The embedded default's data directory.
@@ -73,6 +76,8 @@ pub struct Config {
     pub hot: HotConfig,
     /// Bundles (`[bundles]`): layout, unzip, prefix, limits.
     pub bundles: crate::bundle::BundleConfig,
+    /// `coffer serve` (`[server]`): where it listens, its public URL and key.
+    pub server: ServerConfig,
 }
 
 fn retention_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Duration>, D::Error> {
@@ -132,6 +137,7 @@ impl Default for Config {
             encryption: EncryptionConfig::default(),
             hot: HotConfig::default(),
             bundles: crate::bundle::BundleConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -157,6 +163,7 @@ impl fmt::Debug for Config {
             .field("encryption", &self.encryption)
             .field("hot", &self.hot)
             .field("bundles", &self.bundles)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -356,6 +363,7 @@ impl Config {
         self.encryption.apply_env(&lookup);
         self.hot.apply_env(&lookup)?;
         self.bundles.apply_env(&lookup)?;
+        self.server.apply_env(&lookup)?;
         if self.max_versions == Some(0) {
             return Err(Error::invalid_input(
                 "max_versions = 0 would remove every version: use at least 1",

@@ -45,6 +45,9 @@ pub enum ErrorKind {
     /// The store is encrypted and its key is missing, wrong or cannot be
     /// reached (a key file, a passphrase, a KMS key): nothing was read or written.
     KeyUnavailable,
+    /// The caller is known but its token does not allow this: a scope too
+    /// weak, or a key outside its prefix.
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -66,6 +69,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::RetentionLocked => "retention_locked",
             ErrorKind::KeyUnavailable => "key_unavailable",
+            ErrorKind::Forbidden => "forbidden",
         }
     }
 }

@@ -84,6 +84,21 @@ fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check a key prefix (of a token, a rule): empty, or the start of a valid
+/// key (`invoices/`, `invoices/2024`).
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    validate_key(&format!("{prefix}x")).map_err(|e| {
+        let why = e.message().rsplit(": ").next().unwrap_or_default().to_owned();
+        Error::new(
+            ErrorKind::InvalidKey,
+            format!("invalid prefix {:?}: {why}", printable(prefix)),
+        )
+    })
+}
+
 impl TryFrom<String> for ObjectKey {
     type Error = Error;
     fn try_from(s: String) -> Result<Self> {

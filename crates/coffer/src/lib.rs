@@ -52,6 +52,7 @@
 //!   the `[encryption]` table);
 //! - `testkit` (cargo feature `testkit`): the conformance suites and test helpers.
 
+pub mod access;
 pub mod backend;
 pub mod body;
 pub mod bundle;

@@ -9,6 +9,7 @@ mod hooks;
 mod keys;
 mod manage;
 mod objects;
+mod serve;
 
 pub use self::bundle::{BundleCommand, StartArgs};
 pub use self::hooks::{AddHook, EventsCommand, HookOptions, HooksCommand, RunArgs};
@@ -20,6 +21,7 @@ pub use self::objects::{
     DeleteArgs, GetArgs, LegalHoldCommand, ListArgs, MetadataCommand, PutArgs, RestoreArgs, RestoreCommand,
     RetentionArgs, RetentionCommand, TierCommand, UrlArgs, UrlMethod,
 };
+pub use self::serve::{ServeArgs, TokenCommand, TokenCreateArgs};
 
 /// coffer: versioned, audited objects on local disk or any object store.
 #[derive(Debug, Parser)]
@@ -221,7 +223,7 @@ pub enum Command {
     /// Move a version's content between the hot and the cold tier, or show where it is.
     #[command(subcommand)]
     Tier(TierCommand),
-    /// A presigned URL: read a version, or upload the next one, without credentials (S3, Azure).
+    /// A URL that reads a version, or uploads the next one, without credentials: presigned on S3 and Azure, else a link through `coffer serve`.
     Url(UrlArgs),
     /// The versions of KEY, newest first, with author, tags, comments and size change.
     History {
@@ -286,6 +288,16 @@ pub enum Command {
     /// Bundles: resources fetched from URLs kept together (a directory or one zip), completed once.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Print a completion script for a shell: `coffer completions bash > /etc/bash_completion.d/coffer`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Serve the store over HTTP: the REST API, links for local disk, health checks; runs the background work.
+    Serve(ServeArgs),
+    /// Access tokens for `coffer serve`: create (the secret is shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Set or clear a version's legal hold.
     #[command(subcommand, name = "legal-hold")]
     LegalHold(LegalHoldCommand),

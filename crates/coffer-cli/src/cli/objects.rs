@@ -180,7 +180,7 @@ pub struct UrlArgs {
     /// Seconds until the URL stops working (1 to 604800).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub expires: u64,
-    /// GET reads the version; PUT uploads the bytes of the next one, committed with `coffer put KEY --upload ID`.
+    /// GET reads the version; PUT uploads the bytes of the next one (presigned: committed with `coffer put KEY --upload ID`; a link: stored by the server).
     #[arg(long, value_enum, default_value = "get")]
     pub method: UrlMethod,
 }

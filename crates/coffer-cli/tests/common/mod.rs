@@ -6,6 +6,8 @@
 #[allow(dead_code)] // used by the files that run against Garage
 pub mod garage;
 pub mod sealed;
+#[allow(dead_code)] // used by the files that run `coffer serve`
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -362,7 +362,7 @@ pub(crate) fn cannot_presign(backend: &(impl Display + ?Sized)) -> Error {
     Error::new(
         ErrorKind::Unsupported,
         format!(
-            "{backend} cannot hand out presigned URLs: S3 and Azure stores can (links to local files come with the HTTP server)"
+            "{backend} cannot hand out presigned URLs: S3 and Azure stores can (`coffer url` links through `coffer serve` instead)"
         ),
     )
 }

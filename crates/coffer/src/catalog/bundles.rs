@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::rows::{Param, to_i64};
 use super::sql::Conn;
+use super::writes::write_audit;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::time::Timestamp;
@@ -268,7 +269,7 @@ pub(super) async fn apply(mut conn: Conn<'_>, change: &BundleChange) -> Result<(
             )
             .await?;
             let detail = serde_json::json!({ "bundle_id": bundle_id });
-            audit(&mut conn, Timestamp::now(), actor, "bundle_abort", detail).await
+            write_audit(&mut conn, Timestamp::now(), actor, "bundle_abort", detail).await
         }
     }
 }
@@ -296,7 +297,7 @@ async fn start(mut conn: Conn<'_>, bundle: &BundleRecord) -> Result<()> {
         "bundle_id": bundle.bundle_id, "storage_key": bundle.storage_key, "layout": bundle.layout,
         "primary_url": bundle.primary_url, "recipe_id": bundle.recipe_id,
     });
-    audit(&mut conn, bundle.created_at, &bundle.created_by, "bundle_start", detail).await
+    write_audit(&mut conn, bundle.created_at, &bundle.created_by, "bundle_start", detail).await
 }
 
 async fn complete(
@@ -319,7 +320,7 @@ async fn complete(
     )
     .await?;
     let detail = serde_json::json!({ "bundle_id": bundle_id, "event_id": event.id });
-    audit(&mut conn, at, actor, "bundle_complete", detail).await?;
+    write_audit(&mut conn, at, actor, "bundle_complete", detail).await?;
     conn.execute(
         "writing the bundle's event",
         "INSERT INTO outbox (event_id, type, key, at, payload) VALUES (?, ?, ?, ?, ?)",
@@ -333,22 +334,6 @@ async fn complete(
     )
     .await
     .map(drop)
-}
-
-async fn audit(conn: &mut Conn<'_>, at: Timestamp, actor: &str, action: &str, detail: serde_json::Value) -> Result<()> {
-    let params = vec![
-        Param::Int(at.as_micros()),
-        Param::Text(actor.to_owned()),
-        Param::Text(action.to_owned()),
-        Param::Null,
-        Param::Null,
-        Param::Text(detail.to_string()),
-    ];
-    let sql = format!(
-        "INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, {})",
-        conn.dialect().json_param("?")
-    );
-    conn.execute("writing the audit row", &sql, params).await.map(drop)
 }
 
 /// Fail unless `bundle_id` names an open bundle.

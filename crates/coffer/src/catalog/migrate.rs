@@ -267,6 +267,23 @@ pub(crate) const TABLES: &[Table] = &[
         overwrite: false,
     },
     Table {
+        name: "tokens",
+        columns: &[
+            ("name", Text),
+            ("secret_sha256", Text),
+            ("access_key", Text),
+            ("scope", Text),
+            ("prefix", Text),
+            ("created_at", Int),
+            ("created_by", Text),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+        ],
+        key: &["name"],
+        serial: false,
+        overwrite: false,
+    },
+    Table {
         name: "outbox_counters",
         columns: &[("name", Text), ("value", Int)],
         key: &["name"],

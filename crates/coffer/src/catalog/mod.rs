@@ -47,6 +47,7 @@ mod rows;
 mod search;
 mod sql;
 mod sqlite;
+mod tokens;
 mod writes;
 pub(crate) use self::rows::prefix_upper_bound;
 
@@ -71,6 +72,7 @@ pub use self::search::{
     SearchPosition, SearchQuery, search_document, search_words,
 };
 pub use self::sqlite::SqliteCatalog;
+pub use self::tokens::{TokenChange, TokenLookup};
 
 /// Keeps the metadata of a store in transactions.
 ///
@@ -240,4 +242,10 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn bundles(&self, query: &BundleQuery) -> Result<Vec<BundleRecord>>;
     /// A bundle's resources, in position order.
     async fn bundle_resources(&self, bundle_id: &str) -> Result<Vec<BundleResource>>;
+    /// Make or revoke a token with its audit row, in one transaction (see [`TokenChange`]).
+    async fn token_change(&self, change: TokenChange) -> Result<()>;
+    /// The token `lookup` finds, if any (revoked and expired ones included).
+    async fn token(&self, lookup: TokenLookup<'_>) -> Result<Option<crate::access::TokenRecord>>;
+    /// Every token, by name.
+    async fn tokens(&self) -> Result<Vec<crate::access::TokenRecord>>;
 }

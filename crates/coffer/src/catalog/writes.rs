@@ -161,3 +161,26 @@ async fn set_blob_text(mut conn: Conn<'_>, what: &str, column: &str, sha256: &st
     conn.execute(what, &sql, params).await?;
     Ok(())
 }
+
+/// Append an audit row about no key in particular (a bundle, a token).
+pub(super) async fn write_audit(
+    conn: &mut Conn<'_>,
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let params = vec![
+        Param::Int(at.as_micros()),
+        Param::Text(actor.to_owned()),
+        Param::Text(action.to_owned()),
+        Param::Null,
+        Param::Null,
+        Param::Text(detail.to_string()),
+    ];
+    let sql = format!(
+        "INSERT INTO audit (at, actor, action, key, version_id, detail) VALUES (?, ?, ?, ?, ?, {})",
+        conn.dialect().json_param("?")
+    );
+    conn.execute("writing the audit row", &sql, params).await.map(drop)
+}

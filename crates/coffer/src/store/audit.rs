@@ -48,6 +48,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "bundle_start",
     "bundle_complete",
     "bundle_abort",
+    "token_create",
+    "token_revoke",
 ];
 
 /// Refuse a query whose action filter names no action, which would match nothing.

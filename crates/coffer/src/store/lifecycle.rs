@@ -66,6 +66,20 @@ impl Store {
         plan_catalog(&*self.catalog, &self.lifecycle.rules, now).await
     }
 
+    /// Apply the lifecycle rules now and then every `every`, in the
+    /// background for as long as the handle lives (what `coffer serve`
+    /// runs). A round that fails is tried again by the next.
+    pub fn spawn_lifecycle(&self, every: std::time::Duration) -> super::SyncHandle {
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let _ = store.lifecycle_apply(false).await;
+                tokio::time::sleep(every).await;
+            }
+        });
+        super::SyncHandle { task }
+    }
+
     /// Apply the lifecycle rules now (or, with `dry_run`, say what would
     /// happen). Each action is its own catalog transaction, audited (the
     /// actor is `lifecycle:RULE`) with its events; one that fails is reported

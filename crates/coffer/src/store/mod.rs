@@ -23,6 +23,7 @@ use crate::retention::{Retention, RetentionConfig};
 use crate::time::Timestamp;
 use crate::version::VersionId;
 
+mod access;
 mod audit;
 mod bulk;
 mod bundle_export;
@@ -113,6 +114,8 @@ pub struct Store {
     bundle_callbacks: Arc<BundleCallbacks>,
     /// Backend syncs shared by concurrent puts (see [`Store::put_stream_shared_sync`]).
     shared_sync: Arc<shared_sync::SharedSync>,
+    /// The server's public URL and key, for links and S3 access keys (`[server]`).
+    server: Option<Arc<access::ServerAccess>>,
 }
 
 impl Store {
@@ -179,6 +182,7 @@ impl Store {
             .with_audit_reads(config.audit_reads)
             .with_read_events(config.read_events)
             .with_hot(config.hot.clone())
+            .with_server(&config.server, &config.data_dir)
             .with_bundles(BundleConfig {
                 layout: Some(
                     config
@@ -207,6 +211,7 @@ impl Store {
             bundles: Arc::default(),
             bundle_callbacks: Arc::default(),
             shared_sync: Arc::default(),
+            server: None,
             backend,
             catalog,
             actor: actor.into(),

@@ -84,7 +84,7 @@ impl Drop for SyncHandle {
     }
 }
 
-fn check_expiry(expires: Duration) -> Result<()> {
+pub(super) fn check_expiry(expires: Duration) -> Result<()> {
     if expires < Duration::from_secs(1) || expires > MAX_PRESIGN_EXPIRY {
         return Err(Error::invalid_input(format!(
             "a presigned URL must expire in 1 to {} seconds (7 days)",

@@ -25,7 +25,7 @@ use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, PrunePolicy, Pruned, Repair, SearchPage, SearchQuery, VersionRef,
 };
-use super::{bundles, hot, reads};
+use super::{bundles, hot, reads, tokens};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
@@ -380,6 +380,18 @@ impl Catalog for SqliteCatalog {
 
     async fn bundle_resources(&self, bundle_id: &str) -> Result<Vec<crate::catalog::BundleResource>> {
         bundles::resources(self.reader().await?, bundle_id).await
+    }
+
+    async fn token_change(&self, change: crate::catalog::TokenChange) -> Result<()> {
+        self.write(WriteOp::Token(Box::new(change))).await.map(drop)
+    }
+
+    async fn token(&self, lookup: crate::catalog::TokenLookup<'_>) -> Result<Option<crate::access::TokenRecord>> {
+        tokens::token(self.reader().await?, lookup).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<crate::access::TokenRecord>> {
+        tokens::tokens(self.reader().await?).await
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {

@@ -16,6 +16,7 @@ use crate::catalog::hot;
 use crate::catalog::plan::{self, PurgePlan};
 use crate::catalog::rows::bind_params;
 use crate::catalog::sql::Conn;
+use crate::catalog::tokens::{self, TokenChange};
 use crate::catalog::{Annotation, DeletedVersion, NewVersion, ObjectVersion, PrunePolicy, Pruned, Repair};
 use crate::catalog::{BundleChange, FlushLeftovers};
 use crate::error::{Error, ErrorKind, Result};
@@ -65,6 +66,7 @@ pub(super) enum WriteOp {
         limit: usize,
     },
     Bundle(Box<BundleChange>),
+    Token(Box<TokenChange>),
 }
 
 pub(super) enum WriteOutcome {
@@ -207,10 +209,20 @@ pub(super) async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<W
         WriteOp::Bundle(change) => bundles::apply(Conn::from(&mut *conn), change)
             .await
             .map(|()| WriteOutcome::Done)
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound | ErrorKind::Conflict => Refused::Clean(e),
-                _ => Refused::Dirty(e),
-            }),
+            .map_err(refused_before_writing),
+        // So is a taken name or a missing token.
+        WriteOp::Token(change) => tokens::apply(Conn::from(&mut *conn), change)
+            .await
+            .map(|()| WriteOutcome::Done)
+            .map_err(refused_before_writing),
+    }
+}
+
+/// A change's `NotFound` and `Conflict` come from its checks, before it wrote anything.
+fn refused_before_writing(e: Error) -> Refused {
+    match e.kind() {
+        ErrorKind::NotFound | ErrorKind::Conflict => Refused::Clean(e),
+        _ => Refused::Dirty(e),
     }
 }
 

@@ -6,8 +6,10 @@
 # encryption benchmark measures coffer's sealing against, from Debian's
 # packages too; and unzip, which checks the zip objects of bundles (Debian's
 # packages), and warcio, which checks the WARC files bundles export (PyPI,
-# into the same virtual environment). Does nothing for a client that is
-# installed already.
+# into the same virtual environment), and schemathesis, which checks
+# `coffer serve` against its OpenAPI document (PyPI, into a virtual
+# environment of its own: its pins differ from the AWS CLI's). Does nothing
+# for a client that is installed already.
 set -euo pipefail
 
 TOOLS=${COFFER_TOOLS_DIR:-${HOME:-/root}/.cache/coffer-tools}
@@ -47,4 +49,9 @@ fi
 if [ ! -x "$VENV/bin/warcio" ]; then
     echo "clients.sh: installing warcio into $VENV" >&2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check warcio
+fi
+if [ ! -x "$TOOLS/schemathesis-venv/bin/schemathesis" ]; then
+    echo "clients.sh: installing schemathesis into $TOOLS/schemathesis-venv" >&2
+    python3 -m venv "$TOOLS/schemathesis-venv"
+    "$TOOLS/schemathesis-venv/bin/pip" install --quiet --disable-pip-version-check schemathesis
 fi

@@ -13,6 +13,7 @@ mod health;
 mod links;
 mod metrics;
 mod observe;
+mod openapi;
 mod problem;
 
 use std::future::Future;
@@ -91,6 +92,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/objects", get(objects::list))
         .route(
             "/api/v1/objects/{*key}",

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use coffer::access::{Link, LinkMethod};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::AppState;
@@ -18,7 +19,7 @@ use crate::problem::Problem;
 /// The actor a link's upload is recorded as.
 const LINK_ACTOR: &str = "link";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct LinkQuery {
     method: String,
     version: Option<String>,

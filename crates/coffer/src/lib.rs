@@ -69,6 +69,8 @@ pub mod lifecycle;
 mod progress;
 pub mod redact;
 pub mod retention;
+#[cfg(feature = "schema")]
+mod schema;
 pub mod settings;
 mod sigv4;
 mod store;

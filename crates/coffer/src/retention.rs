@@ -41,6 +41,7 @@ use crate::time::Timestamp;
 /// How strictly a retention holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum RetentionMode {
     /// Shortening, removing or deleting needs an explicit, audited bypass.
     Governance,
@@ -79,6 +80,7 @@ impl FromStr for RetentionMode {
 
 /// A retention: the version is kept until `until`, as strictly as `mode` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Retention {
     /// How strictly.
     pub mode: RetentionMode,

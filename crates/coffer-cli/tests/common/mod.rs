@@ -97,7 +97,10 @@ pub fn client(name: &str) -> Option<PathBuf> {
     let tools = std::env::var("COFFER_TOOLS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/coffer-tools"));
-    let candidates = [tools.join("clients-venv/bin").join(name)];
+    let candidates = [
+        tools.join("clients-venv/bin").join(name),
+        tools.join("schemathesis-venv/bin").join(name),
+    ];
     let found = candidates.into_iter().find(|p| p.is_file()).or_else(|| {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)

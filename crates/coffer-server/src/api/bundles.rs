@@ -11,6 +11,7 @@ use coffer::access::Scope;
 use coffer::bundle::Layout;
 use coffer::catalog::{BundleQuery, BundleRecord, BundleResource};
 use coffer::{BundleRef, Store};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -28,7 +29,7 @@ fn allow(caller: &Caller, need: Scope) -> Result<(), Problem> {
     caller.allow(need, Some(&bundles_root(&caller.store)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListQuery {
     #[serde(default)]
     open: bool,
@@ -60,7 +61,7 @@ pub async fn resources(caller: Caller, Path(id): Path<String>) -> Result<Json<Ve
     Ok(Json(caller.store.bundle_resources(&id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ResourceQuery {
     /// The resource's URL or name.
     which: String,
@@ -83,7 +84,7 @@ pub async fn resource(
     Ok(response)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct StartBody {
     primary_url: Option<String>,
     recipe_id: Option<String>,
@@ -113,7 +114,7 @@ pub async fn start(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct AddQuery {
     url: String,
     status: Option<u16>,
@@ -138,7 +139,7 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(added)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct CompleteBody {
     #[serde(default)]
     metadata: Map<String, Value>,

@@ -9,6 +9,7 @@ use coffer::access::Scope;
 use coffer::catalog::DeadLetter;
 use coffer::events::{EventFilter, HookDefinition, HookSpec, HooksReport};
 use coffer::{Event, Timestamp};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -30,7 +31,7 @@ pub async fn stats(caller: Caller) -> Result<Json<HooksReport>, Problem> {
 }
 
 /// A hook to add.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct NewHook {
     name: String,
     spec: HookSpec,
@@ -78,7 +79,7 @@ pub async fn remove(caller: Caller, Path(name): Path<String>) -> Result<Json<Val
     Ok(Json(json!({ "removed": name })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct DeadQuery {
     hook: Option<String>,
     limit: Option<usize>,
@@ -94,7 +95,7 @@ pub async fn dead(caller: Caller, Params(query): Params<DeadQuery>) -> Result<Js
     Ok(Json(letters))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReplayBody {
     hook: Option<String>,
 }
@@ -106,7 +107,7 @@ pub async fn replay(caller: Caller, JsonBody(body): JsonBody<ReplayBody>) -> Res
     Ok(Json(json!({ "replayed": replayed })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct FireBody {
     #[serde(rename = "type")]
     event_type: String,

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use coffer::access::Scope;
 use coffer::{ByteRange, GetOptions, ListOptions, ObjectVersion, PutOptions, Store, VersionId};
 use futures::TryStreamExt;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::extract::{Key, Params};
@@ -20,7 +21,7 @@ use crate::problem::Problem;
 pub const META_PREFIX: &str = "x-coffer-meta-";
 
 /// `?version=ID`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct VersionQuery {
     /// A version other than the latest.
     pub version: Option<String>,
@@ -188,7 +189,7 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/objects?prefix=&delimiter=&max_keys=&start_after=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListQuery {
     #[serde(default)]
     prefix: String,
@@ -197,8 +198,21 @@ pub struct ListQuery {
     start_after: Option<String>,
 }
 
+/// One page of a listing.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct Listing {
+    /// The keys' current versions, in key order.
+    objects: Vec<ObjectVersion>,
+    /// With a delimiter: the groups of keys, each ending in it.
+    common_prefixes: Vec<String>,
+    /// More keys follow.
+    is_truncated: bool,
+    /// Where the next page starts (`start_after`), when truncated.
+    next_start_after: Option<String>,
+}
+
 /// `GET /api/v1/objects`: one page of current keys, in key order.
-pub async fn list(caller: Caller, Params(query): Params<ListQuery>) -> Result<Json<serde_json::Value>, Problem> {
+pub async fn list(caller: Caller, Params(query): Params<ListQuery>) -> Result<Json<Listing>, Problem> {
     let prefix = caller.token.narrow_prefix(&query.prefix)?;
     let options = ListOptions {
         prefix,
@@ -207,10 +221,12 @@ pub async fn list(caller: Caller, Params(query): Params<ListQuery>) -> Result<Js
         start_after: query.start_after,
     };
     let page = caller.store.list(&options).await?;
-    Ok(Json(serde_json::json!({
-        "objects": page.objects, "common_prefixes": page.common_prefixes,
-        "is_truncated": page.is_truncated, "next_start_after": page.next_start_after,
-    })))
+    Ok(Json(Listing {
+        objects: page.objects,
+        common_prefixes: page.common_prefixes,
+        is_truncated: page.is_truncated,
+        next_start_after: page.next_start_after,
+    }))
 }
 
 /// ETag, Last-Modified and the version's id.

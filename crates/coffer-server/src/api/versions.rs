@@ -5,6 +5,7 @@
 use axum::Json;
 use coffer::access::Scope;
 use coffer::{CopyOptions, HistoryEntry, Metadata, ObjectVersion, Retention, Tags, Timestamp, VersionId};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::extract::{JsonBody, Key, Params};
@@ -30,7 +31,7 @@ pub async fn versions(caller: Caller, Key(key): Key) -> Result<Json<Vec<ObjectVe
     Ok(Json(caller.store.versions(&key).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct HistoryQuery {
     limit: Option<usize>,
 }
@@ -45,7 +46,7 @@ pub async fn history(
     Ok(Json(caller.store.history(&key, query.limit).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct CompareQuery {
     from: String,
     to: String,
@@ -65,7 +66,7 @@ pub async fn compare(
     Ok(Json(comparison))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RollbackBody {
     version: String,
     comment: Option<String>,
@@ -84,7 +85,7 @@ pub async fn rollback(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct UndeleteBody {
     comment: Option<String>,
 }
@@ -99,7 +100,7 @@ pub async fn undelete(
     Ok(Json(caller.store.undelete(&key, body.comment.as_deref()).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct CopyBody {
     source: String,
     version: Option<String>,
@@ -124,7 +125,7 @@ pub async fn copy(
     Ok(Json(caller.store.copy(&body.source, &destination, options).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct TagsBody {
     #[serde(default)]
     set: Tags,
@@ -144,7 +145,7 @@ pub async fn tags(
     Ok(Json(caller.store.tag(&key, &version, body.set, &body.remove).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct CommentBody {
     text: String,
 }
@@ -161,7 +162,7 @@ pub async fn comment(
     Ok(Json(caller.store.comment(&key, &version, &body.text).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct MetadataBody {
     #[serde(default)]
     set: Metadata,
@@ -185,7 +186,7 @@ pub async fn metadata(
     Ok(Json(changed))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RetentionBody {
     /// `governance` (the default) or `compliance`.
     mode: Option<String>,
@@ -220,7 +221,7 @@ pub async fn retention(
     Ok(Json(changed))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct LegalHoldBody {
     on: bool,
 }

@@ -9,6 +9,7 @@ use crate::settings::BackendKind;
 /// How a bundle's resources are laid out on the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Layout {
     /// Each resource a coffer object under the bundle's prefix.
     Directory,

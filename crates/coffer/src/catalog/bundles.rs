@@ -23,6 +23,7 @@ const RESOURCE_COLUMNS: &str = "bundle_id, position, name, url, content_type, st
 
 /// A bundle as the catalog holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BundleRecord {
     /// Its id: time-ordered, so ids sort by creation.
     pub bundle_id: String,
@@ -63,6 +64,7 @@ impl BundleRecord {
 
 /// One resource of a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BundleResource {
     /// The bundle.
     pub bundle_id: String,
@@ -93,6 +95,7 @@ pub struct BundleResource {
 
 /// Where a resource's bytes lie in its bundle's zip object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ZipPlacement {
     /// The offset of its first data byte.
     pub data_offset: u64,

@@ -12,6 +12,7 @@ use crate::version::VersionId;
 
 /// One version of a key, as the catalog records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ObjectVersion {
     /// The key.
     pub key: ObjectKey,
@@ -69,6 +70,7 @@ impl ObjectVersion {
 
 /// A comment on a version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Comment {
     /// When it was made.
     pub at: Timestamp,
@@ -463,6 +465,7 @@ pub struct CatalogStats {
 
 /// One row of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditEntry {
     /// Position in the log.
     pub id: i64,

@@ -55,6 +55,7 @@ pub struct SearchQuery {
 
 /// One version found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SearchHit {
     /// The version.
     #[serde(flatten)]
@@ -66,6 +67,7 @@ pub struct SearchHit {
 
 /// One page of hits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SearchPage {
     /// Best first; equal scores in key order, then newest version first.
     pub hits: Vec<SearchHit>,

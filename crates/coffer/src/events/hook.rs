@@ -14,6 +14,7 @@ pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 
 /// A hook as the catalog keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HookDefinition {
     /// Unique name.
     pub name: String,
@@ -69,6 +70,7 @@ impl HookDefinition {
 /// Where a hook delivers, with the receiver's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum HookSpec {
     /// An HTTP request per event.
     Webhook(WebhookConfig),
@@ -163,6 +165,7 @@ impl HookSpec {
 
 /// Which events a hook wants; every part given must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventFilter {
     /// Event types; empty means all. `object.*` matches every type starting with `object.`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -184,6 +187,7 @@ pub struct EventFilter {
 /// A condition on one user metadata entry of the event, or on one of its
 /// tags when the metadata has no entry of that name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MetadataPredicate {
     /// The metadata name.
     pub name: String,

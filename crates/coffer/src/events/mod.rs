@@ -90,6 +90,7 @@ pub const MAX_EVENT_DATA_BYTES: usize = 256 * 1024;
 
 /// One event: a CloudEvents 1.0 document in JSON form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     /// Always `1.0`.
     pub specversion: String,

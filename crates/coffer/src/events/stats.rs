@@ -71,6 +71,7 @@ impl LatencyHistogram {
 
 /// What `coffer hooks stats` shows of one hook, or of all together.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HookStats {
     /// The hook (`*` for the total).
     pub hook: String,
@@ -97,6 +98,7 @@ pub struct HookStats {
 
 /// Statistics of every hook and of all of them together.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HooksReport {
     /// Events written to the outbox.
     pub events_fired: u64,

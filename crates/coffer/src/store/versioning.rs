@@ -22,6 +22,7 @@ const MAX_DIFF_BYTES: u64 = 1 << 20;
 
 /// One line of a key's history: a version and how its size changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HistoryEntry {
     /// The version.
     #[serde(flatten)]
@@ -33,6 +34,7 @@ pub struct HistoryEntry {
 
 /// The before and after of one metadata entry or tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ValueChange {
     /// In the first version compared (`None`: absent there).
     pub before: Option<String>,
@@ -43,6 +45,7 @@ pub struct ValueChange {
 /// A line-by-line diff of two text versions, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TextDiff {
     /// A unified diff (empty when the texts are equal).
     Unified(String),
@@ -52,6 +55,7 @@ pub enum TextDiff {
 
 /// How two versions of a key differ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Comparison {
     /// The first version (usually the older).
     pub from: ObjectVersion,

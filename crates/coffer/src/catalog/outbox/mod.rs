@@ -125,6 +125,7 @@ pub struct OutboxCounters {
 
 /// A dead-lettered delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeadLetter {
     /// The delivery.
     pub delivery: i64,

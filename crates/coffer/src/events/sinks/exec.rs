@@ -19,6 +19,7 @@ const STDERR_QUOTED: usize = 200;
 
 /// Settings of an exec hook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExecConfig {
     /// A command line, run by `sh -c`.
     pub command: String,

@@ -15,6 +15,7 @@ use crate::events::{Event, Sink};
 /// How a file log writes an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum FileLogFormat {
     /// The CloudEvents document, one per line (JSON Lines).
     Json,
@@ -24,6 +25,7 @@ pub enum FileLogFormat {
 
 /// Settings of a file log hook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FileLogConfig {
     /// The file (created, with its directory, if missing).
     pub path: PathBuf,

@@ -24,6 +24,7 @@ const SQS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of an SQS hook.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SqsConfig {
     /// Queue URL: `https://sqs.eu-west-1.amazonaws.com/123456789012/events`.
     pub queue_url: String,

@@ -26,6 +26,7 @@ const MAX_SHORT_STRING: usize = 255;
 
 /// Settings of an AMQP hook.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AmqpConfig {
     /// Broker URL: `amqp://user:password@127.0.0.1:5672/%2f` (the password is a secret).
     pub url: String,

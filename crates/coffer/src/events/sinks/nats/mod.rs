@@ -17,6 +17,7 @@ pub(crate) use self::sink::NatsSink;
 
 /// Settings of a NATS hook.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NatsConfig {
     /// Server URL: `nats://127.0.0.1:4222`.
     pub url: String,

@@ -66,7 +66,8 @@ pub async fn events(store: &Store, command: EventsCommand, json: bool) -> anyhow
     Ok(())
 }
 
-fn span(flag: &str, text: &str) -> anyhow::Result<Duration> {
+/// A span of a flag (`10s`, `30d`): above zero.
+pub fn span(flag: &str, text: &str) -> anyhow::Result<Duration> {
     let span = humantime::parse_duration(text.trim())
         .map_err(|e| invalid_input(&format!("{flag} {text:?}: {e}; expected a span like 10s or 2m")))?;
     if span.is_zero() {

@@ -5,7 +5,6 @@ use coffer::access::{NewToken, TokenRecord};
 use serde_json::json;
 
 use crate::cli::{TokenCommand, TokenCreateArgs};
-use crate::commands::invalid_input;
 use crate::output::{print_json, print_table};
 
 pub async fn run(store: &Store, command: TokenCommand, json: bool) -> anyhow::Result<()> {
@@ -29,12 +28,7 @@ async fn create(store: &Store, args: TokenCreateArgs, json: bool) -> anyhow::Res
     let expires_in = args
         .expires
         .as_deref()
-        .map(|text| {
-            humantime::parse_duration(text)
-                .ok()
-                .filter(|span| !span.is_zero())
-                .ok_or_else(|| invalid_input(&format!("--expires {text:?}: expected a span like 30d or 12h")))
-        })
+        .map(|text| crate::hooks::span("--expires", text))
         .transpose()?;
     let issued = store
         .create_token(NewToken {

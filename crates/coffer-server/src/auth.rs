@@ -1,6 +1,5 @@
-//! Who is calling: the bearer token of a request (or the browser's token
-//! cookie), checked against the catalog, and the store that records its
-//! changes as made by `token:NAME`.
+//! Who is calling: the bearer token of a request, checked against the
+//! catalog, and the store that records its changes as made by `token:NAME`.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -10,9 +9,6 @@ use coffer::access::{Scope, TokenRecord};
 
 use crate::AppState;
 use crate::problem::Problem;
-
-/// The cookie the web pages keep the token in.
-pub const TOKEN_COOKIE: &str = "coffer_token";
 
 /// A caller with a valid token.
 pub struct Caller {
@@ -33,7 +29,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
-        let secret = bearer(parts).or_else(|| cookie(parts, TOKEN_COOKIE)).ok_or_else(|| {
+        let secret = bearer(parts).ok_or_else(|| {
             Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -50,17 +46,4 @@ fn bearer(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, secret) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim().to_owned())
-}
-
-/// The value of cookie `name`, if the request carries it.
-pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(cookie, _)| *cookie == name)
-        .map(|(_, value)| value.to_owned())
 }

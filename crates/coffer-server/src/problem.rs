@@ -44,6 +44,13 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// A 400 for input the request got wrong (kind `invalid_input`).
+    pub fn invalid_input(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_input", detail)
+    }
+}
+
 impl From<coffer::Error> for Problem {
     fn from(error: coffer::Error) -> Problem {
         Problem {

@@ -2,7 +2,6 @@
 //! whose faults are answered as problem details (400), like every error.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -18,7 +17,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         axum::Json::<T>::from_request(request, state)
             .await
             .map(|axum::Json(value)| JsonBody(value))
-            .map_err(|rejection| bad_request(rejection.body_text()))
+            .map_err(|rejection| Problem::invalid_input(rejection.body_text().replace('\n', " ")))
     }
 }
 
@@ -32,12 +31,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Params(value))
-            .map_err(|rejection| bad_request(rejection.body_text()))
+            .map_err(|rejection| Problem::invalid_input(rejection.body_text().replace('\n', " ")))
     }
-}
-
-fn bad_request(detail: String) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "invalid_input", detail.replace('\n', " "))
 }
 
 /// The object key: the path's tail after the route's prefix, percent-decoded.
@@ -50,6 +45,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Key {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(key)| Key(key))
-            .map_err(|rejection| bad_request(rejection.body_text()))
+            .map_err(|rejection| Problem::invalid_input(rejection.body_text().replace('\n', " ")))
     }
 }

@@ -13,31 +13,29 @@ use crate::problem::Problem;
 /// The query string as pairs, so that a filter may repeat (`tag=a=1&tag=b=2`).
 type Pairs = Vec<(String, String)>;
 
-fn invalid(message: String) -> Problem {
-    coffer::Error::new(coffer::ErrorKind::InvalidInput, message).into()
-}
-
 fn time(text: &str) -> Result<Timestamp, Problem> {
     Ok(Timestamp::parse_human(text)?)
 }
 
 fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, Problem> {
     text.parse()
-        .map_err(|_| invalid(format!("{name} {text:?}: expected a whole number")))
+        .map_err(|_| Problem::invalid_input(format!("{name} {text:?}: expected a whole number")))
 }
 
 fn flag(name: &str, text: &str) -> Result<bool, Problem> {
     match text {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(invalid(format!("{name} {text:?}: expected true or false"))),
+        _ => Err(Problem::invalid_input(format!(
+            "{name} {text:?}: expected true or false"
+        ))),
     }
 }
 
 fn pair(name: &str, text: &str) -> Result<(String, String), Problem> {
     text.split_once('=')
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        .ok_or_else(|| invalid(format!("{name} {text:?}: expected NAME=VALUE")))
+        .ok_or_else(|| Problem::invalid_input(format!("{name} {text:?}: expected NAME=VALUE")))
 }
 
 /// `GET /api/v1/search?q=&prefix=&tag=N=V&metadata=N=V&content_type=&since=&until=&all_versions=&limit=&cursor=`.
@@ -60,7 +58,7 @@ pub async fn search(caller: Caller, Params(pairs): Params<Pairs>) -> Result<Json
             "all_versions" => query.all_versions = flag(name, value)?,
             "limit" => query.limit = number(name, value)?,
             "cursor" => query.cursor = Some(value.clone()),
-            _ => return Err(invalid(format!("unknown search parameter {name:?}"))),
+            _ => return Err(Problem::invalid_input(format!("unknown search parameter {name:?}"))),
         }
     }
     let prefix = caller.token.narrow_prefix(&prefix)?;
@@ -88,7 +86,7 @@ pub async fn audit(caller: Caller, Params(pairs): Params<Pairs>) -> Result<Json<
             "after_id" => query.after_id = Some(number(name, value)?),
             "oldest_first" => query.oldest_first = flag(name, value)?,
             "limit" => query.limit = number(name, value)?,
-            _ => return Err(invalid(format!("unknown audit parameter {name:?}"))),
+            _ => return Err(Problem::invalid_input(format!("unknown audit parameter {name:?}"))),
         }
     }
     if let Some(key) = &query.key {
@@ -97,7 +95,7 @@ pub async fn audit(caller: Caller, Params(pairs): Params<Pairs>) -> Result<Json<
     let prefix = caller.token.narrow_prefix(&prefix)?;
     query.prefix = (!prefix.is_empty()).then_some(prefix);
     if query.limit == 0 || query.limit > 10_000 {
-        return Err(invalid("limit must be 1 to 10000".to_owned()));
+        return Err(Problem::invalid_input("limit must be 1 to 10000"));
     }
     Ok(Json(caller.store.audit(&query).await?))
 }

@@ -21,7 +21,7 @@ fn version_id(text: &str) -> Result<VersionId, Problem> {
 fn named_version(query: &VersionQuery) -> Result<VersionId, Problem> {
     match &query.version {
         Some(text) => version_id(text),
-        None => Err(coffer::Error::new(coffer::ErrorKind::InvalidInput, "give ?version=ID").into()),
+        None => Err(Problem::invalid_input("give ?version=ID")),
     }
 }
 
@@ -213,7 +213,7 @@ pub async fn retention(
     let version = named_version(&query)?;
     let now = Timestamp::now();
     let retention = Retention::requested(body.until.as_deref(), body.span.as_deref(), body.mode.as_deref(), now)?
-        .ok_or_else(|| coffer::Error::new(coffer::ErrorKind::InvalidInput, "give until or span"))?;
+        .ok_or_else(|| Problem::invalid_input("give until or span"))?;
     let changed = caller
         .store
         .set_retention(&key, &version, retention, body.bypass_governance)

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! staging/<id>                              bytes being uploaded
+//! parts/<upload_id>/<n>.<id>                a multipart upload's part
 //! blobs/<sha256[..2]>/<sha256>.<id>         content, addressed by its SHA-256
 //! manifests/<h[..2]>/<h>.<version_id>.json  one per version; h = SHA-256 of the key
 //! ```
@@ -25,6 +26,10 @@ pub(crate) fn staging_path(upload_id: &VersionId) -> String {
     format!("{STAGING_DIR}{upload_id}")
 }
 
+pub(crate) fn part_path(upload_id: &str, part_number: u32, id: &VersionId) -> String {
+    format!("{PARTS_DIR}{upload_id}/{part_number:05}.{id}")
+}
+
 pub(crate) fn blob_path(sha256: &str, upload_id: &VersionId) -> String {
     format!("{BLOBS_DIR}{}/{sha256}.{upload_id}", &sha256[..2])
 }
@@ -35,6 +40,8 @@ pub(crate) const MANIFESTS_DIR: &str = "manifests/";
 pub(crate) const BLOBS_DIR: &str = "blobs/";
 /// Where uploads are staged.
 pub(crate) const STAGING_DIR: &str = "staging/";
+/// Where multipart uploads' parts are staged.
+pub(crate) const PARTS_DIR: &str = "parts/";
 
 pub(crate) fn manifest_path(key: &ObjectKey, version_id: &VersionId) -> String {
     let h = hex::encode(Sha256::digest(key.as_str().as_bytes()));

@@ -104,13 +104,14 @@ pub use crate::progress::{NoProgress, Progress};
 pub use crate::retention::{Retention, RetentionMode};
 pub use crate::settings::{BackendConfig, BackendKind};
 pub use crate::store::{
-    AUDIT_ACTIONS, AuditPurgeReport, BundleExport, ByteRange, CLICKHOUSE_HOOK, Comparison, CopyOptions,
-    DEFAULT_MAX_ATTEMPTS, DeletePrefixReport, DispatcherHandle, ExportOptions, ExportReport, FailedAction, FlushReport,
-    GetOptions, GetResult, Health, HistoryEntry, HotExpiry, HotStatus, ImportBackendOptions, ImportOptions,
-    ImportReport, KeyStatus, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PRESIGN_EXPIRY,
-    MAX_RESTORE_DAYS, MigrateOptions, MigrateReport, PresignedUpload, PruneReport, PutOptions, RESTORE_POLL_INTERVAL,
-    ReindexReport, RestoreStatus, RotationReport, RotationStatus, StaleUpload, Store, StoreInfo, SyncHandle, TextDiff,
-    TierMove, ValueChange, VerifyOptions, VerifyProblem, VerifyReport, open_backend,
+    AUDIT_ACTIONS, AuditPurgeReport, Bucket, BundleExport, ByteRange, CLICKHOUSE_HOOK, Comparison, CompletedPart,
+    CopyOptions, DEFAULT_MAX_ATTEMPTS, DeletePrefixReport, DispatcherHandle, ExportOptions, ExportReport, FailedAction,
+    FlushReport, GetOptions, GetResult, Health, HistoryEntry, HotExpiry, HotStatus, ImportBackendOptions,
+    ImportOptions, ImportReport, KeyStatus, LifecycleReport, ListOptions, ListPage, MAX_LIST_KEYS, MAX_PART_NUMBER,
+    MAX_PRESIGN_EXPIRY, MAX_RESTORE_DAYS, MIN_PART_SIZE, MigrateOptions, MigrateReport, PresignedUpload, PruneReport,
+    PutOptions, RESTORE_POLL_INTERVAL, ReindexReport, RestoreStatus, RotationReport, RotationStatus, StaleUpload,
+    Store, StoreInfo, SyncHandle, TextDiff, TierMove, ValueChange, VerifyOptions, VerifyProblem, VerifyReport,
+    open_backend,
 };
 pub use crate::time::Timestamp;
 pub use crate::version::VersionId;

@@ -38,6 +38,7 @@ mod location;
 #[cfg(feature = "catalog-postgres")]
 mod migrate;
 mod model;
+mod multipart;
 mod outbox;
 mod plan;
 #[cfg(feature = "catalog-postgres")]
@@ -54,6 +55,7 @@ pub(crate) use self::rows::prefix_upper_bound;
 pub use self::bundles::{BundleChange, BundleQuery, BundleRecord, BundleResource, ZipPlacement};
 pub use self::hot::{FlushLeftovers, HotBacklog, HotBlob, HotCopy, HotStats};
 pub use self::location::CatalogLocation;
+pub use self::multipart::{BucketRecord, MultipartChange, MultipartUpload, UploadedPart};
 
 #[cfg(feature = "catalog-postgres")]
 pub use self::migrate::{CatalogMigration, TableMigration, migrate_catalog};
@@ -248,4 +250,16 @@ pub trait Catalog: Outbox + Send + Sync + Debug + Display {
     async fn token(&self, lookup: TokenLookup<'_>) -> Result<Option<crate::access::TokenRecord>>;
     /// Every token, by name.
     async fn tokens(&self) -> Result<Vec<crate::access::TokenRecord>>;
+    /// Record or forget a bucket, or start, add a part to or end a multipart
+    /// upload, in one transaction (see [`MultipartChange`]); returns the
+    /// staged paths no row names any more.
+    async fn multipart_change(&self, change: MultipartChange) -> Result<Vec<String>>;
+    /// Every bucket recorded empty, by name.
+    async fn buckets(&self) -> Result<Vec<BucketRecord>>;
+    /// A multipart upload in progress.
+    async fn multipart_upload(&self, upload_id: &str) -> Result<Option<MultipartUpload>>;
+    /// The multipart uploads in progress of keys under `prefix`, by key.
+    async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<MultipartUpload>>;
+    /// An upload's staged parts, by number.
+    async fn multipart_parts(&self, upload_id: &str) -> Result<Vec<UploadedPart>>;
 }

@@ -50,6 +50,8 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "bundle_abort",
     "token_create",
     "token_revoke",
+    "bucket_create",
+    "bucket_delete",
 ];
 
 /// Refuse a query whose action filter names no action, which would match nothing.

@@ -13,7 +13,7 @@ use super::Store;
 use crate::body::BackgroundHasher;
 use crate::catalog::{BlobRecord, Repair};
 use crate::error::{ErrorKind, Result};
-use crate::layout::{self, BLOBS_DIR, MANIFESTS_DIR, Manifest, STAGING_DIR};
+use crate::layout::{self, BLOBS_DIR, MANIFESTS_DIR, Manifest, PARTS_DIR, STAGING_DIR};
 use crate::progress::Progress;
 use crate::time::Timestamp;
 
@@ -210,6 +210,9 @@ impl Store {
                 .await?;
             let none = (HashSet::new(), HashMap::new());
             self.find_orphans(STAGING_DIR, "orphan_upload", &none.0, &none.1, options, &mut report)
+                .await?;
+            let parts = self.staged_parts().await?;
+            self.find_orphans(PARTS_DIR, "orphan_upload", &parts, &none.1, options, &mut report)
                 .await?;
             self.find_incomplete_uploads(options, &mut report).await?;
         }
@@ -461,6 +464,17 @@ impl Store {
             self.orphan(&path, kind, versions, now, options, report).await?;
         }
         Ok(())
+    }
+
+    /// The staged parts of multipart uploads in progress: not orphans,
+    /// however old.
+    async fn staged_parts(&self) -> Result<HashSet<String>> {
+        let mut paths = HashSet::new();
+        for upload in self.catalog.multipart_uploads("").await? {
+            let parts = self.catalog.multipart_parts(&upload.upload_id).await?;
+            paths.extend(parts.into_iter().map(|part| part.path));
+        }
+        Ok(paths)
     }
 
     /// Multipart uploads never completed (a put cut off by a crash or an

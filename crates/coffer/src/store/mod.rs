@@ -25,6 +25,7 @@ use crate::version::VersionId;
 
 mod access;
 mod audit;
+mod buckets;
 mod bulk;
 mod bundle_export;
 mod bundles;
@@ -36,6 +37,7 @@ mod keys;
 mod lifecycle;
 mod manifests;
 mod migrate;
+mod multipart;
 mod new_version;
 mod open;
 mod options;
@@ -53,6 +55,7 @@ mod versioning;
 mod write;
 
 pub use self::audit::{AUDIT_ACTIONS, AuditPurgeReport};
+pub use self::buckets::Bucket;
 pub use self::bulk::DeletePrefixReport;
 pub use self::bundle_export::BundleExport;
 pub use self::hooks::{DEFAULT_MAX_ATTEMPTS, DispatcherHandle};
@@ -62,6 +65,7 @@ pub use self::integrity::{VerifyOptions, VerifyProblem, VerifyReport};
 pub use self::keys::{KeyStatus, RotationReport, RotationStatus};
 pub use self::lifecycle::{FailedAction, LifecycleReport, StaleUpload};
 pub use self::migrate::{ImportBackendOptions, MigrateOptions, MigrateReport};
+pub use self::multipart::{CompletedPart, MAX_PART_NUMBER, MIN_PART_SIZE};
 pub use self::open::open_backend;
 pub use self::options::{
     ByteRange, CopyOptions, GetOptions, GetResult, ListOptions, ListPage, MAX_LIST_KEYS, PutOptions, StoreInfo,

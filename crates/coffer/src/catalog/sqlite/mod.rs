@@ -25,7 +25,7 @@ use super::{
     Annotation, AuditEntry, AuditQuery, BlobRecord, Catalog, CatalogStats, DeletedVersion, KeyQuery, NewVersion,
     ObjectVersion, PrunePolicy, Pruned, Repair, SearchPage, SearchQuery, VersionRef,
 };
-use super::{bundles, hot, reads, tokens};
+use super::{bundles, hot, multipart, reads, tokens};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ObjectKey;
 use crate::time::Timestamp;
@@ -392,6 +392,26 @@ impl Catalog for SqliteCatalog {
 
     async fn tokens(&self) -> Result<Vec<crate::access::TokenRecord>> {
         tokens::tokens(self.reader().await?).await
+    }
+
+    async fn multipart_change(&self, change: crate::catalog::MultipartChange) -> Result<Vec<String>> {
+        self.write(WriteOp::Multipart(Box::new(change))).await?.into_paths()
+    }
+
+    async fn buckets(&self) -> Result<Vec<crate::catalog::BucketRecord>> {
+        multipart::buckets(self.reader().await?).await
+    }
+
+    async fn multipart_upload(&self, upload_id: &str) -> Result<Option<crate::catalog::MultipartUpload>> {
+        multipart::upload(self.reader().await?, upload_id).await
+    }
+
+    async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<crate::catalog::MultipartUpload>> {
+        multipart::uploads(self.reader().await?, prefix).await
+    }
+
+    async fn multipart_parts(&self, upload_id: &str) -> Result<Vec<crate::catalog::UploadedPart>> {
+        multipart::parts(self.reader().await?, upload_id).await
     }
 
     async fn check_consistency(&self) -> Result<Vec<String>> {

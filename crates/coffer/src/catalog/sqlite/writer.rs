@@ -13,6 +13,7 @@ use super::changes::{
 use super::{MAX_BATCH, db_error, exec, outbox};
 use crate::catalog::bundles;
 use crate::catalog::hot;
+use crate::catalog::multipart::{self, MultipartChange};
 use crate::catalog::plan::{self, PurgePlan};
 use crate::catalog::rows::bind_params;
 use crate::catalog::sql::Conn;
@@ -67,6 +68,7 @@ pub(super) enum WriteOp {
     },
     Bundle(Box<BundleChange>),
     Token(Box<TokenChange>),
+    Multipart(Box<MultipartChange>),
 }
 
 pub(super) enum WriteOutcome {
@@ -77,6 +79,7 @@ pub(super) enum WriteOutcome {
     Done,
     Outbox(outbox::OutboxReply),
     Leftovers(FlushLeftovers),
+    Paths(Vec<String>),
 }
 
 impl WriteOutcome {
@@ -104,6 +107,13 @@ impl WriteOutcome {
     pub(super) fn into_leftovers(self) -> Result<FlushLeftovers> {
         match self {
             WriteOutcome::Leftovers(leftovers) => Ok(leftovers),
+            _ => Err(wrong_answer()),
+        }
+    }
+
+    pub(super) fn into_paths(self) -> Result<Vec<String>> {
+        match self {
+            WriteOutcome::Paths(paths) => Ok(paths),
             _ => Err(wrong_answer()),
         }
     }
@@ -214,6 +224,11 @@ pub(super) async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<W
         WriteOp::Token(change) => tokens::apply(Conn::from(&mut *conn), change)
             .await
             .map(|()| WriteOutcome::Done)
+            .map_err(refused_before_writing),
+        // So is a taken or missing bucket, or an upload not in progress.
+        WriteOp::Multipart(change) => multipart::apply(Conn::from(&mut *conn), change)
+            .await
+            .map(WriteOutcome::Paths)
             .map_err(refused_before_writing),
     }
 }

@@ -1,0 +1,244 @@
+//! Multipart uploads and buckets, on both catalogs and on an encrypted store:
+//! what an S3 client relies on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use bytes::Bytes;
+use coffer::{AuditQuery, CompletedPart, ErrorKind, MIN_PART_SIZE, PutOptions, Store, VerifyOptions};
+use futures::StreamExt;
+
+#[macro_use]
+mod common;
+
+use common::Fixture;
+
+on_both_catalogs!(
+    parts_in_any_order_become_one_version,
+    bad_completions_change_nothing,
+    abort_removes_the_parts,
+    buckets_are_first_segments_or_made_empty,
+);
+
+fn stream(bytes: Vec<u8>) -> coffer::body::ByteStream {
+    futures::stream::iter(
+        bytes
+            .chunks(1 << 20)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    )
+    .boxed()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn hex_md5(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+/// Upload parts 1..=n of `parts`, last first, and return what each answered.
+async fn upload_all(store: &Store, upload_id: &str, parts: &[Vec<u8>]) -> Vec<CompletedPart> {
+    let mut done = Vec::new();
+    for (i, part) in parts.iter().enumerate().rev() {
+        let number = i as u32 + 1;
+        let answered = store
+            .upload_part(upload_id, number, stream(part.clone()), Some(&hex_md5(part)))
+            .await
+            .unwrap();
+        assert_eq!(answered.etag, hex_md5(part), "a part's ETag is its MD5");
+        done.push(CompletedPart {
+            part_number: number,
+            etag: format!("\"{}\"", answered.etag),
+        });
+    }
+    done.reverse();
+    done
+}
+
+async fn parts_in_any_order_become_one_version(fixture: Fixture) {
+    let store = &fixture.store;
+    let mut metadata = coffer::Metadata::new();
+    metadata.insert("origin".into(), "scanner".into());
+    let options = PutOptions {
+        content_type: Some("application/pdf".into()),
+        metadata,
+        ..PutOptions::default()
+    };
+    let upload = store.start_multipart("scans/big.pdf", &options).await.unwrap();
+    let parts = vec![
+        pattern(MIN_PART_SIZE as usize, 1),
+        pattern(MIN_PART_SIZE as usize, 2),
+        pattern(1000, 3),
+    ];
+    // A part uploaded twice: the second upload counts.
+    store
+        .upload_part(&upload.upload_id, 2, stream(vec![9; 10]), None)
+        .await
+        .unwrap();
+    let completed = upload_all(store, &upload.upload_id, &parts).await;
+    let listed = store.multipart_uploads("scans/").await.unwrap();
+    assert_eq!(listed.len(), 1, "the upload is listed while in progress");
+    assert_eq!(store.multipart_parts(&upload.upload_id).await.unwrap().len(), 3);
+
+    let version = store.complete_multipart(&upload.upload_id, &completed).await.unwrap();
+    let whole: Vec<u8> = parts.concat();
+    assert_eq!(version.size, whole.len() as u64);
+    assert_eq!(version.content_type.as_deref(), Some("application/pdf"));
+    assert_eq!(version.metadata.get("origin").map(String::as_str), Some("scanner"));
+    let (_, read) = store.get_bytes("scans/big.pdf", None).await.unwrap();
+    assert!(read[..] == whole[..], "the version reads back as the parts in order");
+    assert!(
+        store.multipart_uploads("").await.unwrap().is_empty(),
+        "the upload ended"
+    );
+    let puts = store
+        .audit(&AuditQuery {
+            key: Some(coffer::ObjectKey::new("scans/big.pdf").unwrap()),
+            action: Some("put".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(puts.len(), 1, "one audited put");
+    let report = store.verify(&VerifyOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "no part is left behind: {:?}", report.problems);
+}
+
+async fn bad_completions_change_nothing(fixture: Fixture) {
+    let store = &fixture.store;
+    let upload = store.start_multipart("k/obj", &PutOptions::default()).await.unwrap();
+    let parts = vec![pattern(1000, 1), pattern(1000, 2)];
+    let completed = upload_all(store, &upload.upload_id, &parts).await;
+
+    let refused = |parts: Vec<CompletedPart>| {
+        let store = store.clone();
+        let upload_id = upload.upload_id.clone();
+        async move { store.complete_multipart(&upload_id, &parts).await.unwrap_err() }
+    };
+    let small = refused(completed.clone()).await;
+    assert_eq!(small.kind(), ErrorKind::InvalidInput, "{small}");
+    assert!(small.to_string().contains("5 MiB"), "{small}");
+    let reversed = refused(completed.iter().rev().cloned().collect()).await;
+    assert!(reversed.to_string().contains("ascending"), "{reversed}");
+    let wrong_etag = refused(vec![CompletedPart {
+        part_number: 1,
+        etag: "00".repeat(16),
+    }])
+    .await;
+    assert!(wrong_etag.to_string().contains("was not uploaded"), "{wrong_etag}");
+    let empty = refused(Vec::new()).await;
+    assert_eq!(empty.kind(), ErrorKind::InvalidInput);
+
+    let bad_md5 = store
+        .upload_part(&upload.upload_id, 3, stream(vec![1, 2, 3]), Some(&"ab".repeat(16)))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_md5.kind(), ErrorKind::IntegrityMismatch, "{bad_md5}");
+    let bad_number = store
+        .upload_part(&upload.upload_id, 10_001, stream(vec![1]), None)
+        .await
+        .unwrap_err();
+    assert_eq!(bad_number.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        store.multipart_parts(&upload.upload_id).await.unwrap().len(),
+        2,
+        "refused parts are not kept"
+    );
+    assert!(!store.exists("k/obj").await.unwrap(), "no version was made");
+
+    // The last part alone may be small: one part completes.
+    let version = store
+        .complete_multipart(&upload.upload_id, &completed[..1])
+        .await
+        .unwrap();
+    assert_eq!(version.size, 1000);
+    let again = store
+        .complete_multipart(&upload.upload_id, &completed[..1])
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::NotFound, "{again}");
+}
+
+async fn abort_removes_the_parts(fixture: Fixture) {
+    let store = &fixture.store;
+    let upload = store.start_multipart("k/gone", &PutOptions::default()).await.unwrap();
+    upload_all(store, &upload.upload_id, &[pattern(100, 1)]).await;
+    store.abort_multipart(&upload.upload_id).await.unwrap();
+    let late = store
+        .upload_part(&upload.upload_id, 2, stream(vec![1]), None)
+        .await
+        .unwrap_err();
+    assert_eq!(late.kind(), ErrorKind::NotFound, "{late}");
+    let report = store.verify(&VerifyOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "aborted parts are gone: {:?}", report.problems);
+    assert!(!store.exists("k/gone").await.unwrap());
+}
+
+async fn buckets_are_first_segments_or_made_empty(fixture: Fixture) {
+    let store = &fixture.store;
+    store
+        .put_bytes("invoices/2024/a.pdf", "a", PutOptions::default())
+        .await
+        .unwrap();
+    store.create_bucket("empty").await.unwrap();
+    let names: Vec<String> = store.buckets().await.unwrap().into_iter().map(|b| b.name).collect();
+    assert_eq!(names, ["empty", "invoices"]);
+    assert!(store.bucket_exists("invoices").await.unwrap());
+    assert!(!store.bucket_exists("nothing").await.unwrap());
+
+    let taken = store.create_bucket("invoices").await.unwrap_err();
+    assert_eq!(taken.kind(), ErrorKind::Conflict, "{taken}");
+    let full = store.delete_bucket("invoices").await.unwrap_err();
+    assert_eq!(full.kind(), ErrorKind::Conflict, "{full}");
+    let missing = store.delete_bucket("nothing").await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    let slash = store.create_bucket("a/b").await.unwrap_err();
+    assert_eq!(slash.kind(), ErrorKind::InvalidInput, "{slash}");
+
+    store.delete_bucket("empty").await.unwrap();
+    assert!(!store.bucket_exists("empty").await.unwrap());
+    let audited = store
+        .audit(&AuditQuery {
+            action: Some("bucket_create".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited.len(), 1, "making a bucket is audited");
+}
+
+/// In an encrypted store the staged parts are sealed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_stores_parts_are_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("k.key");
+    std::fs::write(&key_file, "11".repeat(32)).unwrap();
+    let config = coffer::Config {
+        encryption: coffer::crypto::EncryptionConfig {
+            key_file: Some(key_file),
+            ..coffer::crypto::EncryptionConfig::default()
+        },
+        ..coffer::Config::embedded(dir.path().join("data"))
+    };
+    let store = Store::open(&config).await.unwrap();
+    let marker = b"plaintext-marker-77aa".repeat(100);
+    let upload = store
+        .start_multipart("secret/part", &PutOptions::default())
+        .await
+        .unwrap();
+    let completed = upload_all(&store, &upload.upload_id, std::slice::from_ref(&marker)).await;
+    let parts = store.multipart_parts(&upload.upload_id).await.unwrap();
+    let staged = std::fs::read(dir.path().join("data/store").join(&parts[0].path)).unwrap();
+    assert!(
+        !staged.windows(21).any(|w| w == &marker[..21]),
+        "the staged part is sealed"
+    );
+    store.complete_multipart(&upload.upload_id, &completed).await.unwrap();
+    assert_eq!(store.get_bytes("secret/part", None).await.unwrap().1[..], marker[..]);
+}

@@ -6,7 +6,8 @@
 # encryption benchmark measures coffer's sealing against, from Debian's
 # packages too; and unzip, which checks the zip objects of bundles (Debian's
 # packages), and warcio, which checks the WARC files bundles export (PyPI,
-# into the same virtual environment), and schemathesis, which checks
+# into the same virtual environment), and boto3, which drives the S3
+# endpoint of `coffer serve` (PyPI, the same virtual environment), and schemathesis, which checks
 # `coffer serve` against its OpenAPI document (PyPI, into a virtual
 # environment of its own: its pins differ from the AWS CLI's). Does nothing
 # for a client that is installed already.
@@ -49,6 +50,12 @@ fi
 if [ ! -x "$VENV/bin/warcio" ]; then
     echo "clients.sh: installing warcio into $VENV" >&2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check warcio
+fi
+if ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null; then
+    echo "clients.sh: installing boto3 into $VENV" >&2
+    # The boto3 that goes with the AWS CLI's botocore, which stays as it is.
+    botocore=$("$VENV/bin/aws" --version 2>&1 | sed -n 's|.*botocore/\([0-9.]*\).*|\1|p')
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check boto3 "botocore==$botocore"
 fi
 if [ ! -x "$TOOLS/schemathesis-venv/bin/schemathesis" ]; then
     echo "clients.sh: installing schemathesis into $TOOLS/schemathesis-venv" >&2

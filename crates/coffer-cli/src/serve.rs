@@ -10,11 +10,17 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> anyhow::Res
     if let Some(listen) = args.listen {
         settings.listen = listen;
     }
+    if let Some(listen) = args.s3_listen {
+        settings.s3_listen = Some(listen);
+    }
     if let Some(url) = args.public_url {
         settings.public_url = Some(url);
     }
     let store = store.with_server(&settings, &config.data_dir);
     let server = coffer_server::Server::bind(store, &settings).await?;
+    if let Some(s3) = server.s3_addr()? {
+        eprintln!("coffer: the S3 endpoint on http://{s3}");
+    }
     eprintln!(
         "coffer: serving on http://{} until stopped (SIGINT or SIGTERM)",
         server.local_addr()?

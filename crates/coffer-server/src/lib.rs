@@ -15,8 +15,9 @@ mod metrics;
 mod observe;
 mod openapi;
 mod problem;
+mod s3;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -37,34 +38,39 @@ pub struct AppState {
     metrics: Arc<metrics::Metrics>,
 }
 
-/// A server bound to its address, not yet serving.
+/// A server bound to its addresses, not yet serving.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    s3_listener: Option<tokio::net::TcpListener>,
     store: Store,
     config: ServerConfig,
 }
 
 impl Server {
-    /// Bind `config.listen` (port 0 picks a free one).
+    /// Bind `config.listen`, and `config.s3_listen` if set (port 0 picks
+    /// a free one).
     pub async fn bind(store: Store, config: &ServerConfig) -> coffer::Result<Server> {
-        let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("cannot listen on {}: {e}", config.listen),
-            )
-        })?;
+        let listener = listen(&config.listen).await?;
+        let s3_listener = match &config.s3_listen {
+            Some(address) => Some(listen(address).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
+            s3_listener,
             store,
             config: config.clone(),
         })
     }
 
-    /// The address it listens on.
+    /// The address the REST API listens on.
     pub fn local_addr(&self) -> coffer::Result<SocketAddr> {
-        self.listener
-            .local_addr()
-            .map_err(|e| Error::new(ErrorKind::Io, format!("the server's address: {e}")))
+        address_of(&self.listener)
+    }
+
+    /// The address the S3 endpoint listens on, if it does.
+    pub fn s3_addr(&self) -> coffer::Result<Option<SocketAddr>> {
+        self.s3_listener.as_ref().map(address_of).transpose()
     }
 
     /// Serve until `shutdown` completes, running the background work; then
@@ -72,17 +78,40 @@ impl Server {
     /// background work (the dispatcher settles its claims).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> coffer::Result<()> {
         let background = background::Background::start(&self.store, self.config.background);
-        let app = router(AppState {
+        let state = AppState {
             store: self.store,
             metrics: Arc::default(),
-        });
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        };
+        let shutdown = futures::FutureExt::shared(shutdown);
+        let s3 = self
+            .s3_listener
+            .map(|listener| axum::serve(listener, s3::router(state.clone())).with_graceful_shutdown(shutdown.clone()));
+        let api = axum::serve(self.listener, router(state)).with_graceful_shutdown(shutdown);
+        let (served, s3_served) = match s3 {
+            Some(s3) => {
+                let (api, s3) = tokio::join!(api.into_future(), s3.into_future());
+                (api, s3)
+            }
+            None => (api.await, Ok(())),
+        };
+        let served = served
+            .and(s3_served)
             .map_err(|e| Error::new(ErrorKind::Io, format!("the server stopped: {e}")));
         let stopped = background.stop().await;
         served.and(stopped)
     }
+}
+
+async fn listen(address: &str) -> coffer::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("cannot listen on {address}: {e}")))
+}
+
+fn address_of(listener: &tokio::net::TcpListener) -> coffer::Result<SocketAddr> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("the server's address: {e}")))
 }
 
 /// Every route.

@@ -3,15 +3,16 @@
 //! signature, nor a token), and its counts in the metrics, its body bytes
 //! counted as they stream.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
-use futures::TryStreamExt;
+use http_body::{Frame, SizeHint};
 
 use crate::AppState;
 use crate::metrics::Metrics;
@@ -38,21 +39,43 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         ms = format_args!("{:.1}", took.as_secs_f64() * 1000.0),
         "request"
     );
-    let mut response = response;
-    // A counted body's length is unknown to hyper: keep a known one as a header.
-    if let Some(length) = response.body().size_hint().exact().filter(|n| *n > 0) {
-        response
-            .headers_mut()
-            .entry(header::CONTENT_LENGTH)
-            .or_insert(length.into());
-    }
     response.map(|body| counted(body, metrics, Metrics::bytes_out))
 }
 
-/// `body`, counting its bytes with `count` as they pass.
+/// `body`, counting its bytes with `count` as they pass; its size hint
+/// stays (S3 clients' requests are read by their length).
 fn counted(body: Body, metrics: Arc<Metrics>, count: fn(&Metrics, usize)) -> Body {
-    Body::from_stream(
-        body.into_data_stream()
-            .inspect_ok(move |chunk| count(&metrics, chunk.len())),
-    )
+    Body::new(Counted { body, metrics, count })
+}
+
+struct Counted {
+    body: Body,
+    metrics: Arc<Metrics>,
+    count: fn(&Metrics, usize),
+}
+
+impl HttpBody for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            (self.count)(&self.metrics, data.len());
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }

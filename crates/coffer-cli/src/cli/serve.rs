@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Where the REST API, links and web pages listen [config: server.listen; env: COFFER_SERVER_LISTEN; default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Where the S3-compatible endpoint listens (off unless set) [config: server.s3_listen; env: COFFER_SERVER_S3_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    pub s3_listen: Option<String>,
     /// The URL clients reach the server at, for links [config: server.public_url; env: COFFER_SERVER_PUBLIC_URL; default: http://LISTEN].
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,

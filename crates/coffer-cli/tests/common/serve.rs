@@ -12,6 +12,8 @@ pub struct Served {
     child: Child,
     /// Its base URL (`http://127.0.0.1:PORT`).
     pub url: String,
+    /// The S3 endpoint's URL, when it was asked for (`--s3-listen`).
+    pub s3_url: Option<String>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -37,8 +39,14 @@ pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
     let logs = Arc::new(Mutex::new(Vec::new()));
     let (found, listening) = std::sync::mpsc::channel();
     let kept = logs.clone();
+    let s3_url = Arc::new(Mutex::new(None));
+    let s3_found = s3_url.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // The S3 endpoint's line comes first.
+            if let Some(rest) = line.strip_prefix("coffer: the S3 endpoint on ") {
+                *s3_found.lock().unwrap() = Some(rest.to_owned());
+            }
             if let Some(rest) = line.strip_prefix("coffer: serving on ") {
                 let _ = found.send(rest.split(' ').next().unwrap_or_default().to_owned());
             }
@@ -52,7 +60,13 @@ pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
             panic!("coffer serve did not start: {:?}", logs.lock().unwrap());
         }
     };
-    Served { child, url, logs }
+    let s3_url = s3_url.lock().unwrap().clone();
+    Served {
+        child,
+        url,
+        s3_url,
+        logs,
+    }
 }
 
 impl Served {

@@ -241,7 +241,7 @@ fn version_headers(out: &mut HeaderMap, version: &ObjectVersion) {
     out.insert("x-coffer-version-id", header_value(version.version_id.as_str()));
 }
 
-fn system_time(version: &ObjectVersion) -> SystemTime {
+pub(crate) fn system_time(version: &ObjectVersion) -> SystemTime {
     let micros = u64::try_from(version.created_at.as_micros()).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::from_micros(micros)
 }
@@ -249,7 +249,7 @@ fn system_time(version: &ObjectVersion) -> SystemTime {
 /// What the conditional headers make of a read (RFC 9110 13.2.2 order):
 /// 412 when If-Match or If-Unmodified-Since fails, 304 when If-None-Match
 /// or If-Modified-Since does.
-fn precondition_status(headers: &HeaderMap, version: &ObjectVersion) -> Option<StatusCode> {
+pub(crate) fn precondition_status(headers: &HeaderMap, version: &ObjectVersion) -> Option<StatusCode> {
     let text = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let etag = version.etag.as_deref().unwrap_or_default();
     let modified = system_time(version);

@@ -14,6 +14,9 @@ use crate::settings::parse_flag;
 pub struct ServerConfig {
     /// Where the REST API, links and web pages listen (`127.0.0.1:8080`).
     pub listen: String,
+    /// Where the S3-compatible endpoint listens (`127.0.0.1:9000`, say);
+    /// off unless set.
+    pub s3_listen: Option<String>,
     /// The URL clients reach the server at, for the links `coffer url`
     /// makes on backends that cannot presign (default `http://LISTEN`).
     pub public_url: Option<String>,
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
+            s3_listen: None,
             public_url: None,
             key_file: None,
             background: BackgroundWork::default(),
@@ -64,12 +68,15 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Apply `COFFER_SERVER_LISTEN`, `COFFER_SERVER_PUBLIC_URL`,
+    /// Apply `COFFER_SERVER_LISTEN`, `COFFER_SERVER_S3_LISTEN`, `COFFER_SERVER_PUBLIC_URL`,
     /// `COFFER_SERVER_KEY_FILE` and `COFFER_SERVER_DISPATCH` (and `_SPOOL_SYNC`,
     /// `_HOT`, `_LIFECYCLE`, `_RESTORES`: `0` turns that work off).
     pub(crate) fn apply_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(listen) = lookup("COFFER_SERVER_LISTEN") {
             self.listen = listen;
+        }
+        if let Some(listen) = lookup("COFFER_SERVER_S3_LISTEN") {
+            self.s3_listen = Some(listen);
         }
         if let Some(url) = lookup("COFFER_SERVER_PUBLIC_URL") {
             self.public_url = Some(url);

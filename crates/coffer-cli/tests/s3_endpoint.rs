@@ -354,3 +354,210 @@ fn the_aws_cli_on_local_disk_and_sqlite() {
     let server = s3_server(dir.path(), &[]);
     aws_cli_story(dir.path(), &server, &[]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_on_garage_and_postgres() {
+    let (Some(database), Some(garage)) = (
+        coffer::testkit::TestDatabase::create().await.unwrap(),
+        common::garage::garage(),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("coffer.toml"),
+        format!("catalog_url = \"{}\"\n{}", database.url(), garage.table("backend")),
+    )
+    .unwrap();
+    ok(coffer(d, &["init"]));
+    let server = s3_server(d, &[]);
+    tokio::task::block_in_place(|| aws_cli_story(d, &server, &[]));
+    let info = json(coffer(d, &["info", "--json"]));
+    assert!(info["catalog"].as_str().unwrap().starts_with("postgres"), "{info}");
+}
+
+/// 1 GiB through `aws s3 cp`, up in parts and back, byte for byte.
+#[test]
+fn a_gibibyte_goes_up_in_parts_and_comes_back() {
+    let Some(bin) = client("aws") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = s3_server(d, &[]);
+    let aws = Aws {
+        bin,
+        endpoint: server.s3_url.as_deref().unwrap(),
+        keys: s3_keys(d, "write", "big"),
+    };
+    aws.ok(&["s3", "mb", "s3://big"]);
+    let file = d.join("gib.bin");
+    let sha = big_file(&file, 1 << 30);
+    aws.ok(&["s3", "cp", file.to_str().unwrap(), "s3://big/gib.bin"]);
+    std::fs::remove_file(&file).unwrap();
+    aws.ok(&["s3", "cp", "s3://big/gib.bin", file.to_str().unwrap()]);
+    assert_eq!(sha256_file(&file), sha, "1 GiB reads back");
+    let head = aws.json(&["s3api", "head-object", "--bucket", "big", "--key", "gib.bin"]);
+    assert_eq!(head["ContentLength"], 1u64 << 30);
+    let verify = ok(coffer(d, &["verify"]));
+    assert_eq!(verify.code, 0, "no part is left behind");
+}
+
+/// boto3's story, as a script: buckets, put and get with metadata,
+/// multipart, versions, tags, retention refusing a delete, a presigned URL
+/// and an altered one, batch delete.
+const BOTO3_SCRIPT: &str = r#"
+import os, sys, urllib.request, urllib.error
+import boto3
+from botocore.exceptions import ClientError
+
+s3 = boto3.client("s3", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+                  aws_access_key_id=os.environ["AK"], aws_secret_access_key=os.environ["SK"])
+
+def code(call):
+    try:
+        call()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+s3.create_bucket(Bucket="boto")
+assert "boto" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+first = s3.put_object(Bucket="boto", Key="a/b.txt", Body=b"one", Metadata={"origin": "boto3"},
+                      ContentType="text/plain")
+second = s3.put_object(Bucket="boto", Key="a/b.txt", Body=b"two")
+assert first["VersionId"] != second["VersionId"]
+got = s3.get_object(Bucket="boto", Key="a/b.txt", VersionId=first["VersionId"])
+assert got["Body"].read() == b"one" and got["Metadata"] == {"origin": "boto3"}, got
+assert s3.get_object(Bucket="boto", Key="a/b.txt", Range="bytes=1-")["Body"].read() == b"wo"
+assert code(lambda: s3.get_object(Bucket="boto", Key="missing")) == "NoSuchKey"
+
+part = os.urandom(5 << 20)
+upload = s3.create_multipart_upload(Bucket="boto", Key="big.bin")["UploadId"]
+assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="boto")["Uploads"]] == [upload]
+e1 = s3.upload_part(Bucket="boto", Key="big.bin", UploadId=upload, PartNumber=1, Body=part)["ETag"]
+e2 = s3.upload_part(Bucket="boto", Key="big.bin", UploadId=upload, PartNumber=2, Body=b"tail")["ETag"]
+assert len(s3.list_parts(Bucket="boto", Key="big.bin", UploadId=upload)["Parts"]) == 2
+s3.complete_multipart_upload(Bucket="boto", Key="big.bin", UploadId=upload,
+    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+assert s3.get_object(Bucket="boto", Key="big.bin")["Body"].read() == part + b"tail"
+aborted = s3.create_multipart_upload(Bucket="boto", Key="never.bin")["UploadId"]
+s3.abort_multipart_upload(Bucket="boto", Key="never.bin", UploadId=aborted)
+assert code(lambda: s3.list_parts(Bucket="boto", Key="never.bin", UploadId=aborted)) == "NoSuchUpload"
+
+s3.put_object_tagging(Bucket="boto", Key="a/b.txt", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+assert s3.get_object_tagging(Bucket="boto", Key="a/b.txt")["TagSet"] == [{"Key": "k", "Value": "v"}]
+s3.copy_object(Bucket="boto", Key="copy.txt", CopySource={"Bucket": "boto", "Key": "a/b.txt"})
+assert s3.get_object(Bucket="boto", Key="copy.txt")["Body"].read() == b"two"
+
+import datetime
+s3.put_object_retention(Bucket="boto", Key="copy.txt", Retention={"Mode": "COMPLIANCE",
+    "RetainUntilDate": datetime.datetime(2099, 1, 1, tzinfo=datetime.timezone.utc)})
+current = s3.head_object(Bucket="boto", Key="copy.txt")["VersionId"]
+assert code(lambda: s3.delete_object(Bucket="boto", Key="copy.txt", VersionId=current)) == "AccessDenied"
+
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "boto", "Key": "a/b.txt"}, ExpiresIn=300)
+assert urllib.request.urlopen(url).read() == b"two"
+try:
+    urllib.request.urlopen(url.replace("Signature=", "Signature=0"))
+    sys.exit("an altered presigned URL was accepted")
+except urllib.error.HTTPError as e:
+    assert e.code == 403, e.code
+
+versions = s3.list_object_versions(Bucket="boto", Prefix="a/")["Versions"]
+assert len(versions) == 2, versions
+deleted = s3.delete_objects(Bucket="boto", Delete={"Objects": [{"Key": "a/b.txt"}, {"Key": "big.bin"}]})
+assert len(deleted["Deleted"]) == 2, deleted
+markers = s3.list_object_versions(Bucket="boto", Prefix="a/")["DeleteMarkers"]
+assert len(markers) == 1 and markers[0]["IsLatest"], markers
+print("boto3 story done")
+"#;
+
+#[test]
+fn boto3_drives_the_endpoint() {
+    let Some(python) = client("python3") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = s3_server(d, &[]);
+    let (ak, sk) = s3_keys(d, "write", "boto");
+    let script = d.join("story.py");
+    std::fs::write(&script, BOTO3_SCRIPT).unwrap();
+    let output = Command::new(python)
+        .arg(&script)
+        .env("ENDPOINT", server.s3_url.as_deref().unwrap())
+        .env("AK", ak)
+        .env("SK", sk)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The same keys through the CLI.
+    assert_eq!(coffer(d, &["get", "boto/copy.txt"]).stdout, "two");
+}
+
+#[test]
+fn rclone_copies_lists_and_checks_hashes() {
+    let Some(rclone) = client("rclone") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = s3_server(d, &[]);
+    let (ak, sk) = s3_keys(d, "write", "rclone");
+    let source = d.join("source");
+    std::fs::create_dir_all(source.join("sub")).unwrap();
+    std::fs::write(source.join("a.txt"), "alpha").unwrap();
+    std::fs::write(source.join("sub/b.bin"), vec![7u8; 3 << 20]).unwrap();
+    let rclone_on = |args: &[&str]| {
+        Command::new(&rclone)
+            .args(args)
+            .args([
+                "--s3-provider",
+                "Other",
+                "--s3-endpoint",
+                server.s3_url.as_deref().unwrap(),
+                "--s3-access-key-id",
+                &ak,
+                "--s3-secret-access-key",
+                &sk,
+                "--s3-region",
+                "us-east-1",
+                "--s3-force-path-style",
+            ])
+            .env_remove("AWS_CA_BUNDLE")
+            .env("RCLONE_CONFIG", "/dev/null")
+            .output()
+            .unwrap()
+    };
+    let run = |args: &[&str]| {
+        let output = rclone_on(args);
+        assert!(
+            output.status.success(),
+            "rclone {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let source = source.to_str().unwrap();
+    run(&["mkdir", ":s3:mirror"]);
+    run(&["copy", source, ":s3:mirror/files"]);
+    let listed = run(&["ls", ":s3:mirror"]);
+    assert!(
+        listed.contains("files/a.txt") && listed.contains("files/sub/b.bin"),
+        "{listed}"
+    );
+    // check compares sizes and MD5 hashes (coffer's ETags).
+    run(&["check", source, ":s3:mirror/files"]);
+    assert_eq!(coffer(d, &["get", "mirror/files/a.txt"]).stdout, "alpha");
+    // A changed file is seen by check, and copied as a new version.
+    std::fs::write(Path::new(source).join("a.txt"), "beta").unwrap();
+    let differs = rclone_on(&["check", source, ":s3:mirror/files"]);
+    assert!(!differs.status.success(), "check finds the changed file");
+    run(&["copy", source, ":s3:mirror/files"]);
+    run(&["check", source, ":s3:mirror/files"]);
+    let versions = json(coffer(d, &["versions", "mirror/files/a.txt", "--json"]));
+    assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
+}

@@ -9,7 +9,9 @@
 # into the same virtual environment), and boto3, which drives the S3
 # endpoint of `coffer serve` (PyPI, the same virtual environment), and schemathesis, which checks
 # `coffer serve` against its OpenAPI document (PyPI, into a virtual
-# environment of its own: its pins differ from the AWS CLI's). Does nothing
+# environment of its own: its pins differ from the AWS CLI's); and Debian's
+# chromium with playwright-core (npm, under COFFER_TOOLS_DIR/playwright),
+# which drive the web pages of `coffer serve` headless. Does nothing
 # for a client that is installed already.
 set -euo pipefail
 
@@ -61,4 +63,15 @@ if [ ! -x "$TOOLS/schemathesis-venv/bin/schemathesis" ]; then
     echo "clients.sh: installing schemathesis into $TOOLS/schemathesis-venv" >&2
     python3 -m venv "$TOOLS/schemathesis-venv"
     "$TOOLS/schemathesis-venv/bin/pip" install --quiet --disable-pip-version-check schemathesis
+fi
+if ! command -v chromium >/dev/null; then
+    echo "clients.sh: installing chromium from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -f "$TOOLS/playwright/node_modules/playwright-core/package.json" ]; then
+    echo "clients.sh: installing playwright-core from npm into $TOOLS/playwright" >&2
+    mkdir -p "$TOOLS/playwright"
+    (cd "$TOOLS/playwright" && npm install --silent --no-audit --no-fund playwright-core@1 >/dev/null)
 fi

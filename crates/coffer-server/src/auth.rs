@@ -1,5 +1,7 @@
-//! Who is calling: the bearer token of a request, checked against the
-//! catalog, and the store that records its changes as made by `token:NAME`.
+//! Who is calling: the bearer token of a request (or of the web pages'
+//! session cookie, whose changes must carry its CSRF token), checked
+//! against the catalog, and the store that records its changes as made by
+//! `token:NAME`.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -29,21 +31,62 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
-        let secret = bearer(parts).ok_or_else(|| {
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "no token: send Authorization: Bearer TOKEN (coffer token create makes one)",
-            )
-        })?;
+        let (secret, from_cookie) = match bearer(parts) {
+            Some(secret) => (secret, false),
+            None => match cookie(parts, SESSION_COOKIE) {
+                Some(secret) => (secret, true),
+                None => {
+                    return Err(Problem::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "no token: send Authorization: Bearer TOKEN (coffer token create makes one)",
+                    ));
+                }
+            },
+        };
         let token = state.store.authenticate(&secret).await?;
+        // A web session's changes carry the CSRF token its pages were given.
+        if from_cookie && !parts.method.is_safe() {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !state.store.server_key()?.verify_csrf(&secret, sent) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the request lacks the page's CSRF token: changes from the web pages carry X-CSRF-Token",
+                ));
+            }
+        }
         let store = state.store.with_actor(token.actor());
         Ok(Caller { token, store })
     }
 }
 
+/// The cookie that holds a web session's token (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "coffer_session";
+/// The cookie the pages read their CSRF token from.
+pub const CSRF_COOKIE: &str = "coffer_csrf";
+/// The header a web page's change carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 fn bearer(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, secret) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim().to_owned())
+}
+
+/// The value of cookie `name`, if the request has it.
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
 }

@@ -1,6 +1,7 @@
 //! `coffer serve`: one HTTP server over a [`Store`]: the REST API under
-//! `/api/v1`, links for backends that cannot presign, health checks, and
-//! the background work a long-running coffer process runs.
+//! `/api/v1`, the web archive browser under `/ui`, links for backends that
+//! cannot presign, health checks, and the background work a long-running
+//! coffer process runs; and, on a port of its own, the S3 endpoint.
 //!
 //! The server holds no storage logic: each route checks the caller's token,
 //! calls `Store`, and formats the answer. Any number of servers can share
@@ -16,6 +17,7 @@ mod observe;
 mod openapi;
 mod problem;
 mod s3;
+mod web;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -36,6 +38,8 @@ use self::problem::Problem;
 pub struct AppState {
     store: Store,
     metrics: Arc<metrics::Metrics>,
+    /// The URL clients reach the server at.
+    public_url: String,
 }
 
 /// A server bound to its addresses, not yet serving.
@@ -81,6 +85,7 @@ impl Server {
         let state = AppState {
             store: self.store,
             metrics: Arc::default(),
+            public_url: self.config.public_url(),
         };
         let shutdown = futures::FutureExt::shared(shutdown);
         let s3 = self
@@ -155,6 +160,13 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/bundles/{id}/resource", get(bundles::resource))
         .route("/api/v1/bundles/{id}/complete", post(bundles::complete))
         .route("/links/{*key}", any(links::follow))
+        .route("/", get(web::index))
+        .route("/ui", get(web::index))
+        .route("/ui/", get(web::index))
+        .route("/ui/login", get(web::login_page).post(web::login))
+        .route("/ui/logout", post(web::logout))
+        .route("/ui/api/session", get(web::session))
+        .route("/ui/assets/{hash}/{file}", get(web::asset))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         // Bodies stream into the store, whatever their size.
         .layer(DefaultBodyLimit::disable())

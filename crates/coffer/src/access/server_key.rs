@@ -91,6 +91,17 @@ impl ServerKey {
             .is_some_and(|mac| mac.verify_slice(tag).is_ok())
     }
 
+    /// The CSRF token of a web session signed in with the bearer `secret`:
+    /// the server's pages send it back with each change they make.
+    pub fn csrf_token(&self, secret: &str) -> String {
+        hex::encode(self.tag("csrf", secret.as_bytes()))
+    }
+
+    /// Whether `token` is the CSRF token of `secret`'s session (constant time).
+    pub fn verify_csrf(&self, secret: &str, token: &str) -> bool {
+        hex::decode(token).is_ok_and(|tag| self.verify("csrf", secret.as_bytes(), &tag))
+    }
+
     /// HMAC takes keys of any length, so this is never `None`.
     fn mac(&self, purpose: &str, message: &[u8]) -> Option<HmacSha256> {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0[..]).ok()?;

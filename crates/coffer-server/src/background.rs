@@ -36,9 +36,12 @@ impl Background {
         if work.restores {
             tasks.push(store.spawn_restore_poll(coffer::RESTORE_POLL_INTERVAL));
         }
-        let dispatcher = work
-            .dispatch
-            .then(|| store.spawn_dispatcher(DispatcherOptions::default()));
+        let dispatcher = work.dispatch.then(|| {
+            store.spawn_dispatcher(DispatcherOptions {
+                claim_timeout: work.claim_timeout,
+                ..DispatcherOptions::default()
+            })
+        });
         Background { dispatcher, tasks }
     }
 

@@ -89,6 +89,12 @@ impl Served {
         .unwrap();
     }
 
+    /// Kill it outright (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Wait (up to `limit`) for it to exit.
     pub fn wait(&mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();

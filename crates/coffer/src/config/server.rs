@@ -2,6 +2,7 @@
 //! listens, the URL it is reached at, its key, and which background work it runs.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -41,6 +42,25 @@ pub struct BackgroundWork {
     pub lifecycle: bool,
     /// Poll restores of archived content.
     pub restores: bool,
+    /// How long the dispatcher's claim on a delivery lasts (`"120s"`): a
+    /// server killed mid-delivery has its claims delivered by another
+    /// after this long. Longer than any hook's timeout.
+    #[serde(deserialize_with = "span_from_text")]
+    pub claim_timeout: Duration,
+}
+
+fn span_from_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_claim_timeout("server.background.claim_timeout", &text).map_err(|e| serde::de::Error::custom(e.message()))
+}
+
+fn parse_claim_timeout(setting: &str, text: &str) -> Result<Duration> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(span) if !span.is_zero() => Ok(span),
+        _ => Err(crate::error::Error::invalid_input(format!(
+            "{setting} {text:?}: expected a span like 120s or 5m"
+        ))),
+    }
 }
 
 impl Default for BackgroundWork {
@@ -51,6 +71,7 @@ impl Default for BackgroundWork {
             hot: true,
             lifecycle: true,
             restores: true,
+            claim_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -70,7 +91,8 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Apply `COFFER_SERVER_LISTEN`, `COFFER_SERVER_S3_LISTEN`, `COFFER_SERVER_PUBLIC_URL`,
     /// `COFFER_SERVER_KEY_FILE` and `COFFER_SERVER_DISPATCH` (and `_SPOOL_SYNC`,
-    /// `_HOT`, `_LIFECYCLE`, `_RESTORES`: `0` turns that work off).
+    /// `_HOT`, `_LIFECYCLE`, `_RESTORES`: `0` turns that work off) and
+    /// `COFFER_SERVER_CLAIM_TIMEOUT`.
     pub(crate) fn apply_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(listen) = lookup("COFFER_SERVER_LISTEN") {
             self.listen = listen;
@@ -83,6 +105,9 @@ impl ServerConfig {
         }
         if let Some(file) = lookup("COFFER_SERVER_KEY_FILE") {
             self.key_file = Some(PathBuf::from(file));
+        }
+        if let Some(text) = lookup("COFFER_SERVER_CLAIM_TIMEOUT") {
+            self.background.claim_timeout = parse_claim_timeout("COFFER_SERVER_CLAIM_TIMEOUT", &text)?;
         }
         let work = &mut self.background;
         for (name, switch) in [

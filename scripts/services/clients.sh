@@ -11,7 +11,8 @@
 # `coffer serve` against its OpenAPI document (PyPI, into a virtual
 # environment of its own: its pins differ from the AWS CLI's); and Debian's
 # chromium with playwright-core (npm, under COFFER_TOOLS_DIR/playwright),
-# which drive the web pages of `coffer serve` headless. Does nothing
+# which drive the web pages of `coffer serve` headless; and wrk (Debian),
+# the load tool of the benchmark's server group. Does nothing
 # for a client that is installed already.
 set -euo pipefail
 
@@ -74,4 +75,10 @@ if [ ! -f "$TOOLS/playwright/node_modules/playwright-core/package.json" ]; then
     echo "clients.sh: installing playwright-core from npm into $TOOLS/playwright" >&2
     mkdir -p "$TOOLS/playwright"
     (cd "$TOOLS/playwright" && npm install --silent --no-audit --no-fund playwright-core@1 >/dev/null)
+fi
+if ! command -v wrk >/dev/null; then
+    echo "clients.sh: installing wrk from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq wrk >/dev/null
 fi

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "\
-usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption | --hot | --bundles] [--size-mib N] [--small N] [--dir PATH] [--quick]
+usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption | --hot | --bundles | --serve] [--size-mib N] [--small N] [--dir PATH] [--quick]
 
   --versions     run only the versions group (issue 4): rollback, history and versions of a
                  key with 10000 versions, import of 10000 files of 16 KiB and of one large
@@ -33,6 +33,10 @@ usage: coffer-bench [--versions | --catalog | --hooks | --s3 | --encryption | --
                  127.0.0.1 fetched into one bundle (directory and zip layouts) beside curl
                  --parallel, three times each (once with --quick), and one --size-mib resource
                  through the zip layout to Garage, with its peak RSS
+  --serve        run only the server group: the AWS CLI against `coffer serve` (local disk) and
+                 against Garage on the same disk: put and get of a 1 GiB object and of 1,000
+                 objects of 1 MiB (64 MiB and 100 with --quick); small GETs of a 4 KiB object
+                 through the REST API with wrk at 64 connections; the server's peak RSS
   --size-mib N   size of the large object in MiB, in either group (default 1024; 64 with --quick)
   --small N      number of 4 KiB objects in the small-put runs (default 10000; 1000 with --quick)
   --dir PATH     where to create the temporary work directory (default: the current directory)
@@ -78,6 +82,8 @@ pub struct Args {
     pub bundles: bool,
     /// Rounds of each fetch in the bundles group.
     pub bundle_rounds: usize,
+    /// Run the server group instead of the default groups.
+    pub serve: bool,
 }
 
 impl Args {
@@ -94,6 +100,7 @@ impl Args {
         let mut encryption = false;
         let mut hot = false;
         let mut bundles = false;
+        let mut serve = false;
         let mut rest = argv.iter();
         while let Some(arg) = rest.next() {
             match arg.to_str() {
@@ -108,6 +115,7 @@ impl Args {
                 Some("--encryption") => encryption = true,
                 Some("--hot") => hot = true,
                 Some("--bundles") => bundles = true,
+                Some("--serve") => serve = true,
                 Some("-h" | "--help") => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -139,15 +147,16 @@ impl Args {
             hot_seconds: if quick { 10 } else { 60 },
             bundles,
             bundle_rounds: if quick { 1 } else { 3 },
+            serve,
         };
-        if [versions, catalog, hooks, s3, encryption, hot, bundles]
+        if [versions, catalog, hooks, s3, encryption, hot, bundles, serve]
             .into_iter()
             .filter(|&group| group)
             .count()
             > 1
         {
             bail!(
-                "--versions, --catalog, --hooks, --s3, --encryption, --hot and --bundles are separate runs: pick one"
+                "--versions, --catalog, --hooks, --s3, --encryption, --hot, --bundles and --serve are separate runs: pick one"
             );
         }
         if args.size_mib == 0 || args.small < 4 {

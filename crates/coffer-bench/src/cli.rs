@@ -10,13 +10,27 @@ use anyhow::{Context, Result, bail};
 ///
 /// Cargo does nothing when the binary is up to date.
 pub fn build() -> Result<PathBuf> {
+    build_with(&[])
+}
+
+/// [`build`] with the cargo `features` of coffer-cli on (`server` ...).
+pub fn build_with(features: &[&str]) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the bench executable")?;
     let coffer = exe.with_file_name("coffer");
     let profile = cargo_profile(&exe);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building the coffer CLI: cargo build --profile {profile} -p coffer-cli");
+    let features = features.join(",");
+    eprintln!("building the coffer CLI: cargo build --profile {profile} -p coffer-cli --features '{features}'");
     let status = Command::new(cargo)
-        .args(["build", "--profile", &profile, "-p", "coffer-cli"])
+        .args([
+            "build",
+            "--profile",
+            &profile,
+            "-p",
+            "coffer-cli",
+            "--features",
+            &features,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .context("cannot run cargo; run `cargo build --release -p coffer-cli` yourself first")?;

@@ -8,13 +8,14 @@
 //! cargo run --release -p coffer-bench -- --s3 [--size-mib N] [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --encryption [--size-mib N] [--small N] [--dir PATH] [--quick]
 //! cargo run --release -p coffer-bench -- --bundles [--size-mib N] [--dir PATH] [--quick]
+//! cargo run --release -p coffer-bench -- --serve [--size-mib N] [--dir PATH] [--quick]
 //! ```
 //!
-//! The encryption and bundles groups are documented in their own modules
-//! (`encryption.rs`, `bundles.rs`).
+//! The encryption, bundles and server groups are documented in their own
+//! modules (`encryption.rs`, `bundles.rs`, `serve.rs`).
 //!
-//! Without `--versions`, `--catalog`, `--hooks`, `--s3`, `--encryption`, `--hot`
-//! or `--bundles` the bench runs the large-object and small-put groups below;
+//! Without `--versions`, `--catalog`, `--hooks`, `--s3`, `--encryption`, `--hot`,
+//! `--bundles` or `--serve` the bench runs the large-object and small-put groups below;
 //! with one of them, only that group (last sections).
 //!
 //! Everything happens in a fresh temporary directory created inside `--dir`
@@ -191,6 +192,7 @@ mod objects;
 mod report;
 mod rollback;
 mod samples;
+mod serve;
 mod small;
 mod sqlite_limit;
 mod system;
@@ -214,6 +216,8 @@ fn run_bench(args: &args::Args) -> Result<()> {
     // The versions, catalog and hot store groups use the library only: no CLI to build.
     let coffer = if args.versions || args.catalog || args.hot {
         None
+    } else if args.serve {
+        Some(cli::build_with(&["server"])?)
     } else {
         Some(cli::build()?)
     };
@@ -264,6 +268,14 @@ fn run_bench(args: &args::Args) -> Result<()> {
         Some(coffer) if args.bundles => {
             let figures = bundles::run(&runtime, &coffer, work.path(), args.size_mib, args.bundle_rounds)?;
             bundles::print(&system, &figures);
+        }
+        Some(coffer) if args.serve => {
+            let sizes = serve::Sizes {
+                large_mib: args.size_mib,
+                files: args.s3_scale.0,
+            };
+            let figures = serve::run(&coffer, work.path(), sizes)?;
+            serve::print(&system, &figures);
         }
         Some(coffer) if args.hooks => {
             let figures = hooks::run(&runtime, &coffer, work.path(), args.hook_events)?;

@@ -65,7 +65,7 @@ pub struct ObjectsFigures {
 }
 
 /// Where the third-party clients are: the project's tools directory, else PATH.
-fn client(name: &str) -> Result<PathBuf> {
+pub(crate) fn client(name: &str) -> Result<PathBuf> {
     let tools = std::env::var_os("COFFER_TOOLS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/coffer-tools"));
@@ -97,20 +97,8 @@ impl Tools {
         measure(self.coffer.as_os_str(), &all, LIMIT)
     }
 
-    /// `aws --endpoint-url E ARGS`, with the credentials in its environment
-    /// (through `env`, which execs it, so the RSS measured is the CLI's).
     fn aws(&self, args: &[&str]) -> Result<ChildRun> {
-        let mut all: Vec<OsString> = vec![
-            format!("AWS_ACCESS_KEY_ID={ACCESS_KEY}").into(),
-            format!("AWS_SECRET_ACCESS_KEY={SECRET_KEY}").into(),
-            "AWS_DEFAULT_REGION=garage".into(),
-            self.aws.clone().into(),
-            "--endpoint-url".into(),
-            self.endpoint.clone().into(),
-        ];
-        all.extend(args.iter().map(OsString::from));
-        let refs: Vec<&OsStr> = all.iter().map(OsString::as_os_str).collect();
-        measure(OsStr::new("env"), &refs, LIMIT)
+        aws(&self.aws, &garage(&self.endpoint), args)
     }
 
     /// `rclone ARGS` with the Garage remote given as flags.
@@ -136,6 +124,52 @@ impl Tools {
         let refs: Vec<&OsStr> = all.iter().map(OsString::as_os_str).collect();
         measure(OsStr::new("env"), &refs, LIMIT)
     }
+}
+
+/// An S3 endpoint and the credentials (and region) to sign for it.
+pub(crate) struct Endpoint<'a> {
+    pub url: &'a str,
+    pub keys: (&'a str, &'a str),
+    pub region: &'a str,
+}
+
+/// Garage's endpoint at `url`, with the key `scripts/services/garage.sh` made.
+pub(crate) fn garage(url: &str) -> Endpoint<'_> {
+    Endpoint {
+        url,
+        keys: (ACCESS_KEY, SECRET_KEY),
+        region: "garage",
+    }
+}
+
+/// `aws --endpoint-url URL ARGS` with the endpoint's keys in its
+/// environment (through `env`, which execs it, so the RSS measured is the CLI's).
+pub(crate) fn aws(bin: &Path, endpoint: &Endpoint<'_>, args: &[&str]) -> Result<ChildRun> {
+    let mut all: Vec<OsString> = vec![
+        format!("AWS_ACCESS_KEY_ID={}", endpoint.keys.0).into(),
+        format!("AWS_SECRET_ACCESS_KEY={}", endpoint.keys.1).into(),
+        format!("AWS_DEFAULT_REGION={}", endpoint.region).into(),
+        bin.as_os_str().to_owned(),
+        "--endpoint-url".into(),
+        endpoint.url.into(),
+    ];
+    all.extend(args.iter().map(OsString::from));
+    let refs: Vec<&OsStr> = all.iter().map(OsString::as_os_str).collect();
+    measure(OsStr::new("env"), &refs, LIMIT)
+}
+
+/// `count` files of 1 MiB of pseudo-random bytes under `dir`, 100 to a
+/// subdirectory.
+pub(crate) fn write_files(dir: &Path, count: usize) -> Result<()> {
+    for i in 0..count {
+        std::fs::create_dir_all(dir.join(format!("f{:04}", i / 100)))?;
+        data::write_random_file(
+            &dir.join(format!("f{:04}/{i:05}.bin", i / 100)),
+            1 << 20,
+            100 + i as u64,
+        )?;
+    }
+    Ok(())
 }
 
 /// Run the group against Garage on `COFFER_TEST_GARAGE` (default 127.0.0.1:3900).
@@ -176,14 +210,7 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
     let large = work.join("large.bin");
     data::write_random_file(&large, sizes.large_mib << 20, 11)?;
     let files = work.join("files");
-    for i in 0..sizes.files {
-        std::fs::create_dir_all(files.join(format!("f{:04}", i / 100)))?;
-        data::write_random_file(
-            &files.join(format!("f{:04}/{i:05}.bin", i / 100)),
-            1 << 20,
-            100 + i as u64,
-        )?;
-    }
+    write_files(&files, sizes.files)?;
     let back = |name: &str| work.join("back").join(name);
     std::fs::create_dir_all(work.join("back"))?;
     let files_s = files.to_str().context("work path is not UTF-8")?;
@@ -322,7 +349,7 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
     })
 }
 
-fn same_file(a: &Path, b: &Path) -> Result<()> {
+pub(crate) fn same_file(a: &Path, b: &Path) -> Result<()> {
     if !data::files_identical(a, b)? {
         bail!("{} came back different from {}", b.display(), a.display());
     }
@@ -330,7 +357,7 @@ fn same_file(a: &Path, b: &Path) -> Result<()> {
 }
 
 /// Every file under `source` is under `copy` with the same bytes.
-fn same_tree(source: &Path, copy: &Path, expected: usize) -> Result<()> {
+pub(crate) fn same_tree(source: &Path, copy: &Path, expected: usize) -> Result<()> {
     let mut checked = 0;
     for dir in std::fs::read_dir(source)? {
         let dir = dir?.path();

@@ -3,11 +3,16 @@
 //! against the catalog, and the store that records its changes as made by
 //! `token:NAME`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use coffer::Store;
 use coffer::access::{Scope, TokenRecord};
+use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::problem::Problem;
@@ -44,7 +49,7 @@ impl FromRequestParts<AppState> for Caller {
                 }
             },
         };
-        let token = state.store.authenticate(&secret).await?;
+        let token = state.tokens.authenticate(&state.store, &secret).await?;
         // A web session's changes carry the CSRF token its pages were given.
         if from_cookie && !parts.method.is_safe() {
             let sent = parts
@@ -62,6 +67,43 @@ impl FromRequestParts<AppState> for Caller {
         }
         let store = state.store.with_actor(token.actor());
         Ok(Caller { token, store })
+    }
+}
+
+/// How long a token found valid is taken as valid without asking the
+/// catalog again: a revoke reaches every server within this. Expiry is
+/// checked at each use.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Tokens recently found valid, by their secret's SHA-256: a request
+/// costs no catalog read for its token while its entry is fresh.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<[u8; 32], (TokenRecord, Instant)>>,
+}
+
+impl TokenCache {
+    /// The token of `secret`, checked as [`Store::authenticate`] checks it.
+    pub async fn authenticate(&self, store: &Store, secret: &str) -> coffer::Result<TokenRecord> {
+        let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let fresh = self
+            .lock()
+            .get(&hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(token, _)| token.clone());
+        if let Some(token) = fresh {
+            token.check_usable(coffer::Timestamp::now())?;
+            return Ok(token);
+        }
+        let token = store.authenticate(secret).await?;
+        let mut entries = self.lock();
+        entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+        entries.insert(hash, (token.clone(), Instant::now()));
+        Ok(token)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (TokenRecord, Instant)>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

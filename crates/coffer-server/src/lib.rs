@@ -38,6 +38,8 @@ use self::problem::Problem;
 pub struct AppState {
     store: Store,
     metrics: Arc<metrics::Metrics>,
+    /// Tokens recently found valid.
+    tokens: Arc<auth::TokenCache>,
     /// The URL clients reach the server at.
     public_url: String,
 }
@@ -85,6 +87,7 @@ impl Server {
         let state = AppState {
             store: self.store,
             metrics: Arc::default(),
+            tokens: Arc::default(),
             public_url: self.config.public_url(),
         };
         let shutdown = futures::FutureExt::shared(shutdown);

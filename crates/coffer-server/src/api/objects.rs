@@ -139,11 +139,10 @@ pub async fn read(
     let body = match with_body {
         true => {
             let options = GetOptions {
-                version_id: Some(version.version_id.clone()),
                 range,
                 ..GetOptions::default()
             };
-            Body::from_stream(store.get(key, options).await?.body)
+            Body::from_stream(store.open_version(version.clone(), options).await?.body)
         }
         false => Body::empty(),
     };

@@ -148,11 +148,14 @@ impl CofferS3 {
             None => None,
         };
         let options = GetOptions {
-            version_id: Some(version.version_id.clone()),
             range,
             ..GetOptions::default()
         };
-        let read = caller.store.get(&key, options).await.map_err(s3_error)?;
+        let read = caller
+            .store
+            .open_version(version.clone(), options)
+            .await
+            .map_err(s3_error)?;
         let body = sync_wrapper::SyncStream::new(read.body);
         let length = read.range.end - read.range.start;
         let mut output = dto::GetObjectOutput {

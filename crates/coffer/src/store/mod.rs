@@ -385,6 +385,14 @@ impl Store {
     /// before the body is returned.
     pub async fn get(&self, key: &str, options: GetOptions) -> Result<GetResult> {
         let version = self.head(key, options.version_id.as_ref()).await?;
+        self.open_version(version, options).await
+    }
+
+    /// Read `version` (as [`head`](Self::head) found it), or a byte range of
+    /// it, as [`get`](Self::get) does, without looking it up again:
+    /// `options.version_id` is not used.
+    pub async fn open_version(&self, version: ObjectVersion, options: GetOptions) -> Result<GetResult> {
+        let key = version.key.clone();
         if let Some(problem) = &version.damaged {
             return Err(Error::new(
                 ErrorKind::IntegrityMismatch,

@@ -284,7 +284,7 @@ async fn objects_round_trip(d: &Path, server: &Served, size: u64) {
     assert_eq!(head.headers()["x-coffer-meta-project"], "apollo");
     assert_eq!(head.headers()["content-type"], "text/plain");
     assert_eq!(head.headers()["content-length"], "5");
-    // If-None-Match: * refuses to overwrite (409, as every conflict).
+    // If-None-Match: * refuses to overwrite: 412, as HTTP has it.
     let overwrite = client()
         .put(server.at("/api/v1/objects/docs/note.txt"))
         .bearer_auth(&secret)
@@ -293,7 +293,7 @@ async fn objects_round_trip(d: &Path, server: &Served, size: u64) {
         .send()
         .await
         .unwrap();
-    problem(overwrite, StatusCode::CONFLICT).await;
+    problem(overwrite, StatusCode::PRECONDITION_FAILED).await;
     assert_eq!(
         put(server, Some(&secret), "docs/note.txt", "second").await.status(),
         StatusCode::CREATED

@@ -171,6 +171,13 @@ fn router(state: AppState) -> Router {
         .route("/ui/api/session", get(web::session))
         .route("/ui/assets/{hash}/{file}", get(web::asset))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method (see /api/v1/openapi.json)",
+            )
+        })
         // Bodies stream into the store, whatever their size.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))

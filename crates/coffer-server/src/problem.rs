@@ -45,6 +45,18 @@ impl Problem {
 }
 
 impl Problem {
+    /// A conflict as a failed precondition (412), for a request whose
+    /// conditional headers made it; anything else as it is.
+    pub fn conflict_as_precondition(self) -> Problem {
+        match self.status {
+            StatusCode::CONFLICT => Problem {
+                status: StatusCode::PRECONDITION_FAILED,
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     /// A 400 for input the request got wrong (kind `invalid_input`).
     pub fn invalid_input(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "invalid_input", detail)

@@ -44,10 +44,16 @@ pub fn body_stream(body: Body) -> coffer::body::ByteStream {
 }
 
 /// `PUT /api/v1/objects/KEY`: the body becomes the key's next version.
+/// A put whose `If-Match` or `If-None-Match` does not hold is refused with
+/// 412, as HTTP has it (the library's kind for it is a conflict).
 pub async fn put(caller: Caller, Key(key): Key, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     caller.allow(Scope::Write, Some(&key))?;
-    let version = put_body(&caller.store, &key, &headers, body).await?;
-    Ok(created(&version))
+    let conditional = headers.contains_key(header::IF_MATCH) || headers.contains_key(header::IF_NONE_MATCH);
+    match put_body(&caller.store, &key, &headers, body).await {
+        Ok(version) => Ok(created(&version)),
+        Err(problem) if conditional => Err(problem.conflict_as_precondition()),
+        Err(problem) => Err(problem),
+    }
 }
 
 /// Store `body` as the next version of `key`, with the content type,

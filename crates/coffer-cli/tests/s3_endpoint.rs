@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::garage::postgres_and_garage;
 use common::serve::{Served, serve};
 use common::{client, coffer, coffer_in, json, ok};
 use sha2::{Digest, Sha256};
@@ -357,20 +358,10 @@ fn the_aws_cli_on_local_disk_and_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_aws_cli_on_garage_and_postgres() {
-    let (Some(database), Some(garage)) = (
-        coffer::testkit::TestDatabase::create().await.unwrap(),
-        common::garage::garage(),
-    ) else {
+    let Some((_database, dir)) = postgres_and_garage().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("coffer.toml"),
-        format!("catalog_url = \"{}\"\n{}", database.url(), garage.table("backend")),
-    )
-    .unwrap();
-    ok(coffer(d, &["init"]));
     let server = s3_server(d, &[]);
     tokio::task::block_in_place(|| aws_cli_story(d, &server, &[]));
     let info = json(coffer(d, &["info", "--json"]));

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use coffer::testkit::WebhookReceiver;
-use common::garage::garage;
+use common::garage::postgres_and_garage;
 use common::serve::serve;
 use common::{coffer, json, ok};
 use sha2::{Digest, Sha256};
@@ -29,17 +29,10 @@ type Acked = (String, String, String);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_servers_share_one_store_and_a_killed_one_loses_no_acknowledged_write() {
-    let (Some(database), Some(garage)) = (coffer::testkit::TestDatabase::create().await.unwrap(), garage()) else {
+    let Some((_database, dir)) = postgres_and_garage().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("coffer.toml"),
-        format!("catalog_url = \"{}\"\n{}", database.url(), garage.table("backend")),
-    )
-    .unwrap();
-    ok(coffer(d, &["init"]));
     let receiver = WebhookReceiver::start().await.unwrap();
     ok(coffer(
         d,

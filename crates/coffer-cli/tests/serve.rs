@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::garage::garage;
+use common::garage::postgres_and_garage;
 use common::serve::{Served, serve};
 use common::{coffer, coffer_in, json, ok};
 use reqwest::StatusCode;
@@ -355,17 +355,10 @@ async fn objects_stream_through_the_api_on_sqlite_and_local_disk() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn objects_stream_through_the_api_on_postgres_and_garage() {
-    let (Some(database), Some(garage)) = (coffer::testkit::TestDatabase::create().await.unwrap(), garage()) else {
+    let Some((_database, dir)) = postgres_and_garage().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("coffer.toml"),
-        format!("catalog_url = \"{}\"\n{}", database.url(), garage.table("backend")),
-    )
-    .unwrap();
-    ok(coffer(d, &["init"]));
     let server = serve(d, &[], &[]);
     objects_round_trip(d, &server, 20 << 20).await;
     let info = json(coffer(d, &["info", "--json"]));

@@ -306,16 +306,7 @@ async fn drop_database(addr: &str, database: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_encrypted_stores_hot_copies_are_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("k.key");
-    std::fs::write(&key_file, "11".repeat(32)).unwrap();
-    let config = coffer::Config {
-        encryption: coffer::crypto::EncryptionConfig {
-            key_file: Some(key_file),
-            ..coffer::crypto::EncryptionConfig::default()
-        },
-        ..coffer::Config::embedded(dir.path().join("data"))
-    };
-    let store = Store::open(&config).await.unwrap();
+    let store = common::encrypted_store(dir.path()).await;
     let marker = b"plaintext-marker-5f1e";
     let put = store
         .put_bytes("secret.txt", &marker[..], PutOptions::default())

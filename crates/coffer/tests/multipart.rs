@@ -217,16 +217,7 @@ async fn buckets_are_first_segments_or_made_empty(fixture: Fixture) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_encrypted_stores_parts_are_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("k.key");
-    std::fs::write(&key_file, "11".repeat(32)).unwrap();
-    let config = coffer::Config {
-        encryption: coffer::crypto::EncryptionConfig {
-            key_file: Some(key_file),
-            ..coffer::crypto::EncryptionConfig::default()
-        },
-        ..coffer::Config::embedded(dir.path().join("data"))
-    };
-    let store = Store::open(&config).await.unwrap();
+    let store = common::encrypted_store(dir.path()).await;
     let marker = b"plaintext-marker-77aa".repeat(100);
     let upload = store
         .start_multipart("secret/part", &PutOptions::default())

@@ -85,3 +85,21 @@ impl Garage {
         output.stdout
     }
 }
+
+/// A store directory whose `coffer.toml` names a fresh PostgreSQL database
+/// and a fresh Garage bucket, initialised; `None` when either service does
+/// not answer (and services are not required). The database goes with it.
+#[allow(dead_code)] // used by the suites of `coffer serve`
+pub async fn postgres_and_garage() -> Option<(coffer::testkit::TestDatabase, tempfile::TempDir)> {
+    let (Some(database), Some(garage)) = (coffer::testkit::TestDatabase::create().await.unwrap(), garage()) else {
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("coffer.toml"),
+        format!("catalog_url = \"{}\"\n{}", database.url(), garage.table("backend")),
+    )
+    .unwrap();
+    super::ok(super::coffer(dir.path(), &["init"]));
+    Some((database, dir))
+}

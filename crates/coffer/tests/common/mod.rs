@@ -61,6 +61,20 @@ pub async fn pg_store() -> Option<Fixture> {
     })
 }
 
+/// The embedded default in `dir`, encrypting with a key file of its own.
+pub async fn encrypted_store(dir: &std::path::Path) -> Store {
+    let key_file = dir.join("k.key");
+    std::fs::write(&key_file, "11".repeat(32)).unwrap();
+    let config = Config {
+        encryption: coffer::crypto::EncryptionConfig {
+            key_file: Some(key_file),
+            ..coffer::crypto::EncryptionConfig::default()
+        },
+        ..Config::embedded(dir.join("data"))
+    };
+    Store::open(&config).await.unwrap()
+}
+
 /// Run each scenario on the embedded default and on a PostgreSQL catalog.
 macro_rules! on_both_catalogs {
     ($($name:ident),* $(,)?) => {

@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use coffer::Store;
 use coffer::access::{Scope, TokenRecord};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::problem::Problem;
@@ -75,36 +76,63 @@ impl FromRequestParts<AppState> for Caller {
 /// checked at each use.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// Tokens recently found valid, by their secret's SHA-256: a request
-/// costs no catalog read for its token while its entry is fresh.
+/// Tokens recently found valid, by their secret's SHA-256 (or their S3
+/// access key's): a request costs no catalog read for its token while its
+/// entry is fresh.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (TokenRecord, Instant)>>,
+    bearer: Cached<TokenRecord>,
+    s3: Cached<(TokenRecord, Zeroizing<String>)>,
 }
+
+type Cached<T> = Mutex<HashMap<[u8; 32], (T, Instant)>>;
 
 impl TokenCache {
     /// The token of `secret`, checked as [`Store::authenticate`] checks it.
     pub async fn authenticate(&self, store: &Store, secret: &str) -> coffer::Result<TokenRecord> {
-        let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let fresh = self
-            .lock()
-            .get(&hash)
-            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(token, _)| token.clone());
-        if let Some(token) = fresh {
-            token.check_usable(coffer::Timestamp::now())?;
-            return Ok(token);
-        }
-        let token = store.authenticate(secret).await?;
-        let mut entries = self.lock();
-        entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
-        entries.insert(hash, (token.clone(), Instant::now()));
-        Ok(token)
+        cached(&self.bearer, secret, |token| token, store.authenticate(secret)).await
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (TokenRecord, Instant)>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The token and secret key of an S3 access key, as
+    /// [`Store::s3_credentials`] gives them.
+    pub async fn s3_credentials(
+        &self,
+        store: &Store,
+        access_key: &str,
+    ) -> coffer::Result<(TokenRecord, Zeroizing<String>)> {
+        cached(
+            &self.s3,
+            access_key,
+            |(token, _)| token,
+            store.s3_credentials(access_key),
+        )
+        .await
     }
+}
+
+/// `name`'s entry in `cache` while fresh and its token usable, else what
+/// `fetch` finds (kept).
+async fn cached<T: Clone>(
+    cache: &Cached<T>,
+    name: &str,
+    token_of: fn(&T) -> &TokenRecord,
+    fetch: impl std::future::Future<Output = coffer::Result<T>>,
+) -> coffer::Result<T> {
+    let hash: [u8; 32] = Sha256::digest(name.as_bytes()).into();
+    let lock = || cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fresh = lock()
+        .get(&hash)
+        .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+        .map(|(entry, _)| entry.clone());
+    if let Some(entry) = fresh {
+        token_of(&entry).check_usable(coffer::Timestamp::now())?;
+        return Ok(entry);
+    }
+    let entry = fetch.await?;
+    let mut entries = lock();
+    entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+    entries.insert(hash, (entry.clone(), Instant::now()));
+    Ok(entry)
 }
 
 /// The cookie that holds a web session's token (HttpOnly, SameSite=Strict).

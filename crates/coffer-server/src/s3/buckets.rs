@@ -23,7 +23,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::ListBucketsInput>,
     ) -> S3Result<S3Response<dto::ListBucketsOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let buckets = caller.store.buckets().await.map_err(s3_error)?;
         let buckets = buckets
             .into_iter()
@@ -49,7 +49,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::CreateBucketInput>,
     ) -> S3Result<S3Response<dto::CreateBucketOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let bucket = req.input.bucket;
         caller.allow(Scope::Write, Some(&format!("{bucket}/")))?;
         caller.store.create_bucket(&bucket).await.map_err(|e| match e.kind() {
@@ -65,7 +65,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::DeleteBucketInput>,
     ) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let bucket = req.input.bucket;
         caller.allow(Scope::Write, Some(&format!("{bucket}/")))?;
         caller.store.delete_bucket(&bucket).await.map_err(|e| match e.kind() {
@@ -79,7 +79,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::HeadBucketInput>,
     ) -> S3Result<S3Response<dto::HeadBucketOutput>> {
-        S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         self.require_bucket(&req.input.bucket).await?;
         Ok(S3Response::new(dto::HeadBucketOutput::default()))
     }
@@ -88,7 +88,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::GetBucketLocationInput>,
     ) -> S3Result<S3Response<dto::GetBucketLocationOutput>> {
-        S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         self.require_bucket(&req.input.bucket).await?;
         Ok(S3Response::new(dto::GetBucketLocationOutput::default()))
     }
@@ -97,7 +97,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::GetBucketVersioningInput>,
     ) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
-        S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         self.require_bucket(&req.input.bucket).await?;
         Ok(S3Response::new(dto::GetBucketVersioningOutput {
             status: Some(dto::BucketVersioningStatus::from_static(
@@ -111,7 +111,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::PutBucketVersioningInput>,
     ) -> S3Result<S3Response<dto::PutBucketVersioningOutput>> {
-        S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         self.require_bucket(&req.input.bucket).await?;
         let status = req.input.versioning_configuration.status;
         match status.as_ref().map(|s| s.as_str()) {

@@ -93,7 +93,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::PutObjectRetentionInput>,
     ) -> S3Result<S3Response<dto::PutObjectRetentionOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Write, Some(&key))?;
@@ -119,7 +119,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::GetObjectRetentionInput>,
     ) -> S3Result<S3Response<dto::GetObjectRetentionOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Read, Some(&key))?;
@@ -143,7 +143,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::PutObjectLegalHoldInput>,
     ) -> S3Result<S3Response<dto::PutObjectLegalHoldOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Write, Some(&key))?;
@@ -161,7 +161,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::GetObjectLegalHoldInput>,
     ) -> S3Result<S3Response<dto::GetObjectLegalHoldOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Read, Some(&key))?;
@@ -183,7 +183,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::GetObjectLockConfigurationInput>,
     ) -> S3Result<S3Response<dto::GetObjectLockConfigurationOutput>> {
-        S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         self.require_bucket(&req.input.bucket).await?;
         // Every version can take a retention or a hold: Object Lock is always on.
         Ok(S3Response::new(dto::GetObjectLockConfigurationOutput {

@@ -17,6 +17,7 @@ mod objects;
 mod tagging;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -34,6 +35,7 @@ use crate::AppState;
 /// The S3 operations, over a store.
 pub struct CofferS3 {
     store: Store,
+    tokens: Arc<crate::auth::TokenCache>,
 }
 
 /// The coffer key of `key` in `bucket`.
@@ -70,9 +72,11 @@ impl s3s::validation::NameValidation for SegmentNames {
 pub fn router(state: AppState) -> Router {
     let mut builder = S3ServiceBuilder::new(CofferS3 {
         store: state.store.clone(),
+        tokens: state.tokens.clone(),
     });
     builder.set_auth(auth::AccessKeys {
         store: state.store.clone(),
+        tokens: state.tokens.clone(),
     });
     builder.set_validation(SegmentNames);
     let service = builder.build();

@@ -53,7 +53,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Write, Some(&key))?;
@@ -76,7 +76,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::UploadPartInput>,
     ) -> S3Result<S3Response<dto::UploadPartOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         self.upload_of(&caller, &input.upload_id, &key, Scope::Write).await?;
@@ -98,7 +98,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         self.upload_of(&caller, &input.upload_id, &key, Scope::Write).await?;
@@ -134,7 +134,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         self.upload_of(&caller, &input.upload_id, &key, Scope::Write).await?;
@@ -150,7 +150,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         let prefix = caller.narrow_prefix(&key_in(&input.bucket, input.prefix.as_deref().unwrap_or_default()))?;
@@ -185,7 +185,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::ListPartsInput>,
     ) -> S3Result<S3Response<dto::ListPartsOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         self.upload_of(&caller, &input.upload_id, &key, Scope::Read).await?;

@@ -85,7 +85,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::PutObjectInput>,
     ) -> S3Result<S3Response<dto::PutObjectOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Write, Some(&key))?;
@@ -123,7 +123,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::GetObjectInput>,
     ) -> S3Result<S3Response<dto::GetObjectOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Read, Some(&key))?;
@@ -186,7 +186,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::HeadObjectInput>,
     ) -> S3Result<S3Response<dto::HeadObjectOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Read, Some(&key))?;
@@ -250,7 +250,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::DeleteObjectInput>,
     ) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         let bypass = input.bypass_governance_retention.unwrap_or(false);
@@ -262,7 +262,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::DeleteObjectsInput>,
     ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let bypass = input.bypass_governance_retention.unwrap_or(false);
         let quiet = input.delete.quiet.unwrap_or(false);
@@ -299,7 +299,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::CopyObjectInput>,
     ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let dto::CopySource::Bucket {
             bucket,
@@ -351,7 +351,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::ListObjectsV2Input>,
     ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let start_after = input.continuation_token.clone().or(input.start_after.clone());
         let page = self
@@ -384,7 +384,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::ListObjectsInput>,
     ) -> S3Result<S3Response<dto::ListObjectsOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let page = self
             .list_page(
@@ -414,7 +414,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::ListObjectVersionsInput>,
     ) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let options = self
             .list_options(

@@ -54,7 +54,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::PutObjectTaggingInput>,
     ) -> S3Result<S3Response<dto::PutObjectTaggingOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         let mut set = Tags::new();
@@ -74,7 +74,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::GetObjectTaggingInput>,
     ) -> S3Result<S3Response<dto::GetObjectTaggingOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Read, Some(&key))?;
@@ -106,7 +106,7 @@ impl CofferS3 {
         &self,
         req: S3Request<dto::DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<dto::DeleteObjectTaggingOutput>> {
-        let caller = S3Caller::of(&self.store, req.credentials.as_ref()).await?;
+        let caller = S3Caller::of(&self.store, &self.tokens, req.credentials.as_ref()).await?;
         let input = req.input;
         let key = key_in(&input.bucket, &input.key);
         let version = self

@@ -3,8 +3,10 @@
 //! backend later by the flusher), how long their hot copies are kept, and
 //! the engine that serves them (the catalog's, or ClickHouse).
 
+mod cache;
 mod clickhouse;
 
+pub(crate) use self::cache::ContentCache;
 pub use self::clickhouse::HotObject;
 pub(crate) use self::clickhouse::{ClickHouse, HotRow};
 

@@ -146,12 +146,25 @@ impl Store {
         if size > MAX_HOT_OBJECT_SIZE {
             return Ok(None);
         }
-        let content = match self.clickhouse_copy(sha256).await {
+        let cached = match key {
+            None => self.hot_reads.get(sha256),
+            Some(_) => None,
+        };
+        let content = match cached {
             Some(content) => content,
-            None => match self.catalog.hot_copy(sha256).await? {
-                Some(copy) => copy.content,
-                None => return Ok(None),
-            },
+            None => {
+                let content = match self.clickhouse_copy(sha256).await {
+                    Some(content) => content,
+                    None => match self.catalog.hot_copy(sha256).await? {
+                        Some(copy) => copy.content,
+                        None => return Ok(None),
+                    },
+                };
+                if key.is_none() {
+                    self.hot_reads.insert(sha256, &content);
+                }
+                content
+            }
         };
         // Bytes `range` of the copy, as far as it goes.
         let part = |range: Range<u64>| {

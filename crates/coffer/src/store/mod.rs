@@ -116,6 +116,8 @@ pub struct Store {
     bundles: Arc<BundleConfig>,
     /// The bundle completion callbacks registered in this process.
     bundle_callbacks: Arc<BundleCallbacks>,
+    /// Hot content read recently, shared by the store's clones.
+    hot_reads: Arc<crate::hot::ContentCache>,
     /// Backend syncs shared by concurrent puts (see [`Store::put_stream_shared_sync`]).
     shared_sync: Arc<shared_sync::SharedSync>,
     /// The server's public URL and key, for links and S3 access keys (`[server]`).
@@ -214,6 +216,7 @@ impl Store {
             clickhouse: None,
             bundles: Arc::default(),
             bundle_callbacks: Arc::default(),
+            hot_reads: Arc::default(),
             shared_sync: Arc::default(),
             server: None,
             backend,

@@ -49,6 +49,25 @@ fn snapshot(d: &Path, keys: &[&str], extra: &[&str]) -> Vec<Value> {
     seen
 }
 
+/// Run `work` on the encrypted store in `d` (its catalog, or the one at `catalog_url`).
+fn s3_state<T, F, Fut>(d: &std::path::Path, catalog_url: Option<&str>, work: F) -> T
+where
+    F: FnOnce(coffer::Store) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let config = coffer::Config {
+        catalog_url: catalog_url.map(str::to_owned),
+        encryption: coffer::crypto::EncryptionConfig {
+            key_file: Some(d.join("k.key")),
+            ..coffer::crypto::EncryptionConfig::default()
+        },
+        ..coffer::Config::embedded(d.join("coffer-data"))
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { work(coffer::Store::open(&config).await.unwrap()).await })
+}
+
 #[test]
 fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     let Some(db) = database() else { return };
@@ -87,8 +106,22 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
     ));
     ok(coffer(d, &["bundle", "complete", bundle]));
     let bundle_before = json(coffer(d, &["bundle", "show", bundle, "--json"]));
-    // A token comes along too.
+    // A token comes along too, and an empty bucket and a multipart upload
+    // in progress (made by the library, as the S3 endpoint makes them).
     ok(coffer(d, &["token", "create", "--scope", "read", "--name", "reader"]));
+    let upload_id = s3_state(d, None, |store| async move {
+        store.create_bucket("empty-bucket").await.unwrap();
+        let upload = store
+            .start_multipart("docs/big.bin", &coffer::PutOptions::default())
+            .await
+            .unwrap();
+        let part = futures::stream::once(async { Ok(bytes::Bytes::from_static(b"part one")) });
+        store
+            .upload_part(&upload.upload_id, 1, Box::pin(part), None)
+            .await
+            .unwrap();
+        upload.upload_id
+    });
     let tokens_before = json(coffer(d, &["token", "list", "--json"]));
     let keys = ["docs/a.txt", "docs/b.txt", "docs/c.txt"];
     let before = snapshot(d, &keys, &[]);
@@ -121,6 +154,9 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
             "bundles",
             "bundle_resources",
             "tokens",
+            "buckets",
+            "multipart_uploads",
+            "multipart_parts",
             "outbox_counters"
         ]
     );
@@ -137,6 +173,12 @@ fn catalog_migrate_moves_everything_into_postgres_and_can_run_again() {
 
     // The same store, read through PostgreSQL, shows exactly what it showed through SQLite.
     let on_postgres = ["--catalog", db.url()];
+    let (buckets, parts) = s3_state(d, Some(db.url()), |store| async move {
+        let buckets: Vec<String> = store.buckets().await.unwrap().into_iter().map(|b| b.name).collect();
+        (buckets, store.multipart_parts(&upload_id).await.unwrap())
+    });
+    assert!(buckets.contains(&"empty-bucket".to_owned()), "{buckets:?}");
+    assert_eq!(parts.len(), 1, "the upload's part came along");
     assert_eq!(snapshot(d, &keys, &on_postgres), before);
     let hooks_after = json(coffer(d, &["hooks", "stats", "--json", "--catalog", db.url()]));
     assert_eq!(hooks_after["total"]["delivered"], 1);

@@ -287,7 +287,10 @@ async fn clickhouse_serves_hot_copies_fed_from_the_outbox_and_drops_old_days() {
     );
     // Its only copy went with the partition: a process that read it keeps
     // the verified bytes in memory, a new one finds no copy.
-    assert_eq!(&store.get_bytes("feed/a.json", None).await.unwrap().1[..], b"{\"a\": 1}");
+    assert_eq!(
+        &store.get_bytes("feed/a.json", None).await.unwrap().1[..],
+        b"{\"a\": 1}"
+    );
     let fresh = on_clickhouse(dir.path(), &proxy, &database).await;
     let err = fresh.get_bytes("feed/a.json", None).await.unwrap_err();
     assert_eq!(err.kind(), coffer::ErrorKind::IntegrityMismatch, "{err}");

@@ -175,7 +175,10 @@ pub(super) async fn read_current_and_reference_blob(
         .map_err(|e| db_error("reading the current version", e))
 }
 
-/// Why a version could not reference stored content: it is damaged, or gone.
+/// Why a version could not reference stored content: it is damaged, or
+/// gone. A sound row found now was deleted and made again by other writers
+/// since the reference was tried: gone too, for this put, which then
+/// stores its own copy.
 pub(super) async fn unreferenced_blob_error(conn: &mut PgConnection, key: &str, sha256: &str) -> Error {
     let damage: Result<Option<Option<String>>, _> = sqlx::query_scalar("SELECT damaged FROM blobs WHERE sha256 = $1")
         .bind(sha256)
@@ -183,11 +186,11 @@ pub(super) async fn unreferenced_blob_error(conn: &mut PgConnection, key: &str, 
         .await;
     match damage {
         Err(e) => db_error("reading the blob", e),
-        Ok(Some(problem)) => Error::new(
+        Ok(Some(Some(problem))) => Error::new(
             ErrorKind::IntegrityMismatch,
-            format!("the content of {key} is damaged ({})", problem.unwrap_or_default()),
+            format!("the content of {key} is damaged ({problem})"),
         ),
-        Ok(None) => Error::not_found(format!("the content of {key} is no longer stored")),
+        Ok(Some(None) | None) => Error::not_found(format!("the content of {key} is no longer stored")),
     }
 }
 

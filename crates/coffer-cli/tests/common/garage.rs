@@ -89,6 +89,7 @@ impl Garage {
 /// A store directory whose `coffer.toml` names a fresh PostgreSQL database
 /// and a fresh Garage bucket, initialised; `None` when either service does
 /// not answer (and services are not required). The database goes with it.
+#[cfg(feature = "catalog-postgres")]
 #[allow(dead_code)] // used by the suites of `coffer serve`
 pub async fn postgres_and_garage() -> Option<(coffer::testkit::TestDatabase, tempfile::TempDir)> {
     let (Some(database), Some(garage)) = (coffer::testkit::TestDatabase::create().await.unwrap(), garage()) else {

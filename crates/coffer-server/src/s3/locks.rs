@@ -9,7 +9,7 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::auth::S3Caller;
 use super::errors::{refused, s3_error, s3_error_as};
-use super::{CofferS3, key_in, version_id};
+use super::{CofferS3, key_in, missing, version_id};
 
 /// The retention a put's lock headers ask for.
 pub fn retention_of(mode: Option<&ObjectLockMode>, until: Option<&Timestamp>) -> S3Result<Option<Retention>> {
@@ -76,11 +76,7 @@ impl CofferS3 {
     /// The version a lock call names: the latest unless `version`.
     async fn locked_version(&self, caller: &S3Caller, key: &str, version: Option<&str>) -> S3Result<VersionId> {
         let wanted = version_id(version)?;
-        let not_found = if wanted.is_some() {
-            S3ErrorCode::NoSuchVersion
-        } else {
-            S3ErrorCode::NoSuchKey
-        };
+        let not_found = missing(wanted.as_ref());
         let found = caller
             .store
             .head(key, wanted.as_ref())

@@ -57,6 +57,29 @@ fn version_id(text: Option<&str>) -> S3Result<Option<VersionId>> {
     }
 }
 
+/// The error code of a missing version: the key's when none was named.
+fn missing(wanted: Option<&VersionId>) -> S3ErrorCode {
+    match wanted {
+        Some(_) => S3ErrorCode::NoSuchVersion,
+        None => S3ErrorCode::NoSuchKey,
+    }
+}
+
+/// A `Content-MD5` header (base64) as hex, refused unless it is an MD5.
+fn content_md5_hex(header: Option<&str>) -> S3Result<Option<String>> {
+    use base64::Engine;
+    header
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .filter(|md5| md5.len() == 16)
+                .map(hex::encode)
+                .ok_or_else(|| refused(S3ErrorCode::InvalidDigest, "Content-MD5 is not a base64 MD5"))
+        })
+        .transpose()
+}
+
 /// Bucket names are key segments, which S3's own rules (3 to 63 lowercase
 /// characters) would not all allow; the store checks them.
 struct SegmentNames;

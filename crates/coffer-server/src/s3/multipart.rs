@@ -10,8 +10,8 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 use super::CofferS3;
 use super::auth::S3Caller;
 use super::errors::{refused, s3_error, s3_error_as};
-use super::key_in;
 use super::objects::{body_of, etag};
+use super::{content_md5_hex, key_in};
 
 /// `error`, where a missing thing is the upload.
 fn upload_error(error: coffer::Error) -> s3s::S3Error {
@@ -19,20 +19,6 @@ fn upload_error(error: coffer::Error) -> s3s::S3Error {
         coffer::ErrorKind::InvalidInput => refused(S3ErrorCode::InvalidPart, error.to_string()),
         _ => s3_error_as(error, S3ErrorCode::NoSuchUpload),
     }
-}
-
-fn hex_md5(content_md5: Option<&str>) -> S3Result<Option<String>> {
-    use base64::Engine;
-    content_md5
-        .map(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()
-                .filter(|md5| md5.len() == 16)
-                .map(hex::encode)
-                .ok_or_else(|| refused(S3ErrorCode::InvalidDigest, "Content-MD5 is not a base64 MD5"))
-        })
-        .transpose()
 }
 
 impl CofferS3 {
@@ -82,10 +68,10 @@ impl CofferS3 {
         self.upload_of(&caller, &input.upload_id, &key, Scope::Write).await?;
         let number = u32::try_from(input.part_number)
             .map_err(|_| refused(S3ErrorCode::InvalidArgument, "the part number is negative"))?;
-        let md5 = hex_md5(input.content_md5.as_deref())?;
+        let md5 = content_md5_hex(input.content_md5.as_deref())?;
         let part = caller
             .store
-            .upload_part(&input.upload_id, number, body_of(input.body, None)?, md5.as_deref())
+            .upload_part(&input.upload_id, number, body_of(input.body, None), md5.as_deref())
             .await
             .map_err(upload_error)?;
         Ok(S3Response::new(dto::UploadPartOutput {

@@ -3,7 +3,6 @@
 //! `s3://invoices/2024/a.pdf` is the coffer key `invoices/2024/a.pdf`.
 
 use axum::http::StatusCode;
-use base64::Engine;
 use coffer::access::Scope;
 use coffer::{ByteRange, CopyOptions, GetOptions, ListOptions, ObjectVersion, PutOptions, VersionId};
 use futures::{StreamExt, TryStreamExt};
@@ -13,7 +12,7 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::auth::S3Caller;
 use super::errors::{refused, s3_error, s3_error_as};
-use super::{CofferS3, key_in, version_id};
+use super::{CofferS3, content_md5_hex, key_in, missing, version_id};
 use crate::api::objects::{precondition_status, system_time};
 
 /// The S3 form of a version's time.
@@ -26,24 +25,19 @@ pub fn etag(version: &ObjectVersion) -> Option<ETag> {
     version.etag.clone().map(ETag::Strong)
 }
 
-/// A request body as the stream a put takes; with `content_md5` (base64,
-/// as the Content-MD5 header has it) bytes that do not match it fail the
-/// stream at its end, so nothing is committed.
-pub fn body_of(body: Option<StreamingBlob>, content_md5: Option<&str>) -> S3Result<coffer::body::ByteStream> {
+/// A request body as the stream a put takes; with `expected_md5` (hex)
+/// bytes that do not match it fail the stream at its end, so nothing is
+/// committed.
+pub fn body_of(body: Option<StreamingBlob>, expected_md5: Option<String>) -> coffer::body::ByteStream {
     let stream = match body {
         Some(body) => body
             .map_err(|e| coffer::Error::new(coffer::ErrorKind::Io, format!("the request body broke off: {e}")))
             .boxed(),
         None => futures::stream::empty().boxed(),
     };
-    let Some(expected) = content_md5 else {
-        return Ok(stream);
+    let Some(expected) = expected_md5 else {
+        return stream;
     };
-    let expected = base64::engine::general_purpose::STANDARD
-        .decode(expected)
-        .ok()
-        .filter(|md5| md5.len() == 16)
-        .ok_or_else(|| refused(S3ErrorCode::InvalidDigest, "Content-MD5 is not a base64 MD5"))?;
     let mut md5 = Some(Md5::new());
     let checked = stream
         .map(Some)
@@ -57,7 +51,7 @@ pub fn body_of(body: Option<StreamingBlob>, content_md5: Option<&str>) -> S3Resu
                     Some(Ok(chunk))
                 }
                 Some(Err(e)) => Some(Err(e)),
-                None => match md5.take().map(|md5| md5.finalize().to_vec()) {
+                None => match md5.take().map(|md5| hex::encode(md5.finalize())) {
                     Some(actual) if actual != expected => Some(Err(coffer::Error::new(
                         coffer::ErrorKind::IntegrityMismatch,
                         "the body does not match its Content-MD5",
@@ -67,7 +61,7 @@ pub fn body_of(body: Option<StreamingBlob>, content_md5: Option<&str>) -> S3Resu
             };
             futures::future::ready(out)
         });
-    Ok(checked.boxed())
+    checked.boxed()
 }
 
 /// The metadata of a request, as coffer keeps it.
@@ -109,7 +103,7 @@ impl CofferS3 {
             legal_hold: super::locks::legal_hold_on(input.object_lock_legal_hold_status.as_ref()),
             ..PutOptions::default()
         };
-        let body = body_of(input.body, input.content_md5.as_deref())?;
+        let body = body_of(input.body, content_md5_hex(input.content_md5.as_deref())?);
         let version = caller.store.put_stream(&key, body, options).await.map_err(s3_error)?;
         Ok(S3Response::new(dto::PutObjectOutput {
             e_tag: etag(&version),
@@ -215,10 +209,7 @@ impl CofferS3 {
     /// The version a read names: the latest unless `wanted`; a key whose
     /// latest version is a delete marker is missing, as S3 has it.
     async fn readable(&self, caller: &S3Caller, key: &str, wanted: Option<&VersionId>) -> S3Result<ObjectVersion> {
-        let not_found = match wanted {
-            Some(_) => S3ErrorCode::NoSuchVersion,
-            None => S3ErrorCode::NoSuchKey,
-        };
+        let not_found = missing(wanted);
         let version = caller
             .store
             .head(key, wanted)

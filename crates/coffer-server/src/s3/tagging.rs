@@ -9,7 +9,7 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::auth::S3Caller;
 use super::errors::{refused, s3_error_as};
-use super::{CofferS3, key_in, version_id};
+use super::{CofferS3, key_in, missing, version_id};
 
 /// The tags of an `x-amz-tagging` header (`k1=v1&k2=v2`, URL-encoded).
 pub fn tags_of_header(header: Option<&str>) -> S3Result<Tags> {
@@ -32,11 +32,7 @@ impl CofferS3 {
     ) -> S3Result<coffer::ObjectVersion> {
         caller.allow(Scope::Write, Some(key))?;
         let wanted = version_id(version)?;
-        let not_found = if wanted.is_some() {
-            S3ErrorCode::NoSuchVersion
-        } else {
-            S3ErrorCode::NoSuchKey
-        };
+        let not_found = missing(wanted.as_ref());
         let current = caller
             .store
             .head(key, wanted.as_ref())
@@ -79,11 +75,7 @@ impl CofferS3 {
         let key = key_in(&input.bucket, &input.key);
         caller.allow(Scope::Read, Some(&key))?;
         let wanted = version_id(input.version_id.as_deref())?;
-        let not_found = if wanted.is_some() {
-            S3ErrorCode::NoSuchVersion
-        } else {
-            S3ErrorCode::NoSuchKey
-        };
+        let not_found = missing(wanted.as_ref());
         let version = caller
             .store
             .head(&key, wanted.as_ref())

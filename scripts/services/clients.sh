@@ -19,37 +19,27 @@ set -euo pipefail
 TOOLS=${COFFER_TOOLS_DIR:-${HOME:-/root}/.cache/coffer-tools}
 VENV=$TOOLS/clients-venv
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+debian_install() {
+    echo "clients.sh: installing $1 from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq "$1" >/dev/null
+}
 
 if [ ! -x "$VENV/bin/aws" ]; then
     echo "clients.sh: installing the AWS CLI into $VENV" >&2
     mkdir -p "$TOOLS"
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-        export DEBIAN_FRONTEND=noninteractive
-        as_root apt-get update -qq
-        as_root apt-get install -y -qq python3-venv >/dev/null
+        debian_install python3-venv
         rm -rf "$VENV"
         python3 -m venv "$VENV"
     fi
     "$VENV/bin/pip" install --quiet --disable-pip-version-check awscli
 fi
-if ! command -v rclone >/dev/null; then
-    echo "clients.sh: installing rclone from Debian's packages" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq rclone >/dev/null
-fi
-if ! command -v age >/dev/null; then
-    echo "clients.sh: installing age from Debian's packages" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq age >/dev/null
-fi
-if ! command -v unzip >/dev/null; then
-    echo "clients.sh: installing unzip from Debian's packages" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq unzip >/dev/null
-fi
+# Debian's packages, each named as its command.
+for package in rclone age unzip chromium wrk; do
+    command -v "$package" >/dev/null || debian_install "$package"
+done
 if [ ! -x "$VENV/bin/warcio" ]; then
     echo "clients.sh: installing warcio into $VENV" >&2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check warcio
@@ -65,20 +55,8 @@ if [ ! -x "$TOOLS/schemathesis-venv/bin/schemathesis" ]; then
     python3 -m venv "$TOOLS/schemathesis-venv"
     "$TOOLS/schemathesis-venv/bin/pip" install --quiet --disable-pip-version-check schemathesis
 fi
-if ! command -v chromium >/dev/null; then
-    echo "clients.sh: installing chromium from Debian's packages" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq chromium >/dev/null
-fi
 if [ ! -f "$TOOLS/playwright/node_modules/playwright-core/package.json" ]; then
     echo "clients.sh: installing playwright-core from npm into $TOOLS/playwright" >&2
     mkdir -p "$TOOLS/playwright"
     (cd "$TOOLS/playwright" && npm install --silent --no-audit --no-fund playwright-core@1 >/dev/null)
-fi
-if ! command -v wrk >/dev/null; then
-    echo "clients.sh: installing wrk from Debian's packages" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq wrk >/dev/null
 fi

@@ -17,10 +17,7 @@ use common::{client, coffer, coffer_in, json, ok};
 
 /// Where playwright-core is (scripts/services/clients.sh installs it).
 fn playwright() -> Option<PathBuf> {
-    let tools = std::env::var("COFFER_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/coffer-tools"));
-    let modules = tools.join("playwright/node_modules");
+    let modules = common::tools_dir().join("playwright/node_modules");
     if modules.join("playwright-core/package.json").is_file() {
         return Some(modules);
     }

@@ -90,13 +90,20 @@ pub fn fails(run: Run, code: i32, message: &str) {
     );
 }
 
+/// Where scripts/services install the clients (`COFFER_TOOLS_DIR`, default
+/// `~/.cache/coffer-tools`).
+#[allow(dead_code)] // used by the files that drive third-party clients
+pub fn tools_dir() -> PathBuf {
+    std::env::var("COFFER_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/coffer-tools"))
+}
+
 /// The client `name`, or `None` (with a loud line) when it is not installed
 /// and services are not required.
 #[allow(dead_code)] // used by the files that drive third-party clients
 pub fn client(name: &str) -> Option<PathBuf> {
-    let tools = std::env::var("COFFER_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/coffer-tools"));
+    let tools = tools_dir();
     let candidates = [
         tools.join("clients-venv/bin").join(name),
         tools.join("schemathesis-venv/bin").join(name),

@@ -21,6 +21,9 @@ pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes>>;
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// Chunks that may wait for the hasher before the transfer waits for it.
 const HASH_QUEUE: usize = 4;
+/// Bodies up to this size are hashed on the task that moves them: a hand-off
+/// to a hashing thread would cost more than the hash.
+const INLINE_HASH_LIMIT: u64 = 64 * 1024;
 
 /// Turn any `AsyncRead` into a stream of chunks of up to 1 MiB.
 pub fn reader_stream<R: AsyncRead + Send + Unpin + 'static>(reader: R) -> ByteStream {
@@ -64,8 +67,7 @@ pub(crate) async fn split_head(mut body: ByteStream, limit: usize) -> Result<(Ve
 
 /// The hashes of bytes in memory; large ones are hashed off the async threads.
 pub(crate) async fn digest(bytes: Bytes) -> Result<Digests> {
-    const INLINE: usize = 64 * 1024;
-    let inline = bytes.len() <= INLINE;
+    let inline = bytes.len() as u64 <= INLINE_HASH_LIMIT;
     let hash = move || Digests {
         sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes)),
         md5: Some(hex::encode(Md5::digest(&bytes))),
@@ -348,13 +350,53 @@ pub(crate) fn coalesce(body: ByteStream, target: usize) -> ByteStream {
     .boxed()
 }
 
+/// The hashes of a body, once it has been read to its end.
+type DigestsLater = futures::future::BoxFuture<'static, Result<Digests>>;
+
+/// Pass `body` through, hashing it (SHA-256) on the way, on the task that
+/// moves it; the future answers once the body has ended.
+fn sha256_inline(body: ByteStream) -> (ByteStream, DigestsLater) {
+    let state = Arc::new(std::sync::Mutex::new(Some((
+        aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+        0u64,
+    ))));
+    let tapped = {
+        let state = state.clone();
+        body.inspect(move |chunk| {
+            if let (Ok(bytes), Ok(mut state)) = (chunk, state.lock())
+                && let Some((hash, size)) = state.as_mut()
+            {
+                hash.update(bytes);
+                *size += bytes.len() as u64;
+            }
+        })
+        .boxed()
+    };
+    let digests = Box::pin(async move {
+        let taken = state.lock().ok().and_then(|mut state| state.take());
+        let (hash, size) = taken.ok_or_else(|| Error::new(ErrorKind::Io, "hashing failed"))?;
+        Ok(Digests {
+            sha256: hex::encode(hash.finish()),
+            md5: None,
+            size,
+        })
+    });
+    (tapped, digests)
+}
+
 /// Pass a stored blob's bytes through, and end with an `IntegrityMismatch`
 /// error instead of a clean end if their SHA-256 or length is not the recorded one.
 pub(crate) fn verify_stream(body: ByteStream, expected_sha256: String, expected_size: u64, what: String) -> ByteStream {
-    let hasher = BackgroundHasher::spawn(false);
-    let tapped = hasher.tap(body);
+    let (tapped, digests) = if expected_size <= INLINE_HASH_LIMIT {
+        sha256_inline(body)
+    } else {
+        let hasher = BackgroundHasher::spawn(false);
+        let tapped = hasher.tap(body);
+        let digests: DigestsLater = Box::pin(hasher.finish());
+        (tapped, digests)
+    };
     end_with_check(tapped, move || async move {
-        let digests = hasher.finish().await?;
+        let digests = digests.await?;
         if digests.size != expected_size {
             return Err(Error::new(
                 ErrorKind::IntegrityMismatch,
@@ -426,4 +468,44 @@ where
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256_hex(data: &[u8]) -> String {
+        hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+    }
+
+    /// Read a verified body of `stored` bytes that should be `recorded`.
+    async fn read_verified(stored: Vec<u8>, recorded: &[u8]) -> Result<Vec<u8>> {
+        let chunks: Vec<Result<Bytes>> = stored.chunks(1000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let body = futures::stream::iter(chunks).boxed();
+        let mut verified = verify_stream(body, sha256_hex(recorded), recorded.len() as u64, "k".into());
+        let mut read = Vec::new();
+        while let Some(chunk) = verified.next().await {
+            read.extend_from_slice(&chunk?);
+        }
+        Ok(read)
+    }
+
+    #[tokio::test]
+    async fn small_and_large_reads_are_verified_alike() {
+        // 4 KiB is hashed inline, 1 MiB on the hashing threads.
+        for size in [4096, 1 << 20] {
+            let sound: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            assert_eq!(read_verified(sound.clone(), &sound).await.unwrap(), sound);
+
+            let mut flipped = sound.clone();
+            flipped[size / 2] ^= 1;
+            let err = read_verified(flipped, &sound).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::IntegrityMismatch, "{size}: {err}");
+            assert!(err.to_string().contains("SHA-256"), "{err}");
+
+            let err = read_verified(sound[..size - 1].to_vec(), &sound).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::IntegrityMismatch, "{size}: {err}");
+            assert!(err.to_string().contains("bytes"), "{err}");
+        }
+    }
 }

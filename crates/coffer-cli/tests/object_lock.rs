@@ -13,7 +13,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{client, coffer, coffer_in, fails, flush, json, ok};
 use serde_json::Value;
@@ -143,12 +143,14 @@ fn protected_versions_are_locked_by_the_store_itself() {
         "{info}"
     );
 
-    // Compliance for a few seconds: both objects carry the lock, and the
-    // store refuses a raw delete of either.
+    // Compliance for half a minute (long enough for the checks below on a
+    // loaded machine): both objects carry the lock, and the store refuses a
+    // raw delete of either.
+    let retained_at = Instant::now();
     let first = store.put(
         "invoices/a.pdf",
         "invoice v1",
-        &["--retain", "8s", "--retention-mode", "compliance"],
+        &["--retain", "30s", "--retention-mode", "compliance"],
     );
     let objects = store.objects("invoices/a.pdf", &first);
     for path in &objects {
@@ -199,7 +201,7 @@ fn protected_versions_are_locked_by_the_store_itself() {
 
     // Once the date has passed, prune removes the old version and its objects.
     store.put("invoices/a.pdf", "invoice v2", &[]);
-    std::thread::sleep(Duration::from_secs(9));
+    std::thread::sleep(Duration::from_secs(31).saturating_sub(retained_at.elapsed()));
     let pruned = json(coffer(d, &["prune", "invoices/a.pdf", "--keep", "1", "--json"]));
     assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned}");
     for path in &objects {

@@ -1,7 +1,7 @@
 //! The reads both engines share, each one SQL text over the engine's
 //! [`Dialect`](super::dialect::Dialect), run on a [`Conn`] of either engine.
 
-use super::dialect::{BLOB_SELECT, BLOBS_SELECT, StatsRow, refcounts_select, stats_of};
+use super::dialect::{BLOB_SELECT, BLOBS_SELECT, Dialect, StatsRow, refcounts_select, stats_of};
 use super::outbox::{
     DEAD_LETTER_COLUMNS, DELIVERY_STATES_SQL, DeadLetter, DeadLetterRow, EVENT_COUNTS_SQL, HOOK_COUNTERS_SQL,
     OutboxCounters, dead_letter, outbox_counters, parse_hook,
@@ -22,28 +22,42 @@ use crate::retention::Protection;
 
 /// Decode the JSON text of [`Dialect::versions_json`](super::dialect::Dialect::versions_json)
 /// (`NULL` when no row matched, on PostgreSQL).
-fn versions_of(json: Option<String>) -> Result<Vec<ObjectVersion>> {
+pub(super) fn versions_of(json: Option<String>) -> Result<Vec<ObjectVersion>> {
     json.map_or_else(|| Ok(Vec::new()), |json| decode_versions(&json))
+}
+
+/// The SQL of one version of a key (bind the key and the version id), as
+/// the one-element JSON array of [`versions_of`].
+pub(super) fn version_sql(dialect: &Dialect) -> String {
+    format!(
+        "SELECT {} FROM versions v {VERSION_JOINS} WHERE v.key = ? AND v.version_id = ?",
+        dialect.versions_json_of_rows()
+    )
+}
+
+/// The SQL of a key's latest version, a delete marker included (bind the
+/// key), as the one-element JSON array of [`versions_of`].
+pub(super) fn latest_sql(dialect: &Dialect) -> String {
+    format!(
+        "SELECT {} FROM latest l2 JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id \
+         {VERSION_JOINS} WHERE l2.key = ?",
+        dialect.versions_json_of_rows()
+    )
 }
 
 /// One version of a key.
 pub(super) async fn version(mut conn: Conn<'_>, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
-    let sql = format!(
-        "SELECT {} FROM versions v {VERSION_JOINS} WHERE v.key = ? AND v.version_id = ?",
-        conn.dialect().versions_json_of_rows()
-    );
+    let sql = version_sql(conn.dialect());
     let params = vec![Param::Text(key.to_owned()), Param::Text(version_id.to_owned())];
     let (json,): (Option<String>,) = conn.one("reading a version", &sql, params).await?;
     Ok(versions_of(json)?.pop())
 }
 
-/// A key's latest version (a delete marker included).
+/// A key's latest version (a delete marker included). (SQLite reads it on
+/// the calling thread: `sqlite::inline`.)
+#[cfg(feature = "catalog-postgres")]
 pub(super) async fn latest(mut conn: Conn<'_>, key: &str) -> Result<Option<ObjectVersion>> {
-    let sql = format!(
-        "SELECT {} FROM latest l2 JOIN versions v ON v.key = l2.key AND v.version_id = l2.version_id \
-         {VERSION_JOINS} WHERE l2.key = ?",
-        conn.dialect().versions_json_of_rows()
-    );
+    let sql = latest_sql(conn.dialect());
     let params = vec![Param::Text(key.to_owned())];
     let (json,): (Option<String>,) = conn.one("reading the latest version", &sql, params).await?;
     Ok(versions_of(json)?.pop())

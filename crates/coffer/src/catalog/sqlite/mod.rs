@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use self::inline::InlineReader;
 use self::writer::{WriteJob, WriteOp, WriteOutcome, write_loop};
 use super::plan::PurgePlan;
 use super::sql::Conn;
@@ -41,6 +42,7 @@ const CACHE_KIB: u64 = 32 * 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod changes;
+mod inline;
 mod outbox;
 mod search;
 mod writer;
@@ -51,6 +53,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteCatalog {
     path: PathBuf,
     readers: SqlitePool,
+    /// A key's version, read on the calling thread (the read of every GET).
+    inline: InlineReader,
     writer: mpsc::Sender<WriteJob>,
 }
 
@@ -80,6 +84,9 @@ impl SqliteCatalog {
         search::backfill(&mut writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
+            // A file's connection does not go stale as a server's does; the
+            // check would cost every read a second trip to its thread.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| db_error("cannot open readers", e))?;
@@ -88,6 +95,7 @@ impl SqliteCatalog {
         Ok(SqliteCatalog {
             path: path.to_path_buf(),
             readers,
+            inline: InlineReader::new(path),
             writer: sender,
         })
     }
@@ -266,10 +274,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn version(&self, key: &ObjectKey, version_id: Option<&VersionId>) -> Result<Option<ObjectVersion>> {
-        match version_id {
-            Some(id) => reads::version(self.reader().await?, key.as_str(), id.as_str()).await,
-            None => reads::latest(self.reader().await?, key.as_str()).await,
-        }
+        self.inline.version(key.as_str(), version_id.map(VersionId::as_str))
     }
 
     async fn versions(&self, key: &ObjectKey, limit: Option<usize>) -> Result<Vec<ObjectVersion>> {

@@ -17,6 +17,8 @@ on_both_catalogs!(
     bad_completions_change_nothing,
     abort_removes_the_parts,
     buckets_are_first_segments_or_made_empty,
+    parts_sent_in_order_complete_as_sent,
+    completions_other_than_the_parts_sent_still_complete,
 );
 
 fn stream(bytes: Vec<u8>) -> coffer::body::ByteStream {
@@ -107,6 +109,121 @@ async fn parts_in_any_order_become_one_version(fixture: Fixture) {
     assert_eq!(puts.len(), 1, "one audited put");
     let report = store.verify(&VerifyOptions::default()).await.unwrap();
     assert!(report.is_clean(), "no part is left behind: {:?}", report.problems);
+}
+
+/// Upload `parts` as parts 1..=n, in order, as S3 clients send them.
+async fn upload_in_order(store: &Store, upload_id: &str, parts: &[Vec<u8>]) -> Vec<CompletedPart> {
+    let mut done = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let answered = store
+            .upload_part(upload_id, i as u32 + 1, stream(part.clone()), None)
+            .await
+            .unwrap();
+        done.push(CompletedPart {
+            part_number: i as u32 + 1,
+            etag: answered.etag,
+        });
+    }
+    done
+}
+
+/// `verify` finds nothing left behind, however young (what an upload
+/// staged goes once it ends, a moment later when it was given up).
+async fn nothing_left_behind(store: &Store) {
+    let options = VerifyOptions {
+        min_orphan_age: std::time::Duration::ZERO,
+        ..VerifyOptions::default()
+    };
+    let mut report = store.verify(&options).await.unwrap();
+    for _ in 0..50 {
+        if report.is_clean() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        report = store.verify(&options).await.unwrap();
+    }
+    panic!("left behind: {:?}", report.problems);
+}
+
+/// Parts sent in order are put together while they arrive; the version is
+/// the same as ever.
+async fn parts_sent_in_order_complete_as_sent(fixture: Fixture) {
+    use sha2::Digest;
+    let store = &fixture.store;
+    let upload = store
+        .start_multipart("k/ordered", &PutOptions::default())
+        .await
+        .unwrap();
+    let parts = vec![
+        pattern(MIN_PART_SIZE as usize, 1),
+        pattern(MIN_PART_SIZE as usize, 2),
+        pattern(3000, 3),
+    ];
+    let completed = upload_in_order(store, &upload.upload_id, &parts).await;
+    let version = store.complete_multipart(&upload.upload_id, &completed).await.unwrap();
+    let whole = parts.concat();
+    assert_eq!(version.size, whole.len() as u64);
+    assert_eq!(
+        version.sha256.as_deref(),
+        Some(hex::encode(sha2::Sha256::digest(&whole)).as_str())
+    );
+    let (_, read) = store.get_bytes("k/ordered", None).await.unwrap();
+    assert!(read[..] == whole[..], "the version reads back as the parts in order");
+    nothing_left_behind(store).await;
+
+    // An upload aborted half-way leaves nothing either.
+    let upload = store
+        .start_multipart("k/dropped", &PutOptions::default())
+        .await
+        .unwrap();
+    upload_in_order(store, &upload.upload_id, &parts[..2]).await;
+    store.abort_multipart(&upload.upload_id).await.unwrap();
+    assert!(!store.exists("k/dropped").await.unwrap());
+    nothing_left_behind(store).await;
+}
+
+/// A completion that leaves out a part sent, or a part sent again after
+/// the parts after it, completes with exactly the parts it names.
+async fn completions_other_than_the_parts_sent_still_complete(fixture: Fixture) {
+    let store = &fixture.store;
+    let parts = vec![
+        pattern(MIN_PART_SIZE as usize, 1),
+        pattern(MIN_PART_SIZE as usize, 2),
+        pattern(3000, 3),
+    ];
+
+    let upload = store
+        .start_multipart("k/skipped", &PutOptions::default())
+        .await
+        .unwrap();
+    let completed = upload_in_order(store, &upload.upload_id, &parts).await;
+    let chosen = [completed[0].clone(), completed[2].clone()];
+    store.complete_multipart(&upload.upload_id, &chosen).await.unwrap();
+    let (_, read) = store.get_bytes("k/skipped", None).await.unwrap();
+    assert!(
+        read[..] == [&parts[0][..], &parts[2][..]].concat()[..],
+        "parts 1 and 3 only"
+    );
+
+    let upload = store.start_multipart("k/resent", &PutOptions::default()).await.unwrap();
+    upload_in_order(store, &upload.upload_id, &parts[..2]).await;
+    let again = pattern(MIN_PART_SIZE as usize, 9);
+    let resent = store
+        .upload_part(&upload.upload_id, 1, stream(again.clone()), None)
+        .await
+        .unwrap();
+    let mut completed = upload_in_order(store, &upload.upload_id, &parts).await;
+    let last = store
+        .upload_part(&upload.upload_id, 1, stream(again.clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(resent.etag, last.etag);
+    completed[0].etag = last.etag;
+    store.complete_multipart(&upload.upload_id, &completed).await.unwrap();
+    let (_, read) = store.get_bytes("k/resent", None).await.unwrap();
+    let expected = [&again[..], &parts[1][..], &parts[2][..]].concat();
+    assert!(read[..] == expected[..], "the part sent last counts");
+    nothing_left_behind(store).await;
 }
 
 async fn bad_completions_change_nothing(fixture: Fixture) {

@@ -24,6 +24,7 @@ use crate::time::Timestamp;
 use crate::version::VersionId;
 
 mod access;
+mod assembly;
 mod audit;
 mod buckets;
 mod bulk;
@@ -120,6 +121,8 @@ pub struct Store {
     hot_reads: Arc<crate::hot::ContentCache>,
     /// Backend syncs shared by concurrent puts (see [`Store::put_stream_shared_sync`]).
     shared_sync: Arc<shared_sync::SharedSync>,
+    /// Multipart uploads this process assembles while their parts arrive.
+    assemblies: Arc<assembly::Assemblies>,
     /// The server's public URL and key, for links and S3 access keys (`[server]`).
     server: Option<Arc<access::ServerAccess>>,
 }
@@ -218,6 +221,7 @@ impl Store {
             bundle_callbacks: Arc::default(),
             hot_reads: Arc::default(),
             shared_sync: Arc::default(),
+            assemblies: Arc::default(),
             server: None,
             backend,
             catalog,

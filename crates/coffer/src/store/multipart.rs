@@ -88,7 +88,7 @@ impl Store {
                 "part number {part_number} is outside 1 to {MAX_PART_NUMBER}"
             )));
         }
-        self.multipart_upload(upload_id).await?;
+        let upload = self.multipart_upload(upload_id).await?;
         let encryption = self.encryption.require()?.cloned();
         let path = layout::part_path(upload_id, part_number, &VersionId::generate());
         let md5 = Arc::new(Mutex::new((Md5::new(), 0u64)));
@@ -148,6 +148,7 @@ impl Store {
         match recorded {
             Ok(replaced) => {
                 self.remove_staged(&replaced).await;
+                self.assemblies.part_uploaded(self, &upload, part.clone());
                 Ok(part)
             }
             Err(e) => {
@@ -163,6 +164,11 @@ impl Store {
         let upload = self.multipart_upload(upload_id).await?;
         let staged = self.catalog.multipart_parts(upload_id).await?;
         let chosen = choose_parts(&staged, parts)?;
+        if let Some(assembled) = self.assemblies.complete(upload_id, &chosen, &self.actor).await {
+            let version = assembled?;
+            self.end_multipart(upload_id, &staged).await?;
+            return Ok(version);
+        }
         let store = self.clone();
         let body = futures::stream::iter(chosen)
             .then(move |part| {
@@ -191,6 +197,7 @@ impl Store {
     /// Abort an upload: its parts are removed.
     pub async fn abort_multipart(&self, upload_id: &str) -> Result<()> {
         self.multipart_upload(upload_id).await?;
+        self.assemblies.abandon(upload_id).await;
         let staged = self.catalog.multipart_parts(upload_id).await?;
         self.end_multipart(upload_id, &staged).await
     }

@@ -249,7 +249,16 @@ pub(crate) struct Digests {
 pub(crate) struct BackgroundHasher {
     senders: Vec<mpsc::Sender<Bytes>>,
     sha256: tokio::task::JoinHandle<(String, u64)>,
-    md5: Option<tokio::task::JoinHandle<(String, u64)>>,
+    etag: Option<EtagSource>,
+}
+
+/// An ETag told by whoever knows it (the parts of a multipart upload) by
+/// the time the body has ended; dropped untold if they could not tell it.
+pub(crate) type EtagLater = tokio::sync::oneshot::Receiver<String>;
+
+enum EtagSource {
+    Computed(tokio::task::JoinHandle<(String, u64)>),
+    Told(EtagLater),
 }
 
 /// SHA-256 of every chunk from `receiver`, on a blocking thread, with aws-lc
@@ -271,16 +280,23 @@ impl BackgroundHasher {
     pub fn spawn(with_md5: bool) -> Self {
         let (sha_sender, sha_receiver) = mpsc::channel::<Bytes>(HASH_QUEUE);
         let mut senders = vec![sha_sender];
-        let md5 = with_md5.then(|| {
+        let etag = with_md5.then(|| {
             let (md5_sender, md5_receiver) = mpsc::channel::<Bytes>(HASH_QUEUE);
             senders.push(md5_sender);
-            crate::etag::spawn(md5_receiver)
+            EtagSource::Computed(crate::etag::spawn(md5_receiver))
         });
         BackgroundHasher {
             senders,
             sha256: spawn_sha256(sha_receiver),
-            md5,
+            etag,
         }
+    }
+
+    /// SHA-256 only: the ETag is `told`, not computed.
+    pub fn spawn_told(told: EtagLater) -> Self {
+        let mut hasher = Self::spawn(false);
+        hasher.etag = Some(EtagSource::Told(told));
+        hasher
     }
 
     /// Pass `body` through, feeding every chunk to the hasher on the way.
@@ -315,8 +331,12 @@ impl BackgroundHasher {
         drop(self.senders);
         let failed = |e: tokio::task::JoinError| Error::new(ErrorKind::Io, format!("hashing failed: {e}"));
         let (sha256, size) = self.sha256.await.map_err(failed)?;
-        let md5 = match self.md5 {
-            Some(handle) => Some(handle.await.map_err(failed)?.0),
+        let md5 = match self.etag {
+            Some(EtagSource::Computed(handle)) => Some(handle.await.map_err(failed)?.0),
+            Some(EtagSource::Told(told)) => Some(
+                told.await
+                    .map_err(|_| Error::new(ErrorKind::Io, "the ETag of the upload was not told"))?,
+            ),
             None => None,
         };
         Ok(Digests { sha256, md5, size })

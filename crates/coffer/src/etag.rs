@@ -115,15 +115,40 @@ impl Etag {
         while !self.hashing.is_empty() {
             self.collect_one();
         }
-        let mut of_parts = Md5::new();
-        for part in &self.parts {
-            of_parts.update(part);
-        }
-        (
-            format!("{}-{}", hex::encode(of_parts.finalize()), self.parts.len()),
-            self.size,
-        )
+        (of_part_md5s(&self.parts), self.size)
     }
+}
+
+/// The ETag of parts with these MD5s: the MD5 of the MD5s, `-`, their number.
+fn of_part_md5s(parts: &[[u8; 16]]) -> String {
+    let mut of_parts = Md5::new();
+    for part in parts {
+        of_parts.update(part);
+    }
+    format!("{}-{}", hex::encode(of_parts.finalize()), parts.len())
+}
+
+/// The ETag of content made of parts of these lengths and MD5s (hex), in
+/// order, when it can be told without reading the bytes: when the content is
+/// larger than [`SINGLE_PART_LIMIT`] and cut as an ETag cuts it (every part
+/// but the last of [`PART`] bytes), as the AWS CLI uploads by default.
+pub(crate) fn of_parts<'a>(parts: impl ExactSizeIterator<Item = (u64, &'a str)>) -> Option<String> {
+    let count = parts.len();
+    let mut total = 0u64;
+    let mut md5s = Vec::with_capacity(count);
+    for (i, (size, md5)) in parts.enumerate() {
+        let cut_as_ours = if i + 1 == count {
+            size > 0 && size <= PART
+        } else {
+            size == PART
+        };
+        if !cut_as_ours {
+            return None;
+        }
+        total += size;
+        md5s.push(<[u8; 16]>::try_from(hex::decode(md5).ok()?).ok()?);
+    }
+    (total > SINGLE_PART_LIMIT).then(|| of_part_md5s(&md5s))
 }
 
 #[cfg(test)]
@@ -172,5 +197,36 @@ mod tests {
         // The AWS CLI's multipart ETag of 100 MiB in 8 MiB parts has 13 parts.
         let data = vec![7u8; 100 << 20];
         assert!(etag(&data, 1 << 20).await.0.ends_with("-13"));
+    }
+
+    /// Parts' lengths and MD5s, cut at `cuts`.
+    fn parts_of(data: &[u8], cuts: &[usize]) -> Vec<(u64, String)> {
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain([&data.len()]) {
+            parts.push(((end - start) as u64, hex::encode(Md5::digest(&data[start..end]))));
+            start = end;
+        }
+        parts
+    }
+
+    #[test]
+    fn parts_cut_as_ours_tell_the_etag_and_others_do_not() {
+        let part = PART as usize;
+        let data: Vec<u8> = (0..9 * part + 1000).map(|i| (i % 253) as u8).collect();
+        let told = |cuts: &[usize]| {
+            let parts = parts_of(&data, cuts);
+            of_parts(parts.iter().map(|(size, md5)| (*size, md5.as_str())))
+        };
+        let ours: Vec<usize> = (1..=9).map(|i| i * part).collect();
+        assert_eq!(told(&ours), Some(expected(&data)));
+        // Parts of another size, or a last part larger than ours, tell nothing.
+        let fives: Vec<usize> = (1..=14).map(|i| i * (5 << 20)).collect();
+        assert_eq!(told(&fives), None);
+        assert_eq!(told(&ours[..8]), None);
+        // Nor do parts of content small enough for a plain MD5.
+        let small = &data[..3 * part];
+        let parts = parts_of(small, &[part, 2 * part]);
+        assert_eq!(of_parts(parts.iter().map(|(size, md5)| (*size, md5.as_str()))), None);
     }
 }

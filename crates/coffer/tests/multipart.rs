@@ -19,6 +19,7 @@ on_both_catalogs!(
     buckets_are_first_segments_or_made_empty,
     parts_sent_in_order_complete_as_sent,
     completions_other_than_the_parts_sent_still_complete,
+    large_uploads_have_the_etag_of_a_plain_put,
 );
 
 fn stream(bytes: Vec<u8>) -> coffer::body::ByteStream {
@@ -223,6 +224,43 @@ async fn completions_other_than_the_parts_sent_still_complete(fixture: Fixture) 
     let (_, read) = store.get_bytes("k/resent", None).await.unwrap();
     let expected = [&again[..], &parts[1][..], &parts[2][..]].concat();
     assert!(read[..] == expected[..], "the part sent last counts");
+    nothing_left_behind(store).await;
+}
+
+/// An object uploaded in the AWS CLI's 8 MiB parts, in order or not, has
+/// the ETag a plain put of the same bytes gives (told by the parts' MD5s).
+async fn large_uploads_have_the_etag_of_a_plain_put(fixture: Fixture) {
+    let store = &fixture.store;
+    let part = 8 << 20;
+    let parts: Vec<Vec<u8>> = (0..9).map(|i| pattern(part, i)).chain([pattern(1000, 9)]).collect();
+    let whole = parts.concat();
+    let plain = store
+        .put_bytes("k/plain", whole.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        plain.etag.as_deref().is_some_and(|etag| etag.ends_with("-10")),
+        "{plain:?}"
+    );
+
+    let upload = store
+        .start_multipart("k/in-order", &PutOptions::default())
+        .await
+        .unwrap();
+    let completed = upload_in_order(store, &upload.upload_id, &parts).await;
+    let in_order = store.complete_multipart(&upload.upload_id, &completed).await.unwrap();
+    let upload = store
+        .start_multipart("k/any-order", &PutOptions::default())
+        .await
+        .unwrap();
+    let completed = upload_all(store, &upload.upload_id, &parts).await;
+    let any_order = store.complete_multipart(&upload.upload_id, &completed).await.unwrap();
+    for version in [&in_order, &any_order] {
+        assert_eq!(version.etag, plain.etag, "{}", version.key);
+        assert_eq!(version.sha256, plain.sha256, "{}", version.key);
+        let (_, read) = store.get_bytes(version.key.as_str(), None).await.unwrap();
+        assert!(read[..] == whole[..], "{} reads back whole", version.key);
+    }
     nothing_left_behind(store).await;
 }
 

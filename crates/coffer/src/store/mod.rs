@@ -315,7 +315,20 @@ impl Store {
     /// backend and the catalog has committed the version. Identical content is
     /// stored once. On any error nothing is recorded.
     pub async fn put_stream(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectVersion> {
-        self.put_with(key, body, options, Durability::Now).await
+        self.put_with(key, body, options, Durability::Now, None).await
+    }
+
+    /// [`put_stream`](Self::put_stream) of a large body whose ETag is
+    /// `told` once it has ended instead of computed (a multipart upload's
+    /// parts know it).
+    pub(super) async fn put_stream_told_etag(
+        &self,
+        key: &str,
+        body: ByteStream,
+        options: PutOptions,
+        told: body::EtagLater,
+    ) -> Result<ObjectVersion> {
+        self.put_with(key, body, options, Durability::Now, Some(told)).await
     }
 
     /// [`put_stream`](Self::put_stream) for many puts at once: the bytes are
@@ -328,7 +341,7 @@ impl Store {
         body: ByteStream,
         options: PutOptions,
     ) -> Result<ObjectVersion> {
-        self.put_with(key, body, options, Durability::Deferred).await
+        self.put_with(key, body, options, Durability::Deferred, None).await
     }
 
     /// One put, its bytes durable `durability`: deferred ones by the shared sync.
@@ -338,8 +351,9 @@ impl Store {
         body: ByteStream,
         options: PutOptions,
         durability: Durability,
+        etag: Option<body::EtagLater>,
     ) -> Result<ObjectVersion> {
-        let mut prepared = self.prepare_put(key, body, options, durability).await?;
+        let mut prepared = self.prepare_put(key, body, options, durability, etag).await?;
         if durability == Durability::Deferred
             && prepared.wrote_to_backend()
             && let Err(e) = self.shared_sync.after_writes(self.backend.as_ref()).await

@@ -382,7 +382,7 @@ impl Store {
             ..PutOptions::default()
         };
         let body = body::reader_stream(reader);
-        self.prepare_put(&key, body, options, Durability::Deferred).await
+        self.prepare_put(&key, body, options, Durability::Deferred, None).await
     }
 
     /// Write the current version of every key under `options.prefix` (or the

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{PutOptions, Store};
 use crate::body::ByteStream;
-use crate::body::{self, BackgroundHasher, Digests};
+use crate::body::{self, BackgroundHasher, Digests, EtagLater};
 use crate::catalog::{NewVersion, ObjectVersion, Precondition, Repair, VersionContent};
 use crate::crypto::segments;
 use crate::crypto::{BlobKey, DataKey};
@@ -113,6 +113,7 @@ impl Store {
         body: ByteStream,
         options: PutOptions,
         durability: Durability,
+        etag: Option<EtagLater>,
     ) -> Result<Prepared> {
         let checked = self.check_put(key, &options).await?;
         // Before any byte is written: a store whose key is missing refuses.
@@ -141,7 +142,7 @@ impl Store {
                     None => None,
                 };
                 let key = sealing.as_ref().map(|(key, _)| key);
-                let digests = self.stage(&staging, body, options.progress.clone(), key).await?;
+                let digests = self.stage(&staging, body, options.progress.clone(), key, etag).await?;
                 (
                     digests,
                     Upload::Staged {
@@ -213,8 +214,12 @@ impl Store {
         body: ByteStream,
         progress: Option<Arc<dyn Progress>>,
         key: Option<&DataKey>,
+        etag: Option<EtagLater>,
     ) -> Result<Digests> {
-        let hasher = BackgroundHasher::spawn(true);
+        let hasher = match etag {
+            Some(told) => BackgroundHasher::spawn_told(told),
+            None => BackgroundHasher::spawn(true),
+        };
         let mut body = hasher.tap(body);
         if let Some(progress) = progress.clone() {
             progress.start(None);

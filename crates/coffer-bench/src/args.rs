@@ -84,6 +84,8 @@ pub struct Args {
     pub bundle_rounds: usize,
     /// Run the server group instead of the default groups.
     pub serve: bool,
+    /// Rounds of the server group's transfers (the order of the two endpoints alternates).
+    pub serve_rounds: usize,
 }
 
 impl Args {
@@ -148,6 +150,7 @@ impl Args {
             bundles,
             bundle_rounds: if quick { 1 } else { 3 },
             serve,
+            serve_rounds: if quick { 1 } else { 3 },
         };
         if [versions, catalog, hooks, s3, encryption, hot, bundles, serve]
             .into_iter()

@@ -273,6 +273,7 @@ fn run_bench(args: &args::Args) -> Result<()> {
             let sizes = serve::Sizes {
                 large_mib: args.size_mib,
                 files: args.s3_scale.0,
+                rounds: args.serve_rounds,
             };
             let figures = serve::run(&coffer, work.path(), sizes)?;
             serve::print(&system, &figures);

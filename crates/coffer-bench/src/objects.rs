@@ -160,13 +160,13 @@ pub(crate) fn aws(bin: &Path, endpoint: &Endpoint<'_>, args: &[&str]) -> Result<
 
 /// `count` files of 1 MiB of pseudo-random bytes under `dir`, 100 to a
 /// subdirectory.
-pub(crate) fn write_files(dir: &Path, count: usize) -> Result<()> {
+pub(crate) fn write_files(dir: &Path, count: usize, seed: u64) -> Result<()> {
     for i in 0..count {
         std::fs::create_dir_all(dir.join(format!("f{:04}", i / 100)))?;
         data::write_random_file(
             &dir.join(format!("f{:04}/{i:05}.bin", i / 100)),
             1 << 20,
-            100 + i as u64,
+            seed + 100 + i as u64,
         )?;
     }
     Ok(())
@@ -210,7 +210,7 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ObjectsFigures> {
     let large = work.join("large.bin");
     data::write_random_file(&large, sizes.large_mib << 20, 11)?;
     let files = work.join("files");
-    write_files(&files, sizes.files)?;
+    write_files(&files, sizes.files, 0)?;
     let back = |name: &str| work.join("back").join(name);
     std::fs::create_dir_all(work.join("back"))?;
     let files_s = files.to_str().context("work path is not UTF-8")?;

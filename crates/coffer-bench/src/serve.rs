@@ -13,6 +13,12 @@
 //!   more, p99 under 10 ms.
 //! - The server's peak RSS (`VmHWM` of its process) after the large object
 //!   went up and came back. Target: under 128 MiB.
+//!
+//! The transfers run in rounds (3; `--quick`: 1), the two endpoints in
+//! turn, the first of them alternating; each round copies bytes of its own
+//! (both stores keep content once, so a second copy of the same bytes would
+//! be cheap), the disk is synced before each copy, and each row is the
+//! median of the rounds.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -32,6 +38,8 @@ pub struct Sizes {
     pub large_mib: u64,
     /// Objects of 1 MiB.
     pub files: usize,
+    /// Rounds of the transfers.
+    pub rounds: usize,
 }
 
 /// One endpoint's transfers.
@@ -123,17 +131,31 @@ impl Drop for Server {
     }
 }
 
-/// Copy the large object and the files up to `bucket` at `endpoint` and
-/// back, checking what comes back.
-fn transfers(aws_bin: &Path, endpoint: &Endpoint<'_>, bucket: &str, work: &Path, count: usize) -> Result<Transfers> {
+/// Copy the large object and the files up to `bucket` at `endpoint` (under
+/// `round/`) and back, checking what comes back; each copy starts with the
+/// disk synced.
+fn transfers(
+    aws_bin: &Path,
+    endpoint: &Endpoint<'_>,
+    bucket: &str,
+    round: usize,
+    work: &Path,
+    count: usize,
+) -> Result<Transfers> {
     let tag = endpoint.region;
     let (large, files) = (work.join("large.bin"), work.join("files"));
     let back = work.join("back").join(tag);
+    if back.exists() {
+        crate::versions::remove_dir(&back)?;
+    }
     std::fs::create_dir_all(&back)?;
-    let run = |args: &[&str]| aws(aws_bin, endpoint, args);
+    let run = |args: &[&str]| {
+        crate::versions::sync_all()?;
+        aws(aws_bin, endpoint, args)
+    };
     let large_back = back.join("large.bin");
     let files_back = back.join("files");
-    let target = |path: &str| format!("s3://{bucket}/{path}");
+    let target = |path: &str| format!("s3://{bucket}/r{round}/{path}");
     let put_large = run(&[
         "s3",
         "cp",
@@ -182,12 +204,6 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ServeFigures> {
     }
     let aws_bin = client("aws")?;
     let wrk = client("wrk")?;
-    eprintln!(
-        "writing the {} MiB object and {} objects of 1 MiB",
-        sizes.large_mib, sizes.files
-    );
-    data::write_random_file(&work.join("large.bin"), sizes.large_mib << 20, 11)?;
-    write_files(&work.join("files"), sizes.files)?;
 
     let config = work.join("coffer.toml");
     std::fs::write(
@@ -241,11 +257,43 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ServeFigures> {
         &["s3", "mb", &format!("s3://{garage_bucket}")],
     )?;
 
-    eprintln!("aws s3 to coffer serve: large put/get, files put/get");
-    let coffer_transfers = transfers(&aws_bin, &coffer_endpoint, &coffer_bucket, work, sizes.files)?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..sizes.rounds {
+        eprintln!(
+            "round {} of {}: writing the {} MiB object and {} objects of 1 MiB",
+            round + 1,
+            sizes.rounds,
+            sizes.large_mib,
+            sizes.files
+        );
+        let seed = (round * (sizes.files + 1)) as u64;
+        data::write_random_file(&work.join("large.bin"), sizes.large_mib << 20, 11 + seed)?;
+        write_files(&work.join("files"), sizes.files, seed)?;
+        for coffer_now in [round % 2 == 0, round % 2 == 1] {
+            if coffer_now {
+                eprintln!("aws s3 to coffer serve: large put/get, files put/get");
+                ours.push(transfers(
+                    &aws_bin,
+                    &coffer_endpoint,
+                    &coffer_bucket,
+                    round,
+                    work,
+                    sizes.files,
+                )?);
+            } else {
+                eprintln!("aws s3 to Garage: large put/get, files put/get");
+                theirs.push(transfers(
+                    &aws_bin,
+                    &garage_endpoint,
+                    &garage_bucket,
+                    round,
+                    work,
+                    sizes.files,
+                )?);
+            }
+        }
+    }
     let server_peak_rss_mib = server.peak_rss_mib()?;
-    eprintln!("aws s3 to Garage: large put/get, files put/get");
-    let garage_transfers = transfers(&aws_bin, &garage_endpoint, &garage_bucket, work, sizes.files)?;
 
     eprintln!("wrk: small GETs through the REST API");
     let small = work.join("small.bin");
@@ -263,11 +311,26 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ServeFigures> {
     }
     Ok(ServeFigures {
         sizes,
-        coffer: coffer_transfers,
-        garage: garage_transfers,
+        coffer: median(&ours),
+        garage: median(&theirs),
         small_gets: parse_wrk(&report)?,
         server_peak_rss_mib,
     })
+}
+
+/// Each transfer's median over the rounds.
+fn median(rounds: &[Transfers]) -> Transfers {
+    let of = |pick: fn(&Transfers) -> ChildRun| {
+        let mut runs: Vec<ChildRun> = rounds.iter().map(pick).collect();
+        runs.sort_by_key(|run| run.wall);
+        runs[runs.len() / 2]
+    };
+    Transfers {
+        put_large: of(|t| t.put_large),
+        get_large: of(|t| t.get_large),
+        put_files: of(|t| t.put_files),
+        get_files: of(|t| t.get_files),
+    }
 }
 
 /// Requests/s and the 99th percentile from wrk's `--latency` report.
@@ -306,8 +369,8 @@ pub fn print(system: &crate::system::System, figures: &ServeFigures) {
     let sizes = figures.sizes;
     println!();
     println!(
-        "coffer bench, server group: the AWS CLI against coffer serve (local disk) and against Garage, on {} ({} cores)",
-        system.disk, system.cores
+        "coffer bench, server group: the AWS CLI against coffer serve (local disk) and against Garage, on {} ({} cores); medians of {} rounds",
+        system.disk, system.cores, sizes.rounds
     );
     println!("{:<34}{:>22}{:>22}{:>10}", "", "coffer serve", "Garage", "ratio");
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };

@@ -270,26 +270,22 @@ pub fn run(coffer: &Path, work: &Path, sizes: Sizes) -> Result<ServeFigures> {
         data::write_random_file(&work.join("large.bin"), sizes.large_mib << 20, 11 + seed)?;
         write_files(&work.join("files"), sizes.files, seed)?;
         for coffer_now in [round % 2 == 0, round % 2 == 1] {
-            if coffer_now {
-                eprintln!("aws s3 to coffer serve: large put/get, files put/get");
-                ours.push(transfers(
-                    &aws_bin,
-                    &coffer_endpoint,
-                    &coffer_bucket,
-                    round,
-                    work,
-                    sizes.files,
-                )?);
-            } else {
-                eprintln!("aws s3 to Garage: large put/get, files put/get");
-                theirs.push(transfers(
-                    &aws_bin,
-                    &garage_endpoint,
-                    &garage_bucket,
-                    round,
-                    work,
-                    sizes.files,
-                )?);
+            let (name, endpoint, bucket) = match coffer_now {
+                true => ("coffer serve", &coffer_endpoint, &coffer_bucket),
+                false => ("Garage", &garage_endpoint, &garage_bucket),
+            };
+            eprintln!("aws s3 to {name}: large put/get, files put/get");
+            let done = transfers(&aws_bin, endpoint, bucket, round, work, sizes.files)?;
+            eprintln!(
+                "  large put {:.2} s, get {:.2} s; files put {:.2} s, get {:.2} s",
+                done.put_large.wall.as_secs_f64(),
+                done.get_large.wall.as_secs_f64(),
+                done.put_files.wall.as_secs_f64(),
+                done.get_files.wall.as_secs_f64()
+            );
+            match coffer_now {
+                true => ours.push(done),
+                false => theirs.push(done),
             }
         }
     }

@@ -3,6 +3,7 @@
 //! the backend, sealed in an encrypted store; completing the upload streams
 //! the chosen parts, in order, through an ordinary put, so the version is
 //! hashed, stored once by content, audited and announced like any other.
+//! Usually most of them went into that put while they arrived (`assembly`).
 
 use std::sync::{Arc, Mutex};
 

@@ -24,10 +24,9 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Store;
-use super::options::PutOptions;
-use crate::body::{self, ByteStream};
+use super::multipart::{told_etag, version_options};
+use crate::body::ByteStream;
 use crate::catalog::{MultipartUpload, ObjectVersion, UploadedPart};
-use crate::crypto::BlobKey;
 use crate::error::{Error, ErrorKind, Result};
 use crate::etag;
 
@@ -144,12 +143,7 @@ impl Assemblies {
 /// the put's ETag is told by the parts at completion instead of computed.
 async fn assemble(store: Store, upload: MultipartUpload, told: bool, mut commands: mpsc::UnboundedReceiver<Command>) {
     let (feed, fed_body) = mpsc::channel(FEED_QUEUE);
-    let options = PutOptions {
-        content_type: upload.content_type.clone(),
-        metadata: upload.metadata.clone(),
-        ..PutOptions::default()
-    };
-    let (mut tell_etag, told_etag) = match told {
+    let (mut tell_etag, etag_later) = match told {
         true => {
             let (tell, etag) = oneshot::channel::<String>();
             (Some(tell), Some(etag))
@@ -160,12 +154,8 @@ async fn assemble(store: Store, upload: MultipartUpload, told: bool, mut command
         let store = store.clone();
         let key = upload.key.clone();
         let body = body_of(fed_body);
-        tokio::spawn(async move {
-            match told_etag {
-                Some(etag) => store.put_stream_told_etag(&key, body, options, etag).await,
-                None => store.put_stream(&key, body, options).await,
-            }
-        })
+        let options = version_options(&upload);
+        tokio::spawn(async move { store.put_stream_with_etag(&key, body, options, etag_later).await })
     };
     let deadline = tokio::time::Instant::now() + MAX_AGE;
     let mut fed: Vec<UploadedPart> = Vec::new();
@@ -198,8 +188,7 @@ async fn assemble(store: Store, upload: MultipartUpload, told: bool, mut command
                 let matches = actor == store.actor && begins_with(&chosen, &fed);
                 let etag_told = match tell_etag.take() {
                     None => true,
-                    Some(tell) => etag::of_parts(chosen.iter().map(|part| (part.size, part.etag.as_str())))
-                        .is_some_and(|etag| tell.send(etag).is_ok()),
+                    Some(tell) => told_etag(&chosen).is_some_and(|etag| tell.send(etag).is_ok()),
                 };
                 let finished = match matches && etag_told {
                     true => finish(&store, feed, put, &chosen[fed.len()..]).await,
@@ -257,12 +246,7 @@ async fn finish(
 /// Read `parts` back from the backend, in order, into the put's body.
 async fn feed_parts(store: &Store, feed: &mpsc::Sender<Feed>, parts: &[UploadedPart]) -> Result<()> {
     for part in parts {
-        let what = format!("part {} of upload {}", part.part_number, part.path);
-        let key = part.data_key.as_deref().map(BlobKey::from_text).transpose()?;
-        let stream = store
-            .read_content(&part.path, part.size, key.as_ref(), None, &what)
-            .await?;
-        let mut stream = body::check_length(stream, part.size, what);
+        let mut stream = store.read_part(part).await?;
         while let Some(chunk) = stream.next().await {
             if feed.send(Feed::Bytes(chunk?)).await.is_err() {
                 return Err(Error::new(ErrorKind::Io, "the upload's put stopped"));

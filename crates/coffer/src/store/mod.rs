@@ -318,17 +318,17 @@ impl Store {
         self.put_with(key, body, options, Durability::Now, None).await
     }
 
-    /// [`put_stream`](Self::put_stream) of a large body whose ETag is
-    /// `told` once it has ended instead of computed (a multipart upload's
+    /// [`put_stream`](Self::put_stream); with `told`, a large body's ETag
+    /// is told once it has ended instead of computed (a multipart upload's
     /// parts know it).
-    pub(super) async fn put_stream_told_etag(
+    pub(super) async fn put_stream_with_etag(
         &self,
         key: &str,
         body: ByteStream,
         options: PutOptions,
-        told: body::EtagLater,
+        told: Option<body::EtagLater>,
     ) -> Result<ObjectVersion> {
-        self.put_with(key, body, options, Durability::Now, Some(told)).await
+        self.put_with(key, body, options, Durability::Now, told).await
     }
 
     /// [`put_stream`](Self::put_stream) for many puts at once: the bytes are

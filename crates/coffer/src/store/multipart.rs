@@ -171,36 +171,23 @@ impl Store {
             self.end_multipart(upload_id, &staged).await?;
             return Ok(version);
         }
-        let etag = etag::of_parts(chosen.iter().map(|part| (part.size, part.etag.as_str())));
+        // Parts cut as the ETag's tell it: no need to hash the whole with MD5 again.
+        let told = told_etag(&chosen).map(|etag| {
+            let (tell, told) = tokio::sync::oneshot::channel();
+            let _ = tell.send(etag);
+            told
+        });
         let store = self.clone();
         let body = futures::stream::iter(chosen)
             .then(move |part| {
                 let store = store.clone();
-                async move {
-                    let what = format!("part {} of upload {}", part.part_number, part.path);
-                    let key = part.data_key.as_deref().map(BlobKey::from_text).transpose()?;
-                    let stream = store
-                        .read_content(&part.path, part.size, key.as_ref(), None, &what)
-                        .await?;
-                    Ok::<_, Error>(body::check_length(stream, part.size, what))
-                }
+                async move { store.read_part(&part).await }
             })
             .try_flatten()
             .boxed();
-        let options = PutOptions {
-            content_type: upload.content_type.clone(),
-            metadata: upload.metadata.clone(),
-            ..PutOptions::default()
-        };
-        let version = match etag {
-            // The parts' MD5s are the ETag's: no need to hash the whole again.
-            Some(etag) => {
-                let (tell, told) = tokio::sync::oneshot::channel();
-                let _ = tell.send(etag);
-                self.put_stream_told_etag(&upload.key, body, options, told).await?
-            }
-            None => self.put_stream(&upload.key, body, options).await?,
-        };
+        let version = self
+            .put_stream_with_etag(&upload.key, body, version_options(&upload), told)
+            .await?;
         self.end_multipart(upload_id, &staged).await?;
         Ok(version)
     }
@@ -224,6 +211,16 @@ impl Store {
         Ok(())
     }
 
+    /// The bytes of a staged part, its length checked.
+    pub(super) async fn read_part(&self, part: &UploadedPart) -> Result<ByteStream> {
+        let what = format!("part {} of upload {}", part.part_number, part.path);
+        let key = part.data_key.as_deref().map(BlobKey::from_text).transpose()?;
+        let stream = self
+            .read_content(&part.path, part.size, key.as_ref(), None, &what)
+            .await?;
+        Ok(body::check_length(stream, part.size, what))
+    }
+
     /// Remove staged parts no row names; one left behind is an orphan that
     /// `verify --repair` removes.
     async fn remove_staged(&self, paths: &[String]) {
@@ -231,6 +228,20 @@ impl Store {
             let _ = self.backend.delete(path).await;
         }
     }
+}
+
+/// The options of the version an upload makes.
+pub(super) fn version_options(upload: &MultipartUpload) -> PutOptions {
+    PutOptions {
+        content_type: upload.content_type.clone(),
+        metadata: upload.metadata.clone(),
+        ..PutOptions::default()
+    }
+}
+
+/// The ETag of the content `parts` make, when their MD5s tell it ([`etag::of_parts`]).
+pub(super) fn told_etag(parts: &[UploadedPart]) -> Option<String> {
+    etag::of_parts(parts.iter().map(|part| (part.size, part.etag.as_str())))
 }
 
 fn no_upload(upload_id: &str) -> Error {
